@@ -1,0 +1,241 @@
+//! Run metadata from the CI environment, the local git checkout, or flags.
+//!
+//! Everything here takes the environment as a lookup function so tests can fake a runner
+//! without touching the process environment.
+
+use std::path::Path;
+use std::process::Command;
+
+use omen_core::run::RunMeta;
+
+/// Where the metadata came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// GitHub Actions variables.
+    GitHub,
+    /// GitLab CI variables.
+    GitLab,
+    /// The local git checkout.
+    Git,
+    /// Nothing was detected; only flags (if any) say anything.
+    Flags,
+}
+
+impl Source {
+    /// Lowercase name for the JSON report.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::GitHub => "github",
+            Source::GitLab => "gitlab",
+            Source::Git => "git",
+            Source::Flags => "flags",
+        }
+    }
+}
+
+/// Detect run metadata from CI variables (`env`), falling back to git in `cwd`.
+/// `now` fills the timestamp; flags are applied by the caller afterwards.
+pub fn detect(env: &dyn Fn(&str) -> Option<String>, cwd: &Path, now: i64) -> (RunMeta, Source) {
+    let var = |k: &str| env(k).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+    if var("GITHUB_ACTIONS").as_deref() == Some("true") || var("GITHUB_RUN_ID").is_some() {
+        let event = var("GITHUB_EVENT_PATH")
+            .and_then(|p| std::fs::read_to_string(p).ok())
+            .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok());
+        let default_branch = event
+            .as_ref()
+            .and_then(|e| e.pointer("/repository/default_branch"))
+            .and_then(|v| v.as_str())
+            .map(str::to_owned);
+        let pull_request = var("GITHUB_EVENT_NAME")
+            .filter(|name| name.starts_with("pull_request"))
+            .and_then(|_| event.as_ref()?.pointer("/pull_request/number")?.as_u64());
+        let meta = RunMeta {
+            commit: var("GITHUB_SHA"),
+            // On pull requests GITHUB_REF_NAME is `<n>/merge`; the head branch is GITHUB_HEAD_REF.
+            branch: var("GITHUB_HEAD_REF").or_else(|| var("GITHUB_REF_NAME")),
+            default_branch,
+            run_id: var("GITHUB_RUN_ID"),
+            attempt: var("GITHUB_RUN_ATTEMPT").and_then(|a| a.parse().ok()).unwrap_or(1),
+            job: var("GITHUB_JOB"),
+            pull_request,
+            at: now,
+        };
+        return (meta, Source::GitHub);
+    }
+    if var("GITLAB_CI").as_deref() == Some("true") || var("CI_PIPELINE_ID").is_some() {
+        let meta = RunMeta {
+            commit: var("CI_COMMIT_SHA"),
+            branch: var("CI_MERGE_REQUEST_SOURCE_BRANCH_NAME").or_else(|| var("CI_COMMIT_REF_NAME")),
+            default_branch: var("CI_DEFAULT_BRANCH"),
+            run_id: var("CI_PIPELINE_ID"),
+            // GitLab has no attempt counter: a retried job gets a new CI_JOB_ID, kept in the job.
+            attempt: 1,
+            job: match (var("CI_JOB_NAME"), var("CI_JOB_ID")) {
+                (Some(name), Some(id)) => Some(format!("{name}#{id}")),
+                (name, id) => name.or(id),
+            },
+            pull_request: var("CI_MERGE_REQUEST_IID").and_then(|n| n.parse().ok()),
+            at: now,
+        };
+        return (meta, Source::GitLab);
+    }
+    let git = |args: &[&str]| -> Option<String> {
+        let out = Command::new("git").args(args).current_dir(cwd).output().ok()?;
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+            .filter(|s| !s.is_empty())
+    };
+    match git(&["rev-parse", "HEAD"]) {
+        Some(commit) => {
+            let branch = git(&["rev-parse", "--abbrev-ref", "HEAD"]).filter(|b| b != "HEAD");
+            let default_branch = git(&["symbolic-ref", "--short", "refs/remotes/origin/HEAD"])
+                .map(|r| r.trim_start_matches("origin/").to_owned())
+                .or_else(|| {
+                    ["main", "master"]
+                        .into_iter()
+                        .find(|b| git(&["rev-parse", "--verify", "--quiet", &format!("refs/heads/{b}")]).is_some())
+                        .map(str::to_owned)
+                });
+            let meta = RunMeta {
+                commit: Some(commit),
+                branch,
+                default_branch,
+                attempt: 1,
+                at: now,
+                ..RunMeta::default()
+            };
+            (meta, Source::Git)
+        }
+        None => (
+            RunMeta {
+                attempt: 1,
+                at: now,
+                ..RunMeta::default()
+            },
+            Source::Flags,
+        ),
+    }
+}
+
+/// Checkout roots to strip from report paths: the CI workspace, then the git top level.
+pub fn roots(env: &dyn Fn(&str) -> Option<String>, cwd: &Path) -> Vec<String> {
+    let mut roots: Vec<String> = ["GITHUB_WORKSPACE", "CI_PROJECT_DIR"]
+        .iter()
+        .filter_map(|k| env(k))
+        .filter(|v| !v.trim().is_empty())
+        .collect();
+    if let Ok(out) = Command::new("git")
+        .args(["rev-parse", "--show-toplevel"])
+        .current_dir(cwd)
+        .output()
+    {
+        if out.status.success() {
+            roots.push(String::from_utf8_lossy(&out.stdout).trim().to_owned());
+        }
+    }
+    roots.push(cwd.display().to_string());
+    roots
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn with(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> =
+            vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn github_pull_request() {
+        let dir = tempfile::tempdir().unwrap();
+        let event = dir.path().join("event.json");
+        std::fs::write(
+            &event,
+            r#"{"pull_request":{"number":42},"repository":{"default_branch":"trunk"}}"#,
+        )
+        .unwrap();
+        let env = with(&[
+            ("GITHUB_ACTIONS", "true"),
+            ("GITHUB_SHA", "abc"),
+            ("GITHUB_REF_NAME", "42/merge"),
+            ("GITHUB_HEAD_REF", "feature"),
+            ("GITHUB_RUN_ID", "7"),
+            ("GITHUB_RUN_ATTEMPT", "2"),
+            ("GITHUB_JOB", "test"),
+            ("GITHUB_EVENT_NAME", "pull_request"),
+            ("GITHUB_EVENT_PATH", event.to_str().unwrap()),
+        ]);
+        let (meta, source) = detect(&env, dir.path(), 5);
+        assert_eq!(source, Source::GitHub);
+        assert_eq!(meta.branch.as_deref(), Some("feature"));
+        assert_eq!(meta.default_branch.as_deref(), Some("trunk"));
+        assert_eq!((meta.attempt, meta.pull_request), (2, Some(42)));
+        assert!(!meta.is_default_branch());
+    }
+
+    #[test]
+    fn github_push_to_default_branch() {
+        let dir = tempfile::tempdir().unwrap();
+        let event = dir.path().join("event.json");
+        std::fs::write(&event, r#"{"repository":{"default_branch":"main"}}"#).unwrap();
+        let env = with(&[
+            ("GITHUB_ACTIONS", "true"),
+            ("GITHUB_REF_NAME", "main"),
+            ("GITHUB_HEAD_REF", ""),
+            ("GITHUB_EVENT_NAME", "push"),
+            ("GITHUB_EVENT_PATH", event.to_str().unwrap()),
+        ]);
+        let (meta, _) = detect(&env, dir.path(), 5);
+        assert!(meta.is_default_branch());
+        assert_eq!(meta.attempt, 1);
+    }
+
+    #[test]
+    fn gitlab_merge_request() {
+        let env = with(&[
+            ("GITLAB_CI", "true"),
+            ("CI_COMMIT_SHA", "def"),
+            ("CI_COMMIT_REF_NAME", "feature"),
+            ("CI_DEFAULT_BRANCH", "main"),
+            ("CI_PIPELINE_ID", "99"),
+            ("CI_JOB_NAME", "rspec"),
+            ("CI_JOB_ID", "1234"),
+            ("CI_MERGE_REQUEST_IID", "3"),
+        ]);
+        let (meta, source) = detect(&env, Path::new("/"), 5);
+        assert_eq!(source, Source::GitLab);
+        assert_eq!(meta.run_id.as_deref(), Some("99"));
+        assert_eq!(meta.job.as_deref(), Some("rspec#1234"));
+        assert_eq!(meta.pull_request, Some(3));
+        assert!(!meta.is_default_branch());
+    }
+
+    #[test]
+    fn local_git_checkout() {
+        let dir = tempfile::tempdir().unwrap();
+        let git = |args: &[&str]| {
+            let ok = Command::new("git")
+                .args(args)
+                .current_dir(dir.path())
+                .env("GIT_AUTHOR_NAME", "t")
+                .env("GIT_AUTHOR_EMAIL", "t@example.com")
+                .env("GIT_COMMITTER_NAME", "t")
+                .env("GIT_COMMITTER_EMAIL", "t@example.com")
+                .status()
+                .unwrap()
+                .success();
+            assert!(ok, "git {args:?}");
+        };
+        git(&["init", "-q", "-b", "main"]);
+        git(&["commit", "-q", "--allow-empty", "-m", "x"]);
+        let (meta, source) = detect(&with(&[]), dir.path(), 5);
+        assert_eq!(source, Source::Git);
+        assert_eq!(meta.commit.as_ref().map(String::len), Some(40));
+        assert!(meta.is_default_branch(), "{meta:?}");
+    }
+}

@@ -1,0 +1,161 @@
+//! The `omen` command line. `main.rs` only parses arguments and maps the result to an exit code.
+//!
+//! Error policy: Omen's own trouble (an unusable report, an unwritable database) is a warning and
+//! exit code 0, so Omen never breaks a build by itself; `--strict` turns it into exit code 3.
+//! Usage errors exit 2, tripped gates 1 (see `omen_metadata::exit_code`).
+
+pub mod ci_env;
+pub mod discover;
+pub mod ingest;
+pub mod merge;
+pub mod output;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use omen_core::run::RunMeta;
+use omen_metadata::exit_code;
+
+/// Omen learns from every CI run: flaky tests, quarantine, deploy risk.
+#[derive(Debug, Parser)]
+#[command(name = "omen", version, about, max_term_width = 100)]
+pub struct Cli {
+    /// The command to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Omen's commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Read JUnit XML reports and store the run in the history database.
+    Ingest(ingest::IngestArgs),
+    /// Merge history databases written by parallel shards or matrix jobs.
+    Merge(merge::MergeArgs),
+}
+
+/// Output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// Readable text.
+    Text,
+    /// One JSON object.
+    Json,
+}
+
+/// Run metadata flags; each overrides what the CI environment or git says.
+#[derive(Debug, Default, clap::Args)]
+pub struct RunArgs {
+    /// Commit SHA under test.
+    #[arg(long, value_name = "SHA")]
+    pub commit: Option<String>,
+    /// Branch name (for a pull request, its head branch).
+    #[arg(long, value_name = "NAME")]
+    pub branch: Option<String>,
+    /// The repository's default branch; only its runs feed flakiness evidence.
+    #[arg(long, value_name = "NAME")]
+    pub default_branch: Option<String>,
+    /// CI run or pipeline id.
+    #[arg(long, value_name = "ID")]
+    pub run_id: Option<String>,
+    /// Attempt number of the run.
+    #[arg(long, value_name = "N")]
+    pub attempt: Option<u32>,
+    /// Job name.
+    #[arg(long, value_name = "NAME")]
+    pub job: Option<String>,
+    /// Pull/merge request number, when the run is for one.
+    #[arg(long, value_name = "N")]
+    pub pull_request: Option<u64>,
+    /// When the run happened (RFC 3339, e.g. 2026-05-01T12:00:00Z).
+    #[arg(long, value_name = "RFC3339")]
+    pub timestamp: Option<String>,
+}
+
+impl RunArgs {
+    /// Apply the flags that were given on top of `meta`.
+    pub fn apply(&self, meta: &mut RunMeta) -> anyhow::Result<()> {
+        let set = |field: &mut Option<String>, value: &Option<String>| {
+            if let Some(v) = value {
+                *field = Some(v.clone());
+            }
+        };
+        set(&mut meta.commit, &self.commit);
+        set(&mut meta.branch, &self.branch);
+        set(&mut meta.default_branch, &self.default_branch);
+        set(&mut meta.run_id, &self.run_id);
+        set(&mut meta.job, &self.job);
+        if let Some(a) = self.attempt {
+            meta.attempt = a;
+        }
+        if self.pull_request.is_some() {
+            meta.pull_request = self.pull_request;
+        }
+        if let Some(ts) = &self.timestamp {
+            meta.at = parse_time(ts)?;
+        }
+        Ok(())
+    }
+}
+
+/// How a command ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Outcome {
+    /// The process exit code.
+    pub code: i32,
+}
+
+impl Outcome {
+    /// Success.
+    pub const OK: Outcome = Outcome { code: exit_code::OK };
+
+    /// Exit 0, or 3 when there was trouble and `--strict` was given.
+    pub fn with_trouble(trouble: bool, strict: bool) -> Outcome {
+        Outcome {
+            code: if trouble && strict {
+                exit_code::OMEN_FAILURE
+            } else {
+                exit_code::OK
+            },
+        }
+    }
+}
+
+/// Run a parsed command line.
+pub fn run(cli: &Cli) -> anyhow::Result<Outcome> {
+    match &cli.command {
+        Command::Ingest(args) => ingest::run(args),
+        Command::Merge(args) => merge::run(args),
+    }
+}
+
+/// Whether the command asked for strict mode (decides the exit code of a top-level error).
+pub fn is_strict(cli: &Cli) -> bool {
+    match &cli.command {
+        Command::Ingest(args) => args.strict,
+        Command::Merge(args) => args.strict,
+    }
+}
+
+/// Current time, unix seconds. The one clock read of the binary.
+pub fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() as i64)
+}
+
+/// Parse an RFC 3339 timestamp to unix seconds.
+pub fn parse_time(text: &str) -> anyhow::Result<i64> {
+    let t = humantime::parse_rfc3339_weak(text.trim())
+        .with_context(|| format!("`{text}` is not an RFC 3339 timestamp (e.g. 2026-05-01T12:00:00Z)"))?;
+    let secs = t
+        .duration_since(std::time::UNIX_EPOCH)
+        .with_context(|| format!("`{text}` is before 1970"))?
+        .as_secs();
+    Ok(secs as i64)
+}
+
+/// Format unix seconds as RFC 3339 (UTC, seconds precision).
+pub fn format_time(secs: i64) -> String {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs.max(0) as u64);
+    humantime::format_rfc3339_seconds(t).to_string()
+}

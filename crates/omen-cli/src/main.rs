@@ -1,0 +1,38 @@
+//! The `omen` binary: parse arguments, run, map the outcome to an exit code.
+
+use clap::Parser;
+use omen_cli::{Cli, is_strict, run};
+use omen_metadata::exit_code;
+
+fn main() {
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .with_target(false)
+        .without_time()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .init();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => {
+            let _ = err.print();
+            std::process::exit(if err.use_stderr() { exit_code::USAGE } else { exit_code::OK });
+        }
+    };
+    let code = match run(&cli) {
+        Ok(outcome) => outcome.code,
+        Err(err) => {
+            tracing::error!("{err:#}");
+            if is_strict(&cli) {
+                exit_code::OMEN_FAILURE
+            } else {
+                tracing::warn!("continuing with exit code 0: Omen's own trouble never fails the build (use --strict to change that)");
+                exit_code::OK
+            }
+        }
+    };
+    std::process::exit(code);
+}

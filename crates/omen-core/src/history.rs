@@ -1,0 +1,448 @@
+//! Per-test history: a small fixed-size summary updated once per result.
+//!
+//! Models read this summary instead of the raw results, so scoring a test costs the same after
+//! ten runs or ten thousand. It is stored as a compact versioned byte string ([`TestHistory::encode`]).
+//!
+//! Only results from the default branch feed the flakiness evidence: a failure on a PR branch is
+//! most likely caused by the PR, and a PR must never be able to talk a test into quarantine.
+
+use crate::codec::{Cursor, DecodeError, put_f32, put_i64, put_u64};
+use crate::report::Outcome;
+
+/// Number of recent default-branch outcomes kept in [`TestHistory::window`].
+pub const WINDOW: u8 = 128;
+/// Number of recent same-commit flake events whose time is kept.
+pub const FLAKE_TIMES: usize = 8;
+/// Number of distinct failure signatures remembered from flake events.
+pub const FLAKE_SIGNATURES: usize = 4;
+
+const FORMAT_VERSION: u8 = 1;
+
+/// One result as the history sees it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Observation {
+    /// Final outcome in the run.
+    pub outcome: Outcome,
+    /// The test both passed and failed within the run.
+    pub mixed: bool,
+    /// The run is on the default branch.
+    pub default_branch: bool,
+    /// [`crate::hash::commit_hash`] of the commit under test.
+    pub commit: u64,
+    /// When the run happened, unix seconds.
+    pub at: i64,
+    /// Opaque id of the run (the store's run number).
+    pub run: u64,
+    /// Duration of the last attempt.
+    pub duration_ms: Option<u32>,
+    /// [`failure_signature`] of the failure, when there was one.
+    pub failure_signature: Option<u32>,
+    /// The run failed as a whole (an outage): failures in it are not evidence of anything.
+    pub outage: bool,
+}
+
+/// The summary of everything Omen has seen of one test.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct TestHistory {
+    /// First time seen, unix seconds (any branch).
+    pub first_seen: i64,
+    /// Last time seen, unix seconds (any branch).
+    pub last_seen: i64,
+    /// Results seen on any branch, skips excluded.
+    pub runs: u32,
+    /// Failed results on any branch.
+    pub failures: u32,
+    /// Default-branch results counted as evidence (skips and outage failures excluded).
+    pub db_runs: u32,
+    /// Default-branch failures counted as evidence.
+    pub db_failures: u32,
+    /// Last [`WINDOW`] default-branch outcomes, newest in bit 0; a set bit is a failure.
+    pub window: u128,
+    /// How many bits of `window` are filled.
+    pub window_len: u8,
+    /// Consecutive default-branch failures up to now.
+    pub fail_streak: u32,
+    /// Run id of the first failure of the current streak.
+    pub streak_run: u64,
+    /// Time of the first failure of the current streak.
+    pub streak_at: i64,
+    /// Default-branch passes since the last default-branch failure.
+    pub clean_runs: u32,
+    /// Time of the last default-branch failure (0 if none).
+    pub last_failure_at: i64,
+    /// Commit of the latest default-branch result.
+    pub last_commit: u64,
+    /// Outcomes seen on `last_commit`: bit 0 passed, bit 1 failed.
+    pub last_commit_outcomes: u8,
+    /// Times the same commit both passed and failed (retry in a run, or a re-run).
+    pub flake_events: u32,
+    /// Times of the latest flake events, newest first (0 = empty slot).
+    pub flake_times: [i64; FLAKE_TIMES],
+    /// Failure signatures seen in flake events, newest first (0 = empty slot).
+    pub flake_signatures: [u32; FLAKE_SIGNATURES],
+    /// Failures not counted because their run was an outage.
+    pub outage_failures: u32,
+    /// Passing durations counted in `duration_mean`.
+    pub duration_count: u32,
+    /// Mean passing duration, ms (Welford).
+    pub duration_mean: f32,
+    /// Sum of squared deviations of passing durations (Welford).
+    pub duration_m2: f32,
+    /// Last outcome on any branch.
+    pub last_outcome: Option<Outcome>,
+    /// Run id of the last result on any branch.
+    pub last_run: u64,
+}
+
+impl TestHistory {
+    /// Fold one result into the summary.
+    pub fn observe(&mut self, obs: &Observation) {
+        if self.first_seen == 0 || obs.at < self.first_seen {
+            self.first_seen = obs.at;
+        }
+        self.last_seen = self.last_seen.max(obs.at);
+        self.last_outcome = Some(obs.outcome);
+        self.last_run = obs.run;
+        if obs.outcome == Outcome::Skipped {
+            return;
+        }
+        let failed = obs.outcome.is_failure();
+        self.runs = self.runs.saturating_add(1);
+        if failed {
+            self.failures = self.failures.saturating_add(1);
+        }
+        if !obs.default_branch {
+            return;
+        }
+        if obs.outage && failed && !obs.mixed {
+            self.outage_failures = self.outage_failures.saturating_add(1);
+            return;
+        }
+        self.db_runs = self.db_runs.saturating_add(1);
+        self.observe_commit(obs, failed);
+        self.window = (self.window << 1) | u128::from(failed);
+        self.window_len = self.window_len.saturating_add(1).min(WINDOW);
+        if failed {
+            self.db_failures = self.db_failures.saturating_add(1);
+            if self.fail_streak == 0 {
+                self.streak_run = obs.run;
+                self.streak_at = obs.at;
+            }
+            self.fail_streak = self.fail_streak.saturating_add(1);
+            self.clean_runs = 0;
+            self.last_failure_at = obs.at;
+        } else {
+            self.end_streak();
+            self.clean_runs = self.clean_runs.saturating_add(1);
+            if let Some(ms) = obs.duration_ms {
+                self.observe_duration(ms);
+            }
+        }
+    }
+
+    fn observe_commit(&mut self, obs: &Observation, failed: bool) {
+        let this = if obs.mixed {
+            0b11
+        } else if failed {
+            0b10
+        } else {
+            0b01
+        };
+        let before = if self.last_commit == obs.commit && self.db_runs > 1 {
+            self.last_commit_outcomes
+        } else {
+            0
+        };
+        let after = before | this;
+        self.last_commit = obs.commit;
+        self.last_commit_outcomes = after;
+        // A retry inside the run, or the first time a re-run on this commit disagrees.
+        if obs.mixed || (after == 0b11 && before != 0b11) {
+            self.flake_events = self.flake_events.saturating_add(1);
+            self.flake_times.copy_within(0..FLAKE_TIMES - 1, 1);
+            self.flake_times[0] = obs.at;
+            if let Some(sig) = obs.failure_signature.filter(|s| *s != 0) {
+                if !self.flake_signatures.contains(&sig) {
+                    self.flake_signatures.copy_within(0..FLAKE_SIGNATURES - 1, 1);
+                    self.flake_signatures[0] = sig;
+                }
+            }
+            // The failure that started a streak was a flake on this commit, not a breakage.
+            if !failed {
+                self.end_streak();
+            }
+        }
+    }
+
+    fn end_streak(&mut self) {
+        self.fail_streak = 0;
+        self.streak_run = 0;
+        self.streak_at = 0;
+    }
+
+    fn observe_duration(&mut self, ms: u32) {
+        self.duration_count = self.duration_count.saturating_add(1);
+        let x = ms as f32;
+        let delta = x - self.duration_mean;
+        self.duration_mean += delta / self.duration_count as f32;
+        self.duration_m2 += delta * (x - self.duration_mean);
+    }
+
+    /// Standard deviation of passing durations, ms.
+    pub fn duration_stddev(&self) -> Option<f32> {
+        (self.duration_count >= 2).then(|| (self.duration_m2 / (self.duration_count - 1) as f32).sqrt())
+    }
+
+    /// The last `n` (≤ `window_len`) default-branch outcomes as booleans, oldest first.
+    pub fn recent(&self, n: u8) -> impl Iterator<Item = bool> + '_ {
+        let n = n.min(self.window_len);
+        (0..n).rev().map(move |i| (self.window >> i) & 1 == 1)
+    }
+
+    /// Number of failures among the last `n` default-branch outcomes.
+    pub fn recent_failures(&self, n: u8) -> u32 {
+        let n = n.min(self.window_len);
+        let mask = if n >= 128 { u128::MAX } else { (1u128 << n) - 1 };
+        (self.window & mask).count_ones()
+    }
+
+    /// Number of pass↔fail transitions among the last `n` default-branch outcomes.
+    pub fn flips(&self, n: u8) -> u32 {
+        let n = n.min(self.window_len);
+        if n < 2 {
+            return 0;
+        }
+        let mask = (1u128 << (n - 1)) - 1;
+        ((self.window ^ (self.window >> 1)) & mask).count_ones()
+    }
+
+    /// Flake events at or after `since` (unix seconds), as far as [`FLAKE_TIMES`] remembers.
+    pub fn flake_events_since(&self, since: i64) -> u32 {
+        self.flake_times.iter().filter(|&&t| t != 0 && t >= since).count() as u32
+    }
+
+    /// Encode in Omen's compact stored format.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(48);
+        out.push(FORMAT_VERSION);
+        put_i64(&mut out, self.first_seen);
+        put_i64(&mut out, self.last_seen - self.first_seen);
+        put_u64(&mut out, self.runs.into());
+        put_u64(&mut out, self.failures.into());
+        put_u64(&mut out, self.db_runs.into());
+        put_u64(&mut out, self.db_failures.into());
+        put_u64(&mut out, self.window as u64);
+        put_u64(&mut out, (self.window >> 64) as u64);
+        out.push(self.window_len);
+        put_u64(&mut out, self.fail_streak.into());
+        if self.fail_streak > 0 {
+            put_u64(&mut out, self.streak_run);
+            put_i64(&mut out, self.streak_at - self.first_seen);
+        }
+        put_u64(&mut out, self.clean_runs.into());
+        put_i64(&mut out, self.last_failure_at);
+        put_u64(&mut out, self.last_commit);
+        out.push(self.last_commit_outcomes);
+        put_u64(&mut out, self.flake_events.into());
+        let times = self.flake_times.iter().take_while(|&&t| t != 0).count();
+        out.push(times as u8);
+        for t in &self.flake_times[..times] {
+            put_i64(&mut out, *t - self.first_seen);
+        }
+        let sigs = self.flake_signatures.iter().take_while(|&&s| s != 0).count();
+        out.push(sigs as u8);
+        for s in &self.flake_signatures[..sigs] {
+            put_u64(&mut out, u64::from(*s));
+        }
+        put_u64(&mut out, self.outage_failures.into());
+        put_u64(&mut out, self.duration_count.into());
+        if self.duration_count > 0 {
+            put_f32(&mut out, self.duration_mean);
+            put_f32(&mut out, self.duration_m2);
+        }
+        out.push(match self.last_outcome {
+            None => 0,
+            Some(Outcome::Passed) => 1,
+            Some(Outcome::Skipped) => 2,
+            Some(Outcome::Failed) => 3,
+            Some(Outcome::Error) => 4,
+        });
+        put_u64(&mut out, self.last_run);
+        out
+    }
+
+    /// Decode what [`TestHistory::encode`] wrote.
+    pub fn decode(bytes: &[u8]) -> Result<TestHistory, DecodeError> {
+        let mut c = Cursor::new(bytes);
+        let version = c.u8()?;
+        if version != FORMAT_VERSION {
+            return Err(DecodeError::Version(version));
+        }
+        let mut h = TestHistory {
+            first_seen: c.i64()?,
+            ..TestHistory::default()
+        };
+        h.last_seen = h.first_seen + c.i64()?;
+        h.runs = c.u32()?;
+        h.failures = c.u32()?;
+        h.db_runs = c.u32()?;
+        h.db_failures = c.u32()?;
+        h.window = u128::from(c.u64()?) | (u128::from(c.u64()?) << 64);
+        h.window_len = c.u8()?.min(WINDOW);
+        h.fail_streak = c.u32()?;
+        if h.fail_streak > 0 {
+            h.streak_run = c.u64()?;
+            h.streak_at = h.first_seen + c.i64()?;
+        }
+        h.clean_runs = c.u32()?;
+        h.last_failure_at = c.i64()?;
+        h.last_commit = c.u64()?;
+        h.last_commit_outcomes = c.u8()?;
+        h.flake_events = c.u32()?;
+        let times = usize::from(c.u8()?).min(FLAKE_TIMES);
+        for slot in h.flake_times.iter_mut().take(times) {
+            *slot = h.first_seen + c.i64()?;
+        }
+        let sigs = usize::from(c.u8()?).min(FLAKE_SIGNATURES);
+        for slot in h.flake_signatures.iter_mut().take(sigs) {
+            *slot = c.u32()?;
+        }
+        h.outage_failures = c.u32()?;
+        h.duration_count = c.u32()?;
+        if h.duration_count > 0 {
+            h.duration_mean = c.f32()?;
+            h.duration_m2 = c.f32()?;
+        }
+        h.last_outcome = match c.u8()? {
+            1 => Some(Outcome::Passed),
+            2 => Some(Outcome::Skipped),
+            3 => Some(Outcome::Failed),
+            4 => Some(Outcome::Error),
+            _ => None,
+        };
+        h.last_run = c.u64()?;
+        Ok(h)
+    }
+}
+
+/// A 32-bit signature of a failure message that ignores what changes between occurrences of the
+/// same failure: digits, hex addresses, temporary paths and whitespace. Never 0.
+pub fn failure_signature(message: &str) -> u32 {
+    let mut normalized = String::with_capacity(message.len().min(256));
+    let mut run = String::new();
+    let flush = |run: &mut String, out: &mut String| {
+        if run.bytes().any(|b| b.is_ascii_digit()) {
+            out.push('#');
+        } else {
+            out.push_str(run);
+        }
+        run.clear();
+    };
+    for ch in message.chars().take(256) {
+        if ch.is_ascii_hexdigit() {
+            run.push(ch.to_ascii_lowercase());
+            continue;
+        }
+        flush(&mut run, &mut normalized);
+        if ch.is_whitespace() {
+            if !normalized.is_empty() && !normalized.ends_with(' ') {
+                normalized.push(' ');
+            }
+        } else {
+            normalized.extend(ch.to_lowercase());
+        }
+    }
+    flush(&mut run, &mut normalized);
+    let h = crate::hash::fnv1a64(normalized.trim().as_bytes());
+    let folded = (h ^ (h >> 32)) as u32;
+    folded.max(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn obs(outcome: Outcome, commit: u64, at: i64) -> Observation {
+        Observation {
+            outcome,
+            mixed: false,
+            default_branch: true,
+            commit,
+            at,
+            run: at as u64,
+            duration_ms: Some(100),
+            failure_signature: outcome.is_failure().then_some(7),
+            outage: false,
+        }
+    }
+
+    #[test]
+    fn window_counts_flips_and_streaks() {
+        let mut h = TestHistory::default();
+        for (i, o) in [Outcome::Passed, Outcome::Failed, Outcome::Passed, Outcome::Failed, Outcome::Failed]
+            .into_iter()
+            .enumerate()
+        {
+            h.observe(&obs(o, i as u64 + 1, 1000 + i as i64));
+        }
+        assert_eq!(h.recent(5).collect::<Vec<_>>(), [false, true, false, true, true]);
+        assert_eq!(h.recent_failures(5), 3);
+        assert_eq!(h.flips(5), 3);
+        assert_eq!(h.fail_streak, 2);
+        assert_eq!(h.streak_at, 1003);
+        assert_eq!(h.flake_events, 0);
+    }
+
+    #[test]
+    fn rerun_on_the_same_commit_is_a_flake_event_and_breaks_the_streak() {
+        let mut h = TestHistory::default();
+        h.observe(&obs(Outcome::Passed, 1, 10));
+        h.observe(&obs(Outcome::Failed, 2, 20));
+        h.observe(&obs(Outcome::Passed, 2, 30));
+        assert_eq!(h.flake_events, 1);
+        assert_eq!(h.flake_times[0], 30);
+        assert_eq!(h.flake_signatures[0], 0, "a passing re-run carries no signature");
+        assert_eq!(h.fail_streak, 0);
+        // A third result on the same commit does not count the same disagreement again.
+        h.observe(&obs(Outcome::Failed, 2, 40));
+        assert_eq!(h.flake_events, 1);
+    }
+
+    #[test]
+    fn pr_branch_and_outage_results_are_not_evidence() {
+        let mut h = TestHistory::default();
+        let mut pr = obs(Outcome::Failed, 1, 10);
+        pr.default_branch = false;
+        h.observe(&pr);
+        let mut outage = obs(Outcome::Failed, 2, 20);
+        outage.outage = true;
+        h.observe(&outage);
+        assert_eq!((h.runs, h.failures), (2, 2));
+        assert_eq!((h.db_runs, h.db_failures, h.outage_failures), (0, 0, 1));
+    }
+
+    #[test]
+    fn encode_decode_round_trip() {
+        let mut h = TestHistory::default();
+        for i in 0..200i64 {
+            let mut o = obs(if i % 7 == 0 { Outcome::Failed } else { Outcome::Passed }, (i / 2) as u64, 1_700_000_000 + i * 60);
+            o.mixed = i % 13 == 0;
+            o.duration_ms = Some(100 + (i % 5) as u32);
+            h.observe(&o);
+        }
+        let bytes = h.encode();
+        assert!(bytes.len() < 120, "state is {} bytes", bytes.len());
+        assert_eq!(TestHistory::decode(&bytes), Ok(h));
+        assert_eq!(TestHistory::decode(&[9]), Err(DecodeError::Version(9)));
+        assert!(TestHistory::decode(&bytes[..bytes.len() - 2]).is_err());
+    }
+
+    #[test]
+    fn signatures_ignore_numbers_and_spacing() {
+        assert_eq!(
+            failure_signature("timeout after 3012 ms  at 0x7f"),
+            failure_signature("Timeout after 29 ms at 0x1a")
+        );
+        assert_ne!(failure_signature("timeout"), failure_signature("assertion failed"));
+    }
+}

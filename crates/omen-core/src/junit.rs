@@ -1,0 +1,713 @@
+//! A tolerant, streaming JUnit XML parser.
+//!
+//! Real runners write many dialects: nested suites (PHPUnit), retries as `<flakyFailure>` /
+//! `<rerunFailure>` (Surefire, nextest) or as repeated `<testcase>`s (go, pytest-rerunfailures),
+//! declared totals that disagree with the cases, BOMs and CRLF. This parser
+//!
+//! - streams with quick-xml (never builds a tree of the document),
+//! - counts what the `<testcase>` elements say, never the declared totals,
+//! - keeps per case the outcome by the most-severe-result rule (error, failure, skipped, passed),
+//! - never resolves entities: unknown `&name;` references stay literal text, DTDs are ignored,
+//! - reports an unusable file as a [`ParseError`] with its byte offset (see [`line_col`]).
+//!
+//! It is deliberately lenient where strict XML parsers are not and real files need it: mismatched
+//! end tags are tolerated, and an attribute value containing a raw `<` (jest's and
+//! web-test-runner's `time="<<computed>>"`) is read as text and then ignored as a time.
+
+use std::io::BufRead;
+
+use quick_xml::Reader;
+use quick_xml::events::{BytesStart, Event};
+
+use crate::report::{Counts, Failure, FailureKind, Outcome, Runner, TestCase};
+
+/// Size bounds for the text kept per failure.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Bytes kept of a failure's `message` attribute.
+    pub message_bytes: usize,
+    /// Bytes kept of a failure's text (stack trace, panic output).
+    pub text_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        // Enough for the assertion and the top frames of a stack trace; a PR comment shows less.
+        Limits {
+            message_bytes: 1024,
+            text_bytes: 4096,
+        }
+    }
+}
+
+/// Why a report could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ParseError {
+    /// The bytes are not well-formed enough to read.
+    #[error("malformed XML: {message}")]
+    Malformed {
+        /// What the XML reader reported.
+        message: String,
+        /// Byte offset of the problem from the start of the input.
+        offset: u64,
+    },
+    /// Well-formed XML whose root element is not `<testsuites>` or `<testsuite>`.
+    #[error("not a JUnit report: the root element is <{root}>, expected <testsuites> or <testsuite>")]
+    NotJunit {
+        /// The root element's name.
+        root: String,
+        /// Byte offset of the root element.
+        offset: u64,
+    },
+    /// The input has no root element at all.
+    #[error("not a JUnit report: the file has no XML element")]
+    Empty,
+    /// The input is UTF-16, which Omen does not read.
+    #[error("the report is UTF-16 encoded; Omen reads UTF-8 reports")]
+    Utf16,
+    /// Reading the input failed.
+    #[error("failed to read the report")]
+    Io(#[source] std::io::Error),
+}
+
+impl ParseError {
+    /// The byte offset the error points at, when it has one.
+    pub fn offset(&self) -> Option<u64> {
+        match self {
+            ParseError::Malformed { offset, .. } | ParseError::NotJunit { offset, .. } => {
+                Some(*offset)
+            }
+            _ => None,
+        }
+    }
+}
+
+/// A whole parsed report.
+#[derive(Debug, Clone)]
+pub struct ParsedReport {
+    /// The runner that wrote it, as far as the report tells.
+    pub runner: Runner,
+    /// Every `<testcase>`, in document order.
+    pub cases: Vec<TestCase>,
+    /// Totals over `cases`.
+    pub counts: Counts,
+}
+
+/// Parse a whole report into memory. See [`parse_with`] to stream cases instead.
+pub fn parse(reader: impl BufRead, limits: Limits) -> Result<ParsedReport, ParseError> {
+    let mut cases = Vec::new();
+    let (runner, counts) = parse_with(reader, limits, |case| cases.push(case))?;
+    Ok(ParsedReport {
+        runner,
+        cases,
+        counts,
+    })
+}
+
+/// Parse a report, handing each test case to `on_case` as soon as its element ends.
+///
+/// Returns the detected runner and the totals. On error, cases already handed out came from a
+/// file that turned out to be unusable: callers that must not keep partial data should buffer.
+pub fn parse_with(
+    mut input: impl BufRead,
+    limits: Limits,
+    mut on_case: impl FnMut(TestCase),
+) -> Result<(Runner, Counts), ParseError> {
+    let skipped_bom = skip_bom(&mut input)?;
+    let mut reader = Reader::from_reader(input);
+    {
+        let config = reader.config_mut();
+        // Tolerate mismatched end tags: some generators write them, and the outcome is unambiguous.
+        config.check_end_names = false;
+        config.trim_text_start = false;
+        config.trim_text_end = false;
+    }
+    let mut parser = Parser {
+        limits,
+        runner: Runner::Generic,
+        counts: Counts::default(),
+        suites: Vec::new(),
+        case: None,
+        capture: None,
+        seen_root: false,
+    };
+    let mut buf = Vec::with_capacity(64 * 1024);
+    loop {
+        let before = reader.buffer_position();
+        let event = match reader.read_event_into(&mut buf) {
+            Ok(event) => event,
+            Err(quick_xml::Error::Io(err)) => {
+                return Err(ParseError::Io(std::io::Error::new(err.kind(), err.to_string())));
+            }
+            Err(err) => {
+                return Err(ParseError::Malformed {
+                    message: err.to_string(),
+                    offset: reader.error_position() + skipped_bom,
+                });
+            }
+        };
+        match event {
+            Event::Start(start) => {
+                parser.start(&start, false, before + skipped_bom, &mut on_case)?
+            }
+            Event::Empty(start) => parser.start(&start, true, before + skipped_bom, &mut on_case)?,
+            Event::End(end) => parser.end(end.local_name().as_ref(), &mut on_case),
+            Event::Text(text) => {
+                if let Some(capture) = parser.capture.as_mut() {
+                    if capture.skip_depth == 0 {
+                        capture.push(&String::from_utf8_lossy(&text), limits.text_bytes);
+                    }
+                }
+            }
+            Event::CData(cdata) => {
+                if let Some(capture) = parser.capture.as_mut() {
+                    if capture.skip_depth == 0 {
+                        capture.push(&String::from_utf8_lossy(&cdata), limits.text_bytes);
+                    }
+                }
+            }
+            Event::GeneralRef(reference) => {
+                if let Some(capture) = parser.capture.as_mut() {
+                    if capture.skip_depth == 0 {
+                        let resolved = resolve_reference(&reference);
+                        capture.push(&resolved, limits.text_bytes);
+                    }
+                }
+            }
+            Event::Eof => break,
+            // Declarations, comments, processing instructions and DTDs carry no results.
+            // A DTD is never interpreted, so external entities cannot be resolved.
+            _ => {}
+        }
+        buf.clear();
+    }
+    if !parser.seen_root {
+        return Err(ParseError::Empty);
+    }
+    // A file that ends inside an open <testcase> is truncated: its last case is not trustworthy.
+    if parser.case.is_some() {
+        return Err(ParseError::Malformed {
+            message: "the file ends inside a <testcase> element (truncated report?)".to_owned(),
+            offset: reader.buffer_position() + skipped_bom,
+        });
+    }
+    Ok((parser.runner, parser.counts))
+}
+
+/// Convert a byte offset into a 1-based line and column (in bytes), reading `input` up to it.
+pub fn line_col(mut input: impl BufRead, offset: u64) -> std::io::Result<(u64, u64)> {
+    let (mut line, mut col, mut pos) = (1u64, 1u64, 0u64);
+    loop {
+        let chunk = input.fill_buf()?;
+        if chunk.is_empty() || pos >= offset {
+            break;
+        }
+        let take = usize::try_from(offset - pos)
+            .unwrap_or(usize::MAX)
+            .min(chunk.len());
+        for &b in &chunk[..take] {
+            if b == b'\n' {
+                line += 1;
+                col = 1;
+            } else {
+                col += 1;
+            }
+        }
+        pos += take as u64;
+        input.consume(take);
+    }
+    Ok((line, col))
+}
+
+fn skip_bom(input: &mut impl BufRead) -> Result<u64, ParseError> {
+    let head = input.fill_buf().map_err(ParseError::Io)?;
+    if head.starts_with(&[0xEF, 0xBB, 0xBF]) {
+        input.consume(3);
+        return Ok(3);
+    }
+    if head.starts_with(&[0xFF, 0xFE]) || head.starts_with(&[0xFE, 0xFF]) {
+        return Err(ParseError::Utf16);
+    }
+    Ok(0)
+}
+
+fn resolve_reference(reference: &quick_xml::events::BytesRef<'_>) -> String {
+    if let Ok(Some(ch)) = reference.resolve_char_ref() {
+        return ch.to_string();
+    }
+    let name = String::from_utf8_lossy(reference);
+    match quick_xml::escape::resolve_predefined_entity(&name) {
+        Some(text) => text.to_owned(),
+        // Never resolve anything else: keep the reference as literal text.
+        None => format!("&{name};"),
+    }
+}
+
+/// Where captured text goes when its element ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Slot {
+    /// `<failure>` or `<error>` of the case itself.
+    Final(FailureKind),
+    /// `<flakyFailure>`, `<flakyError>`: a failed attempt before a pass.
+    Flaky(FailureKind),
+    /// `<rerunFailure>`, `<rerunError>`: a failed attempt, the case failed overall.
+    Rerun(FailureKind),
+}
+
+#[derive(Debug)]
+struct Capture {
+    slot: Slot,
+    element: Vec<u8>,
+    failure: Failure,
+    text: String,
+    /// Depth inside `<system-out>`/`<system-err>` nested in the result element (not captured).
+    skip_depth: u32,
+}
+
+impl Capture {
+    fn push(&mut self, s: &str, limit: usize) {
+        push_bounded(&mut self.text, s, limit);
+    }
+}
+
+#[derive(Debug)]
+struct CaseBuilder {
+    case: TestCase,
+    status_skipped: bool,
+    has_skipped: bool,
+    has_failure: bool,
+    has_error: bool,
+    has_flaky: bool,
+}
+
+struct Parser {
+    limits: Limits,
+    runner: Runner,
+    counts: Counts,
+    /// Names and `file` attributes of the open `<testsuite>` elements.
+    suites: Vec<(String, Option<String>)>,
+    case: Option<CaseBuilder>,
+    capture: Option<Capture>,
+    seen_root: bool,
+}
+
+impl Parser {
+    fn start(
+        &mut self,
+        element: &BytesStart<'_>,
+        empty: bool,
+        offset: u64,
+        on_case: &mut impl FnMut(TestCase),
+    ) -> Result<(), ParseError> {
+        let name = element.local_name();
+        let name = name.as_ref();
+        if !self.seen_root {
+            self.seen_root = true;
+            if name != b"testsuites" && name != b"testsuite" {
+                return Err(ParseError::NotJunit {
+                    root: String::from_utf8_lossy(name).into_owned(),
+                    offset,
+                });
+            }
+            if name == b"testsuites" && attr(element, b"name").as_deref() == Some("nextest-run") {
+                self.runner = Runner::Nextest;
+            }
+        }
+        if let Some(capture) = self.capture.as_mut() {
+            // Elements nested in a result element: keep <stackTrace> text, drop captured output.
+            if matches!(name, b"system-out" | b"system-err") && !empty {
+                capture.skip_depth += 1;
+            }
+            return Ok(());
+        }
+        match name {
+            b"testsuite" => {
+                let suite_name = attr(element, b"name").unwrap_or_default();
+                if suite_name == "pytest" && self.runner == Runner::Generic {
+                    self.runner = Runner::Pytest;
+                }
+                let file = attr(element, b"file").or_else(|| attr(element, b"filepath"));
+                if !empty {
+                    self.suites.push((suite_name, file));
+                }
+            }
+            b"testcase" => {
+                // A <testcase> inside an unclosed <testcase> means the previous one never ended.
+                self.finish_case(on_case);
+                let builder = self.new_case(element);
+                self.case = Some(builder);
+                if empty {
+                    self.finish_case(on_case);
+                }
+            }
+            _ => {
+                let Some(builder) = self.case.as_mut() else {
+                    return Ok(());
+                };
+                let slot = match name {
+                    b"failure" => Slot::Final(FailureKind::Failure),
+                    b"error" => Slot::Final(FailureKind::Error),
+                    b"flakyFailure" => Slot::Flaky(FailureKind::Failure),
+                    b"flakyError" => Slot::Flaky(FailureKind::Error),
+                    b"rerunFailure" => Slot::Rerun(FailureKind::Failure),
+                    b"rerunError" => Slot::Rerun(FailureKind::Error),
+                    b"skipped" => {
+                        builder.has_skipped = true;
+                        return Ok(());
+                    }
+                    _ => return Ok(()),
+                };
+                let failure = Failure {
+                    kind: Some(match slot {
+                        Slot::Final(k) | Slot::Flaky(k) | Slot::Rerun(k) => k,
+                    }),
+                    r#type: attr(element, b"type").map(|t| bounded(t, self.limits.message_bytes)),
+                    message: attr(element, b"message")
+                        .map(|m| bounded(m, self.limits.message_bytes)),
+                    text: None,
+                };
+                let capture = Capture {
+                    slot,
+                    element: name.to_vec(),
+                    failure,
+                    text: String::new(),
+                    skip_depth: 0,
+                };
+                if empty {
+                    builder.record(capture);
+                } else {
+                    self.capture = Some(capture);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn end(&mut self, name: &[u8], on_case: &mut impl FnMut(TestCase)) {
+        if let Some(capture) = self.capture.as_mut() {
+            if matches!(name, b"system-out" | b"system-err") && capture.skip_depth > 0 {
+                capture.skip_depth -= 1;
+                return;
+            }
+            if name == capture.element.as_slice() || name == b"testcase" {
+                if let (Some(capture), Some(builder)) = (self.capture.take(), self.case.as_mut()) {
+                    builder.record(capture);
+                }
+            }
+            if name != b"testcase" {
+                return;
+            }
+        }
+        match name {
+            b"testcase" => self.finish_case(on_case),
+            b"testsuite" => {
+                self.finish_case(on_case);
+                self.suites.pop();
+            }
+            _ => {}
+        }
+    }
+
+    fn new_case(&self, element: &BytesStart<'_>) -> CaseBuilder {
+        let (mut name, mut classname, mut file, mut line, mut time, mut status) =
+            (None, None, None, None, None, None);
+        for attribute in element.attributes().with_checks(false).flatten() {
+            let value = || attribute_value(&attribute);
+            match attribute.key.local_name().as_ref() {
+                b"name" => name = Some(value()),
+                b"classname" => classname = Some(value()),
+                b"file" | b"filepath" => file = Some(value()),
+                b"line" | b"lineno" => line = value().trim().parse::<u32>().ok(),
+                b"time" => time = parse_seconds(&value()),
+                b"status" => status = Some(value()),
+                _ => {}
+            }
+        }
+        let (suite, suite_file) = self
+            .suites
+            .last()
+            .map(|(n, f)| (n.clone(), f.clone()))
+            .unwrap_or_default();
+        let status_skipped = status.is_some_and(|s| {
+            let s = s.trim();
+            ["disabled", "skipped", "ignored", "notrun"]
+                .iter()
+                .any(|k| s.eq_ignore_ascii_case(k))
+        });
+        CaseBuilder {
+            case: TestCase {
+                suite,
+                classname: classname.unwrap_or_default(),
+                name: name.unwrap_or_default(),
+                file: file.filter(|f| !f.trim().is_empty()).or(suite_file),
+                line,
+                outcome: Outcome::Passed,
+                duration_secs: time,
+                failure: None,
+                retries: Vec::new(),
+                flaky: false,
+            },
+            status_skipped,
+            has_skipped: false,
+            has_failure: false,
+            has_error: false,
+            has_flaky: false,
+        }
+    }
+
+    fn finish_case(&mut self, on_case: &mut impl FnMut(TestCase)) {
+        if let Some(capture) = self.capture.take() {
+            if let Some(builder) = self.case.as_mut() {
+                builder.record(capture);
+            }
+        }
+        let Some(builder) = self.case.take() else {
+            return;
+        };
+        let mut case = builder.case;
+        case.outcome = if builder.has_error {
+            Outcome::Error
+        } else if builder.has_failure {
+            Outcome::Failed
+        } else if builder.has_skipped || builder.status_skipped {
+            Outcome::Skipped
+        } else {
+            Outcome::Passed
+        };
+        case.flaky = builder.has_flaky && !case.outcome.is_failure();
+        if case.outcome == Outcome::Skipped {
+            case.flaky = false;
+        }
+        self.counts.add(&case);
+        on_case(case);
+    }
+}
+
+impl CaseBuilder {
+    fn record(&mut self, mut capture: Capture) {
+        let text = capture.text.trim();
+        if !text.is_empty() {
+            capture.failure.text = Some(text.to_owned());
+        }
+        match capture.slot {
+            Slot::Final(kind) => {
+                match kind {
+                    FailureKind::Error => self.has_error = true,
+                    FailureKind::Failure => self.has_failure = true,
+                }
+                // Keep the most severe record: the first <error>, else the first <failure>.
+                let replace = match &self.case.failure {
+                    None => true,
+                    Some(existing) => {
+                        existing.kind == Some(FailureKind::Failure) && kind == FailureKind::Error
+                    }
+                };
+                if replace {
+                    self.case.failure = Some(capture.failure);
+                }
+            }
+            Slot::Flaky(_) => {
+                self.has_flaky = true;
+                self.case.retries.push(capture.failure);
+            }
+            Slot::Rerun(_) => self.case.retries.push(capture.failure),
+        }
+    }
+}
+
+fn attr(element: &BytesStart<'_>, key: &[u8]) -> Option<String> {
+    element
+        .attributes()
+        .with_checks(false)
+        .flatten()
+        .find(|a| a.key.local_name().as_ref() == key)
+        .map(|a| attribute_value(&a))
+}
+
+fn attribute_value(attribute: &quick_xml::events::attributes::Attribute<'_>) -> String {
+    match attribute.unescape_value() {
+        Ok(value) => value.into_owned(),
+        // An unknown entity or a stray '&': keep the raw text rather than lose the attribute.
+        Err(_) => String::from_utf8_lossy(&attribute.value).into_owned(),
+    }
+}
+
+/// Parse a `time` attribute as seconds. Accepts `1.5`, `1,234.5` (grouping commas) and `1,5`
+/// (decimal comma); rejects negatives, NaN and text such as `<<computed>>`.
+pub fn parse_seconds(raw: &str) -> Option<f64> {
+    let raw = raw.trim();
+    let value = raw.parse::<f64>().ok().or_else(|| {
+        let cleaned = if raw.contains('.') {
+            raw.replace(',', "")
+        } else {
+            raw.replace(',', ".")
+        };
+        cleaned.parse::<f64>().ok()
+    })?;
+    (value.is_finite() && value >= 0.0).then_some(value)
+}
+
+fn bounded(mut s: String, limit: usize) -> String {
+    if s.len() > limit {
+        let mut cut = limit;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        s.truncate(cut);
+        s.push('…');
+    }
+    s
+}
+
+fn push_bounded(buf: &mut String, s: &str, limit: usize) {
+    if buf.len() >= limit {
+        return;
+    }
+    let room = limit - buf.len();
+    if s.len() <= room {
+        buf.push_str(s);
+    } else {
+        let mut cut = room;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        buf.push_str(&s[..cut]);
+        buf.push('…');
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(xml: &str) -> ParsedReport {
+        match parse(xml.as_bytes(), Limits::default()) {
+            Ok(report) => report,
+            Err(err) => panic!("parse failed: {err}"),
+        }
+    }
+
+    #[test]
+    fn most_severe_result_wins() {
+        let report = check(
+            r#"<testsuite name="s">
+                 <testcase name="a"/>
+                 <testcase name="b"><skipped/></testcase>
+                 <testcase name="c"><failure message="m">trace</failure></testcase>
+                 <testcase name="d"><failure/><error message="boom"/></testcase>
+                 <testcase name="e" status="disabled"/>
+               </testsuite>"#,
+        );
+        let outcomes: Vec<_> = report.cases.iter().map(|c| c.outcome).collect();
+        assert_eq!(
+            outcomes,
+            [
+                Outcome::Passed,
+                Outcome::Skipped,
+                Outcome::Failed,
+                Outcome::Error,
+                Outcome::Skipped
+            ]
+        );
+        assert_eq!(report.cases[2].failure.as_ref().and_then(|f| f.text.as_deref()), Some("trace"));
+        assert_eq!(
+            report.cases[3].failure.as_ref().and_then(|f| f.message.as_deref()),
+            Some("boom")
+        );
+        assert_eq!(report.counts.tests, 5);
+        assert_eq!(report.counts.errors, 1);
+    }
+
+    #[test]
+    fn surefire_flaky_failure_is_a_flaky_pass_with_its_attempt() {
+        let report = check(
+            r#"<testsuite name="s"><testcase name="t" classname="C">
+                 <flakyFailure message="first" type="AssertionError">
+                   <stackTrace>at C.t(C.java:3)</stackTrace><system-err>noise</system-err>
+                 </flakyFailure>
+               </testcase></testsuite>"#,
+        );
+        let case = &report.cases[0];
+        assert_eq!(case.outcome, Outcome::Passed);
+        assert!(case.flaky);
+        assert_eq!(case.retries.len(), 1);
+        assert_eq!(case.retries[0].text.as_deref(), Some("at C.t(C.java:3)"));
+        assert_eq!(report.counts.flaky, 1);
+    }
+
+    #[test]
+    fn nextest_rerun_failures_are_attempts_of_a_failed_case() {
+        let report = check(
+            r#"<testsuites name="nextest-run"><testsuite name="crate::bin/x">
+                 <testcase name="m::t" classname="crate::bin/x">
+                   <failure type="test failure">panicked</failure>
+                   <rerunFailure type="test failure">panicked again</rerunFailure>
+                 </testcase></testsuite></testsuites>"#,
+        );
+        assert_eq!(report.runner, Runner::Nextest);
+        assert_eq!(report.cases[0].outcome, Outcome::Failed);
+        assert!(!report.cases[0].flaky);
+        assert_eq!(report.cases[0].retries.len(), 1);
+    }
+
+    #[test]
+    fn nested_suites_name_the_innermost_suite() {
+        let report = check(
+            r#"<testsuites><testsuite name="outer"><testsuite name="inner" file="t/a.php">
+               <testcase name="x"/></testsuite><testcase name="y"/></testsuite></testsuites>"#,
+        );
+        assert_eq!(report.cases[0].suite, "inner");
+        assert_eq!(report.cases[0].file.as_deref(), Some("t/a.php"));
+        assert_eq!(report.cases[1].suite, "outer");
+    }
+
+    #[test]
+    fn bom_crlf_entities_and_computed_time() {
+        let xml = "\u{feff}<?xml version=\"1.0\"?>\r\n<testsuite name=\"s\">\r\n<testcase name=\"a &amp; b\" time=\"<<computed>>\"><failure message=\"x &lt; y\">1 &#60; 2 &custom;</failure></testcase></testsuite>";
+        let report = check(xml);
+        let case = &report.cases[0];
+        assert_eq!(case.name, "a & b");
+        assert_eq!(case.duration_secs, None);
+        let failure = case.failure.as_ref().map(|f| (f.message.as_deref(), f.text.as_deref()));
+        assert_eq!(failure, Some((Some("x < y"), Some("1 < 2 &custom;"))));
+    }
+
+    #[test]
+    fn not_junit_and_malformed_are_errors_with_offsets() {
+        let err = parse(&b"<html><body/></html>"[..], Limits::default()).err();
+        assert!(matches!(err, Some(ParseError::NotJunit { ref root, offset: 0 }) if root == "html"));
+        let xml = b"<testsuite>\n<testcase name=\"a\"><failure><![CDATA[oops";
+        let err = parse(&xml[..], Limits::default()).err();
+        let offset = err.as_ref().and_then(ParseError::offset);
+        assert!(matches!(err, Some(ParseError::Malformed { .. })), "{err:?}");
+        let (line, _) = line_col(&xml[..], offset.unwrap_or(0)).unwrap_or((0, 0));
+        assert_eq!(line, 2);
+        assert!(matches!(parse(&b""[..], Limits::default()), Err(ParseError::Empty)));
+    }
+
+    #[test]
+    fn failure_text_is_bounded_on_a_char_boundary() {
+        let long = "é".repeat(5000);
+        let xml = format!(r#"<testsuite><testcase name="a"><failure>{long}</failure></testcase></testsuite>"#);
+        let report = check(&xml);
+        let text = report.cases[0].failure.as_ref().and_then(|f| f.text.clone()).unwrap_or_default();
+        assert!(text.len() <= Limits::default().text_bytes + '…'.len_utf8());
+        assert!(text.ends_with('…'));
+    }
+
+    #[test]
+    fn times_in_the_wild() {
+        assert_eq!(parse_seconds("1.5"), Some(1.5));
+        assert_eq!(parse_seconds("1,234.5"), Some(1234.5));
+        assert_eq!(parse_seconds("0,25"), Some(0.25));
+        assert_eq!(parse_seconds("-1"), None);
+        assert_eq!(parse_seconds("NaN"), None);
+        assert_eq!(parse_seconds("<<computed>>"), None);
+    }
+
+    #[test]
+    fn pytest_suite_is_detected() {
+        let report = check(r#"<testsuites><testsuite name="pytest"><testcase classname="tests.test_a" name="test_x[1]"/></testsuite></testsuites>"#);
+        assert_eq!(report.runner, Runner::Pytest);
+    }
+}

@@ -1,0 +1,15 @@
+//! Omen's core: domain types, the JUnit parser, test identity, per-test history and the models.
+//!
+//! Architecture invariant: this crate does no I/O. It never opens a file or a socket, reads the
+//! environment or the clock, or spawns a process. Callers hand it bytes or readers and the current
+//! time; `tests/no_io.rs` keeps that true.
+
+pub mod codec;
+pub mod hash;
+pub mod history;
+pub mod identity;
+pub mod junit;
+pub mod report;
+pub mod run;
+
+pub use report::{Counts, Failure, FailureKind, Outcome, Runner, TestCase};

@@ -1,0 +1,195 @@
+//! Fold one run's test cases into one result per test identity.
+//!
+//! Runners report retries in two ways: attempts inside one `<testcase>` (`<flakyFailure>`,
+//! `<rerunFailure>`) and repeated `<testcase>` elements with the same identity (go's `-count`,
+//! gotestsum `--rerun-fails`, web-test-runner). Both end up here as one [`TestResult`] whose
+//! `mixed` flag says the test both passed and failed in this run: flaky evidence, neither a pass
+//! nor a failure to hide.
+
+use std::collections::HashMap;
+
+use crate::identity::{Identity, identify};
+use crate::report::{Failure, Outcome, Runner, TestCase};
+
+/// One test's result in one run, after folding its attempts.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TestResult {
+    /// The test's identity.
+    pub identity: Identity,
+    /// The outcome of the last attempt (what the runner finally decided).
+    pub outcome: Outcome,
+    /// True when the test both passed and failed within this run.
+    pub mixed: bool,
+    /// Number of attempts seen (elements plus retries recorded inside them).
+    pub attempts: u32,
+    /// Duration of the last attempt, in milliseconds.
+    pub duration_ms: Option<u32>,
+    /// The last failure seen in this run (final or retry).
+    pub failure: Option<Failure>,
+    /// Source line, when the report gives one.
+    pub line: Option<u32>,
+}
+
+/// Fold cases (with the runner of the report they came from) into one result per identity, in
+/// order of first appearance.
+pub fn fold(cases: impl IntoIterator<Item = (TestCase, Runner)>, roots: &[String]) -> Vec<TestResult> {
+    let mut index: HashMap<u64, usize> = HashMap::new();
+    let mut results: Vec<(TestResult, bool, bool)> = Vec::new();
+    for (case, runner) in cases {
+        let identity = identify(&case, runner, roots);
+        let passed = case.outcome == Outcome::Passed;
+        let failed = case.outcome.is_failure() || !case.retries.is_empty();
+        let attempts = 1 + u32::try_from(case.retries.len()).unwrap_or(u32::MAX - 1);
+        let duration_ms = case.duration_secs.map(secs_to_ms);
+        let failure = case.failure.or_else(|| case.retries.into_iter().last());
+        match index.get(&identity.hash) {
+            Some(&i) => {
+                let (result, any_pass, any_fail) = &mut results[i];
+                *any_pass |= passed;
+                *any_fail |= failed;
+                result.outcome = case.outcome;
+                result.attempts = result.attempts.saturating_add(attempts);
+                result.duration_ms = duration_ms.or(result.duration_ms);
+                if failure.is_some() {
+                    result.failure = failure;
+                }
+                result.line = case.line.or(result.line);
+            }
+            None => {
+                index.insert(identity.hash, results.len());
+                results.push((
+                    TestResult {
+                        identity,
+                        outcome: case.outcome,
+                        mixed: false,
+                        attempts,
+                        duration_ms,
+                        failure,
+                        line: case.line,
+                    },
+                    passed,
+                    failed,
+                ));
+            }
+        }
+    }
+    results
+        .into_iter()
+        .map(|(mut result, any_pass, any_fail)| {
+            result.mixed = any_pass && any_fail;
+            result
+        })
+        .collect()
+}
+
+/// Seconds to whole milliseconds, saturating.
+pub fn secs_to_ms(secs: f64) -> u32 {
+    let ms = (secs * 1000.0).round();
+    if ms >= f64::from(u32::MAX) { u32::MAX } else { ms as u32 }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::junit::{Limits, parse};
+
+    fn fold_xml(xml: &str) -> Vec<TestResult> {
+        let report = match parse(xml.as_bytes(), Limits::default()) {
+            Ok(r) => r,
+            Err(e) => panic!("{e}"),
+        };
+        fold(report.cases.into_iter().map(|c| (c, report.runner)), &[])
+    }
+
+    #[test]
+    fn repeated_testcases_fail_then_pass_are_one_mixed_pass() {
+        let results = fold_xml(
+            r#"<testsuite><testcase classname="C" name="t" time="1"><failure message="m"/></testcase>
+               <testcase classname="C" name="t" time="2"/><testcase classname="C" name="u"/></testsuite>"#,
+        );
+        assert_eq!(results.len(), 2);
+        assert_eq!(results[0].outcome, Outcome::Passed);
+        assert!(results[0].mixed);
+        assert_eq!(results[0].attempts, 2);
+        assert_eq!(results[0].duration_ms, Some(2000));
+        assert_eq!(results[0].failure.as_ref().and_then(|f| f.message.as_deref()), Some("m"));
+        assert!(!results[1].mixed);
+    }
+
+    #[test]
+    fn all_attempts_failing_is_not_mixed() {
+        let results = fold_xml(
+            r#"<testsuite><testcase classname="C" name="t"><failure/><rerunFailure/></testcase></testsuite>"#,
+        );
+        assert_eq!(results[0].outcome, Outcome::Failed);
+        assert!(!results[0].mixed);
+        assert_eq!(results[0].attempts, 2);
+    }
+
+    #[test]
+    fn flaky_failure_inside_a_case_is_mixed() {
+        let results = fold_xml(
+            r#"<testsuite><testcase classname="C" name="t"><flakyFailure message="x"/></testcase></testsuite>"#,
+        );
+        assert_eq!(results[0].outcome, Outcome::Passed);
+        assert!(results[0].mixed);
+    }
+}
+
+/// Where and when a run happened.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct RunMeta {
+    /// Commit SHA under test.
+    pub commit: Option<String>,
+    /// Branch (for a pull request, its head branch).
+    pub branch: Option<String>,
+    /// The repository's default branch.
+    pub default_branch: Option<String>,
+    /// CI run or pipeline id.
+    pub run_id: Option<String>,
+    /// Attempt of the run (1 for the first).
+    pub attempt: u32,
+    /// Job name.
+    pub job: Option<String>,
+    /// Pull/merge request number.
+    pub pull_request: Option<u64>,
+    /// Unix seconds.
+    pub at: i64,
+}
+
+impl RunMeta {
+    /// True only when the branch is known to be the default branch and the run is not for a pull
+    /// request. Unknown means no: only default-branch runs feed quarantine decisions.
+    pub fn is_default_branch(&self) -> bool {
+        self.pull_request.is_none()
+            && matches!((&self.branch, &self.default_branch), (Some(b), Some(d)) if b == d)
+    }
+}
+
+/// When a run counts as an outage: so many tests failed at once that the failures say nothing
+/// about individual tests (a dead database, a full disk, a broken runner image).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct OutageRule {
+    /// Share of non-skipped tests that failed. Trunk uses 0.8; Omen starts lower because a run
+    /// where half the suite fails is never flakiness evidence either, and excluding it only costs
+    /// a little evidence.
+    pub failed_share: f64,
+    /// Smallest run the rule applies to: in a run of five tests, three failures can be real.
+    pub min_tests: u32,
+}
+
+impl Default for OutageRule {
+    fn default() -> Self {
+        OutageRule {
+            failed_share: 0.5,
+            min_tests: 20,
+        }
+    }
+}
+
+impl OutageRule {
+    /// Whether a run where `failed` of `ran` non-skipped tests failed is an outage.
+    pub fn applies(&self, ran: usize, failed: usize) -> bool {
+        ran >= self.min_tests as usize && failed as f64 > self.failed_share * ran as f64
+    }
+}

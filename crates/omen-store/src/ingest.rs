@@ -1,0 +1,333 @@
+//! Storing one run: the run row, its packed results, failure details and per-test histories.
+
+use omen_core::hash::{commit_hash, fnv1a64};
+use omen_core::history::{Observation, TestHistory, failure_signature};
+use omen_core::run::{OutageRule, RunMeta, TestResult};
+use omen_core::{Failure, FailureKind, Outcome};
+use rusqlite::{OptionalExtension, TransactionBehavior, params};
+
+use crate::Store;
+use crate::error::{SqlContext, StoreError};
+use crate::packed::{Packed, pack};
+
+/// Storage settings.
+#[derive(Debug, Clone, Copy)]
+pub struct StoreConfig {
+    /// Runs whose raw per-test results are kept; older runs keep only their summary row, their
+    /// results having been folded into each test's history already. 300 covers the 128-result
+    /// flakiness window several times over even when PR runs outnumber default-branch runs.
+    pub keep_runs: u32,
+    /// When a run counts as an outage.
+    pub outage: OutageRule,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            keep_runs: 300,
+            outage: OutageRule::default(),
+        }
+    }
+}
+
+/// One test's result, ready to store.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResultRecord {
+    /// Identity hash (see `omen_core::identity`).
+    pub key_hash: u64,
+    /// Normalised scope.
+    pub scope: String,
+    /// Normalised name.
+    pub name: String,
+    /// Normalised file.
+    pub file: Option<String>,
+    /// Source line.
+    pub line: Option<u32>,
+    /// Runner-native selector.
+    pub selector: String,
+    /// Runner name (`pytest`, `nextest`, `junit`).
+    pub runner: String,
+    /// Final outcome.
+    pub outcome: Outcome,
+    /// Passed and failed within the run.
+    pub mixed: bool,
+    /// Duration of the last attempt.
+    pub duration_ms: Option<u32>,
+    /// Failure details.
+    pub failure: Option<Failure>,
+}
+
+impl From<TestResult> for ResultRecord {
+    fn from(r: TestResult) -> Self {
+        ResultRecord {
+            key_hash: r.identity.hash,
+            scope: r.identity.scope,
+            name: r.identity.name,
+            file: r.identity.file,
+            line: r.line,
+            selector: r.identity.selector,
+            runner: r.identity.runner.as_str().to_owned(),
+            outcome: r.outcome,
+            mixed: r.mixed,
+            duration_ms: r.duration_ms,
+            failure: r.failure,
+        }
+    }
+}
+
+/// What storing a run did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct IngestOutcome {
+    /// The run key was already stored: nothing changed.
+    pub duplicate: bool,
+    /// The run's row id.
+    pub run: i64,
+    /// Results stored.
+    pub stored: u64,
+    /// Tests seen for the first time.
+    pub new_tests: u64,
+    /// The run was classified as an outage.
+    pub outage: bool,
+    /// Older runs whose raw results were compacted away by this ingest.
+    pub compacted_runs: u64,
+}
+
+impl Store {
+    /// Store one run under `run_key`. Idempotent: a key already stored changes nothing.
+    pub fn ingest(
+        &mut self,
+        meta: &RunMeta,
+        run_key: &str,
+        mut results: Vec<ResultRecord>,
+        config: &StoreConfig,
+    ) -> Result<IngestOutcome, StoreError> {
+        let path = self.path.clone();
+        let path = path.as_path();
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .ctx(path, "start a transaction")?;
+        let existing: Option<i64> = tx
+            .query_row("SELECT id FROM runs WHERE run_key = ?1", [run_key], |r| r.get(0))
+            .optional()
+            .ctx(path, "look up the run")?;
+        if let Some(run) = existing {
+            return Ok(IngestOutcome {
+                duplicate: true,
+                run,
+                ..IngestOutcome::default()
+            });
+        }
+        // One result per identity, the last one winning (callers fold retries before this).
+        let mut seen = std::collections::HashMap::with_capacity(results.len());
+        for (i, r) in results.iter().enumerate() {
+            seen.insert(r.key_hash, i);
+        }
+        if seen.len() != results.len() {
+            let mut i = 0;
+            results.retain(|r| {
+                let keep = seen.get(&r.key_hash) == Some(&i);
+                i += 1;
+                keep
+            });
+        }
+        let ran = results.iter().filter(|r| r.outcome != Outcome::Skipped).count();
+        let failed = results.iter().filter(|r| r.outcome.is_failure()).count();
+        let skipped = results.len() - ran;
+        let mixed = results.iter().filter(|r| r.mixed).count();
+        let outage = config.outage.applies(ran, failed);
+        let duration_ms: u64 = results
+            .iter()
+            .filter_map(|r| r.duration_ms)
+            .map(u64::from)
+            .sum();
+        let is_default = meta.is_default_branch();
+        tx.execute(
+            "INSERT INTO runs (run_key, run_id, attempt, job, commit_sha, branch, default_branch,
+                 pull_request, is_default, at, tests, failed, skipped, mixed, outage, duration_ms)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+            params![
+                run_key,
+                meta.run_id,
+                meta.attempt,
+                meta.job,
+                meta.commit,
+                meta.branch,
+                meta.default_branch,
+                meta.pull_request.map(|n| n as i64),
+                is_default,
+                meta.at,
+                results.len() as i64,
+                failed as i64,
+                skipped as i64,
+                mixed as i64,
+                outage,
+                duration_ms as i64,
+            ],
+        )
+        .ctx(path, "insert the run")?;
+        let run = tx.last_insert_rowid();
+        // Without a commit, each run is its own "commit": never invent same-commit evidence.
+        let commit = match meta.commit.as_deref() {
+            Some(sha) if !sha.trim().is_empty() => commit_hash(sha),
+            _ => fnv1a64(run_key.as_bytes()),
+        };
+
+        let mut packed = Vec::with_capacity(results.len());
+        let mut new_tests = 0u64;
+        {
+            let mut find = tx
+                .prepare_cached("SELECT id, scope, name, history FROM tests WHERE key_hash = ?1")
+                .ctx(path, "prepare the test lookup")?;
+            let mut insert = tx
+                .prepare_cached(
+                    "INSERT INTO tests (key_hash, scope, name, file, line, selector, runner, history)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                )
+                .ctx(path, "prepare the test insert")?;
+            let mut update = tx
+                .prepare_cached(
+                    "UPDATE tests SET history = ?2, file = coalesce(?3, file), line = coalesce(?4, line),
+                         selector = ?5, runner = ?6 WHERE id = ?1",
+                )
+                .ctx(path, "prepare the test update")?;
+            let mut insert_failure = tx
+                .prepare_cached(
+                    "INSERT OR REPLACE INTO failures (test_id, run, kind, type, message, text)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )
+                .ctx(path, "prepare the failure insert")?;
+
+            for r in &results {
+                let observation = Observation {
+                    outcome: r.outcome,
+                    mixed: r.mixed,
+                    default_branch: is_default,
+                    commit,
+                    at: meta.at,
+                    run: run as u64,
+                    duration_ms: r.duration_ms,
+                    failure_signature: r
+                        .failure
+                        .as_ref()
+                        .and_then(Failure::headline)
+                        .map(failure_signature),
+                    outage,
+                };
+                // Probe on hash collisions: the stored scope and name must match.
+                let mut slot = r.key_hash;
+                let mut found = None;
+                for _ in 0..8 {
+                    let row: Option<(i64, String, String, Vec<u8>)> = find
+                        .query_row([slot as i64], |row| {
+                            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
+                        })
+                        .optional()
+                        .ctx(path, "look up a test")?;
+                    match row {
+                        Some((id, scope, name, history)) if scope == r.scope && name == r.name => {
+                            found = Some((id, history));
+                            break;
+                        }
+                        Some(_) => slot = slot.wrapping_add(1),
+                        None => break,
+                    }
+                }
+                let test_id = match found {
+                    Some((id, bytes)) => {
+                        let mut history = TestHistory::decode(&bytes).unwrap_or_else(|err| {
+                            tracing::warn!(test = %r.name, "stored history unreadable ({err}); starting it afresh");
+                            TestHistory::default()
+                        });
+                        history.observe(&observation);
+                        update
+                            .execute(params![id, history.encode(), r.file, r.line, r.selector, r.runner])
+                            .ctx(path, "update a test")?;
+                        id
+                    }
+                    None => {
+                        let mut history = TestHistory::default();
+                        history.observe(&observation);
+                        insert
+                            .execute(params![
+                                slot as i64,
+                                r.scope,
+                                r.name,
+                                r.file,
+                                r.line,
+                                r.selector,
+                                r.runner,
+                                history.encode()
+                            ])
+                            .ctx(path, "insert a test")?;
+                        new_tests += 1;
+                        tx.last_insert_rowid()
+                    }
+                };
+                if let Some(f) = &r.failure {
+                    if r.outcome.is_failure() || r.mixed {
+                        insert_failure
+                            .execute(params![
+                                test_id,
+                                run,
+                                matches!(f.kind, Some(FailureKind::Error)) as i64,
+                                f.r#type,
+                                f.message,
+                                f.text
+                            ])
+                            .ctx(path, "store a failure")?;
+                    }
+                }
+                packed.push(Packed {
+                    test_id,
+                    outcome: r.outcome,
+                    mixed: r.mixed,
+                    duration_ms: r.duration_ms,
+                });
+            }
+        }
+        tx.execute(
+            "UPDATE runs SET results = ?2 WHERE id = ?1",
+            params![run, pack(&mut packed)],
+        )
+        .ctx(path, "store the run's results")?;
+        let compacted_runs = compact(&tx, path, config.keep_runs)?;
+        tx.commit().ctx(path, "commit the run")?;
+        Ok(IngestOutcome {
+            duplicate: false,
+            run,
+            stored: results.len() as u64,
+            new_tests,
+            outage,
+            compacted_runs,
+        })
+    }
+}
+
+/// Drop raw results and failure details of runs older than the newest `keep_runs`.
+fn compact(
+    tx: &rusqlite::Transaction<'_>,
+    path: &std::path::Path,
+    keep_runs: u32,
+) -> Result<u64, StoreError> {
+    let threshold: Option<i64> = tx
+        .query_row(
+            "SELECT id FROM runs WHERE results IS NOT NULL ORDER BY id DESC LIMIT 1 OFFSET ?1",
+            [i64::from(keep_runs.max(1)) - 1],
+            |r| r.get(0),
+        )
+        .optional()
+        .ctx(path, "find the compaction threshold")?;
+    let Some(threshold) = threshold else {
+        return Ok(0);
+    };
+    let compacted = tx
+        .execute(
+            "UPDATE runs SET results = NULL WHERE id < ?1 AND results IS NOT NULL",
+            [threshold],
+        )
+        .ctx(path, "compact old runs")?;
+    tx.execute("DELETE FROM failures WHERE run < ?1", [threshold])
+        .ctx(path, "compact old failures")?;
+    Ok(compacted as u64)
+}

@@ -1,0 +1,40 @@
+//! Omen's history database: one SQLite file, carried between CI runs by the cache.
+//!
+//! Architecture invariants:
+//! - This is the only crate that speaks SQL.
+//! - Opening never fails on a bad file: a corrupt, truncated, foreign or newer-schema database is
+//!   moved aside (`<name>.corrupt-<unix seconds>`), never overwritten, and a fresh one is created.
+//! - Ingest is idempotent: a run is keyed by run id, attempt, job and a SHA-256 of the report
+//!   content; storing the same key twice changes nothing.
+//! - Scoring reads one row per test ([`omen_core::history::TestHistory`]), never the raw results,
+//!   so its cost does not grow with the length of the history.
+
+mod error;
+mod ingest;
+mod merge;
+mod migrate;
+mod open;
+pub mod packed;
+mod query;
+
+pub use error::StoreError;
+pub use ingest::{IngestOutcome, ResultRecord, StoreConfig};
+pub use merge::MergeOutcome;
+pub use open::{Opened, SCHEMA_VERSION};
+pub use query::{RunRow, Stats, TestRow};
+
+use std::path::{Path, PathBuf};
+
+/// An open history database.
+#[derive(Debug)]
+pub struct Store {
+    conn: rusqlite::Connection,
+    path: PathBuf,
+}
+
+impl Store {
+    /// The database's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}

@@ -1,0 +1,267 @@
+//! Merging databases written by parallel shards or matrix jobs.
+//!
+//! Merging replays each source run through [`Store::ingest`] in time order, so the run key makes
+//! it idempotent: a run already present (the shards started from the same restored database, or a
+//! merge is repeated) is skipped, never counted twice.
+
+use std::collections::HashMap;
+
+use omen_core::run::RunMeta;
+use rusqlite::OptionalExtension;
+
+use crate::error::{SqlContext, StoreError};
+use crate::ingest::{ResultRecord, StoreConfig};
+use crate::{RunRow, Store};
+
+/// What a merge did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MergeOutcome {
+    /// Runs copied into the target.
+    pub runs_added: u64,
+    /// Runs the target already had.
+    pub runs_already_present: u64,
+    /// Runs whose raw results had been compacted in the source and could not be replayed.
+    pub runs_without_results: u64,
+    /// Results replayed.
+    pub results: u64,
+}
+
+type SourceTest = (u64, String, String, Option<String>, Option<u32>, String, String);
+
+impl Store {
+    /// Merge every run of `source` that this database does not have yet.
+    pub fn merge_from(
+        &mut self,
+        source: &Store,
+        config: &StoreConfig,
+    ) -> Result<MergeOutcome, StoreError> {
+        let mut outcome = MergeOutcome::default();
+        let mut tests: HashMap<i64, SourceTest> = HashMap::new();
+        for run in source.runs()? {
+            let present: Option<i64> = self
+                .conn
+                .query_row("SELECT id FROM runs WHERE run_key = ?1", [&run.run_key], |r| r.get(0))
+                .optional()
+                .ctx(&self.path, "look up a run")?;
+            if present.is_some() {
+                outcome.runs_already_present += 1;
+                continue;
+            }
+            if !run.has_results {
+                tracing::warn!(
+                    source = %source.path.display(),
+                    run = %run.run_key,
+                    "run was compacted in the source; only runs with raw results can be merged"
+                );
+                outcome.runs_without_results += 1;
+                continue;
+            }
+            let mut records = Vec::new();
+            for packed in source.run_results(run.id)? {
+                if !tests.contains_key(&packed.test_id) {
+                    let row = source.source_test(packed.test_id)?;
+                    tests.insert(packed.test_id, row);
+                }
+                let Some((key_hash, scope, name, file, line, selector, runner)) =
+                    tests.get(&packed.test_id).cloned()
+                else {
+                    continue;
+                };
+                records.push(ResultRecord {
+                    key_hash,
+                    scope,
+                    name,
+                    file,
+                    line,
+                    selector,
+                    runner,
+                    outcome: packed.outcome,
+                    mixed: packed.mixed,
+                    duration_ms: packed.duration_ms,
+                    failure: source.failure(packed.test_id, run.id)?,
+                });
+            }
+            outcome.results += records.len() as u64;
+            self.ingest(&meta_of(&run), &run.run_key, records, config)?;
+            outcome.runs_added += 1;
+        }
+        Ok(outcome)
+    }
+
+    fn source_test(&self, id: i64) -> Result<SourceTest, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT key_hash, scope, name, file, line, selector, runner FROM tests WHERE id = ?1",
+                [id],
+                |r| {
+                    Ok((
+                        r.get::<_, i64>(0)? as u64,
+                        r.get(1)?,
+                        r.get(2)?,
+                        r.get(3)?,
+                        r.get(4)?,
+                        r.get(5)?,
+                        r.get(6)?,
+                    ))
+                },
+            )
+            .ctx(&self.path, "read a test of a run")
+    }
+}
+
+fn meta_of(run: &RunRow) -> RunMeta {
+    RunMeta {
+        commit: run.commit.clone(),
+        branch: run.branch.clone(),
+        default_branch: run.default_branch.clone(),
+        run_id: run.run_id.clone(),
+        attempt: run.attempt,
+        job: run.job.clone(),
+        pull_request: run.pull_request,
+        at: run.at,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use omen_core::Outcome;
+
+    use super::*;
+
+    fn record(name: &str, outcome: Outcome) -> ResultRecord {
+        ResultRecord {
+            key_hash: omen_core::hash::fnv1a64(format!("S::{name}").as_bytes()),
+            scope: "S".into(),
+            name: name.into(),
+            file: None,
+            line: None,
+            selector: format!("S::{name}"),
+            runner: "junit".into(),
+            outcome,
+            mixed: false,
+            duration_ms: Some(5),
+            failure: outcome.is_failure().then(|| omen_core::Failure {
+                kind: Some(omen_core::FailureKind::Failure),
+                message: Some(format!("{name} broke")),
+                ..Default::default()
+            }),
+        }
+    }
+
+    fn meta(run: &str, job: &str, at: i64) -> RunMeta {
+        RunMeta {
+            commit: Some("abc".into()),
+            branch: Some("main".into()),
+            default_branch: Some("main".into()),
+            run_id: Some(run.into()),
+            attempt: 1,
+            job: Some(job.into()),
+            pull_request: None,
+            at,
+        }
+    }
+
+    fn store(dir: &std::path::Path, name: &str) -> Store {
+        Store::open(&dir.join(name), 1).unwrap().store
+    }
+
+    #[test]
+    fn ingest_is_idempotent() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = store(dir.path(), "h.db");
+        let cfg = StoreConfig::default();
+        let results = vec![record("a", Outcome::Passed), record("b", Outcome::Failed)];
+        let first = s.ingest(&meta("1", "j", 10), "k1", results.clone(), &cfg).unwrap();
+        assert!(!first.duplicate);
+        assert_eq!((first.stored, first.new_tests), (2, 2));
+        let before = s.stats().unwrap();
+        let second = s.ingest(&meta("1", "j", 10), "k1", results, &cfg).unwrap();
+        assert!(second.duplicate);
+        assert_eq!(second.run, first.run);
+        assert_eq!(s.stats().unwrap(), before);
+        let (run, failure) = s
+            .last_failure(s.run_results(first.run).unwrap()[1].test_id)
+            .unwrap()
+            .or_else(|| s.last_failure(s.run_results(first.run).unwrap()[0].test_id).unwrap())
+            .unwrap();
+        assert_eq!(run, first.run);
+        assert_eq!(failure.message.as_deref(), Some("b broke"));
+    }
+
+    #[test]
+    fn merging_shards_counts_each_run_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = StoreConfig::default();
+        // Both shards start from the same restored history (run "0"), then each adds its own job.
+        let mut a = store(dir.path(), "a.db");
+        let mut b = store(dir.path(), "b.db");
+        for s in [&mut a, &mut b] {
+            s.ingest(&meta("0", "unit", 5), "base", vec![record("x", Outcome::Passed)], &cfg)
+                .unwrap();
+        }
+        a.ingest(&meta("1", "shard-1", 10), "r1-s1", vec![record("x", Outcome::Passed)], &cfg)
+            .unwrap();
+        b.ingest(&meta("1", "shard-2", 11), "r1-s2", vec![record("y", Outcome::Failed)], &cfg)
+            .unwrap();
+        let mut out = store(dir.path(), "out.db");
+        let first = out.merge_from(&a, &cfg).unwrap();
+        let second = out.merge_from(&b, &cfg).unwrap();
+        let again = out.merge_from(&b, &cfg).unwrap();
+        assert_eq!((first.runs_added, first.runs_already_present), (2, 0));
+        assert_eq!((second.runs_added, second.runs_already_present), (1, 1));
+        assert_eq!((again.runs_added, again.runs_already_present), (0, 2));
+        let stats = out.stats().unwrap();
+        assert_eq!((stats.runs, stats.results, stats.tests), (3, 3, 2));
+        let mut db_runs = Vec::new();
+        out.for_each_test(|t| db_runs.push((t.name, t.history.db_runs, t.history.db_failures)))
+            .unwrap();
+        assert_eq!(db_runs, [("x".to_owned(), 2, 0), ("y".to_owned(), 1, 1)]);
+        // Failure details travel with the merged run.
+        let y = out.run_results(3).unwrap()[0].test_id;
+        assert_eq!(
+            out.last_failure(y).unwrap().map(|(_, f)| f.message),
+            Some(Some("y broke".to_owned()))
+        );
+    }
+
+    #[test]
+    fn compaction_keeps_a_bounded_window_and_the_histories() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = store(dir.path(), "h.db");
+        let cfg = StoreConfig {
+            keep_runs: 3,
+            ..StoreConfig::default()
+        };
+        for i in 0..10 {
+            let outcome = if i % 2 == 0 { Outcome::Failed } else { Outcome::Passed };
+            s.ingest(&meta(&i.to_string(), "j", i), &format!("k{i}"), vec![record("t", outcome)], &cfg)
+                .unwrap();
+        }
+        let stats = s.stats().unwrap();
+        assert_eq!((stats.runs, stats.results, stats.raw_results), (10, 10, 3));
+        let kept: Vec<bool> = s.runs().unwrap().iter().map(|r| r.has_results).collect();
+        assert_eq!(kept, [false, false, false, false, false, false, false, true, true, true]);
+        let mut history = None;
+        s.for_each_test(|t| history = Some(t.history)).unwrap();
+        let history = history.unwrap();
+        assert_eq!((history.db_runs, history.db_failures, history.flips(10)), (10, 5, 9));
+        // Failure details of compacted runs are gone too; the newest one stays.
+        let (run, _) = s.last_failure(1).unwrap().unwrap();
+        assert_eq!(run, 9);
+        assert!(s.failure(1, 1).unwrap().is_none());
+    }
+
+    #[test]
+    fn outage_runs_are_flagged_and_not_evidence() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = store(dir.path(), "h.db");
+        let cfg = StoreConfig::default();
+        let results: Vec<_> = (0..30).map(|i| record(&format!("t{i}"), Outcome::Error)).collect();
+        let outcome = s.ingest(&meta("1", "j", 1), "k", results, &cfg).unwrap();
+        assert!(outcome.outage);
+        let mut evidence = 0;
+        s.for_each_test(|t| evidence += t.history.db_failures + t.history.db_runs).unwrap();
+        assert_eq!(evidence, 0);
+        assert!(s.runs().unwrap()[0].outage);
+    }
+}

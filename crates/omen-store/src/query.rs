@@ -1,0 +1,243 @@
+//! Reading the history back.
+
+use omen_core::history::TestHistory;
+use omen_core::{Failure, FailureKind};
+use rusqlite::{OptionalExtension, params};
+
+use crate::Store;
+use crate::error::{SqlContext, StoreError};
+use crate::packed::{Packed, unpack};
+
+/// One test and its history.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TestRow {
+    /// Row id.
+    pub id: i64,
+    /// Normalised scope.
+    pub scope: String,
+    /// Normalised name.
+    pub name: String,
+    /// Normalised file.
+    pub file: Option<String>,
+    /// Source line.
+    pub line: Option<u32>,
+    /// Runner-native selector.
+    pub selector: String,
+    /// Runner name.
+    pub runner: String,
+    /// The history summary.
+    pub history: TestHistory,
+}
+
+/// One stored run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunRow {
+    /// Row id (run number, increasing with ingest order).
+    pub id: i64,
+    /// Idempotency key.
+    pub run_key: String,
+    /// CI run id.
+    pub run_id: Option<String>,
+    /// Attempt.
+    pub attempt: u32,
+    /// Job name.
+    pub job: Option<String>,
+    /// Commit SHA.
+    pub commit: Option<String>,
+    /// Branch.
+    pub branch: Option<String>,
+    /// Default branch.
+    pub default_branch: Option<String>,
+    /// Pull request number.
+    pub pull_request: Option<u64>,
+    /// On the default branch.
+    pub is_default: bool,
+    /// Unix seconds.
+    pub at: i64,
+    /// Results stored.
+    pub tests: u64,
+    /// Failed results.
+    pub failed: u64,
+    /// Skipped results.
+    pub skipped: u64,
+    /// Results that passed and failed within the run.
+    pub mixed: u64,
+    /// Classified as an outage.
+    pub outage: bool,
+    /// Sum of test durations.
+    pub duration_ms: u64,
+    /// Raw results still kept (not compacted).
+    pub has_results: bool,
+}
+
+/// Size figures for the whole database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stats {
+    /// Distinct tests.
+    pub tests: u64,
+    /// Runs stored.
+    pub runs: u64,
+    /// Results ever stored (sum over all runs, compacted ones included).
+    pub results: u64,
+    /// Results whose raw form is still kept.
+    pub raw_results: u64,
+    /// Bytes the database occupies (page count × page size).
+    pub bytes: u64,
+}
+
+impl Store {
+    /// Database size figures.
+    pub fn stats(&self) -> Result<Stats, StoreError> {
+        let path = &self.path;
+        let (tests, runs, results, raw_results): (i64, i64, i64, i64) = self
+            .conn
+            .query_row(
+                "SELECT (SELECT count(*) FROM tests), count(*), coalesce(sum(tests), 0),
+                        coalesce(sum(CASE WHEN results IS NOT NULL THEN tests ELSE 0 END), 0)
+                 FROM runs",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
+            )
+            .ctx(path, "count rows")?;
+        let bytes: i64 = self
+            .conn
+            .query_row(
+                "SELECT page_count * page_size FROM pragma_page_count, pragma_page_size",
+                [],
+                |r| r.get(0),
+            )
+            .ctx(path, "measure the database")?;
+        Ok(Stats {
+            tests: tests as u64,
+            runs: runs as u64,
+            results: results as u64,
+            raw_results: raw_results as u64,
+            bytes: bytes as u64,
+        })
+    }
+
+    /// Call `f` for every test, in id order.
+    pub fn for_each_test(&self, mut f: impl FnMut(TestRow)) -> Result<(), StoreError> {
+        let path = &self.path;
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT id, scope, name, file, line, selector, runner, history FROM tests ORDER BY id")
+            .ctx(path, "prepare the test scan")?;
+        let mut rows = stmt.query([]).ctx(path, "scan tests")?;
+        while let Some(row) = rows.next().ctx(path, "scan tests")? {
+            let bytes: Vec<u8> = row.get(7).ctx(path, "read a history")?;
+            let name: String = row.get(2).ctx(path, "read a test")?;
+            let history = TestHistory::decode(&bytes).unwrap_or_else(|err| {
+                tracing::warn!(test = %name, "stored history unreadable ({err}); treating it as empty");
+                TestHistory::default()
+            });
+            f(TestRow {
+                id: row.get(0).ctx(path, "read a test")?,
+                scope: row.get(1).ctx(path, "read a test")?,
+                name,
+                file: row.get(3).ctx(path, "read a test")?,
+                line: row.get(4).ctx(path, "read a test")?,
+                selector: row.get(5).ctx(path, "read a test")?,
+                runner: row.get(6).ctx(path, "read a test")?,
+                history,
+            });
+        }
+        Ok(())
+    }
+
+    /// All runs, oldest first.
+    pub fn runs(&self) -> Result<Vec<RunRow>, StoreError> {
+        let path = &self.path;
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT id, run_key, run_id, attempt, job, commit_sha, branch, default_branch, pull_request,
+                        is_default, at, tests, failed, skipped, mixed, outage, duration_ms, results IS NOT NULL
+                 FROM runs ORDER BY at, id",
+            )
+            .ctx(path, "prepare the run scan")?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(RunRow {
+                    id: r.get(0)?,
+                    run_key: r.get(1)?,
+                    run_id: r.get(2)?,
+                    attempt: r.get(3)?,
+                    job: r.get(4)?,
+                    commit: r.get(5)?,
+                    branch: r.get(6)?,
+                    default_branch: r.get(7)?,
+                    pull_request: r.get::<_, Option<i64>>(8)?.map(|n| n as u64),
+                    is_default: r.get(9)?,
+                    at: r.get(10)?,
+                    tests: r.get::<_, i64>(11)? as u64,
+                    failed: r.get::<_, i64>(12)? as u64,
+                    skipped: r.get::<_, i64>(13)? as u64,
+                    mixed: r.get::<_, i64>(14)? as u64,
+                    outage: r.get(15)?,
+                    duration_ms: r.get::<_, i64>(16)? as u64,
+                    has_results: r.get(17)?,
+                })
+            })
+            .ctx(path, "scan runs")?;
+        rows.collect::<Result<Vec<_>, _>>().ctx(path, "scan runs")
+    }
+
+    /// The raw results of run `id` (empty when compacted).
+    pub fn run_results(&self, id: i64) -> Result<Vec<Packed>, StoreError> {
+        let path = &self.path;
+        let blob: Option<Vec<u8>> = self
+            .conn
+            .query_row("SELECT results FROM runs WHERE id = ?1", [id], |r| r.get(0))
+            .optional()
+            .ctx(path, "read a run")?
+            .flatten();
+        match blob {
+            None => Ok(Vec::new()),
+            Some(bytes) => unpack(&bytes).map_err(|err| StoreError::Unusable {
+                path: path.clone(),
+                reason: format!("the results of run {id} cannot be decoded: {err}"),
+            }),
+        }
+    }
+
+    /// The failure recorded for `test_id` in run `run`.
+    pub fn failure(&self, test_id: i64, run: i64) -> Result<Option<Failure>, StoreError> {
+        self.conn
+            .prepare_cached("SELECT kind, type, message, text FROM failures WHERE test_id = ?1 AND run = ?2")
+            .and_then(|mut s| {
+                s.query_row(params![test_id, run], |r| {
+                    Ok(Failure {
+                        kind: Some(if r.get::<_, i64>(0)? == 1 {
+                            FailureKind::Error
+                        } else {
+                            FailureKind::Failure
+                        }),
+                        r#type: r.get(1)?,
+                        message: r.get(2)?,
+                        text: r.get(3)?,
+                    })
+                })
+                .optional()
+            })
+            .ctx(&self.path, "read a failure")
+    }
+
+    /// The newest failure kept for `test_id`, with its run id.
+    pub fn last_failure(&self, test_id: i64) -> Result<Option<(i64, Failure)>, StoreError> {
+        let run: Option<i64> = self
+            .conn
+            .prepare_cached("SELECT max(run) FROM failures WHERE test_id = ?1")
+            .and_then(|mut s| s.query_row([test_id], |r| r.get(0)))
+            .ctx(&self.path, "find the last failure")?;
+        match run {
+            None => Ok(None),
+            Some(run) => Ok(self.failure(test_id, run)?.map(|f| (run, f))),
+        }
+    }
+
+    /// One run by id.
+    pub fn run(&self, id: i64) -> Result<Option<RunRow>, StoreError> {
+        Ok(self.runs()?.into_iter().find(|r| r.id == id))
+    }
+}
