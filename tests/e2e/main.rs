@@ -1,0 +1,5 @@
+//! Omen's end-to-end tests: one binary, one module per feature.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod corpus;
+mod ingest;
