@@ -20,51 +20,96 @@ const DISAGREEMENTS: &[(&str, &str, [u64; 6])] = &[(
 const KEYS: [&str; 6] = ["tests", "passed", "failures", "errors", "skipped", "flaky"];
 
 fn counts(v: &Value) -> [u64; 6] {
-    KEYS.map(|k| v[k].as_u64().unwrap_or_else(|| panic!("{k} missing in {v}")))
+    KEYS.map(|k| {
+        v[k].as_u64()
+            .unwrap_or_else(|| panic!("{k} missing in {v}"))
+    })
 }
 
 #[test]
 fn every_corpus_file_matches_the_peer_expectations() {
     let root = corpus("junit");
     let manifest: Value =
-        serde_json::from_str(&std::fs::read_to_string(corpus("junit/MANIFEST.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(corpus("junit/MANIFEST.json")).unwrap())
+            .unwrap();
     let files = manifest["files"].as_array().unwrap();
     assert_eq!(files.len(), 61, "the manifest lists 61 reports");
     let db = tempfile::tempdir().unwrap();
     let out = run(omen(&root)
         .args(["ingest", "--format", "json", "--db"])
         .arg(db.path().join("h.db"))
-        .args(["--commit", "c0ffee", "--branch", "main", "--default-branch", "main", "."]));
+        .args([
+            "--commit",
+            "c0ffee",
+            "--branch",
+            "main",
+            "--default-branch",
+            "main",
+            ".",
+        ]));
     out.code(0);
     let json = out.json();
     let got: BTreeMap<String, &Value> = json["files"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|f| (f["path"].as_str().unwrap().trim_start_matches("./").to_owned(), f))
+        .map(|f| {
+            (
+                f["path"]
+                    .as_str()
+                    .unwrap()
+                    .trim_start_matches("./")
+                    .to_owned(),
+                f,
+            )
+        })
         .collect();
 
     let mut checked = 0;
     for entry in files {
         let name = entry["file"].as_str().unwrap();
-        let file = got.get(name).unwrap_or_else(|| panic!("{name} was not ingested\n{out}"));
+        let file = got
+            .get(name)
+            .unwrap_or_else(|| panic!("{name} was not ingested\n{out}"));
         let expected = &entry["expected"];
         match entry["expected_outcome"].as_str().unwrap() {
             "parse_error" => {
                 let error = &file["error"];
-                assert!(error.is_object(), "{name}: expected a parse error, got {file}");
-                assert!(error["line"].as_u64().is_some() && error["column"].as_u64().is_some(), "{name}: {error}");
-                assert_eq!(counts(file), [0; 6], "{name}: an unusable file counts nothing");
+                assert!(
+                    error.is_object(),
+                    "{name}: expected a parse error, got {file}"
+                );
+                assert!(
+                    error["line"].as_u64().is_some() && error["column"].as_u64().is_some(),
+                    "{name}: {error}"
+                );
+                assert_eq!(
+                    counts(file),
+                    [0; 6],
+                    "{name}: an unusable file counts nothing"
+                );
             }
             "parsed" => {
-                assert!(file["error"].is_null(), "{name}: unexpected error {}", file["error"]);
+                assert!(
+                    file["error"].is_null(),
+                    "{name}: unexpected error {}",
+                    file["error"]
+                );
                 let ours = counts(file);
                 match DISAGREEMENTS.iter().find(|d| d.0 == name) {
                     Some((_, reason, omen_counts)) => {
                         assert_eq!(ours, *omen_counts, "{name}: Omen's own count changed");
-                        assert_ne!(ours, counts(expected), "{name}: no longer disagrees; remove it from DISAGREEMENTS ({reason})");
+                        assert_ne!(
+                            ours,
+                            counts(expected),
+                            "{name}: no longer disagrees; remove it from DISAGREEMENTS ({reason})"
+                        );
                     }
-                    None => assert_eq!(ours, counts(expected), "{name}: counts differ from the peer's (order: {KEYS:?})"),
+                    None => assert_eq!(
+                        ours,
+                        counts(expected),
+                        "{name}: counts differ from the peer's (order: {KEYS:?})"
+                    ),
                 }
             }
             other => panic!("{name}: unknown expected_outcome {other}"),
@@ -72,7 +117,11 @@ fn every_corpus_file_matches_the_peer_expectations() {
         checked += 1;
     }
     assert_eq!(checked, 61);
-    assert_eq!(json["totals"]["tests"].as_u64(), Some(5353), "sum of <testcase> elements in the corpus");
+    assert_eq!(
+        json["totals"]["tests"].as_u64(),
+        Some(5353),
+        "sum of <testcase> elements in the corpus"
+    );
 }
 
 #[test]
@@ -80,10 +129,13 @@ fn repeated_testcases_fold_like_the_peers_retry_view() {
     // mikepenz's `check_retries` merges repeated name|classname|file testcases into one test; Omen
     // folds them into one stored result the same way (and marks fail-then-pass as flaky evidence).
     let manifest: Value =
-        serde_json::from_str(&std::fs::read_to_string(corpus("junit/MANIFEST.json")).unwrap()).unwrap();
+        serde_json::from_str(&std::fs::read_to_string(corpus("junit/MANIFEST.json")).unwrap())
+            .unwrap();
     let mut checked = 0;
     for entry in manifest["files"].as_array().unwrap() {
-        let Some(merged) = entry["expected_retry_merged"].as_object() else { continue };
+        let Some(merged) = entry["expected_retry_merged"].as_object() else {
+            continue;
+        };
         let name = entry["file"].as_str().unwrap();
         let db = tempfile::tempdir().unwrap();
         let out = run(omen(&corpus("junit"))
@@ -98,5 +150,8 @@ fn repeated_testcases_fold_like_the_peers_retry_view() {
         );
         checked += 1;
     }
-    assert!(checked >= 2, "the manifest has retry-merged expectations for several files");
+    assert!(
+        checked >= 2,
+        "the manifest has retry-merged expectations for several files"
+    );
 }

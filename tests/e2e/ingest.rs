@@ -20,7 +20,21 @@ fn write(dir: &Path, name: &str, text: &str) -> std::path::PathBuf {
 
 fn ingest(dir: &Path, extra: &[&str]) -> omen_tests::Run {
     run(omen(dir)
-        .args(["ingest", "--format", "json", "--db", "h.db", "--commit", "abc123", "--branch", "main", "--default-branch", "main", "--run-id", "1"])
+        .args([
+            "ingest",
+            "--format",
+            "json",
+            "--db",
+            "h.db",
+            "--commit",
+            "abc123",
+            "--branch",
+            "main",
+            "--default-branch",
+            "main",
+            "--run-id",
+            "1",
+        ])
         .args(extra))
 }
 
@@ -46,23 +60,36 @@ fn same_run_twice_is_a_duplicate_and_changes_nothing() {
     let second = ingest(dir.path(), &["reports"]);
     second.code(0);
     assert_eq!(second.json()["duplicate"], true, "{second}");
-    assert_eq!(std::fs::read(dir.path().join("h.db")).unwrap(), bytes, "a duplicate ingest must not write");
+    assert_eq!(
+        std::fs::read(dir.path().join("h.db")).unwrap(),
+        bytes,
+        "a duplicate ingest must not write"
+    );
 
     // A new attempt of the same run is a new run (a re-run on the same commit).
     let third = ingest(dir.path(), &["--attempt", "2", "reports"]);
     assert_eq!(third.json()["duplicate"], false);
-    assert_eq!(query_i64(&dir.path().join("h.db"), "SELECT count(*) FROM runs"), 2);
+    assert_eq!(
+        query_i64(&dir.path().join("h.db"), "SELECT count(*) FROM runs"),
+        2
+    );
 }
 
 #[test]
 fn a_corrupt_database_is_set_aside_and_this_run_still_stored() {
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), "a.xml", GOOD);
-    std::fs::write(dir.path().join("h.db"), b"SQLite format 3\0 but then garbage follows").unwrap();
+    std::fs::write(
+        dir.path().join("h.db"),
+        b"SQLite format 3\0 but then garbage follows",
+    )
+    .unwrap();
     let out = ingest(dir.path(), &["a.xml"]);
     out.code(0);
     let json = out.json();
-    let aside = json["database"]["set_aside"].as_str().unwrap_or_else(|| panic!("{out}"));
+    let aside = json["database"]["set_aside"]
+        .as_str()
+        .unwrap_or_else(|| panic!("{out}"));
     assert!(aside.contains("h.db.corrupt-"), "{aside}");
     assert_eq!(
         std::fs::read(dir.path().join(aside)).unwrap(),
@@ -70,44 +97,91 @@ fn a_corrupt_database_is_set_aside_and_this_run_still_stored() {
         "the unusable file is kept byte for byte"
     );
     assert_eq!(json["database"]["stored"], 3);
-    assert!(out.stderr.contains("moved aside"), "a warning says what happened\n{out}");
+    assert!(
+        out.stderr.contains("moved aside"),
+        "a warning says what happened\n{out}"
+    );
 }
 
 #[test]
 fn one_bad_report_never_hides_the_others() {
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), "r/good.xml", GOOD);
-    write(dir.path(), "r/broken.xml", "<testsuite>\n  <testcase name=\"x\">\n    <failure><![CDATA[never closed\n");
-    write(dir.path(), "r/pom.xml", "<project><modelVersion>4.0.0</modelVersion></project>");
+    write(
+        dir.path(),
+        "r/broken.xml",
+        "<testsuite>\n  <testcase name=\"x\">\n    <failure><![CDATA[never closed\n",
+    );
+    write(
+        dir.path(),
+        "r/pom.xml",
+        "<project><modelVersion>4.0.0</modelVersion></project>",
+    );
     let out = ingest(dir.path(), &["r"]);
     out.code(0);
     let json = out.json();
     let files = json["files"].as_array().unwrap();
-    let by_name = |n: &str| files.iter().find(|f| f["path"].as_str().unwrap().ends_with(n)).unwrap();
+    let by_name = |n: &str| {
+        files
+            .iter()
+            .find(|f| f["path"].as_str().unwrap().ends_with(n))
+            .unwrap()
+    };
     let broken = &by_name("broken.xml")["error"];
-    assert_eq!((broken["line"].as_u64(), broken["column"].as_u64()), (Some(3), Some(14)), "{broken}");
+    assert_eq!(
+        (broken["line"].as_u64(), broken["column"].as_u64()),
+        (Some(3), Some(14)),
+        "{broken}"
+    );
     let pom = &by_name("pom.xml")["error"];
-    assert!(pom["message"].as_str().unwrap().contains("not a JUnit report"), "{pom}");
+    assert!(
+        pom["message"]
+            .as_str()
+            .unwrap()
+            .contains("not a JUnit report"),
+        "{pom}"
+    );
     assert!(by_name("good.xml")["error"].is_null());
     assert_eq!(json["database"]["stored"], 3);
-    assert!(out.stderr.contains("broken.xml:3:14"), "the warning names file, line and column\n{out}");
+    assert!(
+        out.stderr.contains("broken.xml:3:14"),
+        "the warning names file, line and column\n{out}"
+    );
 
     // --strict turns Omen's trouble into exit code 3, and still stores what was good.
-    let strict = run(omen(dir.path()).args(["ingest", "--strict", "--db", "s.db", "--commit", "x", "r"]));
+    let strict =
+        run(omen(dir.path()).args(["ingest", "--strict", "--db", "s.db", "--commit", "x", "r"]));
     strict.code(3);
-    assert_eq!(query_i64(&dir.path().join("s.db"), "SELECT count(*) FROM tests"), 3);
+    assert_eq!(
+        query_i64(&dir.path().join("s.db"), "SELECT count(*) FROM tests"),
+        3
+    );
 }
 
 #[test]
 fn oversized_reports_and_unmatched_patterns_are_reported() {
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), "a.xml", GOOD);
-    let out = ingest(dir.path(), &["--max-report-size", "100", "a.xml", "nothing/*.xml"]);
+    let out = ingest(
+        dir.path(),
+        &["--max-report-size", "100", "a.xml", "nothing/*.xml"],
+    );
     out.code(0);
     let files = out.json()["files"].as_array().unwrap().clone();
-    let messages: Vec<&str> = files.iter().map(|f| f["error"]["message"].as_str().unwrap()).collect();
-    assert!(messages.iter().any(|m| m.contains("no file matches")), "{messages:?}");
-    assert!(messages.iter().any(|m| m.contains("over the 100-byte limit")), "{messages:?}");
+    let messages: Vec<&str> = files
+        .iter()
+        .map(|f| f["error"]["message"].as_str().unwrap())
+        .collect();
+    assert!(
+        messages.iter().any(|m| m.contains("no file matches")),
+        "{messages:?}"
+    );
+    assert!(
+        messages
+            .iter()
+            .any(|m| m.contains("over the 100-byte limit")),
+        "{messages:?}"
+    );
     assert!(out.stderr.contains("no usable report"), "{out}");
 }
 
@@ -126,9 +200,15 @@ fn external_entities_are_never_resolved() {
     out.code(0);
     assert_eq!(out.json()["totals"]["failures"], 1);
     let conn = rusqlite::Connection::open(dir.path().join("h.db")).unwrap();
-    let (message, text): (String, String) =
-        conn.query_row("SELECT message, text FROM failures", [], |r| Ok((r.get(0)?, r.get(1)?))).unwrap();
-    assert!(!message.contains("TOP-SECRET") && !text.contains("TOP-SECRET"), "{message} / {text}");
+    let (message, text): (String, String) = conn
+        .query_row("SELECT message, text FROM failures", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .unwrap();
+    assert!(
+        !message.contains("TOP-SECRET") && !text.contains("TOP-SECRET"),
+        "{message} / {text}"
+    );
     assert_eq!(text, "&xxe;", "the reference is kept as literal text");
 }
 
@@ -136,7 +216,11 @@ fn external_entities_are_never_resolved() {
 fn github_actions_environment_describes_the_run() {
     let dir = tempfile::tempdir().unwrap();
     write(dir.path(), "a.xml", GOOD);
-    let event = write(dir.path(), "event.json", r#"{"repository": {"default_branch": "main"}}"#);
+    let event = write(
+        dir.path(),
+        "event.json",
+        r#"{"repository": {"default_branch": "main"}}"#,
+    );
     let out = run(omen(dir.path())
         .args(["ingest", "--format", "json", "--db", "h.db", "a.xml"])
         .env("GITHUB_ACTIONS", "true")
@@ -158,7 +242,18 @@ fn github_actions_environment_describes_the_run() {
 
     // Flags override the environment.
     let out = run(omen(dir.path())
-        .args(["ingest", "--format", "json", "--db", "h.db", "--branch", "feature", "--timestamp", "2026-01-02T03:04:05Z", "a.xml"])
+        .args([
+            "ingest",
+            "--format",
+            "json",
+            "--db",
+            "h.db",
+            "--branch",
+            "feature",
+            "--timestamp",
+            "2026-01-02T03:04:05Z",
+            "a.xml",
+        ])
         .env("GITHUB_ACTIONS", "true")
         .env("GITHUB_REF_NAME", "main")
         .env("GITHUB_EVENT_PATH", &event));
@@ -173,34 +268,76 @@ fn one_test_reported_two_ways_has_one_identity() {
     let dir = tempfile::tempdir().unwrap();
     // Run 1: classname, a ./ path. Run 2: no classname (suite name instead), Windows separators,
     // extra whitespace.
-    write(dir.path(), "r1.xml", r#"<testsuite name="x"><testcase classname="pkg.MathTest" name="adds[1-2]" file="./src/math_test.py"/></testsuite>"#);
-    write(dir.path(), "r2.xml", r#"<testsuite name="pkg.MathTest"><testcase classname="" name=" adds[1-2] " file="src\math_test.py"/></testsuite>"#);
+    write(
+        dir.path(),
+        "r1.xml",
+        r#"<testsuite name="x"><testcase classname="pkg.MathTest" name="adds[1-2]" file="./src/math_test.py"/></testsuite>"#,
+    );
+    write(
+        dir.path(),
+        "r2.xml",
+        r#"<testsuite name="pkg.MathTest"><testcase classname="" name=" adds[1-2] " file="src\math_test.py"/></testsuite>"#,
+    );
     ingest(dir.path(), &["r1.xml"]).code(0);
-    run(omen(dir.path()).args(["ingest", "--db", "h.db", "--commit", "b", "--run-id", "2", "r2.xml"])).code(0);
+    run(omen(dir.path()).args([
+        "ingest", "--db", "h.db", "--commit", "b", "--run-id", "2", "r2.xml",
+    ]))
+    .code(0);
     let db = dir.path().join("h.db");
     assert_eq!(query_i64(&db, "SELECT count(*) FROM runs"), 2);
-    assert_eq!(query_i64(&db, "SELECT count(*) FROM tests"), 1, "both reports name the same test");
+    assert_eq!(
+        query_i64(&db, "SELECT count(*) FROM tests"),
+        1,
+        "both reports name the same test"
+    );
 }
 
 #[test]
 fn merge_combines_shards_without_double_counting() {
     let dir = tempfile::tempdir().unwrap();
-    write(dir.path(), "s1.xml", r#"<testsuite><testcase classname="A" name="one"/></testsuite>"#);
-    write(dir.path(), "s2.xml", r#"<testsuite><testcase classname="B" name="two"><error message="boom"/></testcase></testsuite>"#);
+    write(
+        dir.path(),
+        "s1.xml",
+        r#"<testsuite><testcase classname="A" name="one"/></testsuite>"#,
+    );
+    write(
+        dir.path(),
+        "s2.xml",
+        r#"<testsuite><testcase classname="B" name="two"><error message="boom"/></testcase></testsuite>"#,
+    );
     for (db, report, job) in [("1.db", "s1.xml", "shard-1"), ("2.db", "s2.xml", "shard-2")] {
-        run(omen(dir.path()).args(["ingest", "--db", db, "--commit", "c", "--run-id", "5", "--job", job, report])).code(0);
+        run(omen(dir.path()).args([
+            "ingest", "--db", db, "--commit", "c", "--run-id", "5", "--job", job, report,
+        ]))
+        .code(0);
     }
     std::fs::write(dir.path().join("bad.db"), "not a database").unwrap();
-    let out = run(omen(dir.path()).args(["merge", "--format", "json", "--db", "all.db", "1.db", "2.db", "1.db", "bad.db"]));
+    let out = run(omen(dir.path()).args([
+        "merge", "--format", "json", "--db", "all.db", "1.db", "2.db", "1.db", "bad.db",
+    ]));
     out.code(0);
     let json = out.json();
-    let added: Vec<u64> = json["sources"].as_array().unwrap().iter().map(|s| s["runs_added"].as_u64().unwrap()).collect();
+    let added: Vec<u64> = json["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["runs_added"].as_u64().unwrap())
+        .collect();
     assert_eq!(added, [1, 1, 0, 0], "{out}");
-    assert!(json["sources"][3]["error"].as_str().unwrap().contains("bad.db"));
+    assert!(
+        json["sources"][3]["error"]
+            .as_str()
+            .unwrap()
+            .contains("bad.db")
+    );
     let all = dir.path().join("all.db");
     assert_eq!(query_i64(&all, "SELECT count(*) FROM runs"), 2);
     assert_eq!(query_i64(&all, "SELECT sum(tests) FROM runs"), 2);
-    assert_eq!(std::fs::read(dir.path().join("bad.db")).unwrap(), b"not a database", "sources are never modified");
+    assert_eq!(
+        std::fs::read(dir.path().join("bad.db")).unwrap(),
+        b"not a database",
+        "sources are never modified"
+    );
     run(omen(dir.path()).args(["merge", "--strict", "--db", "all.db", "bad.db"])).code(3);
 }
 

@@ -7,7 +7,10 @@ use std::sync::OnceLock;
 
 /// The repository root.
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_owned()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_owned()
 }
 
 /// A committed test corpus file; panics (never skips) when it is missing.
@@ -31,7 +34,9 @@ pub fn omen_bin() -> &'static Path {
         let release = profile_dir.file_name().is_some_and(|n| n == "release");
         let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
         let mut build = Command::new(cargo);
-        build.args(["build", "--quiet", "-p", "omen-cli", "--bin", "omen"]).current_dir(repo_root());
+        build
+            .args(["build", "--quiet", "-p", "omen-cli", "--bin", "omen"])
+            .current_dir(repo_root());
         if release {
             build.arg("--release");
         }
@@ -95,7 +100,11 @@ impl std::fmt::Display for Run {
 /// Run a command to completion.
 pub fn run(cmd: &mut Command) -> Run {
     let command = format!("{cmd:?}");
-    let Output { status, stdout, stderr } = cmd.output().unwrap_or_else(|e| panic!("{command}: {e}"));
+    let Output {
+        status,
+        stdout,
+        stderr,
+    } = cmd.output().unwrap_or_else(|e| panic!("{command}: {e}"));
     Run {
         command,
         code: status.code().unwrap_or(-1),

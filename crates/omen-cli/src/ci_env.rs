@@ -36,7 +36,11 @@ impl Source {
 /// Detect run metadata from CI variables (`env`), falling back to git in `cwd`.
 /// `now` fills the timestamp; flags are applied by the caller afterwards.
 pub fn detect(env: &dyn Fn(&str) -> Option<String>, cwd: &Path, now: i64) -> (RunMeta, Source) {
-    let var = |k: &str| env(k).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+    let var = |k: &str| {
+        env(k)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    };
     if var("GITHUB_ACTIONS").as_deref() == Some("true") || var("GITHUB_RUN_ID").is_some() {
         let event = var("GITHUB_EVENT_PATH")
             .and_then(|p| std::fs::read_to_string(p).ok())
@@ -55,7 +59,9 @@ pub fn detect(env: &dyn Fn(&str) -> Option<String>, cwd: &Path, now: i64) -> (Ru
             branch: var("GITHUB_HEAD_REF").or_else(|| var("GITHUB_REF_NAME")),
             default_branch,
             run_id: var("GITHUB_RUN_ID"),
-            attempt: var("GITHUB_RUN_ATTEMPT").and_then(|a| a.parse().ok()).unwrap_or(1),
+            attempt: var("GITHUB_RUN_ATTEMPT")
+                .and_then(|a| a.parse().ok())
+                .unwrap_or(1),
             job: var("GITHUB_JOB"),
             pull_request,
             at: now,
@@ -65,7 +71,8 @@ pub fn detect(env: &dyn Fn(&str) -> Option<String>, cwd: &Path, now: i64) -> (Ru
     if var("GITLAB_CI").as_deref() == Some("true") || var("CI_PIPELINE_ID").is_some() {
         let meta = RunMeta {
             commit: var("CI_COMMIT_SHA"),
-            branch: var("CI_MERGE_REQUEST_SOURCE_BRANCH_NAME").or_else(|| var("CI_COMMIT_REF_NAME")),
+            branch: var("CI_MERGE_REQUEST_SOURCE_BRANCH_NAME")
+                .or_else(|| var("CI_COMMIT_REF_NAME")),
             default_branch: var("CI_DEFAULT_BRANCH"),
             run_id: var("CI_PIPELINE_ID"),
             // GitLab has no attempt counter: a retried job gets a new CI_JOB_ID, kept in the job.
@@ -80,7 +87,11 @@ pub fn detect(env: &dyn Fn(&str) -> Option<String>, cwd: &Path, now: i64) -> (Ru
         return (meta, Source::GitLab);
     }
     let git = |args: &[&str]| -> Option<String> {
-        let out = Command::new("git").args(args).current_dir(cwd).output().ok()?;
+        let out = Command::new("git")
+            .args(args)
+            .current_dir(cwd)
+            .output()
+            .ok()?;
         out.status
             .success()
             .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
@@ -94,7 +105,15 @@ pub fn detect(env: &dyn Fn(&str) -> Option<String>, cwd: &Path, now: i64) -> (Ru
                 .or_else(|| {
                     ["main", "master"]
                         .into_iter()
-                        .find(|b| git(&["rev-parse", "--verify", "--quiet", &format!("refs/heads/{b}")]).is_some())
+                        .find(|b| {
+                            git(&[
+                                "rev-parse",
+                                "--verify",
+                                "--quiet",
+                                &format!("refs/heads/{b}"),
+                            ])
+                            .is_some()
+                        })
                         .map(str::to_owned)
                 });
             let meta = RunMeta {
@@ -129,10 +148,9 @@ pub fn roots(env: &dyn Fn(&str) -> Option<String>, cwd: &Path) -> Vec<String> {
         .args(["rev-parse", "--show-toplevel"])
         .current_dir(cwd)
         .output()
+        && out.status.success()
     {
-        if out.status.success() {
-            roots.push(String::from_utf8_lossy(&out.stdout).trim().to_owned());
-        }
+        roots.push(String::from_utf8_lossy(&out.stdout).trim().to_owned());
     }
     roots.push(cwd.display().to_string());
     roots
@@ -144,9 +162,11 @@ mod tests {
 
     use super::*;
 
-    fn with(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
-        let map: HashMap<String, String> =
-            vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+    fn with(vars: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> + use<> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
         move |k| map.get(k).cloned()
     }
 

@@ -29,7 +29,10 @@ pub fn discover(args: &[String]) -> Vec<Found> {
             continue;
         }
         let pattern = if path.is_dir() {
-            format!("{}/**/*.xml", glob::Pattern::escape(arg.trim_end_matches('/')))
+            format!(
+                "{}/**/*.xml",
+                glob::Pattern::escape(arg.trim_end_matches('/'))
+            )
         } else {
             arg.clone()
         };
@@ -57,7 +60,10 @@ pub fn discover(args: &[String]) -> Vec<Found> {
     }
     files.sort();
     files.dedup();
-    nothing.into_iter().chain(files.into_iter().map(Found::File)).collect()
+    nothing
+        .into_iter()
+        .chain(files.into_iter().map(Found::File))
+        .collect()
 }
 
 #[cfg(test)]
@@ -73,7 +79,12 @@ mod tests {
             std::fs::write(root.join(f), "<testsuite/>").unwrap();
         }
         let s = |p: &str| root.join(p).display().to_string();
-        let found = discover(&[s("a"), format!("{}/*.xml", root.display()), s("three.xml"), s("missing/*.xml")]);
+        let found = discover(&[
+            s("a"),
+            format!("{}/*.xml", root.display()),
+            s("three.xml"),
+            s("missing/*.xml"),
+        ]);
         let files: Vec<_> = found
             .iter()
             .filter_map(|f| match f {
@@ -82,6 +93,8 @@ mod tests {
             })
             .collect();
         assert_eq!(files, ["a/b/two.xml", "a/one.xml", "three.xml"]);
-        assert!(matches!(&found[0], Found::Nothing { pattern, .. } if pattern.ends_with("missing/*.xml")));
+        assert!(
+            matches!(&found[0], Found::Nothing { pattern, .. } if pattern.ends_with("missing/*.xml"))
+        );
     }
 }

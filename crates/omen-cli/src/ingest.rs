@@ -95,7 +95,10 @@ pub fn parse_reports(patterns: &[String], max_size: u64, roots: &[String]) -> Pa
                     (Some(l), Some(c)) => format!(":{l}:{c}"),
                     _ => String::new(),
                 };
-                tracing::warn!("{shown}{place}: {}; the other reports still count", error.message);
+                tracing::warn!(
+                    "{shown}{place}: {}; the other reports still count",
+                    error.message
+                );
                 unusable += 1;
                 files.push(FileSummary {
                     path: shown.clone(),
@@ -243,7 +246,8 @@ pub fn run(args: &IngestArgs) -> anyhow::Result<Outcome> {
             keep_runs: args.keep_runs,
             ..StoreConfig::default()
         };
-        let records: Vec<ResultRecord> = parsed.results.into_iter().map(ResultRecord::from).collect();
+        let records: Vec<ResultRecord> =
+            parsed.results.into_iter().map(ResultRecord::from).collect();
         match store(&args.db, now, &meta, &key, records, &config) {
             Ok((stored, set_aside, dup)) => {
                 database.stored = stored;
@@ -285,7 +289,9 @@ fn store(
     let mut store = opened.store;
     let outcome = store.ingest(meta, key, records, config)?;
     if outcome.outage {
-        tracing::warn!("most of the suite failed in this run: treated as an outage, not as flakiness evidence");
+        tracing::warn!(
+            "most of the suite failed in this run: treated as an outage, not as flakiness evidence"
+        );
     }
     Ok((outcome.stored, set_aside, outcome.duplicate))
 }
@@ -338,10 +344,17 @@ fn render_text(report: &IngestReport) -> String {
     }
     let db = &report.database;
     if let Some(aside) = &db.set_aside {
-        let _ = writeln!(s, "  the old database was unusable and was moved to {aside}");
+        let _ = writeln!(
+            s,
+            "  the old database was unusable and was moved to {aside}"
+        );
     }
     if report.duplicate {
-        let _ = writeln!(s, "  this run was already stored in {}: nothing changed", db.path);
+        let _ = writeln!(
+            s,
+            "  this run was already stored in {}: nothing changed",
+            db.path
+        );
     } else if db.failed {
         let _ = writeln!(s, "  results were NOT stored (see the warning above)");
     } else if db.stored > 0 {
@@ -385,8 +398,10 @@ fn summary_error(path: String, message: String, line: Option<u64>) -> FileSummar
 
 fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
 }

@@ -106,7 +106,9 @@ pub struct Outcome {
 
 impl Outcome {
     /// Success.
-    pub const OK: Outcome = Outcome { code: exit_code::OK };
+    pub const OK: Outcome = Outcome {
+        code: exit_code::OK,
+    };
 
     /// Exit 0, or 3 when there was trouble and `--strict` was given.
     pub fn with_trouble(trouble: bool, strict: bool) -> Outcome {
@@ -145,8 +147,9 @@ pub fn now() -> i64 {
 
 /// Parse an RFC 3339 timestamp to unix seconds.
 pub fn parse_time(text: &str) -> anyhow::Result<i64> {
-    let t = humantime::parse_rfc3339_weak(text.trim())
-        .with_context(|| format!("`{text}` is not an RFC 3339 timestamp (e.g. 2026-05-01T12:00:00Z)"))?;
+    let t = humantime::parse_rfc3339_weak(text.trim()).with_context(|| {
+        format!("`{text}` is not an RFC 3339 timestamp (e.g. 2026-05-01T12:00:00Z)")
+    })?;
     let secs = t
         .duration_since(std::time::UNIX_EPOCH)
         .with_context(|| format!("`{text}` is before 1970"))?

@@ -19,7 +19,11 @@ fn main() {
         Ok(cli) => cli,
         Err(err) => {
             let _ = err.print();
-            std::process::exit(if err.use_stderr() { exit_code::USAGE } else { exit_code::OK });
+            std::process::exit(if err.use_stderr() {
+                exit_code::USAGE
+            } else {
+                exit_code::OK
+            });
         }
     };
     let code = match run(&cli) {
@@ -29,7 +33,9 @@ fn main() {
             if is_strict(&cli) {
                 exit_code::OMEN_FAILURE
             } else {
-                tracing::warn!("continuing with exit code 0: Omen's own trouble never fails the build (use --strict to change that)");
+                tracing::warn!(
+                    "continuing with exit code 0: Omen's own trouble never fails the build (use --strict to change that)"
+                );
                 exit_code::OK
             }
         }

@@ -45,7 +45,11 @@ pub fn run(args: &MergeArgs) -> anyhow::Result<Outcome> {
     let opened = Store::open(&args.db, crate::now())?;
     let mut trouble = false;
     if let Some((moved, reason)) = &opened.set_aside {
-        tracing::warn!("{} was unusable ({reason}) and was moved to {}", args.db.display(), moved.display());
+        tracing::warn!(
+            "{} was unusable ({reason}) and was moved to {}",
+            args.db.display(),
+            moved.display()
+        );
     }
     let mut target = opened.store;
     let config = StoreConfig::default();
@@ -59,7 +63,8 @@ pub fn run(args: &MergeArgs) -> anyhow::Result<Outcome> {
             results: 0,
             error: None,
         };
-        let merged = Store::open_read_only(path).and_then(|source| target.merge_from(&source, &config));
+        let merged =
+            Store::open_read_only(path).and_then(|source| target.merge_from(&source, &config));
         match merged {
             Ok(o) => {
                 report.runs_added = o.runs_added;

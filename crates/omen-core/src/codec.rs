@@ -131,6 +131,9 @@ mod tests {
     #[test]
     fn rejects_overlong() {
         let bytes = [0xffu8; 11];
-        assert!(matches!(Cursor::new(&bytes).u64(), Err(DecodeError::Overlong(0))));
+        assert!(matches!(
+            Cursor::new(&bytes).u64(),
+            Err(DecodeError::Overlong(0))
+        ));
     }
 }

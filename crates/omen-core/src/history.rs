@@ -161,11 +161,12 @@ impl TestHistory {
             self.flake_events = self.flake_events.saturating_add(1);
             self.flake_times.copy_within(0..FLAKE_TIMES - 1, 1);
             self.flake_times[0] = obs.at;
-            if let Some(sig) = obs.failure_signature.filter(|s| *s != 0) {
-                if !self.flake_signatures.contains(&sig) {
-                    self.flake_signatures.copy_within(0..FLAKE_SIGNATURES - 1, 1);
-                    self.flake_signatures[0] = sig;
-                }
+            if let Some(sig) = obs.failure_signature.filter(|s| *s != 0)
+                && !self.flake_signatures.contains(&sig)
+            {
+                self.flake_signatures
+                    .copy_within(0..FLAKE_SIGNATURES - 1, 1);
+                self.flake_signatures[0] = sig;
             }
             // The failure that started a streak was a flake on this commit, not a breakage.
             if !failed {
@@ -190,7 +191,8 @@ impl TestHistory {
 
     /// Standard deviation of passing durations, ms.
     pub fn duration_stddev(&self) -> Option<f32> {
-        (self.duration_count >= 2).then(|| (self.duration_m2 / (self.duration_count - 1) as f32).sqrt())
+        (self.duration_count >= 2)
+            .then(|| (self.duration_m2 / (self.duration_count - 1) as f32).sqrt())
     }
 
     /// The last `n` (≤ `window_len`) default-branch outcomes as booleans, oldest first.
@@ -202,7 +204,11 @@ impl TestHistory {
     /// Number of failures among the last `n` default-branch outcomes.
     pub fn recent_failures(&self, n: u8) -> u32 {
         let n = n.min(self.window_len);
-        let mask = if n >= 128 { u128::MAX } else { (1u128 << n) - 1 };
+        let mask = if n >= 128 {
+            u128::MAX
+        } else {
+            (1u128 << n) - 1
+        };
         (self.window & mask).count_ones()
     }
 
@@ -218,7 +224,10 @@ impl TestHistory {
 
     /// Flake events at or after `since` (unix seconds), as far as [`FLAKE_TIMES`] remembers.
     pub fn flake_events_since(&self, since: i64) -> u32 {
-        self.flake_times.iter().filter(|&&t| t != 0 && t >= since).count() as u32
+        self.flake_times
+            .iter()
+            .filter(|&&t| t != 0 && t >= since)
+            .count() as u32
     }
 
     /// Encode in Omen's compact stored format.
@@ -249,7 +258,11 @@ impl TestHistory {
         for t in &self.flake_times[..times] {
             put_i64(&mut out, *t - self.first_seen);
         }
-        let sigs = self.flake_signatures.iter().take_while(|&&s| s != 0).count();
+        let sigs = self
+            .flake_signatures
+            .iter()
+            .take_while(|&&s| s != 0)
+            .count();
         out.push(sigs as u8);
         for s in &self.flake_signatures[..sigs] {
             put_u64(&mut out, u64::from(*s));
@@ -379,13 +392,22 @@ mod tests {
     #[test]
     fn window_counts_flips_and_streaks() {
         let mut h = TestHistory::default();
-        for (i, o) in [Outcome::Passed, Outcome::Failed, Outcome::Passed, Outcome::Failed, Outcome::Failed]
-            .into_iter()
-            .enumerate()
+        for (i, o) in [
+            Outcome::Passed,
+            Outcome::Failed,
+            Outcome::Passed,
+            Outcome::Failed,
+            Outcome::Failed,
+        ]
+        .into_iter()
+        .enumerate()
         {
             h.observe(&obs(o, i as u64 + 1, 1000 + i as i64));
         }
-        assert_eq!(h.recent(5).collect::<Vec<_>>(), [false, true, false, true, true]);
+        assert_eq!(
+            h.recent(5).collect::<Vec<_>>(),
+            [false, true, false, true, true]
+        );
         assert_eq!(h.recent_failures(5), 3);
         assert_eq!(h.flips(5), 3);
         assert_eq!(h.fail_streak, 2);
@@ -401,7 +423,10 @@ mod tests {
         h.observe(&obs(Outcome::Passed, 2, 30));
         assert_eq!(h.flake_events, 1);
         assert_eq!(h.flake_times[0], 30);
-        assert_eq!(h.flake_signatures[0], 0, "a passing re-run carries no signature");
+        assert_eq!(
+            h.flake_signatures[0], 0,
+            "a passing re-run carries no signature"
+        );
         assert_eq!(h.fail_streak, 0);
         // A third result on the same commit does not count the same disagreement again.
         h.observe(&obs(Outcome::Failed, 2, 40));
@@ -425,7 +450,15 @@ mod tests {
     fn encode_decode_round_trip() {
         let mut h = TestHistory::default();
         for i in 0..200i64 {
-            let mut o = obs(if i % 7 == 0 { Outcome::Failed } else { Outcome::Passed }, (i / 2) as u64, 1_700_000_000 + i * 60);
+            let mut o = obs(
+                if i % 7 == 0 {
+                    Outcome::Failed
+                } else {
+                    Outcome::Passed
+                },
+                (i / 2) as u64,
+                1_700_000_000 + i * 60,
+            );
             o.mixed = i % 13 == 0;
             o.duration_ms = Some(100 + (i % 5) as u32);
             h.observe(&o);
@@ -443,6 +476,9 @@ mod tests {
             failure_signature("timeout after 3012 ms  at 0x7f"),
             failure_signature("Timeout after 29 ms at 0x1a")
         );
-        assert_ne!(failure_signature("timeout"), failure_signature("assertion failed"));
+        assert_ne!(
+            failure_signature("timeout"),
+            failure_signature("assertion failed")
+        );
     }
 }

@@ -84,6 +84,18 @@ pub fn identify(case: &TestCase, runner: Runner, roots: &[String]) -> Identity {
     }
 }
 
+/// The selector Omen would derive from stored identity fields alone.
+///
+/// The store keeps a selector only when it differs from this, which is rare: it saves about a
+/// quarter of the space a test takes.
+pub fn derive_selector(runner: Runner, scope: &str, name: &str, file: Option<&str>) -> String {
+    match runner {
+        Runner::Nextest => format!("{scope} {name}"),
+        Runner::Pytest => pytest_node_id(file, scope, name),
+        Runner::Generic => format!("{scope}::{name}"),
+    }
+}
+
 /// Collapse every run of whitespace to one space and trim.
 pub fn collapse_whitespace(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
@@ -145,21 +157,21 @@ pub fn normalize_path(path: &str, roots: &[String]) -> String {
         if root.is_empty() {
             continue;
         }
-        if let Some(rest) = p.strip_prefix(root) {
-            if let Some(rest) = rest.strip_prefix('/') {
-                p = rest.to_owned();
-                break;
-            }
+        if let Some(rest) = p.strip_prefix(root)
+            && let Some(rest) = rest.strip_prefix('/')
+        {
+            p = rest.to_owned();
+            break;
         }
     }
     for prefix in ["/home/runner/work/", "/__w/", "/a/"] {
         if let Some(rest) = p.strip_prefix(prefix) {
             // `<repo>/<repo>/path`: GitHub-hosted runners check out twice-nested.
             let mut parts = rest.splitn(3, '/');
-            if let (Some(a), Some(b), Some(tail)) = (parts.next(), parts.next(), parts.next()) {
-                if a == b {
-                    p = tail.to_owned();
-                }
+            if let (Some(a), Some(b), Some(tail)) = (parts.next(), parts.next(), parts.next())
+                && a == b
+            {
+                p = tail.to_owned();
             }
             break;
         }
@@ -211,7 +223,10 @@ fn pytest_node_id(file: Option<&str>, classname: &str, name: &str) -> String {
             if split == 0 {
                 (String::new(), parts.clone())
             } else {
-                (format!("{}.py", parts[..split].join("/")), parts[split..].to_vec())
+                (
+                    format!("{}.py", parts[..split].join("/")),
+                    parts[split..].to_vec(),
+                )
             }
         }
     };
@@ -307,13 +322,55 @@ mod tests {
             id("tests.test_x.TestA", "test_b[1]", Some("tests/test_x.py")),
             "tests/test_x.py::TestA::test_b[1]"
         );
-        assert_eq!(id("tests.test_x.TestA", "test_b", None), "tests/test_x.py::TestA::test_b");
-        assert_eq!(id("tests.test_x", "test_c", None), "tests/test_x.py::test_c");
+        assert_eq!(
+            id("tests.test_x.TestA", "test_b", None),
+            "tests/test_x.py::TestA::test_b"
+        );
+        assert_eq!(
+            id("tests.test_x", "test_c", None),
+            "tests/test_x.py::test_c"
+        );
+    }
+
+    #[test]
+    fn selectors_are_usually_derivable_from_stored_fields() {
+        let cases = [
+            (
+                Runner::Pytest,
+                case(
+                    "pytest",
+                    "tests.test_x.TestA",
+                    "test_b[1]",
+                    Some("tests/test_x.py"),
+                ),
+            ),
+            (
+                Runner::Pytest,
+                case("pytest", "tests.test_x", "test_c", None),
+            ),
+            (
+                Runner::Nextest,
+                case("crate::bin/x", "crate::bin/x", "m::t", None),
+            ),
+            (Runner::Generic, case("s", "pkg.C", "adds", None)),
+        ];
+        for (runner, c) in cases {
+            let id = identify(&c, runner, &[]);
+            assert_eq!(
+                derive_selector(runner, &id.scope, &id.name, id.file.as_deref()),
+                id.selector
+            );
+        }
     }
 
     #[test]
     fn nextest_selector_is_binary_id_and_test_path() {
-        let c = case("my-crate::bin/omen", "my-crate::bin/omen", "cli::parses", None);
+        let c = case(
+            "my-crate::bin/omen",
+            "my-crate::bin/omen",
+            "cli::parses",
+            None,
+        );
         assert_eq!(
             identify(&c, Runner::Nextest, &[]).selector,
             "my-crate::bin/omen cli::parses"

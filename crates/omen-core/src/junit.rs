@@ -52,7 +52,9 @@ pub enum ParseError {
         offset: u64,
     },
     /// Well-formed XML whose root element is not `<testsuites>` or `<testsuite>`.
-    #[error("not a JUnit report: the root element is <{root}>, expected <testsuites> or <testsuite>")]
+    #[error(
+        "not a JUnit report: the root element is <{root}>, expected <testsuites> or <testsuite>"
+    )]
     NotJunit {
         /// The root element's name.
         root: String,
@@ -137,7 +139,10 @@ pub fn parse_with(
         let event = match reader.read_event_into(&mut buf) {
             Ok(event) => event,
             Err(quick_xml::Error::Io(err)) => {
-                return Err(ParseError::Io(std::io::Error::new(err.kind(), err.to_string())));
+                return Err(ParseError::Io(std::io::Error::new(
+                    err.kind(),
+                    err.to_string(),
+                )));
             }
             Err(err) => {
                 return Err(ParseError::Malformed {
@@ -150,29 +155,14 @@ pub fn parse_with(
             Event::Start(start) => {
                 parser.start(&start, false, before + skipped_bom, &mut on_case)?
             }
-            Event::Empty(start) => parser.start(&start, true, before + skipped_bom, &mut on_case)?,
+            Event::Empty(start) => {
+                parser.start(&start, true, before + skipped_bom, &mut on_case)?
+            }
             Event::End(end) => parser.end(end.local_name().as_ref(), &mut on_case),
-            Event::Text(text) => {
-                if let Some(capture) = parser.capture.as_mut() {
-                    if capture.skip_depth == 0 {
-                        capture.push(&String::from_utf8_lossy(&text), limits.text_bytes);
-                    }
-                }
-            }
-            Event::CData(cdata) => {
-                if let Some(capture) = parser.capture.as_mut() {
-                    if capture.skip_depth == 0 {
-                        capture.push(&String::from_utf8_lossy(&cdata), limits.text_bytes);
-                    }
-                }
-            }
-            Event::GeneralRef(reference) => {
-                if let Some(capture) = parser.capture.as_mut() {
-                    if capture.skip_depth == 0 {
-                        let resolved = resolve_reference(&reference);
-                        capture.push(&resolved, limits.text_bytes);
-                    }
-                }
+            Event::Text(text) => parser.text(&String::from_utf8_lossy(&text)),
+            Event::CData(cdata) => parser.text(&String::from_utf8_lossy(&cdata)),
+            Event::GeneralRef(reference) if parser.capturing() => {
+                parser.text(&resolve_reference(&reference));
             }
             Event::Eof => break,
             // Declarations, comments, processing instructions and DTDs carry no results.
@@ -292,6 +282,17 @@ struct Parser {
 }
 
 impl Parser {
+    fn capturing(&self) -> bool {
+        self.capture.as_ref().is_some_and(|c| c.skip_depth == 0)
+    }
+
+    /// Text inside a result element; everything else (captured output, whitespace) is dropped.
+    fn text(&mut self, text: &str) {
+        if let Some(capture) = self.capture.as_mut().filter(|c| c.skip_depth == 0) {
+            capture.push(text, self.limits.text_bytes);
+        }
+    }
+
     fn start(
         &mut self,
         element: &BytesStart<'_>,
@@ -389,10 +390,10 @@ impl Parser {
                 capture.skip_depth -= 1;
                 return;
             }
-            if name == capture.element.as_slice() || name == b"testcase" {
-                if let (Some(capture), Some(builder)) = (self.capture.take(), self.case.as_mut()) {
-                    builder.record(capture);
-                }
+            if (name == capture.element.as_slice() || name == b"testcase")
+                && let (Some(capture), Some(builder)) = (self.capture.take(), self.case.as_mut())
+            {
+                builder.record(capture);
             }
             if name != b"testcase" {
                 return;
@@ -456,10 +457,10 @@ impl Parser {
     }
 
     fn finish_case(&mut self, on_case: &mut impl FnMut(TestCase)) {
-        if let Some(capture) = self.capture.take() {
-            if let Some(builder) = self.case.as_mut() {
-                builder.record(capture);
-            }
+        if let Some(capture) = self.capture.take()
+            && let Some(builder) = self.case.as_mut()
+        {
+            builder.record(capture);
         }
         let Some(builder) = self.case.take() else {
             return;
@@ -609,9 +610,18 @@ mod tests {
                 Outcome::Skipped
             ]
         );
-        assert_eq!(report.cases[2].failure.as_ref().and_then(|f| f.text.as_deref()), Some("trace"));
         assert_eq!(
-            report.cases[3].failure.as_ref().and_then(|f| f.message.as_deref()),
+            report.cases[2]
+                .failure
+                .as_ref()
+                .and_then(|f| f.text.as_deref()),
+            Some("trace")
+        );
+        assert_eq!(
+            report.cases[3]
+                .failure
+                .as_ref()
+                .and_then(|f| f.message.as_deref()),
             Some("boom")
         );
         assert_eq!(report.counts.tests, 5);
@@ -668,29 +678,43 @@ mod tests {
         let case = &report.cases[0];
         assert_eq!(case.name, "a & b");
         assert_eq!(case.duration_secs, None);
-        let failure = case.failure.as_ref().map(|f| (f.message.as_deref(), f.text.as_deref()));
+        let failure = case
+            .failure
+            .as_ref()
+            .map(|f| (f.message.as_deref(), f.text.as_deref()));
         assert_eq!(failure, Some((Some("x < y"), Some("1 < 2 &custom;"))));
     }
 
     #[test]
     fn not_junit_and_malformed_are_errors_with_offsets() {
         let err = parse(&b"<html><body/></html>"[..], Limits::default()).err();
-        assert!(matches!(err, Some(ParseError::NotJunit { ref root, offset: 0 }) if root == "html"));
+        assert!(
+            matches!(err, Some(ParseError::NotJunit { ref root, offset: 0 }) if root == "html")
+        );
         let xml = b"<testsuite>\n<testcase name=\"a\"><failure><![CDATA[oops";
         let err = parse(&xml[..], Limits::default()).err();
         let offset = err.as_ref().and_then(ParseError::offset);
         assert!(matches!(err, Some(ParseError::Malformed { .. })), "{err:?}");
         let (line, _) = line_col(&xml[..], offset.unwrap_or(0)).unwrap_or((0, 0));
         assert_eq!(line, 2);
-        assert!(matches!(parse(&b""[..], Limits::default()), Err(ParseError::Empty)));
+        assert!(matches!(
+            parse(&b""[..], Limits::default()),
+            Err(ParseError::Empty)
+        ));
     }
 
     #[test]
     fn failure_text_is_bounded_on_a_char_boundary() {
         let long = "é".repeat(5000);
-        let xml = format!(r#"<testsuite><testcase name="a"><failure>{long}</failure></testcase></testsuite>"#);
+        let xml = format!(
+            r#"<testsuite><testcase name="a"><failure>{long}</failure></testcase></testsuite>"#
+        );
         let report = check(&xml);
-        let text = report.cases[0].failure.as_ref().and_then(|f| f.text.clone()).unwrap_or_default();
+        let text = report.cases[0]
+            .failure
+            .as_ref()
+            .and_then(|f| f.text.clone())
+            .unwrap_or_default();
         assert!(text.len() <= Limits::default().text_bytes + '…'.len_utf8());
         assert!(text.ends_with('…'));
     }
@@ -707,7 +731,9 @@ mod tests {
 
     #[test]
     fn pytest_suite_is_detected() {
-        let report = check(r#"<testsuites><testsuite name="pytest"><testcase classname="tests.test_a" name="test_x[1]"/></testsuite></testsuites>"#);
+        let report = check(
+            r#"<testsuites><testsuite name="pytest"><testcase classname="tests.test_a" name="test_x[1]"/></testsuite></testsuites>"#,
+        );
         assert_eq!(report.runner, Runner::Pytest);
     }
 }

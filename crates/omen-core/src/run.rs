@@ -32,7 +32,10 @@ pub struct TestResult {
 
 /// Fold cases (with the runner of the report they came from) into one result per identity, in
 /// order of first appearance.
-pub fn fold(cases: impl IntoIterator<Item = (TestCase, Runner)>, roots: &[String]) -> Vec<TestResult> {
+pub fn fold(
+    cases: impl IntoIterator<Item = (TestCase, Runner)>,
+    roots: &[String],
+) -> Vec<TestResult> {
     let mut index: HashMap<u64, usize> = HashMap::new();
     let mut results: Vec<(TestResult, bool, bool)> = Vec::new();
     for (case, runner) in cases {
@@ -85,7 +88,11 @@ pub fn fold(cases: impl IntoIterator<Item = (TestCase, Runner)>, roots: &[String
 /// Seconds to whole milliseconds, saturating.
 pub fn secs_to_ms(secs: f64) -> u32 {
     let ms = (secs * 1000.0).round();
-    if ms >= f64::from(u32::MAX) { u32::MAX } else { ms as u32 }
+    if ms >= f64::from(u32::MAX) {
+        u32::MAX
+    } else {
+        ms as u32
+    }
 }
 
 #[cfg(test)]
@@ -112,7 +119,13 @@ mod tests {
         assert!(results[0].mixed);
         assert_eq!(results[0].attempts, 2);
         assert_eq!(results[0].duration_ms, Some(2000));
-        assert_eq!(results[0].failure.as_ref().and_then(|f| f.message.as_deref()), Some("m"));
+        assert_eq!(
+            results[0]
+                .failure
+                .as_ref()
+                .and_then(|f| f.message.as_deref()),
+            Some("m")
+        );
         assert!(!results[1].mixed);
     }
 

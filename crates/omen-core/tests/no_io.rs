@@ -22,8 +22,9 @@ const FORBIDDEN: &[&str] = &[
 
 #[test]
 fn core_depends_only_on_pure_crates() {
-    let manifest = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml"))
-        .expect("omen-core's Cargo.toml is readable");
+    let manifest =
+        std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("Cargo.toml"))
+            .expect("omen-core's Cargo.toml is readable");
     let mut section = String::new();
     let mut deps = Vec::new();
     for line in manifest.lines() {
@@ -33,11 +34,19 @@ fn core_depends_only_on_pure_crates() {
             continue;
         }
         if section == "[dependencies]" && !line.is_empty() && !line.starts_with('#') {
-            let name = line.split(['=', '.']).next().unwrap_or("").trim().to_owned();
+            let name = line
+                .split(['=', '.'])
+                .next()
+                .unwrap_or("")
+                .trim()
+                .to_owned();
             deps.push(name);
         }
     }
-    assert!(!deps.is_empty(), "no [dependencies] found: the check would be vacuous");
+    assert!(
+        !deps.is_empty(),
+        "no [dependencies] found: the check would be vacuous"
+    );
     for dep in &deps {
         assert!(
             ALLOWED_DEPENDENCIES.contains(&dep.as_str()),
@@ -64,5 +73,9 @@ fn core_source_names_no_io_entry_points() {
             }
         }
     }
-    assert!(files >= 5, "expected the core's modules in {}", src.display());
+    assert!(
+        files >= 5,
+        "expected the core's modules in {}",
+        src.display()
+    );
 }

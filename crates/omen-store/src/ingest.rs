@@ -2,8 +2,9 @@
 
 use omen_core::hash::{commit_hash, fnv1a64};
 use omen_core::history::{Observation, TestHistory, failure_signature};
+use omen_core::identity::derive_selector;
 use omen_core::run::{OutageRule, RunMeta, TestResult};
-use omen_core::{Failure, FailureKind, Outcome};
+use omen_core::{Failure, FailureKind, Outcome, Runner};
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
 
 use crate::Store;
@@ -108,7 +109,9 @@ impl Store {
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .ctx(path, "start a transaction")?;
         let existing: Option<i64> = tx
-            .query_row("SELECT id FROM runs WHERE run_key = ?1", [run_key], |r| r.get(0))
+            .query_row("SELECT id FROM runs WHERE run_key = ?1", [run_key], |r| {
+                r.get(0)
+            })
             .optional()
             .ctx(path, "look up the run")?;
         if let Some(run) = existing {
@@ -131,7 +134,10 @@ impl Store {
                 keep
             });
         }
-        let ran = results.iter().filter(|r| r.outcome != Outcome::Skipped).count();
+        let ran = results
+            .iter()
+            .filter(|r| r.outcome != Outcome::Skipped)
+            .count();
         let failed = results.iter().filter(|r| r.outcome.is_failure()).count();
         let skipped = results.len() - ran;
         let mixed = results.iter().filter(|r| r.mixed).count();
@@ -187,8 +193,8 @@ impl Store {
                 .ctx(path, "prepare the test insert")?;
             let mut update = tx
                 .prepare_cached(
-                    "UPDATE tests SET history = ?2, file = coalesce(?3, file), line = coalesce(?4, line),
-                         selector = ?5, runner = ?6 WHERE id = ?1",
+                    "UPDATE tests SET history = ?2, file = coalesce(?3, file), line = coalesce(?4, line)
+                     WHERE id = ?1",
                 )
                 .ctx(path, "prepare the test update")?;
             let mut insert_failure = tx
@@ -241,11 +247,14 @@ impl Store {
                         });
                         history.observe(&observation);
                         update
-                            .execute(params![id, history.encode(), r.file, r.line, r.selector, r.runner])
+                            .execute(params![id, history.encode(), r.file, r.line])
                             .ctx(path, "update a test")?;
                         id
                     }
                     None => {
+                        let runner = Runner::from_name(&r.runner);
+                        let derived = derive_selector(runner, &r.scope, &r.name, r.file.as_deref());
+                        let selector = (derived != r.selector).then_some(r.selector.as_str());
                         let mut history = TestHistory::default();
                         history.observe(&observation);
                         insert
@@ -255,7 +264,7 @@ impl Store {
                                 r.name,
                                 r.file,
                                 r.line,
-                                r.selector,
+                                selector,
                                 r.runner,
                                 history.encode()
                             ])
@@ -264,19 +273,19 @@ impl Store {
                         tx.last_insert_rowid()
                     }
                 };
-                if let Some(f) = &r.failure {
-                    if r.outcome.is_failure() || r.mixed {
-                        insert_failure
-                            .execute(params![
-                                test_id,
-                                run,
-                                matches!(f.kind, Some(FailureKind::Error)) as i64,
-                                f.r#type,
-                                f.message,
-                                f.text
-                            ])
-                            .ctx(path, "store a failure")?;
-                    }
+                if let Some(f) = &r.failure
+                    && (r.outcome.is_failure() || r.mixed)
+                {
+                    insert_failure
+                        .execute(params![
+                            test_id,
+                            run,
+                            matches!(f.kind, Some(FailureKind::Error)) as i64,
+                            f.r#type,
+                            f.message,
+                            f.text
+                        ])
+                        .ctx(path, "store a failure")?;
                 }
                 packed.push(Packed {
                     test_id,

@@ -6,6 +6,8 @@
 
 use std::collections::HashMap;
 
+use omen_core::Runner;
+use omen_core::identity::derive_selector;
 use omen_core::run::RunMeta;
 use rusqlite::OptionalExtension;
 
@@ -26,7 +28,15 @@ pub struct MergeOutcome {
     pub results: u64,
 }
 
-type SourceTest = (u64, String, String, Option<String>, Option<u32>, String, String);
+type SourceTest = (
+    u64,
+    String,
+    String,
+    Option<String>,
+    Option<u32>,
+    String,
+    String,
+);
 
 impl Store {
     /// Merge every run of `source` that this database does not have yet.
@@ -40,7 +50,11 @@ impl Store {
         for run in source.runs()? {
             let present: Option<i64> = self
                 .conn
-                .query_row("SELECT id FROM runs WHERE run_key = ?1", [&run.run_key], |r| r.get(0))
+                .query_row(
+                    "SELECT id FROM runs WHERE run_key = ?1",
+                    [&run.run_key],
+                    |r| r.get(0),
+                )
                 .optional()
                 .ctx(&self.path, "look up a run")?;
             if present.is_some() {
@@ -58,9 +72,9 @@ impl Store {
             }
             let mut records = Vec::new();
             for packed in source.run_results(run.id)? {
-                if !tests.contains_key(&packed.test_id) {
+                if let std::collections::hash_map::Entry::Vacant(e) = tests.entry(packed.test_id) {
                     let row = source.source_test(packed.test_id)?;
-                    tests.insert(packed.test_id, row);
+                    e.insert(row);
                 }
                 let Some((key_hash, scope, name, file, line, selector, runner)) =
                     tests.get(&packed.test_id).cloned()
@@ -94,15 +108,12 @@ impl Store {
                 "SELECT key_hash, scope, name, file, line, selector, runner FROM tests WHERE id = ?1",
                 [id],
                 |r| {
-                    Ok((
-                        r.get::<_, i64>(0)? as u64,
-                        r.get(1)?,
-                        r.get(2)?,
-                        r.get(3)?,
-                        r.get(4)?,
-                        r.get(5)?,
-                        r.get(6)?,
-                    ))
+                    let (scope, name, file, runner): (String, String, Option<String>, String) =
+                        (r.get(1)?, r.get(2)?, r.get(3)?, r.get(6)?);
+                    let selector = r.get::<_, Option<String>>(5)?.unwrap_or_else(|| {
+                        derive_selector(Runner::from_name(&runner), &scope, &name, file.as_deref())
+                    });
+                    Ok((r.get::<_, i64>(0)? as u64, scope, name, file, r.get(4)?, selector, runner))
                 },
             )
             .ctx(&self.path, "read a test of a run")
@@ -171,7 +182,9 @@ mod tests {
         let mut s = store(dir.path(), "h.db");
         let cfg = StoreConfig::default();
         let results = vec![record("a", Outcome::Passed), record("b", Outcome::Failed)];
-        let first = s.ingest(&meta("1", "j", 10), "k1", results.clone(), &cfg).unwrap();
+        let first = s
+            .ingest(&meta("1", "j", 10), "k1", results.clone(), &cfg)
+            .unwrap();
         assert!(!first.duplicate);
         assert_eq!((first.stored, first.new_tests), (2, 2));
         let before = s.stats().unwrap();
@@ -182,7 +195,10 @@ mod tests {
         let (run, failure) = s
             .last_failure(s.run_results(first.run).unwrap()[1].test_id)
             .unwrap()
-            .or_else(|| s.last_failure(s.run_results(first.run).unwrap()[0].test_id).unwrap())
+            .or_else(|| {
+                s.last_failure(s.run_results(first.run).unwrap()[0].test_id)
+                    .unwrap()
+            })
             .unwrap();
         assert_eq!(run, first.run);
         assert_eq!(failure.message.as_deref(), Some("b broke"));
@@ -196,13 +212,28 @@ mod tests {
         let mut a = store(dir.path(), "a.db");
         let mut b = store(dir.path(), "b.db");
         for s in [&mut a, &mut b] {
-            s.ingest(&meta("0", "unit", 5), "base", vec![record("x", Outcome::Passed)], &cfg)
-                .unwrap();
+            s.ingest(
+                &meta("0", "unit", 5),
+                "base",
+                vec![record("x", Outcome::Passed)],
+                &cfg,
+            )
+            .unwrap();
         }
-        a.ingest(&meta("1", "shard-1", 10), "r1-s1", vec![record("x", Outcome::Passed)], &cfg)
-            .unwrap();
-        b.ingest(&meta("1", "shard-2", 11), "r1-s2", vec![record("y", Outcome::Failed)], &cfg)
-            .unwrap();
+        a.ingest(
+            &meta("1", "shard-1", 10),
+            "r1-s1",
+            vec![record("x", Outcome::Passed)],
+            &cfg,
+        )
+        .unwrap();
+        b.ingest(
+            &meta("1", "shard-2", 11),
+            "r1-s2",
+            vec![record("y", Outcome::Failed)],
+            &cfg,
+        )
+        .unwrap();
         let mut out = store(dir.path(), "out.db");
         let first = out.merge_from(&a, &cfg).unwrap();
         let second = out.merge_from(&b, &cfg).unwrap();
@@ -233,18 +264,35 @@ mod tests {
             ..StoreConfig::default()
         };
         for i in 0..10 {
-            let outcome = if i % 2 == 0 { Outcome::Failed } else { Outcome::Passed };
-            s.ingest(&meta(&i.to_string(), "j", i), &format!("k{i}"), vec![record("t", outcome)], &cfg)
-                .unwrap();
+            let outcome = if i % 2 == 0 {
+                Outcome::Failed
+            } else {
+                Outcome::Passed
+            };
+            s.ingest(
+                &meta(&i.to_string(), "j", i),
+                &format!("k{i}"),
+                vec![record("t", outcome)],
+                &cfg,
+            )
+            .unwrap();
         }
         let stats = s.stats().unwrap();
         assert_eq!((stats.runs, stats.results, stats.raw_results), (10, 10, 3));
         let kept: Vec<bool> = s.runs().unwrap().iter().map(|r| r.has_results).collect();
-        assert_eq!(kept, [false, false, false, false, false, false, false, true, true, true]);
+        assert_eq!(
+            kept,
+            [
+                false, false, false, false, false, false, false, true, true, true
+            ]
+        );
         let mut history = None;
         s.for_each_test(|t| history = Some(t.history)).unwrap();
         let history = history.unwrap();
-        assert_eq!((history.db_runs, history.db_failures, history.flips(10)), (10, 5, 9));
+        assert_eq!(
+            (history.db_runs, history.db_failures, history.flips(10)),
+            (10, 5, 9)
+        );
         // Failure details of compacted runs are gone too; the newest one stays.
         let (run, _) = s.last_failure(1).unwrap().unwrap();
         assert_eq!(run, 9);
@@ -256,11 +304,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut s = store(dir.path(), "h.db");
         let cfg = StoreConfig::default();
-        let results: Vec<_> = (0..30).map(|i| record(&format!("t{i}"), Outcome::Error)).collect();
+        let results: Vec<_> = (0..30)
+            .map(|i| record(&format!("t{i}"), Outcome::Error))
+            .collect();
         let outcome = s.ingest(&meta("1", "j", 1), "k", results, &cfg).unwrap();
         assert!(outcome.outage);
         let mut evidence = 0;
-        s.for_each_test(|t| evidence += t.history.db_failures + t.history.db_runs).unwrap();
+        s.for_each_test(|t| evidence += t.history.db_failures + t.history.db_runs)
+            .unwrap();
         assert_eq!(evidence, 0);
         assert!(s.runs().unwrap()[0].outage);
     }

@@ -34,6 +34,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     CREATE INDEX runs_at ON runs (at);
 
     -- One row per test identity. `history` is omen_core::history::TestHistory::encode().
+    -- `selector` is NULL when omen_core::identity::derive_selector() gives it (the usual case).
     CREATE TABLE tests (
         id       INTEGER PRIMARY KEY,
         key_hash INTEGER NOT NULL UNIQUE,
@@ -41,7 +42,7 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         name     TEXT NOT NULL,
         file     TEXT,
         line     INTEGER,
-        selector TEXT NOT NULL,
+        selector TEXT,
         runner   TEXT NOT NULL,
         history  BLOB NOT NULL
     );

@@ -44,16 +44,14 @@ impl Store {
         }
         let mut set_aside = None;
         let existed = path.exists();
-        if existed {
-            if let Err(reason) = check(path) {
-                let moved = set_aside_file(path, now)?;
-                tracing::warn!(
-                    database = %path.display(),
-                    moved_to = %moved.display(),
-                    "history database is unusable ({reason}); it was moved aside and a new one created"
-                );
-                set_aside = Some((moved, reason));
-            }
+        if existed && let Err(reason) = check(path) {
+            let moved = set_aside_file(path, now)?;
+            tracing::warn!(
+                database = %path.display(),
+                moved_to = %moved.display(),
+                "history database is unusable ({reason}); it was moved aside and a new one created"
+            );
+            set_aside = Some((moved, reason));
         }
         let conn = Connection::open(path).ctx(path, "open")?;
         let store = Store {
@@ -234,7 +232,11 @@ mod tests {
             std::fs::read(&moved).unwrap(),
             b"definitely not sqlite, but someone's data"
         );
-        assert!(moved.to_string_lossy().ends_with("history.db.corrupt-1700000000"));
+        assert!(
+            moved
+                .to_string_lossy()
+                .ends_with("history.db.corrupt-1700000000")
+        );
         // Setting aside twice in the same second never overwrites the first copy.
         drop(opened);
         std::fs::write(&path, b"more garbage").unwrap();
@@ -250,7 +252,8 @@ mod tests {
         let path = dir.path().join("history.db");
         drop(open(&path));
         let conn = Connection::open(&path).unwrap();
-        conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1).unwrap();
+        conn.pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+            .unwrap();
         drop(conn);
         let (_, reason) = open(&path).set_aside.unwrap();
         assert!(reason.contains("newer Omen"), "{reason}");

@@ -70,7 +70,11 @@ pub fn unpack(bytes: &[u8]) -> Result<Vec<Packed>, DecodeError> {
             2 => Outcome::Failed,
             _ => Outcome::Error,
         };
-        let duration_ms = if flags & 0b1000 != 0 { Some(c.u32()?) } else { None };
+        let duration_ms = if flags & 0b1000 != 0 {
+            Some(c.u32()?)
+        } else {
+            None
+        };
         out.push(Packed {
             test_id,
             outcome,
@@ -91,7 +95,11 @@ mod tests {
             .rev()
             .map(|i| Packed {
                 test_id: i,
-                outcome: if i % 10 == 0 { Outcome::Failed } else { Outcome::Passed },
+                outcome: if i % 10 == 0 {
+                    Outcome::Failed
+                } else {
+                    Outcome::Passed
+                },
                 mixed: i % 100 == 0,
                 duration_ms: (i % 3 != 0).then_some((i * 7) as u32 % 900),
             })

@@ -1,7 +1,8 @@
 //! Reading the history back.
 
 use omen_core::history::TestHistory;
-use omen_core::{Failure, FailureKind};
+use omen_core::identity::derive_selector;
+use omen_core::{Failure, FailureKind, Runner};
 use rusqlite::{OptionalExtension, params};
 
 use crate::Store;
@@ -131,14 +132,21 @@ impl Store {
                 tracing::warn!(test = %name, "stored history unreadable ({err}); treating it as empty");
                 TestHistory::default()
             });
+            let scope: String = row.get(1).ctx(path, "read a test")?;
+            let file: Option<String> = row.get(3).ctx(path, "read a test")?;
+            let runner: String = row.get(6).ctx(path, "read a test")?;
+            let selector = match row.get::<_, Option<String>>(5).ctx(path, "read a test")? {
+                Some(s) => s,
+                None => derive_selector(Runner::from_name(&runner), &scope, &name, file.as_deref()),
+            };
             f(TestRow {
                 id: row.get(0).ctx(path, "read a test")?,
-                scope: row.get(1).ctx(path, "read a test")?,
+                scope,
                 name,
-                file: row.get(3).ctx(path, "read a test")?,
+                file,
                 line: row.get(4).ctx(path, "read a test")?,
-                selector: row.get(5).ctx(path, "read a test")?,
-                runner: row.get(6).ctx(path, "read a test")?,
+                selector,
+                runner,
                 history,
             });
         }
@@ -204,7 +212,9 @@ impl Store {
     /// The failure recorded for `test_id` in run `run`.
     pub fn failure(&self, test_id: i64, run: i64) -> Result<Option<Failure>, StoreError> {
         self.conn
-            .prepare_cached("SELECT kind, type, message, text FROM failures WHERE test_id = ?1 AND run = ?2")
+            .prepare_cached(
+                "SELECT kind, type, message, text FROM failures WHERE test_id = ?1 AND run = ?2",
+            )
             .and_then(|mut s| {
                 s.query_row(params![test_id, run], |r| {
                     Ok(Failure {

@@ -1,0 +1,243 @@
+//! Omen's benchmarks. Run in release mode:
+//!
+//! ```text
+//! cargo run --release -p omen-bench -- ingest [--check]
+//! ```
+//!
+//! Each measurement runs in a child process (this binary re-executed) so peak RSS is the
+//! measured operation's own, not the data generator's.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+mod generate;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use serde_json::{Value, json};
+
+#[derive(Debug, Parser)]
+struct Args {
+    #[command(subcommand)]
+    bench: Bench,
+}
+
+#[derive(Debug, Subcommand)]
+enum Bench {
+    /// 100,000-case report (~50 MB) into a database already holding 1,000,000 results.
+    Ingest {
+        /// Exit 1 when a target is missed.
+        #[arg(long)]
+        check: bool,
+        /// Where generated data is kept between runs.
+        #[arg(long, default_value = "target/bench-data")]
+        data: PathBuf,
+    },
+    /// (internal) Parse one report and print timings.
+    #[command(hide = true)]
+    ChildParse { report: PathBuf },
+    /// (internal) Run `omen ingest` on one report and print timings.
+    #[command(hide = true)]
+    ChildIngest { report: PathBuf, db: PathBuf },
+}
+
+const CASES: usize = 100_000;
+const BASE_RUNS: usize = 10;
+
+fn main() -> anyhow::Result<()> {
+    match Args::parse().bench {
+        Bench::Ingest { check, data } => ingest_bench(&data, check),
+        Bench::ChildParse { report } => child_parse(&report),
+        Bench::ChildIngest { report, db } => child_ingest(&report, &db),
+    }
+}
+
+fn child_parse(report: &Path) -> anyhow::Result<()> {
+    let bytes = std::fs::metadata(report)?.len();
+    // Warm the page cache so the figure is parse speed, not disk speed.
+    std::fs::read(report)?;
+    let start = Instant::now();
+    let file = std::fs::File::open(report)?;
+    let mut cases = 0u64;
+    let (_, counts) = omen_core::junit::parse_with(
+        std::io::BufReader::with_capacity(256 * 1024, file),
+        omen_core::junit::Limits::default(),
+        |_| cases += 1,
+    )?;
+    let secs = start.elapsed().as_secs_f64();
+    println!(
+        "{}",
+        json!({ "bytes": bytes, "cases": counts.tests, "seconds": secs, "mb_per_s": bytes as f64 / 1e6 / secs })
+    );
+    Ok(())
+}
+
+fn child_ingest(report: &Path, db: &Path) -> anyhow::Result<()> {
+    std::fs::read(report)?;
+    let start = Instant::now();
+    let cli = <omen_cli::Cli as Parser>::try_parse_from([
+        "omen".as_ref(),
+        "ingest".as_ref(),
+        "--format".as_ref(),
+        "json".as_ref(),
+        "--commit".as_ref(),
+        "bench-new".as_ref(),
+        "--branch".as_ref(),
+        "main".as_ref(),
+        "--default-branch".as_ref(),
+        "main".as_ref(),
+        "--run-id".as_ref(),
+        "bench-new".as_ref(),
+        "--db".as_ref(),
+        db.as_os_str(),
+        report.as_os_str(),
+    ])?;
+    // The JSON summary goes to stdout; redirect it by running quietly and printing ours after.
+    let outcome = omen_cli::run(&cli)?;
+    let secs = start.elapsed().as_secs_f64();
+    let store = omen_store::Store::open_read_only(db)?;
+    let stats = store.stats()?;
+    let file_bytes = std::fs::metadata(db)?.len();
+    eprintln!(
+        "{}",
+        json!({
+            "exit": outcome.code,
+            "seconds": secs,
+            "peak_rss": generate::peak_rss(),
+            "db_bytes": file_bytes,
+            "results": stats.results,
+            "tests": stats.tests,
+            "bytes_per_result": file_bytes as f64 / stats.results as f64,
+        })
+    );
+    Ok(())
+}
+
+fn child(args: &[&std::ffi::OsStr], json_on_stderr: bool) -> anyhow::Result<Value> {
+    let out = Command::new(std::env::current_exe()?).args(args).output()?;
+    if !out.status.success() {
+        bail!(
+            "child {:?} failed: {}",
+            args,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let text = String::from_utf8_lossy(if json_on_stderr {
+        &out.stderr
+    } else {
+        &out.stdout
+    })
+    .into_owned();
+    let line = text
+        .lines()
+        .rev()
+        .find(|l| l.starts_with('{'))
+        .context("child printed no JSON")?;
+    Ok(serde_json::from_str(line)?)
+}
+
+fn ingest_bench(data: &Path, check: bool) -> anyhow::Result<()> {
+    if cfg!(debug_assertions) {
+        eprintln!("warning: debug build; run with --release for meaningful figures");
+    }
+    std::fs::create_dir_all(data)?;
+    let report = data.join("report-100k.xml");
+    let base = data.join(format!("base-{CASES}x{BASE_RUNS}.db"));
+    if !report.exists() {
+        let bytes = generate::junit_report(&report, CASES, 1)?;
+        eprintln!(
+            "generated {} ({:.1} MB)",
+            report.display(),
+            bytes as f64 / 1e6
+        );
+    }
+    if !base.exists() {
+        // Build the 1,000,000-result history through the real ingest path.
+        let tmp = data.join("base.tmp.db");
+        let _ = std::fs::remove_file(&tmp);
+        for run in 0..BASE_RUNS {
+            let r = data.join(format!("base-run-{run}.xml"));
+            generate::junit_report(&r, CASES, 100 + run as u64)?;
+            // The same parse → fold → store path as `omen ingest`, without its printed summary.
+            let parsed = omen_cli::ingest::parse_reports(&[r.display().to_string()], u64::MAX, &[]);
+            let meta = omen_core::run::RunMeta {
+                commit: Some(format!("base-{run}")),
+                branch: Some("main".into()),
+                default_branch: Some("main".into()),
+                run_id: Some(format!("base-{run}")),
+                attempt: 1,
+                at: 1_767_225_600 + run as i64 * 86_400,
+                ..Default::default()
+            };
+            let key = omen_cli::ingest::run_key(&meta, &parsed.content_hash);
+            let records = parsed
+                .results
+                .into_iter()
+                .map(omen_store::ResultRecord::from)
+                .collect();
+            let mut store = omen_store::Store::open(&tmp, meta.at)?.store;
+            store.ingest(&meta, &key, records, &omen_store::StoreConfig::default())?;
+            std::fs::remove_file(&r)?;
+            eprintln!("base history: run {}/{BASE_RUNS} stored", run + 1);
+        }
+        std::fs::rename(&tmp, &base)?;
+    }
+    let parse = child(&["child-parse".as_ref(), report.as_os_str()], false)?;
+    let db = data.join("bench.db");
+    std::fs::copy(&base, &db)?;
+    let ingest = child(
+        &["child-ingest".as_ref(), report.as_os_str(), db.as_os_str()],
+        true,
+    )?;
+    let mb_per_s = parse["mb_per_s"].as_f64().unwrap_or(0.0);
+    let total = ingest["seconds"].as_f64().unwrap_or(f64::MAX);
+    let rss_mb = ingest["peak_rss"].as_f64().unwrap_or(f64::MAX) / 1e6;
+    let per_result = ingest["bytes_per_result"].as_f64().unwrap_or(f64::MAX);
+    let rows = [
+        (
+            "parse throughput",
+            format!("{mb_per_s:.0} MB/s"),
+            mb_per_s >= 150.0,
+            "≥ 150 MB/s",
+        ),
+        (
+            "total ingest",
+            format!("{total:.2} s"),
+            total <= 1.5,
+            "≤ 1.5 s",
+        ),
+        (
+            "peak RSS",
+            format!("{rss_mb:.0} MB"),
+            rss_mb <= 150.0,
+            "≤ 150 MB",
+        ),
+        (
+            "bytes per result",
+            format!("{per_result:.1} B"),
+            per_result <= 32.0,
+            "≤ 32 B",
+        ),
+    ];
+    println!(
+        "ingest benchmark: {} cases, {:.1} MB report, into a database of {} results ({} tests)",
+        parse["cases"],
+        parse["bytes"].as_f64().unwrap_or(0.0) / 1e6,
+        ingest["results"].as_u64().unwrap_or(0) - CASES as u64,
+        ingest["tests"],
+    );
+    let mut missed = 0;
+    for (name, value, ok, target) in rows {
+        println!(
+            "  {name:<18} {value:>10}   target {target:<12} {}",
+            if ok { "ok" } else { "MISSED" }
+        );
+        missed += usize::from(!ok);
+    }
+    if check && missed > 0 {
+        bail!("{missed} target(s) missed");
+    }
+    Ok(())
+}
