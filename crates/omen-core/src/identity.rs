@@ -4,8 +4,8 @@
 //!
 //! 1. **Scope** is the `classname`; when it is empty, the innermost suite name; when that is empty
 //!    too, the file path. A scope that looks like a path (has `/` or `\`, or ends in a source
-//!    extension) is normalised as a path and turned into a dotted module (`tests/test_x.py` →
-//!    `tests.test_x`).
+//!    extension, and has no `::`) is normalised as a path and turned into a dotted module
+//!    (`tests/test_x.py` → `tests.test_x`); `crate::bin/omen` stays as it is.
 //! 2. **Paths** use `/`, lose `./` prefixes, doubled slashes, Windows drive letters, the checkout
 //!    roots the caller passes (`GITHUB_WORKSPACE`, `CI_PROJECT_DIR`, the git top level) and the
 //!    well-known runner prefixes `/home/runner/work/<repo>/<repo>/` and `/__w/<repo>/<repo>/`.
@@ -188,6 +188,10 @@ const SOURCE_EXTENSIONS: &[&str] = &[
 ];
 
 fn looks_like_path(s: &str) -> bool {
+    // `crate::bin/omen` (a nextest binary id) and `ns::Class` are namespaces, not paths.
+    if s.contains("::") {
+        return false;
+    }
     s.contains('/') || s.contains('\\') || SOURCE_EXTENSIONS.iter().any(|e| s.ends_with(e))
 }
 
