@@ -5,6 +5,7 @@
 //! time; `tests/no_io.rs` keeps that true.
 
 pub mod codec;
+pub mod flakiness;
 pub mod hash;
 pub mod history;
 pub mod identity;

@@ -1,0 +1,455 @@
+//! The flakiness model: per test a score, a state, and the evidence in words and numbers.
+//!
+//! What it rests on (see `ARCHITECTURE.md` for the sources):
+//! - The strongest evidence is one commit both passing and failing: a retry inside a run or a
+//!   re-run of the job. One such event is enough to call a test flaky.
+//! - Without it, failures are judged as *episodes* on the default branch: a short run of failures
+//!   that ends in a pass without any change confirming it looks like a flake (`PFP`); a long one,
+//!   or one that a re-run on the same commit confirmed, is a regression (`PPPFF`) that was fixed.
+//! - An ongoing streak the test's own flake rate cannot explain is `broken`: never flaky, never
+//!   quarantined.
+//! - Only default-branch results count (a PR's failures are mostly the PR's), outage runs do not.
+//! - The score is the posterior mean of a Beta-Binomial model of "fails for no code reason", with
+//!   its standard deviation as the uncertainty.
+
+use crate::history::TestHistory;
+
+/// Every threshold of the model, each with the reason for its default.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FlakinessConfig {
+    /// Fewer default-branch results than this and no same-commit evidence: `new`. Five runs is
+    /// where a single isolated failure stops being most of what is known about a test.
+    pub min_runs: u32,
+    /// Beta prior (pseudo-failures). With `prior_passes` it puts the prior mean at 0.5/40.5 ≈ 1.2%,
+    /// the median flake rate of FlakeFlagger's flaky tests is below 1%, and most tests never flake.
+    pub prior_failures: f64,
+    /// Beta prior (pseudo-passes). See `prior_failures`.
+    pub prior_passes: f64,
+    /// A failure episode of at most this many runs that ends in a pass looks like a flake; longer
+    /// ones are regressions. At a 20% flake rate two failures in a row happen 4% of the time.
+    pub short_episode: u32,
+    /// Isolated short episodes needed to call a test flaky without same-commit evidence. One could
+    /// be a regression fixed at once; two in the window rarely are.
+    pub min_short_episodes: u32,
+    /// The shortest failing streak called `broken`.
+    pub min_broken_streak: u32,
+    /// A streak is `broken` only if the test's own flake rate makes it this unlikely
+    /// (p̂^streak < this), so a 40%-flaky test is not called broken after three failures.
+    pub broken_false_alarm: f64,
+    /// The longest streak ever needed to call a test broken, however flaky it was.
+    pub max_broken_streak: u32,
+    /// Flaky evidence goes stale after this many clean default-branch runs: the rule of three
+    /// says 100 clean runs bound the flake rate below 3% with 95% confidence.
+    pub stale_after_runs: u32,
+    /// `omen flaky` also lists stable tests whose score is above this floor.
+    pub report_floor: f64,
+}
+
+impl Default for FlakinessConfig {
+    fn default() -> Self {
+        FlakinessConfig {
+            min_runs: 5,
+            prior_failures: 0.5,
+            prior_passes: 40.0,
+            short_episode: 2,
+            min_short_episodes: 2,
+            min_broken_streak: 3,
+            broken_false_alarm: 0.001,
+            max_broken_streak: 10,
+            stale_after_runs: 100,
+            report_floor: 0.05,
+        }
+    }
+}
+
+/// What Omen concludes about a test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum State {
+    /// Too little evidence.
+    New,
+    /// Behaves deterministically.
+    Stable,
+    /// Fails for no code reason.
+    Flaky,
+    /// Fails every run since some commit: a regression. Stays visible, never quarantined.
+    Broken,
+}
+
+impl State {
+    /// Lowercase name used in every stable format.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::New => "new",
+            State::Stable => "stable",
+            State::Flaky => "flaky",
+            State::Broken => "broken",
+        }
+    }
+}
+
+/// The numbers behind an assessment.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Evidence {
+    /// Same-commit pass-and-fail events ever seen on the default branch.
+    pub same_commit_flakes: u32,
+    /// Default-branch results since the last such event (None: never).
+    pub runs_since_same_commit_flake: Option<u32>,
+    /// Default-branch results in the window.
+    pub window_runs: u32,
+    /// Failures among them.
+    pub window_failures: u32,
+    /// Results in the window where a retry inside the run passed after a failure.
+    pub retry_flakes: u32,
+    /// Pass↔fail transitions in the window.
+    pub flips: u32,
+    /// Short failure episodes that ended in a pass with nothing confirming them.
+    pub short_episodes: u32,
+    /// Failures in those episodes.
+    pub short_episode_failures: u32,
+    /// Episodes that were long or confirmed by a re-run: fixed regressions.
+    pub regressions: u32,
+    /// The current failing streak.
+    pub fail_streak: u32,
+    /// The streak a flake rate like this test's would almost never produce.
+    pub broken_streak: u32,
+    /// Default-branch passes since the last failure.
+    pub clean_runs: u32,
+    /// Failures not counted because their run was an outage.
+    pub outage_failures: u32,
+}
+
+/// The model's verdict on one test.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Assessment {
+    /// The state.
+    pub state: State,
+    /// Posterior mean probability that a run fails for no code reason.
+    pub score: f64,
+    /// Posterior standard deviation of `score`.
+    pub uncertainty: f64,
+    /// The numbers behind it.
+    pub evidence: Evidence,
+}
+
+/// Assess one test from its history.
+pub fn assess(h: &TestHistory, config: &FlakinessConfig) -> Assessment {
+    let n = u32::from(h.window_len);
+    let mut e = Evidence {
+        same_commit_flakes: h.flake_events,
+        runs_since_same_commit_flake: (h.flake_events > 0).then_some(h.runs_since_flake),
+        window_runs: n,
+        window_failures: h.recent_failures(h.window_len),
+        retry_flakes: (h.mixed_window & mask(n)).count_ones(),
+        flips: h.flips(h.window_len),
+        fail_streak: h.fail_streak,
+        clean_runs: h.clean_runs,
+        outage_failures: h.outage_failures,
+        ..Evidence::default()
+    };
+    episodes(h, config, &mut e);
+
+    let flaky_failures = f64::from(e.short_episode_failures + e.retry_flakes);
+    let a = config.prior_failures + flaky_failures;
+    let b = config.prior_passes + f64::from(n) - flaky_failures;
+    let score = a / (a + b);
+    let uncertainty = (score * (1.0 - score) / (a + b + 1.0)).sqrt();
+
+    // The streak this test's own flake rate would produce by chance only rarely.
+    let rate = score.clamp(1e-6, 0.95);
+    let needed = (config.broken_false_alarm.ln() / rate.ln()).ceil();
+    e.broken_streak = (needed as u32).clamp(config.min_broken_streak, config.max_broken_streak);
+
+    let recent_same_commit = e
+        .runs_since_same_commit_flake
+        .is_some_and(|r| r < config.stale_after_runs);
+    let recent_failure = h.last_failure_at != 0 && h.clean_runs < config.stale_after_runs;
+    let isolated = e.short_episodes >= config.min_short_episodes && recent_failure;
+
+    let state = if h.fail_streak >= e.broken_streak {
+        State::Broken
+    } else if recent_same_commit || isolated {
+        State::Flaky
+    } else if h.db_runs < config.min_runs {
+        State::New
+    } else {
+        State::Stable
+    };
+    Assessment {
+        state,
+        score,
+        uncertainty,
+        evidence: e,
+    }
+}
+
+fn mask(n: u32) -> u128 {
+    if n >= 128 {
+        u128::MAX
+    } else {
+        (1u128 << n) - 1
+    }
+}
+
+/// Walk the window oldest → newest and classify every failure episode that has ended.
+fn episodes(h: &TestHistory, config: &FlakinessConfig, e: &mut Evidence) {
+    let n = u32::from(h.window_len);
+    // An episode at the window's start is whole only if the window holds the whole history.
+    let (mut len, mut confirmed, mut started) = (0u32, false, h.db_runs <= n);
+    for i in (0..n).rev() {
+        let failed = (h.window >> i) & 1 == 1;
+        let same_commit = (h.same_commit_window >> i) & 1 == 1;
+        if failed {
+            // A failure on the same commit right after a failure: a re-run confirmed it.
+            if len > 0 && same_commit {
+                confirmed = true;
+            }
+            len += 1;
+            continue;
+        }
+        if len > 0 {
+            // An episode cut off by the window's start may be the tail of something longer.
+            let whole = started;
+            if len <= config.short_episode && !confirmed && whole {
+                e.short_episodes += 1;
+                e.short_episode_failures += len;
+            } else if whole {
+                e.regressions += 1;
+            }
+        }
+        started = true;
+        len = 0;
+        confirmed = false;
+    }
+}
+
+/// The evidence in words, most convincing first.
+pub fn explain(a: &Assessment) -> String {
+    let e = &a.evidence;
+    let mut parts = Vec::new();
+    if e.same_commit_flakes > 0 {
+        parts.push(format!(
+            "failed and passed on the same commit {} time{}",
+            e.same_commit_flakes,
+            plural(e.same_commit_flakes)
+        ));
+    }
+    if e.retry_flakes > 0 {
+        parts.push(format!(
+            "passed on retry after failing in {} of the last {} default-branch runs",
+            e.retry_flakes, e.window_runs
+        ));
+    }
+    if e.window_runs > 0 {
+        parts.push(format!(
+            "{} of the last {} default-branch runs failed",
+            e.window_failures, e.window_runs
+        ));
+    }
+    if e.short_episodes > 0 {
+        parts.push(format!(
+            "{} isolated failure{} that passed again without a fix",
+            e.short_episodes,
+            plural(e.short_episodes)
+        ));
+    }
+    if e.flips > 0 {
+        parts.push(format!("{} flip{}", e.flips, plural(e.flips)));
+    }
+    if e.fail_streak > 0 {
+        parts.push(format!(
+            "failing in the last {} default-branch run{}",
+            e.fail_streak,
+            plural(e.fail_streak)
+        ));
+    }
+    if e.outage_failures > 0 {
+        parts.push(format!(
+            "{} failure{} during outages ignored",
+            e.outage_failures,
+            plural(e.outage_failures)
+        ));
+    }
+    if parts.is_empty() {
+        return "no default-branch results yet".to_owned();
+    }
+    parts.join("; ")
+}
+
+fn plural(n: u32) -> &'static str {
+    if n == 1 { "" } else { "s" }
+}
+
+/// Whether one failure of a test is excused by the test's flakiness.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// The failure looks like the test's usual flakiness.
+    Excused,
+    /// Not excused: the test is not flaky.
+    NotFlaky,
+    /// Not excused: the message differs from every flaky failure seen before.
+    NewMessage,
+}
+
+/// Judge a failure, not only the test: a known-flaky test can still fail for a real reason.
+/// `signature` is [`crate::history::failure_signature`] of the failure's message.
+pub fn judge_failure(a: &Assessment, h: &TestHistory, signature: Option<u32>) -> Verdict {
+    if a.state != State::Flaky {
+        return Verdict::NotFlaky;
+    }
+    let known: Vec<u32> = h
+        .flake_signatures
+        .iter()
+        .copied()
+        .filter(|s| *s != 0)
+        .collect();
+    match signature {
+        Some(sig) if !known.is_empty() && !known.contains(&sig) => Verdict::NewMessage,
+        _ => Verdict::Excused,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::Observation;
+    use crate::report::Outcome;
+
+    /// Build a history from a pattern: `P` pass, `F` fail, `M` fail-then-pass inside the run,
+    /// `r` before a letter means "re-run on the previous commit".
+    fn history(pattern: &str) -> TestHistory {
+        let mut h = TestHistory::default();
+        let mut commit = 0u64;
+        let mut rerun = false;
+        for (i, ch) in pattern.chars().enumerate() {
+            if ch == 'r' {
+                rerun = true;
+                continue;
+            }
+            if !rerun {
+                commit += 1;
+            }
+            rerun = false;
+            let outcome = if ch == 'F' {
+                Outcome::Failed
+            } else {
+                Outcome::Passed
+            };
+            h.observe(&Observation {
+                outcome,
+                mixed: ch == 'M',
+                default_branch: true,
+                commit,
+                at: 1_000 + i as i64,
+                run: i as u64 + 1,
+                duration_ms: Some(10),
+                failure_signature: (ch != 'P').then_some(42),
+                outage: false,
+            });
+        }
+        h
+    }
+
+    fn check(pattern: &str, expected: State) -> Assessment {
+        let a = assess(&history(pattern), &FlakinessConfig::default());
+        assert_eq!(a.state, expected, "{pattern}: {a:?}");
+        a
+    }
+
+    #[test]
+    fn a_regression_is_broken_not_flaky() {
+        let a = check(&format!("{}FFFF", "P".repeat(30)), State::Broken);
+        assert_eq!(a.evidence.fail_streak, 4);
+    }
+
+    #[test]
+    fn alternating_failures_are_flaky() {
+        let a = check(&"PPPFPPPPFPPPPPPF".repeat(3), State::Flaky);
+        assert!(a.evidence.short_episodes >= 4);
+        assert!(a.score > 0.05, "{a:?}");
+    }
+
+    #[test]
+    fn one_same_commit_flake_is_enough() {
+        check(
+            &format!("{}FrP{}", "P".repeat(20), "P".repeat(10)),
+            State::Flaky,
+        );
+        check(
+            &format!("{}M{}", "P".repeat(20), "P".repeat(10)),
+            State::Flaky,
+        );
+    }
+
+    #[test]
+    fn a_failure_confirmed_by_a_rerun_is_not_a_flake() {
+        // Broken on one commit, confirmed by a re-run, fixed on the next: a regression.
+        let a = check(
+            &format!(
+                "{}FrF{}FrF{}",
+                "P".repeat(20),
+                "P".repeat(20),
+                "P".repeat(20)
+            ),
+            State::Stable,
+        );
+        assert_eq!(a.evidence.regressions, 2);
+        assert_eq!(a.evidence.short_episodes, 0);
+    }
+
+    #[test]
+    fn a_fixed_regression_is_stable() {
+        check(
+            &format!("{}{}{}", "P".repeat(20), "F".repeat(6), "P".repeat(20)),
+            State::Stable,
+        );
+    }
+
+    #[test]
+    fn a_very_flaky_test_is_not_called_broken_after_three_failures() {
+        let a = check(
+            &format!("{}FFF", "PFPFFPPFPFPPFPFFPPFP".repeat(3)),
+            State::Flaky,
+        );
+        assert!(a.evidence.broken_streak > 3, "{a:?}");
+    }
+
+    #[test]
+    fn flakiness_goes_stale_after_enough_clean_runs() {
+        check(&format!("FrP{}", "P".repeat(99)), State::Flaky);
+        check(&format!("FrP{}", "P".repeat(100)), State::Stable);
+    }
+
+    #[test]
+    fn few_runs_are_new() {
+        check("PPP", State::New);
+        check("PPPPP", State::Stable);
+    }
+
+    #[test]
+    fn a_new_message_is_not_excused() {
+        let h = history(&format!("{}FrP{}", "P".repeat(10), "P".repeat(5)));
+        let a = assess(&h, &FlakinessConfig::default());
+        assert_eq!(judge_failure(&a, &h, Some(42)), Verdict::Excused);
+        assert_eq!(judge_failure(&a, &h, Some(7)), Verdict::NewMessage);
+        let stable = history("PPPPPPPP");
+        let b = assess(&stable, &FlakinessConfig::default());
+        assert_eq!(judge_failure(&b, &stable, Some(42)), Verdict::NotFlaky);
+    }
+
+    #[test]
+    fn explanation_names_the_numbers() {
+        let a = assess(
+            &history(&format!("{}FrP{}F{}", "P".repeat(10), "P".repeat(5), "PP")),
+            &FlakinessConfig::default(),
+        );
+        let text = explain(&a);
+        assert!(
+            text.contains("failed and passed on the same commit 1 time;"),
+            "{text}"
+        );
+        assert!(
+            text.contains("2 of the last 20 default-branch runs failed"),
+            "{text}"
+        );
+    }
+}
