@@ -8,7 +8,9 @@
 //! measured operation's own, not the data generator's.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod eval;
 mod generate;
+mod sim;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -35,6 +37,21 @@ enum Bench {
         #[arg(long, default_value = "target/bench-data")]
         data: PathBuf,
     },
+    /// Flakiness evaluation on simulated CI histories with known truth.
+    FlakyEval {
+        /// Exit 1 when a target is missed.
+        #[arg(long)]
+        check: bool,
+        /// Also write the full report as JSON here.
+        #[arg(long)]
+        json: Option<PathBuf>,
+        /// Simulation seed.
+        #[arg(long, default_value_t = 7)]
+        seed: u64,
+        /// Where the evaluation database is written.
+        #[arg(long, default_value = "target/bench-data/flaky-eval")]
+        data: PathBuf,
+    },
     /// (internal) Parse one report and print timings.
     #[command(hide = true)]
     ChildParse { report: PathBuf },
@@ -49,6 +66,7 @@ const BASE_RUNS: usize = 10;
 fn main() -> anyhow::Result<()> {
     match Args::parse().bench {
         Bench::Ingest { check, data } => ingest_bench(&data, check),
+        Bench::FlakyEval { check, json, seed, data } => flaky_eval(check, json.as_deref(), seed, &data),
         Bench::ChildParse { report } => child_parse(&report),
         Bench::ChildIngest { report, db } => child_ingest(&report, &db),
     }
@@ -234,6 +252,69 @@ fn ingest_bench(data: &Path, check: bool) -> anyhow::Result<()> {
             "  {name:<18} {value:>10}   target {target:<12} {}",
             if ok { "ok" } else { "MISSED" }
         );
+        missed += usize::from(!ok);
+    }
+    if check && missed > 0 {
+        bail!("{missed} target(s) missed");
+    }
+    Ok(())
+}
+
+fn flaky_eval(check: bool, json_out: Option<&Path>, seed: u64, data: &Path) -> anyhow::Result<()> {
+    let table = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/corpus/flaky/flakeflagger_test_results.csv");
+    let config = sim::SimConfig { seed, ..sim::SimConfig::default() };
+    let start = Instant::now();
+    let report = eval::evaluate(&config, &table, data)?;
+    let secs = start.elapsed().as_secs_f64();
+    if let Some(path) = json_out {
+        std::fs::write(path, serde_json::to_string_pretty(&report)?)?;
+    }
+    let sim = &report["simulation"];
+    let omen = &report["omen"];
+    let fin = &omen["final"];
+    println!(
+        "flakiness evaluation: {} tests, {} default-branch commits, {} runs ingested ({} results) in {secs:.1} s",
+        sim["tests"], sim["default_branch_commits"], sim["runs_ingested"], sim["results_ingested"]
+    );
+    println!(
+        "  truth: {} flaky ({} at >=2% still flaky, {} fixed half-way), {} regressions, {} PR-broken, {} renamed, outage at run {}",
+        sim["flaky_tests"], sim["flaky_tests_at_least_2pct_still_flaky"], sim["flaky_tests_fixed_halfway"],
+        sim["regressions"], sim["pr_broken_tests"], sim["renamed_tests"], sim["outage_run"]
+    );
+    let row = |name: &str, history: &str, s: &Value, detection: &Value| {
+        println!(
+            "  {name:<18} {history:<20} precision {:>5}  recall {:>5}  F1 {:>5}  any-rate recall {:>5}  median runs to detect {:>5}  broken/PR-broken as flaky {}",
+            s["precision"], s["recall"], s["f1"], s["recall_any_rate"], detection, s["broken_or_pr_broken_labelled_flaky"]
+        );
+    };
+    row("omen", "default branch only", fin, &omen["median_runs_to_detection"]);
+    let mut best_baseline = 0.0f64;
+    for b in report["baselines"].as_array().into_iter().flatten() {
+        row(b["name"].as_str().unwrap_or(""), b["history"].as_str().unwrap_or(""), b, &b["median_runs_to_detection"]);
+        if b["history"] == "all runs" {
+            best_baseline = best_baseline.max(b["f1"].as_f64().unwrap_or(0.0));
+        }
+    }
+    println!(
+        "  omen: median runs to detection {}, detected ever {}; broken/PR-broken ever labelled flaky {}, ever quarantined {}",
+        omen["median_runs_to_detection"], omen["detected_ever"], omen["broken_or_pr_broken_ever_labelled_flaky"], omen["broken_or_pr_broken_ever_quarantined"]
+    );
+    println!(
+        "  omen: release after fix: {} of {} quarantined tests released, median {} runs ({} days); quarantine at end {}; guard refusals {}",
+        omen["released_after_fix"], omen["quarantined_when_fixed"], omen["median_runs_to_release_after_fix"],
+        omen["median_days_to_release_after_fix"], omen["quarantine_size_at_end"], omen["guard_refusals"]
+    );
+    let f = |v: &Value| v.as_f64().unwrap_or(0.0);
+    let checks = [
+        ("precision >= 0.95", f(&fin["precision"]) >= 0.95),
+        ("recall >= 0.90", f(&fin["recall"]) >= 0.90),
+        ("no broken or PR-broken test ever labelled flaky", omen["broken_or_pr_broken_ever_labelled_flaky"] == 0),
+        ("no broken or PR-broken test ever quarantined", omen["broken_or_pr_broken_ever_quarantined"] == 0),
+        ("beats every baseline on the same histories (F1)", f(&fin["f1"]) > best_baseline),
+    ];
+    let mut missed = 0;
+    for (name, ok) in checks {
+        println!("  {:<50} {}", name, if ok { "ok" } else { "MISSED" });
         missed += usize::from(!ok);
     }
     if check && missed > 0 {

@@ -6,9 +6,12 @@
 
 pub mod ci_env;
 pub mod discover;
+pub mod flaky;
 pub mod ingest;
 pub mod merge;
+pub mod nextest;
 pub mod output;
+pub mod quarantine;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -31,6 +34,10 @@ pub enum Command {
     Ingest(ingest::IngestArgs),
     /// Merge history databases written by parallel shards or matrix jobs.
     Merge(merge::MergeArgs),
+    /// List flaky and broken tests with their evidence (default-branch history only).
+    Flaky(flaky::FlakyArgs),
+    /// Regenerate the quarantine file, check it, or print it as nextest configuration.
+    Quarantine(quarantine::QuarantineArgs),
 }
 
 /// Output formats.
@@ -127,6 +134,8 @@ pub fn run(cli: &Cli) -> anyhow::Result<Outcome> {
     match &cli.command {
         Command::Ingest(args) => ingest::run(args),
         Command::Merge(args) => merge::run(args),
+        Command::Flaky(args) => flaky::run(args),
+        Command::Quarantine(args) => quarantine::run(args),
     }
 }
 
@@ -135,6 +144,8 @@ pub fn is_strict(cli: &Cli) -> bool {
     match &cli.command {
         Command::Ingest(args) => args.strict,
         Command::Merge(args) => args.strict,
+        Command::Flaky(args) => args.strict,
+        Command::Quarantine(args) => args.strict,
     }
 }
 

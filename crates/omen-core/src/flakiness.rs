@@ -154,14 +154,23 @@ pub fn assess(h: &TestHistory, config: &FlakinessConfig) -> Assessment {
     let score = a / (a + b);
     let uncertainty = (score * (1.0 - score) / (a + b + 1.0)).sqrt();
 
-    // The streak this test's own flake rate would produce by chance only rarely.
-    let rate = score.clamp(1e-6, 0.95);
-    let needed = (config.broken_false_alarm.ln() / rate.ln()).ceil();
-    e.broken_streak = (needed as u32).clamp(config.min_broken_streak, config.max_broken_streak);
-
     let recent_same_commit = e
         .runs_since_same_commit_flake
         .is_some_and(|r| r < config.stale_after_runs);
+    // The streak this test's own flake rate would produce by chance only rarely. The score counts
+    // only failures that look like flakes, which underrates a very flaky test; when same-commit
+    // evidence proves the test flaky, its raw failure rate before the current streak is the
+    // better estimate.
+    let before_streak = n.saturating_sub(e.fail_streak);
+    let raw_rate = if recent_same_commit && before_streak > 0 {
+        f64::from(e.window_failures.saturating_sub(e.fail_streak)) / f64::from(before_streak)
+    } else {
+        0.0
+    };
+    let rate = score.max(raw_rate).clamp(1e-6, 0.95);
+    let needed = (config.broken_false_alarm.ln() / rate.ln()).ceil();
+    e.broken_streak = (needed as u32).clamp(config.min_broken_streak, config.max_broken_streak);
+
     let recent_failure = h.last_failure_at != 0 && h.clean_runs < config.stale_after_runs;
     let isolated = e.short_episodes >= config.min_short_episodes && recent_failure;
 
@@ -411,6 +420,17 @@ mod tests {
             State::Flaky,
         );
         assert!(a.evidence.broken_streak > 3, "{a:?}");
+    }
+
+    #[test]
+    fn a_proven_flaky_test_failing_half_the_time_needs_a_long_streak_to_be_broken() {
+        // Same-commit flakes prove it flaky; it fails about half the time, so five in a row is
+        // ordinary for it (found by the simulator: a 55% test was called broken).
+        let history = format!("{}FFFFF", "FrPPFFPFFPPFPPFFFP".repeat(4));
+        let a = check(&history, State::Flaky);
+        assert!(a.evidence.broken_streak > 5, "{a:?}");
+        // The same test really broken for good: the streak grows past what flakiness explains.
+        check(&format!("{}{}", "FrPPFFPFFPPFPPFFFP".repeat(4), "F".repeat(12)), State::Broken);
     }
 
     #[test]

@@ -10,6 +10,7 @@ pub mod hash;
 pub mod history;
 pub mod identity;
 pub mod junit;
+pub mod quarantine;
 pub mod report;
 pub mod run;
 

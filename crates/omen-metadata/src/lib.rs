@@ -7,3 +7,4 @@
 
 pub mod exit_code;
 pub mod ingest;
+pub mod quarantine;

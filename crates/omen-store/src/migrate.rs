@@ -59,4 +59,12 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     ) WITHOUT ROWID;
     CREATE INDEX failures_run ON failures (run);
     "#,
+    // 1 → 2: memory of automatic quarantine releases, so a test that bounces back is not
+    // released automatically again.
+    r#"
+    CREATE TABLE quarantine_releases (
+        key_hash    INTEGER PRIMARY KEY,
+        released_at INTEGER NOT NULL
+    );
+    "#,
 ];

@@ -267,6 +267,29 @@ mod tests {
     }
 
     #[test]
+    fn an_older_schema_is_migrated_forward_and_keeps_its_data() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("history.db");
+        let conn = Connection::open(&path).unwrap();
+        conn.execute_batch(MIGRATIONS[0]).unwrap();
+        conn.execute_batch(&format!(
+            "PRAGMA user_version = 1; PRAGMA application_id = {APPLICATION_ID};
+             INSERT INTO meta VALUES ('kept', 'yes');"
+        ))
+        .unwrap();
+        drop(conn);
+        let opened = open(&path);
+        assert!(opened.set_aside.is_none() && !opened.created);
+        let conn = &opened.store.conn;
+        let version: u32 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+        let kept: String = conn.query_row("SELECT value FROM meta WHERE key = 'kept'", [], |r| r.get(0)).unwrap();
+        assert_eq!(kept, "yes");
+        opened.store.record_release(7, 1).unwrap();
+        assert!(opened.store.released_tests().unwrap().contains(&7));
+    }
+
+    #[test]
     fn truncated_database_is_set_aside() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("history.db");

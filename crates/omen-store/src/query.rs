@@ -14,6 +14,8 @@ use crate::packed::{Packed, unpack};
 pub struct TestRow {
     /// Row id.
     pub id: i64,
+    /// Identity hash.
+    pub key_hash: u64,
     /// Normalised scope.
     pub scope: String,
     /// Normalised name.
@@ -122,7 +124,7 @@ impl Store {
         let path = &self.path;
         let mut stmt = self
             .conn
-            .prepare_cached("SELECT id, scope, name, file, line, selector, runner, history FROM tests ORDER BY id")
+            .prepare_cached("SELECT id, scope, name, file, line, selector, runner, history, key_hash FROM tests ORDER BY id")
             .ctx(path, "prepare the test scan")?;
         let mut rows = stmt.query([]).ctx(path, "scan tests")?;
         while let Some(row) = rows.next().ctx(path, "scan tests")? {
@@ -141,6 +143,7 @@ impl Store {
             };
             f(TestRow {
                 id: row.get(0).ctx(path, "read a test")?,
+                key_hash: row.get::<_, i64>(8).ctx(path, "read a test")? as u64,
                 scope,
                 name,
                 file,
@@ -155,17 +158,33 @@ impl Store {
 
     /// All runs, oldest first.
     pub fn runs(&self) -> Result<Vec<RunRow>, StoreError> {
+        self.select_runs("ORDER BY at, id", [])
+    }
+
+    /// One run by id.
+    pub fn run(&self, id: i64) -> Result<Option<RunRow>, StoreError> {
+        Ok(self.select_runs("WHERE id = ?1", [id])?.pop())
+    }
+
+    /// The newest `limit` default-branch runs, oldest first.
+    pub fn recent_default_runs(&self, limit: u32) -> Result<Vec<RunRow>, StoreError> {
+        let mut runs = self.select_runs("WHERE is_default = 1 ORDER BY at DESC, id DESC LIMIT ?1", [limit])?;
+        runs.reverse();
+        Ok(runs)
+    }
+
+    fn select_runs(&self, tail: &str, params: impl rusqlite::Params) -> Result<Vec<RunRow>, StoreError> {
         let path = &self.path;
         let mut stmt = self
             .conn
-            .prepare_cached(
+            .prepare_cached(&format!(
                 "SELECT id, run_key, run_id, attempt, job, commit_sha, branch, default_branch, pull_request,
                         is_default, at, tests, failed, skipped, mixed, outage, duration_ms, results IS NOT NULL
-                 FROM runs ORDER BY at, id",
-            )
-            .ctx(path, "prepare the run scan")?;
+                 FROM runs {tail}"
+            ))
+            .ctx(path, "prepare the run query")?;
         let rows = stmt
-            .query_map([], |r| {
+            .query_map(params, |r| {
                 Ok(RunRow {
                     id: r.get(0)?,
                     run_key: r.get(1)?,
@@ -187,8 +206,32 @@ impl Store {
                     has_results: r.get(17)?,
                 })
             })
-            .ctx(path, "scan runs")?;
-        rows.collect::<Result<Vec<_>, _>>().ctx(path, "scan runs")
+            .ctx(path, "read runs")?;
+        rows.collect::<Result<Vec<_>, _>>().ctx(path, "read runs")
+    }
+
+    /// Identity hashes of tests that were automatically released from quarantine before.
+    pub fn released_tests(&self) -> Result<std::collections::HashSet<u64>, StoreError> {
+        let path = &self.path;
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT key_hash FROM quarantine_releases")
+            .ctx(path, "prepare the release query")?;
+        let rows = stmt
+            .query_map([], |r| r.get::<_, i64>(0).map(|k| k as u64))
+            .ctx(path, "read releases")?;
+        rows.collect::<Result<_, _>>().ctx(path, "read releases")
+    }
+
+    /// Remember that a test was automatically released at `at`.
+    pub fn record_release(&self, key_hash: u64, at: i64) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "INSERT OR REPLACE INTO quarantine_releases (key_hash, released_at) VALUES (?1, ?2)",
+                params![key_hash as i64, at],
+            )
+            .map(|_| ())
+            .ctx(&self.path, "record a quarantine release")
     }
 
     /// The raw results of run `id` (empty when compacted).
@@ -246,8 +289,4 @@ impl Store {
         }
     }
 
-    /// One run by id.
-    pub fn run(&self, id: i64) -> Result<Option<RunRow>, StoreError> {
-        Ok(self.runs()?.into_iter().find(|r| r.id == id))
-    }
 }

@@ -1,0 +1,319 @@
+//! `omen quarantine`: regenerate the quarantine file from default-branch evidence, check that the
+//! committed one is current, or turn it into nextest configuration.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use omen_core::flakiness::{Assessment, FlakinessConfig, assess, explain};
+use omen_core::quarantine::{Decision, Existing, QuarantinePolicy, decide, guard};
+use omen_metadata::exit_code;
+use omen_metadata::quarantine::{Mode, QUARANTINE_VERSION, QuarantineEntry, QuarantineFile, Source};
+use omen_store::{Store, TestRow};
+
+use crate::{Outcome, format_time, output, parse_time};
+
+/// Output of `omen quarantine`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum QuarantineFormat {
+    /// Write the quarantine file (JSON) to `--out`.
+    Json,
+    /// Print a nextest tool config for the quarantined nextest tests.
+    Nextest,
+    /// Print only the filterset expression that excludes `skip` entries (for `-E`).
+    NextestFilter,
+}
+
+/// Arguments of `omen quarantine`.
+#[derive(Debug, clap::Args)]
+pub struct QuarantineArgs {
+    /// History database (its default-branch evidence decides).
+    #[arg(long, default_value = ".omen/history.db", env = "OMEN_DB")]
+    pub db: PathBuf,
+    /// The quarantine file: read (manual entries, history of entries) and rewritten.
+    #[arg(long, default_value = ".omen/quarantine.json", env = "OMEN_QUARANTINE")]
+    pub out: PathBuf,
+    /// What to produce.
+    #[arg(long, value_enum, default_value_t = QuarantineFormat::Json)]
+    pub format: QuarantineFormat,
+    /// Do not write: exit 1 with a diff when the file at `--out` is not what Omen would write.
+    #[arg(long)]
+    pub check: bool,
+    /// Write even when the quarantine would exceed `--max-share` of the suite.
+    #[arg(long)]
+    pub force: bool,
+    /// Mode of newly added entries.
+    #[arg(long, value_enum, default_value_t = ModeArg::RunIgnore)]
+    pub mode: ModeArg,
+    /// Days before an entry must be renewed.
+    #[arg(long, default_value_t = QuarantinePolicy::default().expires_days)]
+    pub expires_days: i64,
+    /// Clean default-branch runs before an automatic release.
+    #[arg(long, default_value_t = QuarantinePolicy::default().release_runs)]
+    pub release_runs: u32,
+    /// Days without a failure before an automatic release.
+    #[arg(long, default_value_t = QuarantinePolicy::default().release_days)]
+    pub release_days: i64,
+    /// Largest share of the suite that may be quarantined.
+    #[arg(long, default_value_t = QuarantinePolicy::default().max_share)]
+    pub max_share: f64,
+    /// Time to decide at (RFC 3339), for reproducible output; default now.
+    #[arg(long, value_name = "RFC3339")]
+    pub now: Option<String>,
+    /// Exit 3 on Omen's own trouble (default: warn, exit 0).
+    #[arg(long)]
+    pub strict: bool,
+}
+
+/// Entry modes on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ModeArg {
+    /// The test runs; its failure does not fail the build.
+    RunIgnore,
+    /// The test does not run.
+    Skip,
+}
+
+/// What regeneration changed.
+#[derive(Debug, Default)]
+pub struct Changes {
+    /// Ids added.
+    pub added: Vec<String>,
+    /// Ids released after enough clean runs.
+    pub released: Vec<String>,
+    /// Ids removed because the test is broken.
+    pub broken: Vec<String>,
+    /// Ids dropped because the history no longer knows them.
+    pub dropped: Vec<String>,
+}
+
+/// Regenerate the quarantine from `store` and the `previous` file.
+pub fn regenerate(
+    store: &Store,
+    previous: &QuarantineFile,
+    policy: &QuarantinePolicy,
+    mode: Mode,
+    now: i64,
+) -> anyhow::Result<(QuarantineFile, Changes, Vec<u64>, usize)> {
+    let config = FlakinessConfig::default();
+    let mut known: HashMap<String, (TestRow, Assessment)> = HashMap::new();
+    let mut flaky_ids = Vec::new();
+    let mut suite = 0usize;
+    let previous_ids: HashSet<&str> = previous.tests.iter().map(|e| e.id.as_str()).collect();
+    store.for_each_test(|row| {
+        if row.history.db_runs > 0 {
+            suite += 1;
+        }
+        let id = format!("{}::{}", row.scope, row.name);
+        let a = assess(&row.history, &config);
+        if a.state == omen_core::flakiness::State::Flaky && !previous_ids.contains(id.as_str()) {
+            flaky_ids.push(id.clone());
+        }
+        // Keep only what decisions need: entries already in the file and candidates.
+        if previous_ids.contains(id.as_str()) || a.state == omen_core::flakiness::State::Flaky {
+            known.insert(id, (row, a));
+        }
+    })?;
+    let released_before = store.released_tests()?;
+    let mut changes = Changes::default();
+    let mut entries = Vec::new();
+    let mut releases = Vec::new();
+    let expires = format_time(now + policy.expires_days * 86_400);
+    for entry in &previous.tests {
+        let existing = Existing {
+            manual: entry.source == Source::Manual,
+            auto_release: entry.auto_release,
+            expires_at: parse_time(&entry.expires).unwrap_or(0),
+        };
+        let k = known.get(&entry.id);
+        let released = k.is_some_and(|(row, _)| released_before.contains(&row.key_hash));
+        match decide(Some(existing), k.map(|(r, a)| (&r.history, a)), released, now, policy) {
+            Decision::Keep | Decision::Leave | Decision::Add { .. } => entries.push(entry.clone()),
+            Decision::Renew => {
+                let mut renewed = entry.clone();
+                renewed.expires = expires.clone();
+                entries.push(renewed);
+            }
+            Decision::Release => {
+                changes.released.push(entry.id.clone());
+                if let Some((row, _)) = k {
+                    releases.push(row.key_hash);
+                }
+            }
+            Decision::RemoveBroken => changes.broken.push(entry.id.clone()),
+            Decision::DropUnknown => changes.dropped.push(entry.id.clone()),
+        }
+    }
+    for id in flaky_ids {
+        let Some((row, a)) = known.get(&id) else { continue };
+        let released = released_before.contains(&row.key_hash);
+        if let Decision::Add { auto_release } = decide(None, Some((&row.history, a)), released, now, policy) {
+            changes.added.push(id.clone());
+            entries.push(QuarantineEntry {
+                id,
+                selector: row.selector.clone(),
+                runner: row.runner.clone(),
+                classname: row.scope.clone(),
+                name: row.name.clone(),
+                file: row.file.clone(),
+                reason: if auto_release {
+                    "flaky on the default branch".to_owned()
+                } else {
+                    "flaky again after an automatic release: release it by hand".to_owned()
+                },
+                score: Some((a.score * 10_000.0).round() / 10_000.0),
+                evidence: Some(explain(a)),
+                added: format_time(now),
+                expires: expires.clone(),
+                owner: None,
+                mode,
+                source: Source::Auto,
+                auto_release,
+            });
+        }
+    }
+    let file = QuarantineFile {
+        version: QUARANTINE_VERSION,
+        tests: entries,
+    };
+    Ok((file, changes, releases, suite))
+}
+
+/// Read the quarantine file at `path`; a missing file is an empty quarantine.
+pub fn read_file(path: &Path) -> anyhow::Result<Option<QuarantineFile>> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => QuarantineFile::parse(&text)
+            .map(Some)
+            .map_err(|e| anyhow::anyhow!("quarantine file `{}`: {e}", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).with_context(|| format!("cannot read quarantine file `{}`", path.display())),
+    }
+}
+
+/// Run `omen quarantine`.
+pub fn run(args: &QuarantineArgs) -> anyhow::Result<Outcome> {
+    let now = match &args.now {
+        Some(t) => parse_time(t)?,
+        None => crate::now(),
+    };
+    let previous = match read_file(&args.out) {
+        Ok(file) => file,
+        Err(err) => {
+            // Never overwrite a file we cannot read: it may hold someone's manual entries.
+            tracing::warn!("{err:#}");
+            tracing::warn!("hint: fix or delete the file; it was left untouched");
+            return Ok(Outcome::with_trouble(true, args.strict));
+        }
+    };
+    match args.format {
+        QuarantineFormat::Nextest | QuarantineFormat::NextestFilter => {
+            let file = previous.unwrap_or(QuarantineFile {
+                version: QUARANTINE_VERSION,
+                tests: vec![],
+            });
+            let active: Vec<&QuarantineEntry> = file
+                .tests
+                .iter()
+                .filter(|e| parse_time(&e.expires).is_ok_and(|t| t >= now))
+                .collect();
+            let text = if args.format == QuarantineFormat::Nextest {
+                crate::nextest::tool_config(&active, &args.out)
+            } else {
+                let mut f = crate::nextest::skip_filter(&active).unwrap_or_else(|| "all()".to_owned());
+                f.push('\n');
+                f
+            };
+            output::print(&text);
+            return Ok(Outcome::OK);
+        }
+        QuarantineFormat::Json => {}
+    }
+    let opened = match Store::open_read_only(&args.db) {
+        Ok(store) => store,
+        Err(err) => {
+            tracing::warn!("{err}");
+            tracing::warn!("hint: the quarantine is computed from the default branch's history; run `omen ingest` there first");
+            return Ok(Outcome::with_trouble(true, args.strict));
+        }
+    };
+    let policy = QuarantinePolicy {
+        expires_days: args.expires_days,
+        release_runs: args.release_runs,
+        release_days: args.release_days,
+        max_share: args.max_share,
+    };
+    let mode = match args.mode {
+        ModeArg::RunIgnore => Mode::RunIgnore,
+        ModeArg::Skip => Mode::Skip,
+    };
+    let previous = previous.unwrap_or(QuarantineFile {
+        version: QUARANTINE_VERSION,
+        tests: vec![],
+    });
+    let (file, changes, releases, suite) = regenerate(&opened, &previous, &policy, mode, now)?;
+    if let Some(refusal) = guard(file.tests.len(), suite, &policy) {
+        if !args.force {
+            tracing::error!("{refusal}");
+            tracing::error!("hint: look at `omen flaky`; pass --force to write it anyway");
+            return Ok(Outcome { code: exit_code::GATE });
+        }
+        tracing::warn!("{refusal}; writing it anyway because of --force");
+    }
+    let new_text = file.render();
+    let old_text = std::fs::read_to_string(&args.out).unwrap_or_default();
+    if args.check {
+        if new_text == old_text {
+            output::print(&format!("omen: {} is up to date\n", args.out.display()));
+            return Ok(Outcome::OK);
+        }
+        let diff = similar::TextDiff::from_lines(&old_text, &new_text)
+            .unified_diff()
+            .header(&format!("{} (committed)", args.out.display()), &format!("{} (from history)", args.out.display()))
+            .to_string();
+        output::print(&format!(
+            "omen: {} is out of date; run `omen quarantine` to update it\n{diff}",
+            args.out.display()
+        ));
+        return Ok(Outcome { code: exit_code::GATE });
+    }
+    if new_text != old_text {
+        if let Some(parent) = args.out.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent).with_context(|| format!("cannot create `{}`", parent.display()))?;
+        }
+        let tmp = args.out.with_extension("json.tmp");
+        std::fs::write(&tmp, &new_text).with_context(|| format!("cannot write `{}`", tmp.display()))?;
+        std::fs::rename(&tmp, &args.out).with_context(|| format!("cannot replace `{}`", args.out.display()))?;
+    }
+    if !releases.is_empty() {
+        // Remember releases so a test that bounces back is not released automatically again.
+        match Store::open(&args.db, now) {
+            Ok(rw) => {
+                for key in &releases {
+                    rw.store.record_release(*key, now)?;
+                }
+            }
+            Err(err) => tracing::warn!("could not record releases: {err}"),
+        }
+    }
+    output::print(&summary(&args.out, &file, &changes, suite));
+    Ok(Outcome::OK)
+}
+
+fn summary(path: &Path, file: &QuarantineFile, c: &Changes, suite: usize) -> String {
+    let mut s = format!(
+        "omen: {} test(s) quarantined of {suite} in {}\n",
+        file.tests.len(),
+        path.display()
+    );
+    for (label, ids) in [
+        ("added", &c.added),
+        ("released after clean runs", &c.released),
+        ("removed, now broken (not flaky)", &c.broken),
+        ("dropped, no longer in the history", &c.dropped),
+    ] {
+        for id in ids {
+            s.push_str(&format!("  {label}: {id}\n"));
+        }
+    }
+    s
+}
