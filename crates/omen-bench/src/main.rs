@@ -52,6 +52,12 @@ enum Bench {
         #[arg(long, default_value = "target/bench-data/flaky-eval")]
         data: PathBuf,
     },
+    /// Regenerate the bundled example history in `examples/history` (fixed seed).
+    GenExamples {
+        /// Output directory.
+        #[arg(long, default_value = "examples/history")]
+        out: PathBuf,
+    },
     /// (internal) Parse one report and print timings.
     #[command(hide = true)]
     ChildParse { report: PathBuf },
@@ -67,6 +73,7 @@ fn main() -> anyhow::Result<()> {
     match Args::parse().bench {
         Bench::Ingest { check, data } => ingest_bench(&data, check),
         Bench::FlakyEval { check, json, seed, data } => flaky_eval(check, json.as_deref(), seed, &data),
+        Bench::GenExamples { out } => gen_examples(&out),
         Bench::ChildParse { report } => child_parse(&report),
         Bench::ChildIngest { report, db } => child_ingest(&report, &db),
     }
@@ -320,5 +327,74 @@ fn flaky_eval(check: bool, json_out: Option<&Path>, seed: u64, data: &Path) -> a
     if check && missed > 0 {
         bail!("{missed} target(s) missed");
     }
+    Ok(())
+}
+
+/// The example history: 300 tests over 30 default-branch commits, four flaky tests, one
+/// regression that is still failing at the end, pull requests that break tests of their own, and
+/// re-runs of failed jobs. Deterministic: the same seed writes the same files.
+fn gen_examples(out: &Path) -> anyhow::Result<()> {
+    use std::fmt::Write as _;
+    let config = sim::SimConfig {
+        tests: 300,
+        runs: 30,
+        seed: 2026,
+        flaky_share: 4.0 / 300.0,
+        fixed_share: 0.0,
+        regressions: 1,
+        pr_broken: 6,
+        pr_runs_per_main: 0.3,
+        rerun_probability: 0.6,
+        retry_probability: 0.2,
+        outage_at: None,
+        renames: 0,
+        interval: 6 * 3600,
+    };
+    let mut tests = sim::suite(&config, &[0.3, 0.2, 0.15, 0.12]);
+    for t in &mut tests {
+        if let sim::Truth::Regression { .. } = t.truth {
+            // Broken by commit 22 and still broken at the end: `omen flaky` must say broken.
+            t.truth = sim::Truth::Regression { start: 22, end: usize::MAX };
+        }
+    }
+    let runs = sim::runs(&config, &tests);
+    if out.exists() {
+        std::fs::remove_dir_all(out)?;
+    }
+    std::fs::create_dir_all(out)?;
+    let mut tsv = String::from("dir\tcommit\tbranch\tdefault_branch\trun_id\tattempt\tpull_request\ttimestamp\n");
+    for (i, run) in runs.iter().enumerate() {
+        let m = &run.meta;
+        let dir = format!("{i:03}-{}", m.run_id.as_deref().unwrap_or("run"));
+        let dir = if m.attempt > 1 { format!("{dir}-attempt{}", m.attempt) } else { dir };
+        std::fs::create_dir_all(out.join(&dir))?;
+        std::fs::write(out.join(&dir).join("junit.xml"), &run.xml)?;
+        let _ = writeln!(
+            tsv,
+            "{dir}\t{}\t{}\tmain\t{}\t{}\t{}\t{}",
+            m.commit.as_deref().unwrap_or(""),
+            m.branch.as_deref().unwrap_or(""),
+            m.run_id.as_deref().unwrap_or(""),
+            m.attempt,
+            m.pull_request.map_or_else(|| "-".to_owned(), |n| n.to_string()),
+            omen_cli::format_time(m.at),
+        );
+    }
+    std::fs::write(out.join("runs.tsv"), tsv)?;
+    let truth: Vec<String> = tests
+        .iter()
+        .filter(|t| t.truth != sim::Truth::Stable)
+        .map(|t| {
+            let truth = match t.truth {
+                sim::Truth::Flaky { rate, .. } => format!("flaky, fails {:.0}% of runs", rate * 100.0),
+                sim::Truth::Regression { start, .. } => format!("broken since default-branch commit {start}, still failing"),
+                sim::Truth::PrBroken => "broken by some pull requests only".to_owned(),
+                sim::Truth::Stable => "stable".to_owned(),
+            };
+            format!("{}::{}\t{truth}", t.module, t.name)
+        })
+        .collect();
+    std::fs::write(out.join("TRUTH.tsv"), format!("test\ttruth\n{}\n", truth.join("\n")))?;
+    println!("wrote {} runs of {} tests to {}", runs.len(), tests.len(), out.display());
     Ok(())
 }

@@ -228,7 +228,8 @@ fn render_text(tests: &[FlakyTest]) -> String {
         tests.len() - count("broken") - count("flaky")
     );
     for t in tests {
-        let _ = writeln!(out, "\n  {:<7} {:>5.1}%  {}", t.state, t.score * 100.0, t.selector);
+        let score = if t.state == "broken" { "   —  ".to_owned() } else { format!("{:>5.1}%", t.score * 100.0) };
+        let _ = writeln!(out, "\n  {:<7} {score}  {}", t.state, t.selector);
         let _ = writeln!(out, "          {}", t.explanation);
         if let Some(since) = &t.broken_since {
             let _ = writeln!(out, "          broken since commit {}", &since[..since.len().min(12)]);

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Omen's main job on the bundled example history (examples/history, made by
+# `cargo run --release -p omen-bench -- gen-examples`): ingest every CI run, 30 default-branch
+# commits with their re-runs plus pull-request runs, then list flaky and broken tests and write
+# the quarantine file. Embedded SQLite, no server, no token.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+history="$root/examples/history"
+work="${OMEN_DEMO_DIR:-$root/target/omen-demo}"
+
+# The run metadata comes from runs.tsv, not from whatever CI this script runs in.
+unset GITHUB_ACTIONS GITHUB_RUN_ID GITHUB_EVENT_NAME GITHUB_EVENT_PATH GITLAB_CI CI_PIPELINE_ID
+
+cargo build --quiet --release -p omen-cli --manifest-path "$root/Cargo.toml"
+omen="$root/target/release/omen"
+rm -rf "$work" && mkdir -p "$work"
+db="$work/history.db"
+
+runs=0 default=0 prs=0 last=""
+while IFS=$'\t' read -r dir commit branch default_branch run_id attempt pr ts; do
+  args=(ingest --db "$db" --format json --commit "$commit" --branch "$branch"
+        --default-branch "$default_branch" --run-id "$run_id" --attempt "$attempt"
+        --job test --timestamp "$ts")
+  if [ "$pr" != "-" ]; then args+=(--pull-request "$pr"); prs=$((prs + 1)); else default=$((default + 1)); fi
+  "$omen" "${args[@]}" "$history/$dir" > /dev/null
+  runs=$((runs + 1)) last="$ts"
+done < <(tail -n +2 "$history/runs.tsv")
+
+echo "omen: ingested $runs CI runs ($default on the default branch, $prs for pull requests) into $db"
+echo
+"$omen" flaky --db "$db"
+echo
+"$omen" quarantine --db "$db" --out "$work/quarantine.json" --now "$last"
+echo
+echo "compare with the truth the history was generated from: $history/TRUTH.tsv"
