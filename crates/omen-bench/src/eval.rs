@@ -21,13 +21,25 @@ type Rule = fn(&[bool]) -> bool;
 /// see every run; the default-branch-only variants show what that one design choice is worth.
 const BASELINES: &[(&str, bool, Rule)] = &[
     ("seed formula", false, seed_formula),
-    ("flip rate >= 0.02", false, |s| flip_rate(s) >= 0.02 && s.len() >= 10),
-    ("flip rate >= 0.05", false, |s| flip_rate(s) >= 0.05 && s.len() >= 10),
-    ("flip rate >= 0.10", false, |s| flip_rate(s) >= 0.10 && s.len() >= 10),
+    ("flip rate >= 0.02", false, |s| {
+        flip_rate(s) >= 0.02 && s.len() >= 10
+    }),
+    ("flip rate >= 0.05", false, |s| {
+        flip_rate(s) >= 0.05 && s.len() >= 10
+    }),
+    ("flip rate >= 0.10", false, |s| {
+        flip_rate(s) >= 0.10 && s.len() >= 10
+    }),
     ("seed formula", true, seed_formula),
-    ("flip rate >= 0.02", true, |s| flip_rate(s) >= 0.02 && s.len() >= 10),
-    ("flip rate >= 0.05", true, |s| flip_rate(s) >= 0.05 && s.len() >= 10),
-    ("flip rate >= 0.10", true, |s| flip_rate(s) >= 0.10 && s.len() >= 10),
+    ("flip rate >= 0.02", true, |s| {
+        flip_rate(s) >= 0.02 && s.len() >= 10
+    }),
+    ("flip rate >= 0.05", true, |s| {
+        flip_rate(s) >= 0.05 && s.len() >= 10
+    }),
+    ("flip rate >= 0.10", true, |s| {
+        flip_rate(s) >= 0.10 && s.len() >= 10
+    }),
 ];
 
 /// Run the evaluation; returns the report as JSON.
@@ -84,16 +96,28 @@ pub fn evaluate(config: &SimConfig, table: &Path, work: &Path) -> anyhow::Result
             let run = &all_runs[i];
             std::fs::write(&report_path, &run.xml)?;
             // The same parse → fold → store path as `omen ingest`.
-            let parsed = omen_cli::ingest::parse_reports(&[report_path.display().to_string()], u64::MAX, &[]);
-            anyhow::ensure!(parsed.unusable == 0, "simulated report unusable: {:?}", parsed.files);
+            let parsed = omen_cli::ingest::parse_reports(
+                &[report_path.display().to_string()],
+                u64::MAX,
+                &[],
+            );
+            anyhow::ensure!(
+                parsed.unusable == 0,
+                "simulated report unusable: {:?}",
+                parsed.files
+            );
             let key = omen_cli::ingest::run_key(&run.meta, &parsed.content_hash);
-            let records: Vec<ResultRecord> = parsed.results.into_iter().map(ResultRecord::from).collect();
+            let records: Vec<ResultRecord> =
+                parsed.results.into_iter().map(ResultRecord::from).collect();
             results += records.len() as u64;
             store.ingest(&run.meta, &key, records, &StoreConfig::default())?;
             for (t, failed) in tests.iter().zip(&run.failed) {
                 let key = format!("{}::{}", t.module, t.name_at(main));
                 if run.meta.is_default_branch() {
-                    default_sequences.entry(key.clone()).or_default().push(*failed);
+                    default_sequences
+                        .entry(key.clone())
+                        .or_default()
+                        .push(*failed);
                 }
                 sequences.entry(key).or_default().push(*failed);
             }
@@ -101,7 +125,11 @@ pub fn evaluate(config: &SimConfig, table: &Path, work: &Path) -> anyhow::Result
             i += 1;
         }
         for (b, (_, default_only, rule)) in BASELINES.iter().enumerate() {
-            let source = if *default_only { &default_sequences } else { &sequences };
+            let source = if *default_only {
+                &default_sequences
+            } else {
+                &sequences
+            };
             for (key, seq) in source {
                 if rule(seq) {
                     baseline_detected[b].entry(key.clone()).or_insert(main);
@@ -119,9 +147,19 @@ pub fn evaluate(config: &SimConfig, table: &Path, work: &Path) -> anyhow::Result
                 }
             }
         })?;
-        let (file, _, releases, suite_size) =
-            omen_cli::quarantine::regenerate(&store, &quarantine, &policy, Mode::RunIgnore, last_at)?;
-        if omen_core::quarantine::guard(file.tests.len(), suite_size, &policy).is_some() {
+        let (file, _, releases, suite_size) = omen_cli::quarantine::regenerate(
+            &store,
+            &quarantine,
+            &policy,
+            Mode::RunIgnore,
+            last_at,
+        )?;
+        let automatic = file
+            .tests
+            .iter()
+            .filter(|e| e.source == omen_metadata::quarantine::Source::Auto)
+            .count();
+        if omen_core::quarantine::guard(automatic, suite_size, &policy).is_some() {
             guard_refusals += 1;
         } else {
             for key in releases {
@@ -129,14 +167,21 @@ pub fn evaluate(config: &SimConfig, table: &Path, work: &Path) -> anyhow::Result
             }
             quarantine = file;
         }
-        let in_quarantine: HashSet<usize> = quarantine.tests.iter().filter_map(|e| index.get(&e.id).copied()).collect();
+        let in_quarantine: HashSet<usize> = quarantine
+            .tests
+            .iter()
+            .filter_map(|e| index.get(&e.id).copied())
+            .collect();
         for &t in &in_quarantine {
             if matches!(tests[t].truth, Truth::Regression { .. } | Truth::PrBroken) {
                 ever_quarantined_wrongly.insert(t);
             }
         }
         for (t, test) in tests.iter().enumerate() {
-            if let Truth::Flaky { fixed_at: Some(f), .. } = test.truth {
+            if let Truth::Flaky {
+                fixed_at: Some(f), ..
+            } = test.truth
+            {
                 if main + 1 == f && in_quarantine.contains(&t) {
                     quarantined_at_fix.insert(t);
                 }
@@ -188,11 +233,20 @@ pub fn evaluate(config: &SimConfig, table: &Path, work: &Path) -> anyhow::Result
         let tp = labelled.iter().filter(|k| is_flaky(k)).count();
         let found_any = any_rate.iter().filter(|k| labelled.contains(*k)).count();
         let found = must_find.iter().filter(|k| labelled.contains(*k)).count();
-        let precision = if labelled.is_empty() { 1.0 } else { tp as f64 / labelled.len() as f64 };
+        let precision = if labelled.is_empty() {
+            1.0
+        } else {
+            tp as f64 / labelled.len() as f64
+        };
         let recall = found as f64 / must_find.len().max(1) as f64;
         let wrong = labelled
             .iter()
-            .filter(|k| matches!(truth_of(k), Some(Truth::Regression { .. } | Truth::PrBroken)))
+            .filter(|k| {
+                matches!(
+                    truth_of(k),
+                    Some(Truth::Regression { .. } | Truth::PrBroken)
+                )
+            })
             .count();
         json!({
             "labelled_flaky": labelled.len(),
@@ -207,7 +261,9 @@ pub fn evaluate(config: &SimConfig, table: &Path, work: &Path) -> anyhow::Result
     let mut release: Vec<usize> = released_at
         .iter()
         .filter_map(|(t, m)| match tests[*t].truth {
-            Truth::Flaky { fixed_at: Some(f), .. } => Some(m + 1 - f),
+            Truth::Flaky {
+                fixed_at: Some(f), ..
+            } => Some(m + 1 - f),
             _ => None,
         })
         .collect();
@@ -217,11 +273,19 @@ pub fn evaluate(config: &SimConfig, table: &Path, work: &Path) -> anyhow::Result
         .iter()
         .enumerate()
         .map(|(b, (name, default_only, rule))| {
-            let source = if *default_only { &default_sequences } else { &sequences };
+            let source = if *default_only {
+                &default_sequences
+            } else {
+                &sequences
+            };
             let labelled = baseline(source, rule);
             let mut v = score(&labelled);
             v["name"] = json!(name);
-            v["history"] = json!(if *default_only { "default branch only" } else { "all runs" });
+            v["history"] = json!(if *default_only {
+                "default branch only"
+            } else {
+                "all runs"
+            });
             v["median_runs_to_detection"] = json!(detection_of(&baseline_detected[b]));
             v
         })
@@ -274,7 +338,11 @@ pub fn evaluate(config: &SimConfig, table: &Path, work: &Path) -> anyhow::Result
 }
 
 fn baseline(sequences: &HashMap<String, Vec<bool>>, flaky: &Rule) -> HashSet<String> {
-    sequences.iter().filter(|(_, s)| flaky(s)).map(|(k, _)| k.clone()).collect()
+    sequences
+        .iter()
+        .filter(|(_, s)| flaky(s))
+        .map(|(k, _)| k.clone())
+        .collect()
 }
 
 /// The seed design's score: 0.4 × failure rate + 0.4 × transition rate + 0.2 × recent failure
@@ -306,7 +374,11 @@ pub fn flip_rate(seq: &[bool]) -> f64 {
 }
 
 fn f1(p: f64, r: f64) -> f64 {
-    if p + r == 0.0 { 0.0 } else { 2.0 * p * r / (p + r) }
+    if p + r == 0.0 {
+        0.0
+    } else {
+        2.0 * p * r / (p + r)
+    }
 }
 
 fn median(v: &[usize]) -> Option<f64> {
@@ -314,7 +386,11 @@ fn median(v: &[usize]) -> Option<f64> {
         return None;
     }
     let m = v.len() / 2;
-    Some(if v.len() % 2 == 1 { v[m] as f64 } else { (v[m - 1] + v[m]) as f64 / 2.0 })
+    Some(if v.len() % 2 == 1 {
+        v[m] as f64
+    } else {
+        (v[m - 1] + v[m]) as f64 / 2.0
+    })
 }
 
 fn round3(x: f64) -> f64 {
@@ -329,8 +405,14 @@ mod tests {
     fn baselines_do_what_the_seed_design_says() {
         assert!(!seed_formula(&[true; 9]), "needs ten runs");
         let alternating = seed_score(&[true, false].repeat(10)).unwrap();
-        assert!((alternating - 0.7).abs() < 1e-9, "0.4·0.5 + 0.4·1 + 0.2·0.5 = 0.7, got {alternating}");
-        assert!(!seed_formula(&[true; 20]), "always failing: 0.4 + 0 + 0.2 = 0.6");
+        assert!(
+            (alternating - 0.7).abs() < 1e-9,
+            "0.4·0.5 + 0.4·1 + 0.2·0.5 = 0.7, got {alternating}"
+        );
+        assert!(
+            !seed_formula(&[true; 20]),
+            "always failing: 0.4 + 0 + 0.2 = 0.6"
+        );
         assert!(!seed_formula(&[false, false, false, true].repeat(5)));
         assert!((flip_rate(&[false, true, true, false]) - 2.0 / 3.0).abs() < 1e-9);
     }

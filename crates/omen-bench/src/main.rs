@@ -72,7 +72,12 @@ const BASE_RUNS: usize = 10;
 fn main() -> anyhow::Result<()> {
     match Args::parse().bench {
         Bench::Ingest { check, data } => ingest_bench(&data, check),
-        Bench::FlakyEval { check, json, seed, data } => flaky_eval(check, json.as_deref(), seed, &data),
+        Bench::FlakyEval {
+            check,
+            json,
+            seed,
+            data,
+        } => flaky_eval(check, json.as_deref(), seed, &data),
         Bench::GenExamples { out } => gen_examples(&out),
         Bench::ChildParse { report } => child_parse(&report),
         Bench::ChildIngest { report, db } => child_ingest(&report, &db),
@@ -268,8 +273,12 @@ fn ingest_bench(data: &Path, check: bool) -> anyhow::Result<()> {
 }
 
 fn flaky_eval(check: bool, json_out: Option<&Path>, seed: u64, data: &Path) -> anyhow::Result<()> {
-    let table = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/corpus/flaky/flakeflagger_test_results.csv");
-    let config = sim::SimConfig { seed, ..sim::SimConfig::default() };
+    let table = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/corpus/flaky/flakeflagger_test_results.csv");
+    let config = sim::SimConfig {
+        seed,
+        ..sim::SimConfig::default()
+    };
     let start = Instant::now();
     let report = eval::evaluate(&config, &table, data)?;
     let secs = start.elapsed().as_secs_f64();
@@ -285,39 +294,75 @@ fn flaky_eval(check: bool, json_out: Option<&Path>, seed: u64, data: &Path) -> a
     );
     println!(
         "  truth: {} flaky ({} at >=2% still flaky, {} fixed half-way), {} regressions, {} PR-broken, {} renamed, outage at run {}",
-        sim["flaky_tests"], sim["flaky_tests_at_least_2pct_still_flaky"], sim["flaky_tests_fixed_halfway"],
-        sim["regressions"], sim["pr_broken_tests"], sim["renamed_tests"], sim["outage_run"]
+        sim["flaky_tests"],
+        sim["flaky_tests_at_least_2pct_still_flaky"],
+        sim["flaky_tests_fixed_halfway"],
+        sim["regressions"],
+        sim["pr_broken_tests"],
+        sim["renamed_tests"],
+        sim["outage_run"]
     );
     let row = |name: &str, history: &str, s: &Value, detection: &Value| {
         println!(
             "  {name:<18} {history:<20} precision {:>5}  recall {:>5}  F1 {:>5}  any-rate recall {:>5}  median runs to detect {:>5}  broken/PR-broken as flaky {}",
-            s["precision"], s["recall"], s["f1"], s["recall_any_rate"], detection, s["broken_or_pr_broken_labelled_flaky"]
+            s["precision"],
+            s["recall"],
+            s["f1"],
+            s["recall_any_rate"],
+            detection,
+            s["broken_or_pr_broken_labelled_flaky"]
         );
     };
-    row("omen", "default branch only", fin, &omen["median_runs_to_detection"]);
+    row(
+        "omen",
+        "default branch only",
+        fin,
+        &omen["median_runs_to_detection"],
+    );
     let mut best_baseline = 0.0f64;
     for b in report["baselines"].as_array().into_iter().flatten() {
-        row(b["name"].as_str().unwrap_or(""), b["history"].as_str().unwrap_or(""), b, &b["median_runs_to_detection"]);
+        row(
+            b["name"].as_str().unwrap_or(""),
+            b["history"].as_str().unwrap_or(""),
+            b,
+            &b["median_runs_to_detection"],
+        );
         if b["history"] == "all runs" {
             best_baseline = best_baseline.max(b["f1"].as_f64().unwrap_or(0.0));
         }
     }
     println!(
         "  omen: median runs to detection {}, detected ever {}; broken/PR-broken ever labelled flaky {}, ever quarantined {}",
-        omen["median_runs_to_detection"], omen["detected_ever"], omen["broken_or_pr_broken_ever_labelled_flaky"], omen["broken_or_pr_broken_ever_quarantined"]
+        omen["median_runs_to_detection"],
+        omen["detected_ever"],
+        omen["broken_or_pr_broken_ever_labelled_flaky"],
+        omen["broken_or_pr_broken_ever_quarantined"]
     );
     println!(
         "  omen: release after fix: {} of {} quarantined tests released, median {} runs ({} days); quarantine at end {}; guard refusals {}",
-        omen["released_after_fix"], omen["quarantined_when_fixed"], omen["median_runs_to_release_after_fix"],
-        omen["median_days_to_release_after_fix"], omen["quarantine_size_at_end"], omen["guard_refusals"]
+        omen["released_after_fix"],
+        omen["quarantined_when_fixed"],
+        omen["median_runs_to_release_after_fix"],
+        omen["median_days_to_release_after_fix"],
+        omen["quarantine_size_at_end"],
+        omen["guard_refusals"]
     );
     let f = |v: &Value| v.as_f64().unwrap_or(0.0);
     let checks = [
         ("precision >= 0.95", f(&fin["precision"]) >= 0.95),
         ("recall >= 0.90", f(&fin["recall"]) >= 0.90),
-        ("no broken or PR-broken test ever labelled flaky", omen["broken_or_pr_broken_ever_labelled_flaky"] == 0),
-        ("no broken or PR-broken test ever quarantined", omen["broken_or_pr_broken_ever_quarantined"] == 0),
-        ("beats every baseline on the same histories (F1)", f(&fin["f1"]) > best_baseline),
+        (
+            "no broken or PR-broken test ever labelled flaky",
+            omen["broken_or_pr_broken_ever_labelled_flaky"] == 0,
+        ),
+        (
+            "no broken or PR-broken test ever quarantined",
+            omen["broken_or_pr_broken_ever_quarantined"] == 0,
+        ),
+        (
+            "beats every baseline on the same histories (F1)",
+            f(&fin["f1"]) > best_baseline,
+        ),
     ];
     let mut missed = 0;
     for (name, ok) in checks {
@@ -354,7 +399,10 @@ fn gen_examples(out: &Path) -> anyhow::Result<()> {
     for t in &mut tests {
         if let sim::Truth::Regression { .. } = t.truth {
             // Broken by commit 22 and still broken at the end: `omen flaky` must say broken.
-            t.truth = sim::Truth::Regression { start: 22, end: usize::MAX };
+            t.truth = sim::Truth::Regression {
+                start: 22,
+                end: usize::MAX,
+            };
         }
     }
     let runs = sim::runs(&config, &tests);
@@ -362,11 +410,17 @@ fn gen_examples(out: &Path) -> anyhow::Result<()> {
         std::fs::remove_dir_all(out)?;
     }
     std::fs::create_dir_all(out)?;
-    let mut tsv = String::from("dir\tcommit\tbranch\tdefault_branch\trun_id\tattempt\tpull_request\ttimestamp\n");
+    let mut tsv = String::from(
+        "dir\tcommit\tbranch\tdefault_branch\trun_id\tattempt\tpull_request\ttimestamp\n",
+    );
     for (i, run) in runs.iter().enumerate() {
         let m = &run.meta;
         let dir = format!("{i:03}-{}", m.run_id.as_deref().unwrap_or("run"));
-        let dir = if m.attempt > 1 { format!("{dir}-attempt{}", m.attempt) } else { dir };
+        let dir = if m.attempt > 1 {
+            format!("{dir}-attempt{}", m.attempt)
+        } else {
+            dir
+        };
         std::fs::create_dir_all(out.join(&dir))?;
         std::fs::write(out.join(&dir).join("junit.xml"), &run.xml)?;
         let _ = writeln!(
@@ -376,7 +430,8 @@ fn gen_examples(out: &Path) -> anyhow::Result<()> {
             m.branch.as_deref().unwrap_or(""),
             m.run_id.as_deref().unwrap_or(""),
             m.attempt,
-            m.pull_request.map_or_else(|| "-".to_owned(), |n| n.to_string()),
+            m.pull_request
+                .map_or_else(|| "-".to_owned(), |n| n.to_string()),
             omen_cli::format_time(m.at),
         );
     }
@@ -386,15 +441,27 @@ fn gen_examples(out: &Path) -> anyhow::Result<()> {
         .filter(|t| t.truth != sim::Truth::Stable)
         .map(|t| {
             let truth = match t.truth {
-                sim::Truth::Flaky { rate, .. } => format!("flaky, fails {:.0}% of runs", rate * 100.0),
-                sim::Truth::Regression { start, .. } => format!("broken since default-branch commit {start}, still failing"),
+                sim::Truth::Flaky { rate, .. } => {
+                    format!("flaky, fails {:.0}% of runs", rate * 100.0)
+                }
+                sim::Truth::Regression { start, .. } => {
+                    format!("broken since default-branch commit {start}, still failing")
+                }
                 sim::Truth::PrBroken => "broken by some pull requests only".to_owned(),
                 sim::Truth::Stable => "stable".to_owned(),
             };
             format!("{}::{}\t{truth}", t.module, t.name)
         })
         .collect();
-    std::fs::write(out.join("TRUTH.tsv"), format!("test\ttruth\n{}\n", truth.join("\n")))?;
-    println!("wrote {} runs of {} tests to {}", runs.len(), tests.len(), out.display());
+    std::fs::write(
+        out.join("TRUTH.tsv"),
+        format!("test\ttruth\n{}\n", truth.join("\n")),
+    )?;
+    println!(
+        "wrote {} runs of {} tests to {}",
+        runs.len(),
+        tests.len(),
+        out.display()
+    );
     Ok(())
 }

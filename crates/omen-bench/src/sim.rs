@@ -127,8 +127,12 @@ pub struct SimRun {
 
 /// Flake rates of FlakeFlagger's flaky tests (failing runs / 10,000), from the committed table.
 pub fn flakeflagger_rates(csv: &Path) -> anyhow::Result<Vec<f64>> {
-    let text = std::fs::read_to_string(csv)
-        .map_err(|e| anyhow::anyhow!("cannot read {}: {e} (the table is committed in tests/corpus/flaky/)", csv.display()))?;
+    let text = std::fs::read_to_string(csv).map_err(|e| {
+        anyhow::anyhow!(
+            "cannot read {}: {e} (the table is committed in tests/corpus/flaky/)",
+            csv.display()
+        )
+    })?;
     let mut rates = Vec::new();
     for line in text.lines().skip(1) {
         let cols: Vec<&str> = line.split(',').collect();
@@ -140,7 +144,11 @@ pub fn flakeflagger_rates(csv: &Path) -> anyhow::Result<Vec<f64>> {
             }
         }
     }
-    anyhow::ensure!(rates.len() > 100, "{} has too few flaky rows", csv.display());
+    anyhow::ensure!(
+        rates.len() > 100,
+        "{} has too few flaky rows",
+        csv.display()
+    );
     Ok(rates)
 }
 
@@ -180,8 +188,15 @@ pub fn suite(config: &SimConfig, rates: &[f64]) -> Vec<SimTest> {
         let Some(i) = next.next() else { break };
         let start = 5 + (rng.next_u64() % (config.runs as u64 - 40)) as usize;
         // Mostly multi-commit breakages; some fixed on the next commit.
-        let len = if rng.f64() < 0.3 { 1 } else { 3 + (rng.next_u64() % 25) as usize };
-        tests[i].truth = Truth::Regression { start, end: start + len };
+        let len = if rng.f64() < 0.3 {
+            1
+        } else {
+            3 + (rng.next_u64() % 25) as usize
+        };
+        tests[i].truth = Truth::Regression {
+            start,
+            end: start + len,
+        };
     }
     for _ in 0..config.pr_broken {
         let Some(i) = next.next() else { break };
@@ -194,7 +209,10 @@ pub fn suite(config: &SimConfig, rates: &[f64]) -> Vec<SimTest> {
             break;
         }
         if matches!(t.truth, Truth::Stable | Truth::Flaky { .. }) && rng.f64() < 0.02 {
-            let new = format!("{}_renamed", t.name.replace('[', "_v[").trim_end_matches('_'));
+            let new = format!(
+                "{}_renamed",
+                t.name.replace('[', "_v[").trim_end_matches('_')
+            );
             t.renamed = Some((config.runs / 2, new));
             renamed += 1;
         }
@@ -283,7 +301,12 @@ pub fn runs(config: &SimConfig, tests: &[SimTest]) -> Vec<SimRun> {
 }
 
 fn sha(rng: &mut Rng) -> String {
-    format!("{:016x}{:016x}{:08x}", rng.next_u64(), rng.next_u64(), rng.next_u64() as u32)
+    format!(
+        "{:016x}{:016x}{:08x}",
+        rng.next_u64(),
+        rng.next_u64(),
+        rng.next_u64() as u32
+    )
 }
 
 /// (xml, failed per test, retries flag)
@@ -295,25 +318,43 @@ fn one_run(
     rng: &mut Rng,
 ) -> (String, Vec<bool>, bool) {
     let mut xml = String::with_capacity(tests.len() * 160);
-    xml.push_str("<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<testsuites><testsuite name=\"pytest\">\n");
+    xml.push_str(
+        "<?xml version=\"1.0\" encoding=\"utf-8\"?>\n<testsuites><testsuite name=\"pytest\">\n",
+    );
     let mut failed = Vec::with_capacity(tests.len());
     for t in tests {
         let first_fails = outage && rng.f64() < 0.95 || fails(t, main, rng);
-        let deterministic = outage || matches!(t.truth, Truth::Regression { start, end } if (start..end).contains(&main));
+        let deterministic = outage
+            || matches!(t.truth, Truth::Regression { start, end } if (start..end).contains(&main));
         let msg = message(t, outage, rng);
         let mut final_failed = first_fails;
-        let _ = write!(xml, "<testcase classname=\"{}\" name=\"{}\" time=\"{:.3}\"", t.module, t.name_at(main), 0.01 + rng.f64() * 0.2);
+        let _ = write!(
+            xml,
+            "<testcase classname=\"{}\" name=\"{}\" time=\"{:.3}\"",
+            t.module,
+            t.name_at(main),
+            0.01 + rng.f64() * 0.2
+        );
         if first_fails && retries {
             // Retried inside the run (Surefire/nextest style): a flaky failure usually passes.
             let second_fails = deterministic || fails(t, main, rng);
             if second_fails {
-                let _ = write!(xml, "><failure message=\"{msg}\">{msg}</failure><rerunFailure message=\"{msg}\"/></testcase>\n");
+                let _ = write!(
+                    xml,
+                    "><failure message=\"{msg}\">{msg}</failure><rerunFailure message=\"{msg}\"/></testcase>\n"
+                );
             } else {
                 final_failed = false;
-                let _ = write!(xml, "><flakyFailure message=\"{msg}\">{msg}</flakyFailure></testcase>\n");
+                let _ = write!(
+                    xml,
+                    "><flakyFailure message=\"{msg}\">{msg}</flakyFailure></testcase>\n"
+                );
             }
         } else if first_fails {
-            let _ = write!(xml, "><failure message=\"{msg}\">{msg}</failure></testcase>\n");
+            let _ = write!(
+                xml,
+                "><failure message=\"{msg}\">{msg}</failure></testcase>\n"
+            );
         } else {
             xml.push_str("/>\n");
         }

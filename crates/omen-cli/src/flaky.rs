@@ -97,7 +97,10 @@ pub struct LastFailure {
 }
 
 /// Assess every test; keep those worth listing. Costs one pass over the tests table.
-pub fn assess_all(store: &Store, config: &FlakinessConfig) -> anyhow::Result<Vec<(TestRow, Assessment)>> {
+pub fn assess_all(
+    store: &Store,
+    config: &FlakinessConfig,
+) -> anyhow::Result<Vec<(TestRow, Assessment)>> {
     let mut listed = Vec::new();
     store.for_each_test(|row| {
         let a = assess(&row.history, config);
@@ -195,9 +198,14 @@ pub fn run(args: &FlakyArgs) -> anyhow::Result<Outcome> {
         Ok(store) => store,
         Err(err) => {
             tracing::warn!("{err}");
-            tracing::warn!("hint: run `omen ingest` on the default branch first to build the history");
+            tracing::warn!(
+                "hint: run `omen ingest` on the default branch first to build the history"
+            );
             if args.format == Format::Json {
-                output::print_json(&FlakyReport { version: FLAKY_REPORT_VERSION, tests: vec![] })?;
+                output::print_json(&FlakyReport {
+                    version: FLAKY_REPORT_VERSION,
+                    tests: vec![],
+                })?;
             }
             return Ok(Outcome::with_trouble(true, args.strict));
         }
@@ -209,7 +217,10 @@ pub fn run(args: &FlakyArgs) -> anyhow::Result<Outcome> {
         tests.push(describe(&store, row, a)?);
     }
     match args.format {
-        Format::Json => output::print_json(&FlakyReport { version: FLAKY_REPORT_VERSION, tests })?,
+        Format::Json => output::print_json(&FlakyReport {
+            version: FLAKY_REPORT_VERSION,
+            tests,
+        })?,
         Format::Text => output::print(&render_text(&tests)),
     }
     Ok(Outcome::OK)
@@ -228,11 +239,19 @@ fn render_text(tests: &[FlakyTest]) -> String {
         tests.len() - count("broken") - count("flaky")
     );
     for t in tests {
-        let score = if t.state == "broken" { "   —  ".to_owned() } else { format!("{:>5.1}%", t.score * 100.0) };
+        let score = if t.state == "broken" {
+            "   —  ".to_owned()
+        } else {
+            format!("{:>5.1}%", t.score * 100.0)
+        };
         let _ = writeln!(out, "\n  {:<7} {score}  {}", t.state, t.selector);
         let _ = writeln!(out, "          {}", t.explanation);
         if let Some(since) = &t.broken_since {
-            let _ = writeln!(out, "          broken since commit {}", &since[..since.len().min(12)]);
+            let _ = writeln!(
+                out,
+                "          broken since commit {}",
+                &since[..since.len().min(12)]
+            );
         }
         if let Some(f) = &t.last_failure {
             if let Some(m) = &f.message {

@@ -78,7 +78,12 @@ pub fn tool_config(entries: &[&QuarantineEntry], source: &Path) -> String {
     if let Some(filter) = skip_filter(entries) {
         out.push_str(&format!("default-filter = {}\n", toml_string(&filter)));
     }
-    if let Some(filter) = union(entries.iter().copied().filter(|e| e.mode == Mode::RunIgnore)) {
+    if let Some(filter) = union(
+        entries
+            .iter()
+            .copied()
+            .filter(|e| e.mode == Mode::RunIgnore),
+    ) {
         out.push_str(&format!(
             "\n[[profile.default.overrides]]\nfilter = {}\nretries = {RUN_IGNORE_RETRIES}\nflaky-result = \"pass\"\n",
             toml_string(&filter)
@@ -150,10 +155,19 @@ mod tests {
         let mut pytest = entry("tests/x.py::test_a", Mode::Skip);
         pytest.runner = "pytest".into();
         let text = tool_config(&[&skip, &ignore, &pytest], Path::new("q.json"));
-        assert!(text.contains(r#"default-filter = "not ((binary_id(=c) & test(=t::skipme)))""#), "{text}");
-        assert!(text.contains(r#"filter = "(binary_id(=c) & test(=t::flaky))""#), "{text}");
+        assert!(
+            text.contains(r#"default-filter = "not ((binary_id(=c) & test(=t::skipme)))""#),
+            "{text}"
+        );
+        assert!(
+            text.contains(r#"filter = "(binary_id(=c) & test(=t::flaky))""#),
+            "{text}"
+        );
         assert!(text.contains("retries = 3"));
-        assert!(!text.contains("test_a"), "pytest entries do not reach nextest");
+        assert!(
+            !text.contains("test_a"),
+            "pytest entries do not reach nextest"
+        );
         assert_eq!(toml_string(r#"a\"b"#), r#""a\\\"b""#);
     }
 }

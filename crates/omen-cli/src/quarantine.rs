@@ -8,7 +8,9 @@ use anyhow::Context;
 use omen_core::flakiness::{Assessment, FlakinessConfig, assess, explain};
 use omen_core::quarantine::{Decision, Existing, QuarantinePolicy, decide, guard};
 use omen_metadata::exit_code;
-use omen_metadata::quarantine::{Mode, QUARANTINE_VERSION, QuarantineEntry, QuarantineFile, Source};
+use omen_metadata::quarantine::{
+    Mode, QUARANTINE_VERSION, QuarantineEntry, QuarantineFile, Source,
+};
 use omen_store::{Store, TestRow};
 
 use crate::{Outcome, format_time, output, parse_time};
@@ -127,7 +129,13 @@ pub fn regenerate(
         };
         let k = known.get(&entry.id);
         let released = k.is_some_and(|(row, _)| released_before.contains(&row.key_hash));
-        match decide(Some(existing), k.map(|(r, a)| (&r.history, a)), released, now, policy) {
+        match decide(
+            Some(existing),
+            k.map(|(r, a)| (&r.history, a)),
+            released,
+            now,
+            policy,
+        ) {
             Decision::Keep | Decision::Leave | Decision::Add { .. } => entries.push(entry.clone()),
             Decision::Renew => {
                 let mut renewed = entry.clone();
@@ -145,9 +153,13 @@ pub fn regenerate(
         }
     }
     for id in flaky_ids {
-        let Some((row, a)) = known.get(&id) else { continue };
+        let Some((row, a)) = known.get(&id) else {
+            continue;
+        };
         let released = released_before.contains(&row.key_hash);
-        if let Decision::Add { auto_release } = decide(None, Some((&row.history, a)), released, now, policy) {
+        if let Decision::Add { auto_release } =
+            decide(None, Some((&row.history, a)), released, now, policy)
+        {
             changes.added.push(id.clone());
             entries.push(QuarantineEntry {
                 id,
@@ -186,7 +198,9 @@ pub fn read_file(path: &Path) -> anyhow::Result<Option<QuarantineFile>> {
             .map(Some)
             .map_err(|e| anyhow::anyhow!("quarantine file `{}`: {e}", path.display())),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e).with_context(|| format!("cannot read quarantine file `{}`", path.display())),
+        Err(e) => {
+            Err(e).with_context(|| format!("cannot read quarantine file `{}`", path.display()))
+        }
     }
 }
 
@@ -219,7 +233,8 @@ pub fn run(args: &QuarantineArgs) -> anyhow::Result<Outcome> {
             let text = if args.format == QuarantineFormat::Nextest {
                 crate::nextest::tool_config(&active, &args.out)
             } else {
-                let mut f = crate::nextest::skip_filter(&active).unwrap_or_else(|| "all()".to_owned());
+                let mut f =
+                    crate::nextest::skip_filter(&active).unwrap_or_else(|| "all()".to_owned());
                 f.push('\n');
                 f
             };
@@ -232,7 +247,9 @@ pub fn run(args: &QuarantineArgs) -> anyhow::Result<Outcome> {
         Ok(store) => store,
         Err(err) => {
             tracing::warn!("{err}");
-            tracing::warn!("hint: the quarantine is computed from the default branch's history; run `omen ingest` there first");
+            tracing::warn!(
+                "hint: the quarantine is computed from the default branch's history; run `omen ingest` there first"
+            );
             return Ok(Outcome::with_trouble(true, args.strict));
         }
     };
@@ -251,11 +268,19 @@ pub fn run(args: &QuarantineArgs) -> anyhow::Result<Outcome> {
         tests: vec![],
     });
     let (file, changes, releases, suite) = regenerate(&opened, &previous, &policy, mode, now)?;
-    if let Some(refusal) = guard(file.tests.len(), suite, &policy) {
+    // Only automatic entries count: a person's manual entries are not a sign of an outage.
+    let automatic = file
+        .tests
+        .iter()
+        .filter(|e| e.source == Source::Auto)
+        .count();
+    if let Some(refusal) = guard(automatic, suite, &policy) {
         if !args.force {
             tracing::error!("{refusal}");
             tracing::error!("hint: look at `omen flaky`; pass --force to write it anyway");
-            return Ok(Outcome { code: exit_code::GATE });
+            return Ok(Outcome {
+                code: exit_code::GATE,
+            });
         }
         tracing::warn!("{refusal}; writing it anyway because of --force");
     }
@@ -268,21 +293,29 @@ pub fn run(args: &QuarantineArgs) -> anyhow::Result<Outcome> {
         }
         let diff = similar::TextDiff::from_lines(&old_text, &new_text)
             .unified_diff()
-            .header(&format!("{} (committed)", args.out.display()), &format!("{} (from history)", args.out.display()))
+            .header(
+                &format!("{} (committed)", args.out.display()),
+                &format!("{} (from history)", args.out.display()),
+            )
             .to_string();
         output::print(&format!(
             "omen: {} is out of date; run `omen quarantine` to update it\n{diff}",
             args.out.display()
         ));
-        return Ok(Outcome { code: exit_code::GATE });
+        return Ok(Outcome {
+            code: exit_code::GATE,
+        });
     }
     if new_text != old_text {
         if let Some(parent) = args.out.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).with_context(|| format!("cannot create `{}`", parent.display()))?;
+            std::fs::create_dir_all(parent)
+                .with_context(|| format!("cannot create `{}`", parent.display()))?;
         }
         let tmp = args.out.with_extension("json.tmp");
-        std::fs::write(&tmp, &new_text).with_context(|| format!("cannot write `{}`", tmp.display()))?;
-        std::fs::rename(&tmp, &args.out).with_context(|| format!("cannot replace `{}`", args.out.display()))?;
+        std::fs::write(&tmp, &new_text)
+            .with_context(|| format!("cannot write `{}`", tmp.display()))?;
+        std::fs::rename(&tmp, &args.out)
+            .with_context(|| format!("cannot replace `{}`", args.out.display()))?;
     }
     if !releases.is_empty() {
         // Remember releases so a test that bounces back is not released automatically again.

@@ -430,7 +430,10 @@ mod tests {
         let a = check(&history, State::Flaky);
         assert!(a.evidence.broken_streak > 5, "{a:?}");
         // The same test really broken for good: the streak grows past what flakiness explains.
-        check(&format!("{}{}", "FrPPFFPFFPPFPPFFFP".repeat(4), "F".repeat(12)), State::Broken);
+        check(
+            &format!("{}{}", "FrPPFFPFFPPFPPFFFP".repeat(4), "F".repeat(12)),
+            State::Broken,
+        );
     }
 
     #[test]

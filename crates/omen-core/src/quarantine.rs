@@ -9,8 +9,9 @@
 //!   with automatic release switched off: from then on a person decides.
 //! - An automatic entry past its expiry is renewed while the test is known; one for a test the
 //!   history no longer knows (renamed, deleted) is dropped.
-//! - If the quarantine would hold more than `max_share` of the suite, the whole update is refused:
-//!   that many flaky tests at once is an outage or a broken build, not flakiness.
+//! - If automatic entries would cover more than `max_share` of the suite, the whole update is
+//!   refused: that many flaky tests at once is an outage or a broken build, not flakiness. Manual
+//!   entries do not count: they are a person's decision, not evidence.
 
 use crate::flakiness::{Assessment, State};
 use crate::history::TestHistory;
@@ -153,39 +154,102 @@ mod tests {
         let h = TestHistory::default();
         let flaky = assessment(State::Flaky);
         let broken = assessment(State::Broken);
-        assert_eq!(decide(None, Some((&h, &flaky)), false, 0, &p), Decision::Add { auto_release: true });
-        assert_eq!(decide(None, Some((&h, &flaky)), true, 0, &p), Decision::Add { auto_release: false });
-        assert_eq!(decide(None, Some((&h, &broken)), false, 0, &p), Decision::Leave);
-        let auto = Existing { manual: false, auto_release: true, expires_at: 100 };
-        assert_eq!(decide(Some(auto), Some((&h, &broken)), false, 0, &p), Decision::RemoveBroken);
+        assert_eq!(
+            decide(None, Some((&h, &flaky)), false, 0, &p),
+            Decision::Add { auto_release: true }
+        );
+        assert_eq!(
+            decide(None, Some((&h, &flaky)), true, 0, &p),
+            Decision::Add {
+                auto_release: false
+            }
+        );
+        assert_eq!(
+            decide(None, Some((&h, &broken)), false, 0, &p),
+            Decision::Leave
+        );
+        let auto = Existing {
+            manual: false,
+            auto_release: true,
+            expires_at: 100,
+        };
+        assert_eq!(
+            decide(Some(auto), Some((&h, &broken)), false, 0, &p),
+            Decision::RemoveBroken
+        );
     }
 
     #[test]
     fn release_needs_clean_runs_and_days() {
         let p = QuarantinePolicy::default();
-        let auto = Existing { manual: false, auto_release: true, expires_at: 1_000 * DAY };
-        let mut h = TestHistory { clean_runs: 100, last_failure_at: 10 * DAY, ..TestHistory::default() };
+        let auto = Existing {
+            manual: false,
+            auto_release: true,
+            expires_at: 1_000 * DAY,
+        };
+        let mut h = TestHistory {
+            clean_runs: 100,
+            last_failure_at: 10 * DAY,
+            ..TestHistory::default()
+        };
         let a = assess(&h, &FlakinessConfig::default());
-        assert_eq!(decide(Some(auto), Some((&h, &a)), false, 20 * DAY, &p), Decision::Keep, "6 days is too soon");
-        assert_eq!(decide(Some(auto), Some((&h, &a)), false, 25 * DAY, &p), Decision::Release);
+        assert_eq!(
+            decide(Some(auto), Some((&h, &a)), false, 20 * DAY, &p),
+            Decision::Keep,
+            "6 days is too soon"
+        );
+        assert_eq!(
+            decide(Some(auto), Some((&h, &a)), false, 25 * DAY, &p),
+            Decision::Release
+        );
         h.clean_runs = 99;
-        assert_eq!(decide(Some(auto), Some((&h, &a)), false, 25 * DAY, &p), Decision::Keep);
-        let bounced = Existing { auto_release: false, ..auto };
+        assert_eq!(
+            decide(Some(auto), Some((&h, &a)), false, 25 * DAY, &p),
+            Decision::Keep
+        );
+        let bounced = Existing {
+            auto_release: false,
+            ..auto
+        };
         h.clean_runs = 500;
-        assert_eq!(decide(Some(bounced), Some((&h, &a)), false, 25 * DAY, &p), Decision::Keep);
+        assert_eq!(
+            decide(Some(bounced), Some((&h, &a)), false, 25 * DAY, &p),
+            Decision::Keep
+        );
     }
 
     #[test]
     fn manual_entries_are_never_touched_and_unknown_ones_expire() {
         let p = QuarantinePolicy::default();
-        let manual = Existing { manual: true, auto_release: false, expires_at: 0 };
-        assert_eq!(decide(Some(manual), None, false, 10 * DAY, &p), Decision::Keep);
-        let auto = Existing { manual: false, auto_release: true, expires_at: 5 * DAY };
+        let manual = Existing {
+            manual: true,
+            auto_release: false,
+            expires_at: 0,
+        };
+        assert_eq!(
+            decide(Some(manual), None, false, 10 * DAY, &p),
+            Decision::Keep
+        );
+        let auto = Existing {
+            manual: false,
+            auto_release: true,
+            expires_at: 5 * DAY,
+        };
         assert_eq!(decide(Some(auto), None, false, 4 * DAY, &p), Decision::Keep);
-        assert_eq!(decide(Some(auto), None, false, 6 * DAY, &p), Decision::DropUnknown);
-        let h = TestHistory { clean_runs: 3, last_failure_at: 5 * DAY, ..TestHistory::default() };
+        assert_eq!(
+            decide(Some(auto), None, false, 6 * DAY, &p),
+            Decision::DropUnknown
+        );
+        let h = TestHistory {
+            clean_runs: 3,
+            last_failure_at: 5 * DAY,
+            ..TestHistory::default()
+        };
         let flaky = assessment(State::Flaky);
-        assert_eq!(decide(Some(auto), Some((&h, &flaky)), false, 6 * DAY, &p), Decision::Renew);
+        assert_eq!(
+            decide(Some(auto), Some((&h, &flaky)), false, 6 * DAY, &p),
+            Decision::Renew
+        );
     }
 
     #[test]

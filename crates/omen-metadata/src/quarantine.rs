@@ -128,10 +128,23 @@ mod tests {
 
     #[test]
     fn versions_are_checked() {
-        assert!(QuarantineFile::parse(r#"{"version": 2, "tests": []}"#).unwrap_err().contains("version 2"));
-        assert!(QuarantineFile::parse(r#"{"tests": []}"#).unwrap_err().contains("version"));
+        assert!(
+            QuarantineFile::parse(r#"{"version": 2, "tests": []}"#)
+                .unwrap_err()
+                .contains("version 2")
+        );
+        assert!(
+            QuarantineFile::parse(r#"{"tests": []}"#)
+                .unwrap_err()
+                .contains("version")
+        );
         assert!(QuarantineFile::parse("{").unwrap_err().contains("JSON"));
-        assert_eq!(QuarantineFile::parse(r#"{"version": 1, "tests": []}"#).unwrap().tests, vec![]);
+        assert_eq!(
+            QuarantineFile::parse(r#"{"version": 1, "tests": []}"#)
+                .unwrap()
+                .tests,
+            vec![]
+        );
     }
 
     #[test]
@@ -153,7 +166,10 @@ mod tests {
             source: Source::Auto,
             auto_release: true,
         };
-        let file = QuarantineFile { version: 1, tests: vec![entry("b"), entry("a")] };
+        let file = QuarantineFile {
+            version: 1,
+            tests: vec![entry("b"), entry("a")],
+        };
         let text = file.render();
         assert!(text.find("\"a\"").unwrap() < text.find("\"b\"").unwrap());
         assert!(text.contains("\"mode\": \"run-ignore\""));

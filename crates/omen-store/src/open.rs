@@ -281,9 +281,15 @@ mod tests {
         let opened = open(&path);
         assert!(opened.set_aside.is_none() && !opened.created);
         let conn = &opened.store.conn;
-        let version: u32 = conn.pragma_query_value(None, "user_version", |r| r.get(0)).unwrap();
+        let version: u32 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
         assert_eq!(version, SCHEMA_VERSION);
-        let kept: String = conn.query_row("SELECT value FROM meta WHERE key = 'kept'", [], |r| r.get(0)).unwrap();
+        let kept: String = conn
+            .query_row("SELECT value FROM meta WHERE key = 'kept'", [], |r| {
+                r.get(0)
+            })
+            .unwrap();
         assert_eq!(kept, "yes");
         opened.store.record_release(7, 1).unwrap();
         assert!(opened.store.released_tests().unwrap().contains(&7));

@@ -168,12 +168,19 @@ impl Store {
 
     /// The newest `limit` default-branch runs, oldest first.
     pub fn recent_default_runs(&self, limit: u32) -> Result<Vec<RunRow>, StoreError> {
-        let mut runs = self.select_runs("WHERE is_default = 1 ORDER BY at DESC, id DESC LIMIT ?1", [limit])?;
+        let mut runs = self.select_runs(
+            "WHERE is_default = 1 ORDER BY at DESC, id DESC LIMIT ?1",
+            [limit],
+        )?;
         runs.reverse();
         Ok(runs)
     }
 
-    fn select_runs(&self, tail: &str, params: impl rusqlite::Params) -> Result<Vec<RunRow>, StoreError> {
+    fn select_runs(
+        &self,
+        tail: &str,
+        params: impl rusqlite::Params,
+    ) -> Result<Vec<RunRow>, StoreError> {
         let path = &self.path;
         let mut stmt = self
             .conn
@@ -288,5 +295,4 @@ impl Store {
             Some(run) => Ok(self.failure(test_id, run)?.map(|f| (run, f))),
         }
     }
-
 }

@@ -1,0 +1,384 @@
+//! `omen flaky` and `omen quarantine` end to end.
+
+use std::path::Path;
+
+use omen_tests::{omen, run};
+
+/// Write a report where each test has the given outcome: 'P' pass, 'F' fail.
+fn report(dir: &Path, name: &str, tests: &[(&str, char)]) -> String {
+    let mut xml = String::from("<testsuite name=\"pytest\">\n");
+    for (test, outcome) in tests {
+        match outcome {
+            'F' => xml.push_str(&format!(
+                "<testcase classname=\"tests.test_app\" name=\"{test}\" file=\"tests/test_app.py\"><failure message=\"{test} failed: timeout\">trace</failure></testcase>\n"
+            )),
+            _ => xml.push_str(&format!("<testcase classname=\"tests.test_app\" name=\"{test}\" file=\"tests/test_app.py\"/>\n")),
+        }
+    }
+    xml.push_str("</testsuite>\n");
+    let path = dir.join(name);
+    std::fs::write(&path, xml).unwrap();
+    path.display().to_string()
+}
+
+struct History<'a> {
+    dir: &'a Path,
+    n: u32,
+}
+
+impl History<'_> {
+    /// Ingest one run on `branch` at commit `commit`.
+    fn run(&mut self, commit: &str, branch: &str, tests: &[(&str, char)]) {
+        self.n += 1;
+        let file = report(self.dir, &format!("r{}.xml", self.n), tests);
+        let mut cmd = omen(self.dir);
+        cmd.args([
+            "ingest",
+            "--db",
+            "h.db",
+            "--commit",
+            commit,
+            "--branch",
+            branch,
+            "--default-branch",
+            "main",
+        ])
+        .args([
+            "--run-id",
+            &self.n.to_string(),
+            "--timestamp",
+            &format!("2026-03-{:02}T00:00:00Z", self.n.min(28)),
+        ])
+        .arg(&file);
+        if branch != "main" {
+            cmd.args(["--pull-request", "9"]);
+        }
+        run(&mut cmd).code(0);
+    }
+}
+
+/// stable_a always passes; flaky_b fails once and passes on a re-run of the same commit;
+/// broken_c breaks at commit c7; pr_d fails only on a pull request.
+fn build(dir: &Path) {
+    let mut h = History { dir, n: 0 };
+    for i in 1..=10 {
+        let commit = format!("c{i}");
+        let b = if i == 4 { 'F' } else { 'P' };
+        let c = if i >= 7 { 'F' } else { 'P' };
+        h.run(
+            &commit,
+            "main",
+            &[
+                ("test_stable_a", 'P'),
+                ("test_flaky_b", b),
+                ("test_broken_c", c),
+                ("test_pr_d", 'P'),
+            ],
+        );
+        if i == 4 {
+            // The failed job is re-run on the same commit and passes.
+            h.run(
+                &commit,
+                "main",
+                &[
+                    ("test_stable_a", 'P'),
+                    ("test_flaky_b", 'P'),
+                    ("test_broken_c", 'P'),
+                    ("test_pr_d", 'P'),
+                ],
+            );
+        }
+        if i % 3 == 0 {
+            h.run(
+                &format!("pr{i}"),
+                "feature",
+                &[
+                    ("test_stable_a", 'P'),
+                    ("test_flaky_b", 'P'),
+                    ("test_broken_c", c),
+                    ("test_pr_d", 'F'),
+                ],
+            );
+        }
+    }
+}
+
+#[test]
+fn flaky_lists_flaky_and_broken_tests_with_evidence() {
+    let dir = tempfile::tempdir().unwrap();
+    build(dir.path());
+    let out = run(omen(dir.path()).args(["flaky", "--db", "h.db", "--format", "json"]));
+    out.code(0);
+    let json = out.json();
+    let tests = json["tests"].as_array().unwrap();
+    let names: Vec<(&str, &str)> = tests
+        .iter()
+        .map(|t| (t["name"].as_str().unwrap(), t["state"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        names,
+        [("test_broken_c", "broken"), ("test_flaky_b", "flaky")],
+        "{out}"
+    );
+    let broken = &tests[0];
+    assert_eq!(broken["broken_since"], "c7");
+    assert_eq!(broken["evidence"]["fail_streak"], 4);
+    let flaky = &tests[1];
+    assert_eq!(flaky["selector"], "tests/test_app.py::test_flaky_b");
+    assert_eq!(flaky["classname"], "tests.test_app");
+    assert_eq!(flaky["file"], "tests/test_app.py");
+    assert_eq!(flaky["evidence"]["same_commit_flakes"], 1);
+    assert_eq!(flaky["last_failure"]["commit"], "c4");
+    assert_eq!(
+        flaky["last_failure"]["message"],
+        "test_flaky_b failed: timeout"
+    );
+    assert!(
+        flaky["explanation"]
+            .as_str()
+            .unwrap()
+            .starts_with("failed and passed on the same commit 1 time")
+    );
+    assert!(flaky["score"].as_f64().unwrap() > 0.0 && flaky["uncertainty"].as_f64().unwrap() > 0.0);
+
+    let text = run(omen(dir.path()).args(["flaky", "--db", "h.db"]));
+    assert!(text.stdout.contains("1 broken, 1 flaky"), "{text}");
+    assert!(text.stdout.contains("broken since commit c7"), "{text}");
+    assert!(
+        !text.stdout.contains("test_pr_d"),
+        "a pull request's failures are not evidence\n{text}"
+    );
+}
+
+const NOW: &str = "2026-03-20T00:00:00Z";
+
+#[test]
+fn quarantine_file_check_and_manual_entries() {
+    let dir = tempfile::tempdir().unwrap();
+    build(dir.path());
+    let q = dir.path().join("q.json");
+    let out = run(omen(dir.path()).args([
+        "quarantine",
+        "--db",
+        "h.db",
+        "--out",
+        "q.json",
+        "--now",
+        NOW,
+    ]));
+    out.code(0);
+    assert!(
+        out.stdout.contains("added: tests.test_app::test_flaky_b"),
+        "{out}"
+    );
+    let written = std::fs::read_to_string(&q).unwrap();
+    // score = (prior 0.5 + 1 flaky failure) / (0.5 + 40 + 11 default-branch runs) = 0.0291
+    let expected = r#"{
+  "version": 1,
+  "tests": [
+    {
+      "id": "tests.test_app::test_flaky_b",
+      "selector": "tests/test_app.py::test_flaky_b",
+      "runner": "pytest",
+      "classname": "tests.test_app",
+      "name": "test_flaky_b",
+      "file": "tests/test_app.py",
+      "reason": "flaky on the default branch",
+      "score": 0.0291,
+      "evidence": "failed and passed on the same commit 1 time; 1 of the last 11 default-branch runs failed; 1 isolated failure that passed again without a fix; 2 flips",
+      "added": "2026-03-20T00:00:00Z",
+      "expires": "2026-04-19T00:00:00Z",
+      "mode": "run-ignore",
+      "source": "auto",
+      "auto_release": true
+    }
+  ]
+}
+"#;
+    assert_eq!(
+        written, expected,
+        "the broken test is never quarantined; the PR-only failure is not evidence"
+    );
+
+    // Regenerating changes nothing, and --check agrees.
+    run(omen(dir.path()).args([
+        "quarantine",
+        "--db",
+        "h.db",
+        "--out",
+        "q.json",
+        "--now",
+        NOW,
+    ]))
+    .code(0);
+    assert_eq!(std::fs::read_to_string(&q).unwrap(), expected);
+    let check = run(omen(dir.path()).args([
+        "quarantine",
+        "--check",
+        "--db",
+        "h.db",
+        "--out",
+        "q.json",
+        "--now",
+        NOW,
+    ]));
+    check.code(0);
+
+    // A committed file that lost the entry is out of date: exit 1 with a readable diff.
+    std::fs::write(&q, "{\"version\": 1, \"tests\": []}\n").unwrap();
+    let check = run(omen(dir.path()).args([
+        "quarantine",
+        "--check",
+        "--db",
+        "h.db",
+        "--out",
+        "q.json",
+        "--now",
+        NOW,
+    ]));
+    check.code(1);
+    assert!(check.stdout.contains("is out of date"), "{check}");
+    assert!(
+        check
+            .stdout
+            .contains("+      \"id\": \"tests.test_app::test_flaky_b\","),
+        "{check}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(&q).unwrap(),
+        "{\"version\": 1, \"tests\": []}\n",
+        "--check never writes"
+    );
+
+    // A manual entry survives regeneration untouched, even for a test Omen does not know.
+    let manual = r#"{"version": 1, "tests": [{"id": "legacy::test_slow", "selector": "legacy::test_slow", "runner": "junit",
+        "classname": "legacy", "name": "test_slow", "reason": "waits on a partner sandbox", "added": "2026-01-01T00:00:00Z",
+        "expires": "2026-02-01T00:00:00Z", "owner": "@payments", "mode": "skip", "source": "manual", "auto_release": false}]}"#;
+    std::fs::write(&q, manual).unwrap();
+    run(omen(dir.path()).args([
+        "quarantine",
+        "--db",
+        "h.db",
+        "--out",
+        "q.json",
+        "--now",
+        NOW,
+    ]))
+    .code(0);
+    let file: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&q).unwrap()).unwrap();
+    let ids: Vec<&str> = file["tests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, ["legacy::test_slow", "tests.test_app::test_flaky_b"]);
+    assert_eq!(file["tests"][0]["owner"], "@payments");
+}
+
+#[test]
+fn an_unreadable_quarantine_file_is_never_overwritten() {
+    let dir = tempfile::tempdir().unwrap();
+    build(dir.path());
+    std::fs::write(
+        dir.path().join("q.json"),
+        "{ this is someone's half-edited file",
+    )
+    .unwrap();
+    let out = run(omen(dir.path()).args(["quarantine", "--db", "h.db", "--out", "q.json"]));
+    out.code(0);
+    assert!(
+        out.stderr.contains("q.json") && out.stderr.contains("left untouched"),
+        "{out}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("q.json")).unwrap(),
+        "{ this is someone's half-edited file"
+    );
+    run(omen(dir.path()).args(["quarantine", "--strict", "--db", "h.db", "--out", "q.json"]))
+        .code(3);
+    let future = r#"{"version": 9, "tests": []}"#;
+    std::fs::write(dir.path().join("q.json"), future).unwrap();
+    let out = run(omen(dir.path()).args(["quarantine", "--db", "h.db", "--out", "q.json"]));
+    assert!(out.stderr.contains("version 9 is not supported"), "{out}");
+}
+
+#[test]
+fn the_guard_refuses_an_outage_sized_quarantine() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut h = History {
+        dir: dir.path(),
+        n: 0,
+    };
+    // Three tests, two flaky: far over 5% of the suite.
+    for i in 1..=6 {
+        let c = format!("c{i}");
+        let f = if i == 3 { 'F' } else { 'P' };
+        h.run(&c, "main", &[("t1", f), ("t2", f), ("t3", 'P')]);
+        if i == 3 {
+            h.run(&c, "main", &[("t1", 'P'), ("t2", 'P'), ("t3", 'P')]);
+        }
+    }
+    let out = run(omen(dir.path()).args([
+        "quarantine",
+        "--db",
+        "h.db",
+        "--out",
+        "q.json",
+        "--now",
+        NOW,
+    ]));
+    out.code(1);
+    assert!(
+        out.stderr.contains("refusing to quarantine 2 of 3 tests"),
+        "{out}"
+    );
+    assert!(!dir.path().join("q.json").exists());
+    run(omen(dir.path()).args([
+        "quarantine",
+        "--force",
+        "--db",
+        "h.db",
+        "--out",
+        "q.json",
+        "--now",
+        NOW,
+    ]))
+    .code(0);
+    assert!(dir.path().join("q.json").exists());
+}
+
+#[test]
+fn nextest_outputs_from_the_quarantine_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let entry = |selector: &str, mode: &str| {
+        format!(
+            r#"{{"id": "{selector}", "selector": "{selector}", "runner": "nextest", "classname": "c", "name": "n", "reason": "r",
+                "added": "2026-01-01T00:00:00Z", "expires": "2099-01-01T00:00:00Z", "mode": "{mode}", "source": "manual", "auto_release": false}}"#
+        )
+    };
+    let file = format!(
+        r#"{{"version": 1, "tests": [{}, {}, {}]}}"#,
+        entry("fixture quarantine::flaky", "run-ignore"),
+        entry("fixture quarantine::odd(name,1)", "skip"),
+        entry("fixture quarantine::expired", "skip").replace("2099", "2020")
+    );
+    std::fs::write(dir.path().join("q.json"), file).unwrap();
+    let filter = run(omen(dir.path()).args([
+        "quarantine",
+        "--format",
+        "nextest-filter",
+        "--out",
+        "q.json",
+    ]));
+    filter.code(0);
+    assert_eq!(
+        filter.stdout, "not ((binary_id(=fixture) & test(=quarantine::odd(name\\,1\\))))\n",
+        "expired entries no longer apply"
+    );
+    let config =
+        run(omen(dir.path()).args(["quarantine", "--format", "nextest", "--out", "q.json"]));
+    config.code(0);
+    assert!(config.stdout.contains("[[profile.default.overrides]]\nfilter = \"(binary_id(=fixture) & test(=quarantine::flaky))\"\nretries = 3"), "{config}");
+}
