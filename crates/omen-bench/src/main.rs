@@ -58,6 +58,22 @@ enum Bench {
         #[arg(long, default_value = "examples/history")]
         out: PathBuf,
     },
+    /// `omen flaky` and `omen quarantine` on 100,000 tests and 1,000,000 stored results.
+    FlakyPerf {
+        /// Exit 1 when a target is missed.
+        #[arg(long)]
+        check: bool,
+        /// Where generated data is kept between runs.
+        #[arg(long, default_value = "target/bench-data")]
+        data: PathBuf,
+    },
+    /// (internal) Run one omen command and print its wall time.
+    #[command(hide = true)]
+    ChildCmd {
+        /// The command line after `omen`.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<String>,
+    },
     /// (internal) Parse one report and print timings.
     #[command(hide = true)]
     ChildParse { report: PathBuf },
@@ -79,6 +95,8 @@ fn main() -> anyhow::Result<()> {
             data,
         } => flaky_eval(check, json.as_deref(), seed, &data),
         Bench::GenExamples { out } => gen_examples(&out),
+        Bench::FlakyPerf { check, data } => flaky_perf(&data, check),
+        Bench::ChildCmd { args } => child_cmd(&args),
         Bench::ChildParse { report } => child_parse(&report),
         Bench::ChildIngest { report, db } => child_ingest(&report, &db),
     }
@@ -183,37 +201,7 @@ fn ingest_bench(data: &Path, check: bool) -> anyhow::Result<()> {
             bytes as f64 / 1e6
         );
     }
-    if !base.exists() {
-        // Build the 1,000,000-result history through the real ingest path.
-        let tmp = data.join("base.tmp.db");
-        let _ = std::fs::remove_file(&tmp);
-        for run in 0..BASE_RUNS {
-            let r = data.join(format!("base-run-{run}.xml"));
-            generate::junit_report(&r, CASES, 100 + run as u64)?;
-            // The same parse → fold → store path as `omen ingest`, without its printed summary.
-            let parsed = omen_cli::ingest::parse_reports(&[r.display().to_string()], u64::MAX, &[]);
-            let meta = omen_core::run::RunMeta {
-                commit: Some(format!("base-{run}")),
-                branch: Some("main".into()),
-                default_branch: Some("main".into()),
-                run_id: Some(format!("base-{run}")),
-                attempt: 1,
-                at: 1_767_225_600 + run as i64 * 86_400,
-                ..Default::default()
-            };
-            let key = omen_cli::ingest::run_key(&meta, &parsed.content_hash);
-            let records = parsed
-                .results
-                .into_iter()
-                .map(omen_store::ResultRecord::from)
-                .collect();
-            let mut store = omen_store::Store::open(&tmp, meta.at)?.store;
-            store.ingest(&meta, &key, records, &omen_store::StoreConfig::default())?;
-            std::fs::remove_file(&r)?;
-            eprintln!("base history: run {}/{BASE_RUNS} stored", run + 1);
-        }
-        std::fs::rename(&tmp, &base)?;
-    }
+    ensure_base(data, &base)?;
     let parse = child(&["child-parse".as_ref(), report.as_os_str()], false)?;
     let db = data.join("bench.db");
     std::fs::copy(&base, &db)?;
@@ -462,6 +450,146 @@ fn gen_examples(out: &Path) -> anyhow::Result<()> {
         runs.len(),
         tests.len(),
         out.display()
+    );
+    Ok(())
+}
+
+/// Build the 1,000,000-result history (10 runs of 100,000 tests) once; later runs reuse it.
+fn ensure_base(data: &Path, base: &Path) -> anyhow::Result<()> {
+    if !base.exists() {
+        // Build the 1,000,000-result history through the real ingest path.
+        let tmp = data.join("base.tmp.db");
+        let _ = std::fs::remove_file(&tmp);
+        for run in 0..BASE_RUNS {
+            let r = data.join(format!("base-run-{run}.xml"));
+            generate::junit_report(&r, CASES, 100 + run as u64)?;
+            // The same parse → fold → store path as `omen ingest`, without its printed summary.
+            let parsed = omen_cli::ingest::parse_reports(&[r.display().to_string()], u64::MAX, &[]);
+            let meta = omen_core::run::RunMeta {
+                commit: Some(format!("base-{run}")),
+                branch: Some("main".into()),
+                default_branch: Some("main".into()),
+                run_id: Some(format!("base-{run}")),
+                attempt: 1,
+                at: 1_767_225_600 + run as i64 * 86_400,
+                ..Default::default()
+            };
+            let key = omen_cli::ingest::run_key(&meta, &parsed.content_hash);
+            let records = parsed
+                .results
+                .into_iter()
+                .map(omen_store::ResultRecord::from)
+                .collect();
+            let mut store = omen_store::Store::open(&tmp, meta.at)?.store;
+            store.ingest(&meta, &key, records, &omen_store::StoreConfig::default())?;
+            std::fs::remove_file(&r)?;
+            eprintln!("base history: run {}/{BASE_RUNS} stored", run + 1);
+        }
+        std::fs::rename(&tmp, base)?;
+    }
+    Ok(())
+}
+
+/// `omen flaky` and `omen quarantine` on the 100,000-test, 1,000,000-result database.
+fn flaky_perf(data: &Path, check: bool) -> anyhow::Result<()> {
+    std::fs::create_dir_all(data)?;
+    let base = data.join(format!("base-{CASES}x{BASE_RUNS}.db"));
+    ensure_base(data, &base)?;
+    let db = data.join("flaky-perf.db");
+    std::fs::copy(&base, &db)?;
+    let out = data.join("quarantine.json");
+    let _ = std::fs::remove_file(&out);
+    let d = db.display().to_string();
+    let o = out.display().to_string();
+    let mut rows = Vec::new();
+    for (name, args) in [
+        (
+            "omen flaky --format json",
+            vec!["flaky", "--format", "json", "--db", d.as_str()],
+        ),
+        (
+            "omen quarantine (first write)",
+            vec![
+                "quarantine",
+                "--db",
+                d.as_str(),
+                "--out",
+                o.as_str(),
+                "--max-share",
+                "0.2",
+            ],
+        ),
+        (
+            "omen quarantine (unchanged)",
+            vec![
+                "quarantine",
+                "--db",
+                d.as_str(),
+                "--out",
+                o.as_str(),
+                "--max-share",
+                "0.2",
+            ],
+        ),
+        (
+            "omen quarantine --check",
+            vec![
+                "quarantine",
+                "--check",
+                "--db",
+                d.as_str(),
+                "--out",
+                o.as_str(),
+                "--max-share",
+                "0.2",
+            ],
+        ),
+    ] {
+        let mut child_args: Vec<&std::ffi::OsStr> = vec!["child-cmd".as_ref()];
+        child_args.extend(args.iter().map(|a| std::ffi::OsStr::new(*a)));
+        let v = child(&child_args, true)?;
+        rows.push((
+            name,
+            v["seconds"].as_f64().unwrap_or(f64::MAX),
+            v["exit"].as_i64().unwrap_or(-1),
+        ));
+    }
+    let store = omen_store::Store::open_read_only(&db)?;
+    let stats = store.stats()?;
+    let listed = std::fs::read_to_string(&out)
+        .map(|t| t.matches("\"id\"").count())
+        .unwrap_or(0);
+    println!(
+        "flaky/quarantine benchmark: {} tests, {} stored results, {listed} quarantined",
+        stats.tests, stats.results
+    );
+    let mut missed = 0;
+    for (name, secs, exit) in rows {
+        let ok = secs <= 0.2 && exit == 0;
+        println!(
+            "  {name:<32} {:>7.1} ms   target <= 200 ms   exit {exit}  {}",
+            secs * 1000.0,
+            if ok { "ok" } else { "MISSED" }
+        );
+        missed += usize::from(!ok);
+    }
+    if check && missed > 0 {
+        bail!("{missed} target(s) missed");
+    }
+    Ok(())
+}
+
+/// Run one `omen` command in this process and report its wall time on stderr.
+fn child_cmd(args: &[String]) -> anyhow::Result<()> {
+    let mut argv = vec!["omen".to_owned()];
+    argv.extend(args.iter().cloned());
+    let cli = <omen_cli::Cli as Parser>::try_parse_from(&argv)?;
+    let start = Instant::now();
+    let outcome = omen_cli::run(&cli)?;
+    let secs = start.elapsed().as_secs_f64();
+    eprintln!(
+        "{}",
+        json!({ "seconds": secs, "exit": outcome.code, "peak_rss": generate::peak_rss() })
     );
     Ok(())
 }

@@ -339,21 +339,21 @@ fn one_run(
             // Retried inside the run (Surefire/nextest style): a flaky failure usually passes.
             let second_fails = deterministic || fails(t, main, rng);
             if second_fails {
-                let _ = write!(
+                let _ = writeln!(
                     xml,
-                    "><failure message=\"{msg}\">{msg}</failure><rerunFailure message=\"{msg}\"/></testcase>\n"
+                    "><failure message=\"{msg}\">{msg}</failure><rerunFailure message=\"{msg}\"/></testcase>"
                 );
             } else {
                 final_failed = false;
-                let _ = write!(
+                let _ = writeln!(
                     xml,
-                    "><flakyFailure message=\"{msg}\">{msg}</flakyFailure></testcase>\n"
+                    "><flakyFailure message=\"{msg}\">{msg}</flakyFailure></testcase>"
                 );
             }
         } else if first_fails {
-            let _ = write!(
+            let _ = writeln!(
                 xml,
-                "><failure message=\"{msg}\">{msg}</failure></testcase>\n"
+                "><failure message=\"{msg}\">{msg}</failure></testcase>"
             );
         } else {
             xml.push_str("/>\n");

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use omen_core::flakiness::{Assessment, FlakinessConfig, State, assess, explain};
+use omen_core::history::TestHistory;
 use omen_store::{Store, TestRow};
 use serde::Serialize;
 
@@ -101,13 +102,20 @@ pub fn assess_all(
     store: &Store,
     config: &FlakinessConfig,
 ) -> anyhow::Result<Vec<(TestRow, Assessment)>> {
-    let mut listed = Vec::new();
-    store.for_each_test(|row| {
-        let a = assess(&row.history, config);
-        if worth_listing(&row, &a, config) {
-            listed.push((row, a));
+    // One pass over the histories; identity strings are read only for the tests listed.
+    let mut ids = Vec::new();
+    store.for_each_history(|id, _, history| {
+        let a = assess(history, config);
+        if worth_listing(history, &a, config) {
+            ids.push((id, a));
         }
     })?;
+    let mut listed = Vec::with_capacity(ids.len());
+    for (id, a) in ids {
+        if let Some(row) = store.test(id)? {
+            listed.push((row, a));
+        }
+    }
     listed.sort_by(|(ra, a), (rb, b)| {
         rank(a.state)
             .cmp(&rank(b.state))
@@ -118,11 +126,11 @@ pub fn assess_all(
     Ok(listed)
 }
 
-fn worth_listing(row: &TestRow, a: &Assessment, config: &FlakinessConfig) -> bool {
+fn worth_listing(history: &TestHistory, a: &Assessment, config: &FlakinessConfig) -> bool {
     match a.state {
         State::Flaky | State::Broken => true,
         // A new test is listed only once it has failed; otherwise a fresh database lists everything.
-        State::New => row.history.db_failures > 0,
+        State::New => history.db_failures > 0,
         State::Stable => a.score > config.report_floor,
     }
 }
@@ -253,11 +261,11 @@ fn render_text(tests: &[FlakyTest]) -> String {
                 &since[..since.len().min(12)]
             );
         }
-        if let Some(f) = &t.last_failure {
-            if let Some(m) = &f.message {
-                let m: String = m.chars().take(120).collect();
-                let _ = writeln!(out, "          last failure: {m}");
-            }
+        if let Some(f) = &t.last_failure
+            && let Some(m) = &f.message
+        {
+            let m: String = m.chars().take(120).collect();
+            let _ = writeln!(out, "          last failure: {m}");
         }
     }
     out

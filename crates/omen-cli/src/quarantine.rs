@@ -5,7 +5,8 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use omen_core::flakiness::{Assessment, FlakinessConfig, assess, explain};
+use omen_core::flakiness::{Assessment, FlakinessConfig, State, assess, explain};
+use omen_core::hash::fnv1a64;
 use omen_core::quarantine::{Decision, Existing, QuarantinePolicy, decide, guard};
 use omen_metadata::exit_code;
 use omen_metadata::quarantine::{
@@ -98,24 +99,36 @@ pub fn regenerate(
     now: i64,
 ) -> anyhow::Result<(QuarantineFile, Changes, Vec<u64>, usize)> {
     let config = FlakinessConfig::default();
-    let mut known: HashMap<String, (TestRow, Assessment)> = HashMap::new();
-    let mut flaky_ids = Vec::new();
+    // Entries are matched to tests by identity hash; identity strings are read only for tests that
+    // are in the file or about to enter it.
+    let previous_hashes: HashSet<u64> = previous
+        .tests
+        .iter()
+        .map(|e| fnv1a64(e.id.as_bytes()))
+        .collect();
+    let mut wanted = Vec::new();
     let mut suite = 0usize;
-    let previous_ids: HashSet<&str> = previous.tests.iter().map(|e| e.id.as_str()).collect();
-    store.for_each_test(|row| {
-        if row.history.db_runs > 0 {
+    store.for_each_history(|id, key_hash, history| {
+        if history.db_runs > 0 {
             suite += 1;
         }
-        let id = format!("{}::{}", row.scope, row.name);
-        let a = assess(&row.history, &config);
-        if a.state == omen_core::flakiness::State::Flaky && !previous_ids.contains(id.as_str()) {
-            flaky_ids.push(id.clone());
-        }
-        // Keep only what decisions need: entries already in the file and candidates.
-        if previous_ids.contains(id.as_str()) || a.state == omen_core::flakiness::State::Flaky {
-            known.insert(id, (row, a));
+        let a = assess(history, &config);
+        if a.state == State::Flaky || previous_hashes.contains(&key_hash) {
+            wanted.push((id, a));
         }
     })?;
+    let previous_ids: HashSet<&str> = previous.tests.iter().map(|e| e.id.as_str()).collect();
+    let mut known: HashMap<String, (TestRow, Assessment)> = HashMap::new();
+    let mut flaky_ids = Vec::new();
+    for (id, a) in wanted {
+        let Some(row) = store.test(id)? else { continue };
+        let key = format!("{}::{}", row.scope, row.name);
+        if a.state == State::Flaky && !previous_ids.contains(key.as_str()) {
+            flaky_ids.push(key.clone());
+        }
+        known.insert(key, (row, a));
+    }
+    flaky_ids.sort();
     let released_before = store.released_tests()?;
     let mut changes = Changes::default();
     let mut entries = Vec::new();
@@ -243,15 +256,34 @@ pub fn run(args: &QuarantineArgs) -> anyhow::Result<Outcome> {
         }
         QuarantineFormat::Json => {}
     }
+    if !args.db.exists() {
+        tracing::warn!("no history database at `{}`", args.db.display());
+        tracing::warn!(
+            "hint: the quarantine is computed from the default branch's history; run `omen ingest` there first"
+        );
+        return Ok(Outcome::with_trouble(true, args.strict));
+    }
+    // Read-only is enough unless the schema needs migrating (opening for writing does that, and
+    // checks every page) or there are releases to remember (below).
     let opened = match Store::open_read_only(&args.db) {
         Ok(store) => store,
-        Err(err) => {
-            tracing::warn!("{err}");
-            tracing::warn!(
-                "hint: the quarantine is computed from the default branch's history; run `omen ingest` there first"
-            );
-            return Ok(Outcome::with_trouble(true, args.strict));
-        }
+        Err(read_only) => match Store::open(&args.db, now) {
+            Ok(opened) => {
+                if let Some((moved, reason)) = &opened.set_aside {
+                    tracing::warn!(
+                        "{} was unusable ({reason}) and was moved to {}",
+                        args.db.display(),
+                        moved.display()
+                    );
+                }
+                opened.store
+            }
+            Err(err) => {
+                tracing::warn!("{read_only}");
+                tracing::warn!("{err}");
+                return Ok(Outcome::with_trouble(true, args.strict));
+            }
+        },
     };
     let policy = QuarantinePolicy {
         expires_days: args.expires_days,
@@ -317,15 +349,11 @@ pub fn run(args: &QuarantineArgs) -> anyhow::Result<Outcome> {
         std::fs::rename(&tmp, &args.out)
             .with_context(|| format!("cannot replace `{}`", args.out.display()))?;
     }
+    // Remember releases so a test that bounces back is not released automatically again.
     if !releases.is_empty() {
-        // Remember releases so a test that bounces back is not released automatically again.
-        match Store::open(&args.db, now) {
-            Ok(rw) => {
-                for key in &releases {
-                    rw.store.record_release(*key, now)?;
-                }
-            }
-            Err(err) => tracing::warn!("could not record releases: {err}"),
+        let writable = Store::open(&args.db, now)?.store;
+        for key in &releases {
+            writable.record_release(*key, now)?;
         }
     }
     output::print(&summary(&args.out, &file, &changes, suite));

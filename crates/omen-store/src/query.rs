@@ -120,14 +120,25 @@ impl Store {
     }
 
     /// Call `f` for every test, in id order.
-    pub fn for_each_test(&self, mut f: impl FnMut(TestRow)) -> Result<(), StoreError> {
+    pub fn for_each_test(&self, f: impl FnMut(TestRow)) -> Result<(), StoreError> {
+        self.select_tests("ORDER BY id", [], f)
+    }
+
+    fn select_tests(
+        &self,
+        tail: &str,
+        params: impl rusqlite::Params,
+        mut f: impl FnMut(TestRow),
+    ) -> Result<(), StoreError> {
         let path = &self.path;
         let mut stmt = self
             .conn
-            .prepare_cached("SELECT id, scope, name, file, line, selector, runner, history, key_hash FROM tests ORDER BY id")
-            .ctx(path, "prepare the test scan")?;
-        let mut rows = stmt.query([]).ctx(path, "scan tests")?;
-        while let Some(row) = rows.next().ctx(path, "scan tests")? {
+            .prepare_cached(&format!(
+                "SELECT id, scope, name, file, line, selector, runner, history, key_hash FROM tests {tail}"
+            ))
+            .ctx(path, "prepare the test query")?;
+        let mut rows = stmt.query(params).ctx(path, "read tests")?;
+        while let Some(row) = rows.next().ctx(path, "read tests")? {
             let bytes: Vec<u8> = row.get(7).ctx(path, "read a history")?;
             let name: String = row.get(2).ctx(path, "read a test")?;
             let history = TestHistory::decode(&bytes).unwrap_or_else(|err| {
@@ -154,6 +165,45 @@ impl Store {
             });
         }
         Ok(())
+    }
+
+    /// Call `f` with the id, identity hash and history of every test: the fast path for scoring,
+    /// which needs the identity strings of only the few tests it reports.
+    pub fn for_each_history(
+        &self,
+        mut f: impl FnMut(i64, u64, &TestHistory),
+    ) -> Result<(), StoreError> {
+        let path = &self.path;
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT id, key_hash, history FROM tests")
+            .ctx(path, "prepare the history scan")?;
+        let mut rows = stmt.query([]).ctx(path, "scan histories")?;
+        while let Some(row) = rows.next().ctx(path, "scan histories")? {
+            let id: i64 = row.get(0).ctx(path, "read a history")?;
+            let key_hash = row.get::<_, i64>(1).ctx(path, "read a history")? as u64;
+            let bytes = row
+                .get_ref(2)
+                .ctx(path, "read a history")?
+                .as_blob()
+                .unwrap_or_default();
+            let history = TestHistory::decode(bytes).unwrap_or_else(|err| {
+                tracing::warn!(
+                    test_id = id,
+                    "stored history unreadable ({err}); treating it as empty"
+                );
+                TestHistory::default()
+            });
+            f(id, key_hash, &history);
+        }
+        Ok(())
+    }
+
+    /// One test by id.
+    pub fn test(&self, id: i64) -> Result<Option<TestRow>, StoreError> {
+        let mut found = None;
+        self.select_tests("WHERE id = ?1", [id], |row| found = Some(row))?;
+        Ok(found)
     }
 
     /// All runs, oldest first.
