@@ -380,5 +380,11 @@ fn nextest_outputs_from_the_quarantine_file() {
     let config =
         run(omen(dir.path()).args(["quarantine", "--format", "nextest", "--out", "q.json"]));
     config.code(0);
-    assert!(config.stdout.contains("[[profile.default.overrides]]\nfilter = \"(binary_id(=fixture) & test(=quarantine::flaky))\"\nretries = 3"), "{config}");
+    assert!(
+        config
+            .stdout
+            .contains("[profile.omen]\ninherits = \"default\"\n"),
+        "{config}"
+    );
+    assert!(config.stdout.contains("[[profile.omen.overrides]]\nfilter = \"(binary_id(=fixture) & test(=quarantine::flaky))\"\nretries = 3"), "{config}");
 }

@@ -4,3 +4,4 @@
 mod corpus;
 mod flaky;
 mod ingest;
+mod reporters;

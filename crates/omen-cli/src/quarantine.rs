@@ -63,6 +63,12 @@ pub struct QuarantineArgs {
     /// Time to decide at (RFC 3339), for reproducible output; default now.
     #[arg(long, value_name = "RFC3339")]
     pub now: Option<String>,
+    /// `--format nextest`: the nextest profile to define (select it with `cargo nextest run --profile`).
+    #[arg(long, default_value = "omen", value_name = "NAME")]
+    pub nextest_profile: String,
+    /// `--format nextest`: the profile it inherits from, e.g. your CI profile.
+    #[arg(long, default_value = "default", value_name = "NAME")]
+    pub nextest_inherits: String,
     /// Exit 3 on Omen's own trouble (default: warn, exit 0).
     #[arg(long)]
     pub strict: bool,
@@ -244,7 +250,12 @@ pub fn run(args: &QuarantineArgs) -> anyhow::Result<Outcome> {
                 .filter(|e| parse_time(&e.expires).is_ok_and(|t| t >= now))
                 .collect();
             let text = if args.format == QuarantineFormat::Nextest {
-                crate::nextest::tool_config(&active, &args.out)
+                crate::nextest::tool_config(
+                    &active,
+                    &args.out,
+                    &args.nextest_profile,
+                    &args.nextest_inherits,
+                )
             } else {
                 let mut f =
                     crate::nextest::skip_filter(&active).unwrap_or_else(|| "all()".to_owned());

@@ -268,6 +268,9 @@ struct CaseBuilder {
     has_failure: bool,
     has_error: bool,
     has_flaky: bool,
+    /// `omen.outcome` / `omen.message` properties written by pytest-omen for quarantined tests.
+    reported_outcome: Option<String>,
+    reported_message: Option<String>,
 }
 
 struct Parser {
@@ -345,6 +348,18 @@ impl Parser {
                 let Some(builder) = self.case.as_mut() else {
                     return Ok(());
                 };
+                if name == b"property" {
+                    let key = attr(element, b"name");
+                    match key.as_deref() {
+                        Some("omen.outcome") => builder.reported_outcome = attr(element, b"value"),
+                        Some("omen.message") => {
+                            builder.reported_message = attr(element, b"value")
+                                .map(|m| bounded(m, self.limits.message_bytes));
+                        }
+                        _ => {}
+                    }
+                    return Ok(());
+                }
                 let slot = match name {
                     b"failure" => Slot::Final(FailureKind::Failure),
                     b"error" => Slot::Final(FailureKind::Error),
@@ -453,6 +468,8 @@ impl Parser {
             has_failure: false,
             has_error: false,
             has_flaky: false,
+            reported_outcome: None,
+            reported_message: None,
         }
     }
 
@@ -475,6 +492,24 @@ impl Parser {
         } else {
             Outcome::Passed
         };
+        // pytest-omen ran a quarantined test and reported its failure as an expected one; the
+        // property says what really happened, and that is what Omen learns from.
+        if case.outcome == Outcome::Skipped {
+            let kind = match builder.reported_outcome.as_deref() {
+                Some("failed") => Some((Outcome::Failed, FailureKind::Failure)),
+                Some("error") => Some((Outcome::Error, FailureKind::Error)),
+                _ => None,
+            };
+            if let Some((outcome, kind)) = kind {
+                case.outcome = outcome;
+                case.failure = Some(Failure {
+                    kind: Some(kind),
+                    r#type: None,
+                    message: builder.reported_message.clone(),
+                    text: None,
+                });
+            }
+        }
         case.flaky = builder.has_flaky && !case.outcome.is_failure();
         if case.outcome == Outcome::Skipped {
             case.flaky = false;
@@ -727,6 +762,28 @@ mod tests {
         assert_eq!(parse_seconds("-1"), None);
         assert_eq!(parse_seconds("NaN"), None);
         assert_eq!(parse_seconds("<<computed>>"), None);
+    }
+
+    #[test]
+    fn pytest_omen_properties_restore_the_real_outcome() {
+        let report = check(
+            r#"<testsuite name="pytest"><testcase classname="t" name="q">
+                 <properties><property name="omen.quarantined" value="run-ignore"/>
+                   <property name="omen.outcome" value="failed"/><property name="omen.message" value="timeout"/></properties>
+                 <skipped type="pytest.xfail" message="quarantined by omen"/></testcase>
+               <testcase classname="t" name="p"><properties><property name="omen.outcome" value="passed"/></properties></testcase>
+               </testsuite>"#,
+        );
+        assert_eq!(report.cases[0].outcome, Outcome::Failed);
+        assert_eq!(
+            report.cases[0]
+                .failure
+                .as_ref()
+                .and_then(|f| f.message.as_deref()),
+            Some("timeout")
+        );
+        assert_eq!(report.cases[1].outcome, Outcome::Passed);
+        assert_eq!(report.counts.failures, 1);
     }
 
     #[test]

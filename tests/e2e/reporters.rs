@@ -1,0 +1,225 @@
+//! The reporters, exercised with the real test runners: pytest (the plugin's own pytester suite,
+//! and the loop back into Omen through `--junitxml`) and cargo-nextest (the generated config
+//! against a fixture crate).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use omen_tests::{omen, repo_root, run};
+
+/// The Python that has pytest and pytest-omen installed (`tests/run.sh` sets this up).
+fn python() -> PathBuf {
+    let python = std::env::var_os("OMEN_TEST_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("target/py/bin/python"));
+    let ok = Command::new(&python)
+        .args(["-c", "import pytest, pytest_omen"])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        ok,
+        "{} cannot import pytest and pytest_omen: run the suite with `bash tests/run.sh`, which installs them",
+        python.display()
+    );
+    python
+}
+
+#[test]
+fn pytest_plugin_suite_passes_under_real_pytest() {
+    let out = run(Command::new(python())
+        .args([
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "reporters/pytest-omen/tests",
+        ])
+        .current_dir(repo_root()));
+    out.code(0);
+    assert!(out.stdout.contains(" passed"), "{out}");
+    assert!(
+        !out.stdout.contains("skipped"),
+        "no plugin test may skip\n{out}"
+    );
+}
+
+#[test]
+fn a_quarantined_pytest_failure_passes_the_build_and_omen_still_learns() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("test_app.py"),
+        "def test_ok():\n    pass\n\ndef test_flaky():\n    assert False, 'timeout talking to the cache'\n",
+    )
+    .unwrap();
+    std::fs::create_dir(dir.path().join(".omen")).unwrap();
+    std::fs::write(
+        dir.path().join(".omen/quarantine.json"),
+        r#"{"version": 1, "tests": [{"id": "test_app::test_flaky", "selector": "test_app.py::test_flaky", "runner": "pytest",
+            "classname": "test_app", "name": "test_flaky", "reason": "flaky", "added": "2026-01-01T00:00:00Z",
+            "expires": "2099-01-01T00:00:00Z", "mode": "run-ignore", "source": "auto", "auto_release": true}]}"#,
+    )
+    .unwrap();
+    let pytest = run(Command::new(python())
+        .args([
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "--junitxml=junit.xml",
+            "--rootdir",
+            ".",
+        ])
+        .current_dir(dir.path()));
+    pytest.code(0);
+    assert!(
+        pytest
+            .stdout
+            .contains("omen: 1 quarantined test (0 passed, 1 failed and was ignored)"),
+        "{pytest}"
+    );
+
+    let ingest = run(omen(dir.path()).args([
+        "ingest",
+        "--format",
+        "json",
+        "--db",
+        "h.db",
+        "--commit",
+        "c1",
+        "junit.xml",
+    ]));
+    ingest.code(0);
+    let totals = &ingest.json()["totals"];
+    assert_eq!(
+        (totals["passed"].as_u64(), totals["failures"].as_u64()),
+        (Some(1), Some(1)),
+        "{ingest}"
+    );
+    let conn = rusqlite::Connection::open(dir.path().join("h.db")).unwrap();
+    let message: String = conn
+        .query_row("SELECT message FROM failures", [], |r| r.get(0))
+        .unwrap();
+    assert!(
+        message.contains("timeout talking to the cache"),
+        "{message}"
+    );
+}
+
+fn nextest(fixture: &Path, state: &Path, extra: &[&str]) -> omen_tests::Run {
+    let mut cmd = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".into()));
+    cmd.args([
+        "nextest",
+        "run",
+        "--no-fail-fast",
+        "--color",
+        "never",
+        "--manifest-path",
+    ])
+    .arg(fixture.join("Cargo.toml"))
+    .args(extra)
+    .env("CARGO_TARGET_DIR", fixture.join("target"))
+    .env("OMEN_FIXTURE_STATE", state);
+    // Nothing from the outer test run may steer the inner one.
+    for (key, _) in std::env::vars() {
+        if key.starts_with("NEXTEST") || (key.starts_with("CARGO_") && key != "CARGO_HOME") {
+            cmd.env_remove(&key);
+        }
+    }
+    cmd.env("CARGO_TARGET_DIR", fixture.join("target"));
+    run(&mut cmd)
+}
+
+#[test]
+fn nextest_quarantine_config_with_real_cargo_nextest() {
+    let fixture = repo_root().join("reporters/nextest/fixture");
+    let dir = tempfile::tempdir().unwrap();
+    let entry = |test: &str, mode: &str| {
+        format!(
+            r#"{{"id": "omen-nextest-fixture::{test}", "selector": "omen-nextest-fixture {test}", "runner": "nextest",
+                "classname": "omen-nextest-fixture", "name": "{test}", "reason": "flaky", "added": "2026-01-01T00:00:00Z",
+                "expires": "2099-01-01T00:00:00Z", "mode": "{mode}", "source": "manual", "auto_release": false}}"#
+        )
+    };
+    std::fs::write(
+        dir.path().join("q.json"),
+        format!(
+            r#"{{"version": 1, "tests": [{}, {}]}}"#,
+            entry("quarantine::flaky", "run-ignore"),
+            entry("quarantine::skipped_by_quarantine", "skip")
+        ),
+    )
+    .unwrap();
+    let config =
+        run(omen(dir.path()).args(["quarantine", "--format", "nextest", "--out", "q.json"]));
+    config.code(0);
+    let config_path = dir.path().join("omen-nextest.toml");
+    std::fs::write(&config_path, &config.stdout).unwrap();
+    let tool = format!("omen:{}", config_path.display());
+
+    // Without Omen: the flaky test, the bug and the quarantined test all fail the run.
+    let state = tempfile::tempdir().unwrap();
+    let plain = nextest(&fixture, state.path(), &[]);
+    assert_ne!(plain.code, 0, "{plain}");
+    for t in [
+        "quarantine::flaky",
+        "quarantine::always_fails",
+        "quarantine::skipped_by_quarantine",
+    ] {
+        assert!(
+            plain
+                .stderr
+                .lines()
+                .any(|l| l.trim_start().starts_with("FAIL [") && l.contains(t)),
+            "{t} should fail\n{plain}"
+        );
+    }
+
+    // With Omen's config and without the real bug: the quarantined failures no longer fail the run.
+    let state = tempfile::tempdir().unwrap();
+    let quarantined = nextest(
+        &fixture,
+        state.path(),
+        &[
+            "--profile",
+            "omen",
+            "--tool-config-file",
+            &tool,
+            "-E",
+            "not test(=quarantine::always_fails)",
+        ],
+    );
+    quarantined.code(0);
+    assert!(
+        quarantined.stderr.contains("FLAKY") && quarantined.stderr.contains("quarantine::flaky"),
+        "{quarantined}"
+    );
+    assert!(
+        !quarantined
+            .stderr
+            .contains("quarantine::skipped_by_quarantine"),
+        "the skip entry must not run\n{quarantined}"
+    );
+
+    // With Omen's config and the real bug: the bug still fails the run, and it is the only failure.
+    let state = tempfile::tempdir().unwrap();
+    let all = nextest(
+        &fixture,
+        state.path(),
+        &["--profile", "omen", "--tool-config-file", &tool],
+    );
+    assert_ne!(all.code, 0, "{all}");
+    let failing: Vec<&str> = all
+        .stderr
+        .lines()
+        .filter(|l| l.trim_start().starts_with("FAIL ["))
+        .collect();
+    assert!(
+        !failing.is_empty()
+            && failing
+                .iter()
+                .all(|l| l.contains("quarantine::always_fails")),
+        "{all}"
+    );
+}
