@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Omen's whole test suite: Rust unit tests and the end-to-end tests, which drive the real `omen`
+# binary, real pytest (the pytest-omen plugin's pytester suite) and real cargo-nextest (a fixture
+# crate). Installs what it needs: pytest and the plugin into target/py, cargo-nextest if missing.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+
+venv="$root/target/py"
+if [ ! -x "$venv/bin/python" ]; then
+  python3 -m venv "$venv"
+fi
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check "pytest>=7" -e reporters/pytest-omen
+export OMEN_TEST_PYTHON="$venv/bin/python"
+
+if ! cargo nextest --version >/dev/null 2>&1; then
+  cargo install --locked cargo-nextest
+fi
+cargo nextest run --workspace --no-fail-fast "$@"
