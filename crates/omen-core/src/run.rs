@@ -36,7 +36,8 @@ pub fn fold(
     cases: impl IntoIterator<Item = (TestCase, Runner)>,
     roots: &[String],
 ) -> Vec<TestResult> {
-    let mut index: HashMap<u64, usize> = HashMap::new();
+    // Keyed by the full identity, not its hash: two tests whose hashes collide stay apart.
+    let mut index: HashMap<String, usize> = HashMap::new();
     let mut results: Vec<(TestResult, bool, bool)> = Vec::new();
     for (case, runner) in cases {
         let identity = identify(&case, runner, roots);
@@ -45,7 +46,7 @@ pub fn fold(
         let attempts = 1 + u32::try_from(case.retries.len()).unwrap_or(u32::MAX - 1);
         let duration_ms = case.duration_secs.map(secs_to_ms);
         let failure = case.failure.or_else(|| case.retries.into_iter().last());
-        match index.get(&identity.hash) {
+        match index.get(&identity.key) {
             Some(&i) => {
                 let (result, any_pass, any_fail) = &mut results[i];
                 *any_pass |= passed;
@@ -59,7 +60,7 @@ pub fn fold(
                 result.line = case.line.or(result.line);
             }
             None => {
-                index.insert(identity.hash, results.len());
+                index.insert(identity.key.clone(), results.len());
                 results.push((
                     TestResult {
                         identity,

@@ -5,6 +5,8 @@ use omen_core::history::{Observation, TestHistory, failure_signature};
 use omen_core::identity::derive_selector;
 use omen_core::run::{OutageRule, RunMeta, TestResult};
 use omen_core::{Failure, FailureKind, Outcome, Runner};
+use std::collections::HashMap;
+
 use rusqlite::{OptionalExtension, TransactionBehavior, params};
 
 use crate::Store;
@@ -121,17 +123,19 @@ impl Store {
                 ..IngestOutcome::default()
             });
         }
-        // One result per identity, the last one winning (callers fold retries before this).
-        let mut seen = std::collections::HashMap::with_capacity(results.len());
+        // One result per identity (scope and name, not only the hash), the last one winning;
+        // callers fold retries before this.
+        let mut last: HashMap<(String, String), usize> = HashMap::with_capacity(results.len());
         for (i, r) in results.iter().enumerate() {
-            seen.insert(r.key_hash, i);
+            last.insert((r.scope.clone(), r.name.clone()), i);
         }
-        if seen.len() != results.len() {
+        if last.len() != results.len() {
+            let keep: std::collections::HashSet<usize> = last.into_values().collect();
             let mut i = 0;
-            results.retain(|r| {
-                let keep = seen.get(&r.key_hash) == Some(&i);
+            results.retain(|_| {
+                let k = keep.contains(&i);
                 i += 1;
-                keep
+                k
             });
         }
         let ran = results
@@ -204,6 +208,40 @@ impl Store {
                 )
                 .ctx(path, "prepare the failure insert")?;
 
+            // A run that touches a large share of the tests reads them in one sequential scan
+            // instead of one index lookup each (100,000 lookups cost several times the scan).
+            let total: i64 = tx
+                .query_row("SELECT count(*) FROM tests", [], |r| r.get(0))
+                .ctx(path, "count tests")?;
+            let mut preloaded: Option<HashMap<u64, Preloaded>> = None;
+            if results.len() >= 1_000 && results.len() as i64 * 4 >= total {
+                let mut all = HashMap::with_capacity(total as usize);
+                let mut scan = tx
+                    .prepare("SELECT key_hash, id, scope, name, history FROM tests")
+                    .ctx(path, "prepare the test scan")?;
+                let mut rows = scan.query([]).ctx(path, "scan tests")?;
+                while let Some(row) = rows.next().ctx(path, "scan tests")? {
+                    let scope = row
+                        .get_ref(2)
+                        .ctx(path, "scan tests")?
+                        .as_str()
+                        .unwrap_or_default();
+                    let name = row
+                        .get_ref(3)
+                        .ctx(path, "scan tests")?
+                        .as_str()
+                        .unwrap_or_default();
+                    all.insert(
+                        row.get::<_, i64>(0).ctx(path, "scan tests")? as u64,
+                        Preloaded {
+                            id: row.get(1).ctx(path, "scan tests")?,
+                            check: identity_check(scope, name),
+                            history: row.get(4).ctx(path, "scan tests")?,
+                        },
+                    );
+                }
+                preloaded = Some(all);
+            }
             for r in &results {
                 let observation = Observation {
                     outcome: r.outcome,
@@ -224,19 +262,41 @@ impl Store {
                 let mut slot = r.key_hash;
                 let mut found = None;
                 for _ in 0..8 {
-                    let row: Option<(i64, String, String, Vec<u8>)> = find
-                        .query_row([slot as i64], |row| {
-                            Ok((row.get(0)?, row.get(1)?, row.get(2)?, row.get(3)?))
-                        })
-                        .optional()
-                        .ctx(path, "look up a test")?;
-                    match row {
-                        Some((id, scope, name, history)) if scope == r.scope && name == r.name => {
+                    let lookup = match &mut preloaded {
+                        Some(all) => match all.get_mut(&slot) {
+                            None => Lookup::Missing,
+                            Some(p) if p.check != identity_check(&r.scope, &r.name) => {
+                                Lookup::Collision
+                            }
+                            // Leave the entry in place: a colliding test probes past it.
+                            Some(p) => Lookup::Found(p.id, std::mem::take(&mut p.history)),
+                        },
+                        None => match find
+                            .query_row([slot as i64], |row| {
+                                Ok((
+                                    row.get::<_, i64>(0)?,
+                                    row.get::<_, String>(1)?,
+                                    row.get::<_, String>(2)?,
+                                    row.get::<_, Vec<u8>>(3)?,
+                                ))
+                            })
+                            .optional()
+                            .ctx(path, "look up a test")?
+                        {
+                            None => Lookup::Missing,
+                            Some((_, scope, name, _)) if scope != r.scope || name != r.name => {
+                                Lookup::Collision
+                            }
+                            Some((id, _, _, history)) => Lookup::Found(id, history),
+                        },
+                    };
+                    match lookup {
+                        Lookup::Found(id, history) => {
                             found = Some((id, history));
                             break;
                         }
-                        Some(_) => slot = slot.wrapping_add(1),
-                        None => break,
+                        Lookup::Collision => slot = slot.wrapping_add(1),
+                        Lookup::Missing => break,
                     }
                 }
                 let test_id = match found {
@@ -311,6 +371,35 @@ impl Store {
             compacted_runs,
         })
     }
+}
+
+/// A test read by the one-scan path: enough to tell a hash collision apart without its strings.
+struct Preloaded {
+    id: i64,
+    /// [`identity_check`] of its scope and name.
+    check: u64,
+    history: Vec<u8>,
+}
+
+/// A second hash of an identity, independent of `key_hash` (other input framing), used to detect
+/// collisions without keeping 100,000 scope and name strings in memory.
+fn identity_check(scope: &str, name: &str) -> u64 {
+    let mut bytes = Vec::with_capacity(scope.len() + name.len() + 2);
+    bytes.extend_from_slice(b"\x01");
+    bytes.extend_from_slice(scope.as_bytes());
+    bytes.push(0);
+    bytes.extend_from_slice(name.as_bytes());
+    fnv1a64(&bytes)
+}
+
+/// The outcome of looking up one identity slot.
+enum Lookup {
+    /// The test, with its stored history.
+    Found(i64, Vec<u8>),
+    /// Another test has this hash: probe the next slot.
+    Collision,
+    /// No test in this slot.
+    Missing,
 }
 
 /// Drop raw results and failure details of runs older than the newest `keep_runs`.

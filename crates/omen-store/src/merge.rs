@@ -300,6 +300,48 @@ mod tests {
     }
 
     #[test]
+    fn hash_collisions_keep_tests_apart_in_both_lookup_paths() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = store(dir.path(), "h.db");
+        let cfg = StoreConfig::default();
+        // Two different tests forced onto one hash, plus enough others to take the bulk path.
+        let collide = |name: &str, outcome| ResultRecord {
+            key_hash: 42,
+            ..record(name, outcome)
+        };
+        let filler: Vec<ResultRecord> = (0..1_200)
+            .map(|i| record(&format!("f{i}"), Outcome::Passed))
+            .collect();
+        for (run, bulk) in [(1, false), (2, true), (3, false)] {
+            let mut results = vec![
+                collide("first", Outcome::Passed),
+                collide("second", Outcome::Failed),
+            ];
+            if bulk {
+                results.extend(filler.iter().cloned());
+            }
+            s.ingest(
+                &meta(&run.to_string(), "j", run),
+                &format!("k{run}"),
+                results,
+                &cfg,
+            )
+            .unwrap();
+        }
+        let mut seen = Vec::new();
+        s.for_each_test(|t| {
+            if t.name == "first" || t.name == "second" {
+                seen.push((t.name, t.history.db_runs, t.history.db_failures));
+            }
+        })
+        .unwrap();
+        assert_eq!(
+            seen,
+            [("first".to_owned(), 3, 0), ("second".to_owned(), 3, 3)]
+        );
+    }
+
+    #[test]
     fn outage_runs_are_flagged_and_not_evidence() {
         let dir = tempfile::tempdir().unwrap();
         let mut s = store(dir.path(), "h.db");
