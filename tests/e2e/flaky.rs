@@ -388,3 +388,56 @@ fn nextest_outputs_from_the_quarantine_file() {
     );
     assert!(config.stdout.contains("[[profile.omen.overrides]]\nfilter = \"(binary_id(=fixture) & test(=quarantine::flaky))\"\nretries = 3"), "{config}");
 }
+
+#[test]
+fn thresholds_come_from_the_config_file() {
+    let dir = tempfile::tempdir().unwrap();
+    build(dir.path());
+    let states = |extra: &[&str]| -> Vec<(String, String)> {
+        let out = run(omen(dir.path())
+            .args(extra)
+            .args(["flaky", "--db", "h.db", "--format", "json"]));
+        out.code(0);
+        out.json()["tests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| {
+                (
+                    t["name"].as_str().unwrap().to_owned(),
+                    t["state"].as_str().unwrap().to_owned(),
+                )
+            })
+            .collect()
+    };
+    assert!(states(&[]).contains(&("test_flaky_b".to_owned(), "flaky".to_owned())));
+    // The flake was 7 clean runs ago: with evidence going stale after 5, it is no longer flaky.
+    std::fs::create_dir_all(dir.path().join(".omen")).unwrap();
+    std::fs::write(
+        dir.path().join(".omen/config.toml"),
+        "[flakiness]\nstale_after_runs = 5\n",
+    )
+    .unwrap();
+    assert!(
+        !states(&[]).iter().any(|(n, _)| n == "test_flaky_b"),
+        "{:?}",
+        states(&[])
+    );
+    // --config and OMEN_CONFIG name another file; a typo is an error naming the file and the key.
+    std::fs::write(
+        dir.path().join("typo.toml"),
+        "[flakiness]\nstale_after = 5\n",
+    )
+    .unwrap();
+    let out = run(omen(dir.path()).args(["--config", "typo.toml", "flaky", "--db", "h.db"]));
+    out.code(2);
+    assert!(
+        out.stderr.contains("typo.toml") && out.stderr.contains("stale_after"),
+        "{out}"
+    );
+    let out = run(omen(dir.path())
+        .args(["flaky", "--db", "h.db"])
+        .env("OMEN_CONFIG", "missing.toml"));
+    out.code(2);
+    assert!(out.stderr.contains("missing.toml"), "{out}");
+}

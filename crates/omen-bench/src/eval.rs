@@ -151,6 +151,7 @@ pub fn evaluate(config: &SimConfig, table: &Path, work: &Path) -> anyhow::Result
             &store,
             &quarantine,
             &policy,
+            &flaky_config,
             Mode::RunIgnore,
             last_at,
         )?;

@@ -201,7 +201,7 @@ fn round4(x: f64) -> f64 {
 }
 
 /// Run `omen flaky`.
-pub fn run(args: &FlakyArgs) -> anyhow::Result<Outcome> {
+pub fn run(args: &FlakyArgs, config: &crate::config::Config) -> anyhow::Result<Outcome> {
     let store = match Store::open_read_only(&args.db) {
         Ok(store) => store,
         Err(err) => {
@@ -218,8 +218,7 @@ pub fn run(args: &FlakyArgs) -> anyhow::Result<Outcome> {
             return Ok(Outcome::with_trouble(true, args.strict));
         }
     };
-    let config = FlakinessConfig::default();
-    let listed = assess_all(&store, &config)?;
+    let listed = assess_all(&store, &config.flakiness)?;
     let mut tests = Vec::with_capacity(listed.len());
     for (row, a) in &listed {
         tests.push(describe(&store, row, a)?);

@@ -34,9 +34,10 @@ pub struct IngestArgs {
     /// Refuse reports larger than this many bytes.
     #[arg(long, default_value_t = 1 << 30, value_name = "BYTES")]
     pub max_report_size: u64,
-    /// Keep raw per-test results for this many recent runs; older runs are compacted.
-    #[arg(long, default_value_t = StoreConfig::default().keep_runs, value_name = "RUNS")]
-    pub keep_runs: u32,
+    /// Keep raw per-test results for this many recent runs; older runs are compacted
+    /// [default: 300, or `store.keep_runs` in the config file].
+    #[arg(long, value_name = "RUNS")]
+    pub keep_runs: Option<u32>,
     /// Run metadata overrides.
     #[command(flatten)]
     pub run: RunArgs,
@@ -221,7 +222,7 @@ pub fn resolve_run(args: &RunArgs, now: i64) -> anyhow::Result<(RunMeta, Source)
 }
 
 /// Run `omen ingest`.
-pub fn run(args: &IngestArgs) -> anyhow::Result<Outcome> {
+pub fn run(args: &IngestArgs, config: &crate::config::Config) -> anyhow::Result<Outcome> {
     let now = crate::now();
     let (meta, source) = resolve_run(&args.run, now)?;
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
@@ -243,8 +244,8 @@ pub fn run(args: &IngestArgs) -> anyhow::Result<Outcome> {
         trouble = true;
     } else {
         let config = StoreConfig {
-            keep_runs: args.keep_runs,
-            ..StoreConfig::default()
+            keep_runs: args.keep_runs.unwrap_or(config.store.keep_runs),
+            ..config.store
         };
         let records: Vec<ResultRecord> =
             parsed.results.into_iter().map(ResultRecord::from).collect();

@@ -5,6 +5,7 @@
 //! Usage errors exit 2, tripped gates 1 (see `omen_metadata::exit_code`).
 
 pub mod ci_env;
+pub mod config;
 pub mod discover;
 pub mod flaky;
 pub mod ingest;
@@ -22,10 +23,25 @@ use omen_metadata::exit_code;
 #[derive(Debug, Parser)]
 #[command(name = "omen", version, about, max_term_width = 100)]
 pub struct Cli {
+    /// Thresholds file (default: .omen/config.toml when it exists).
+    #[arg(long, global = true, value_name = "PATH", env = "OMEN_CONFIG")]
+    pub config: Option<std::path::PathBuf>,
     /// The command to run.
     #[command(subcommand)]
     pub command: Command,
 }
+
+/// An error in what the user gave Omen (a config file, a flag value): exit code 2.
+#[derive(Debug)]
+pub struct UsageError(pub anyhow::Error);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:#}", self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
 
 /// Omen's commands.
 #[derive(Debug, Subcommand)]
@@ -131,11 +147,12 @@ impl Outcome {
 
 /// Run a parsed command line.
 pub fn run(cli: &Cli) -> anyhow::Result<Outcome> {
+    let config = config::load(cli.config.as_deref()).map_err(UsageError)?;
     match &cli.command {
-        Command::Ingest(args) => ingest::run(args),
-        Command::Merge(args) => merge::run(args),
-        Command::Flaky(args) => flaky::run(args),
-        Command::Quarantine(args) => quarantine::run(args),
+        Command::Ingest(args) => ingest::run(args, &config),
+        Command::Merge(args) => merge::run(args, &config),
+        Command::Flaky(args) => flaky::run(args, &config),
+        Command::Quarantine(args) => quarantine::run(args, &config),
     }
 }
 

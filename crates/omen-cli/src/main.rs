@@ -28,6 +28,10 @@ fn main() {
     };
     let code = match run(&cli) {
         Ok(outcome) => outcome.code,
+        Err(err) if err.downcast_ref::<omen_cli::UsageError>().is_some() => {
+            tracing::error!("{err:#}");
+            exit_code::USAGE
+        }
         Err(err) => {
             tracing::error!("{err:#}");
             if is_strict(&cli) {

@@ -41,7 +41,7 @@ struct SourceReport {
 }
 
 /// Run `omen merge`.
-pub fn run(args: &MergeArgs) -> anyhow::Result<Outcome> {
+pub fn run(args: &MergeArgs, config: &crate::config::Config) -> anyhow::Result<Outcome> {
     let opened = Store::open(&args.db, crate::now())?;
     let mut trouble = false;
     if let Some((moved, reason)) = &opened.set_aside {
@@ -52,7 +52,7 @@ pub fn run(args: &MergeArgs) -> anyhow::Result<Outcome> {
         );
     }
     let mut target = opened.store;
-    let config = StoreConfig::default();
+    let config: StoreConfig = config.store;
     let mut sources = Vec::new();
     for path in &args.sources {
         let mut report = SourceReport {

@@ -48,18 +48,18 @@ pub struct QuarantineArgs {
     /// Mode of newly added entries.
     #[arg(long, value_enum, default_value_t = ModeArg::RunIgnore)]
     pub mode: ModeArg,
-    /// Days before an entry must be renewed.
-    #[arg(long, default_value_t = QuarantinePolicy::default().expires_days)]
-    pub expires_days: i64,
-    /// Clean default-branch runs before an automatic release.
-    #[arg(long, default_value_t = QuarantinePolicy::default().release_runs)]
-    pub release_runs: u32,
-    /// Days without a failure before an automatic release.
-    #[arg(long, default_value_t = QuarantinePolicy::default().release_days)]
-    pub release_days: i64,
-    /// Largest share of the suite that may be quarantined.
-    #[arg(long, default_value_t = QuarantinePolicy::default().max_share)]
-    pub max_share: f64,
+    /// Days before an entry must be renewed [default: `quarantine.expires_days` in the config file, else built in].
+    #[arg(long)]
+    pub expires_days: Option<i64>,
+    /// Clean default-branch runs before an automatic release [default: `quarantine.release_runs` in the config file, else built in].
+    #[arg(long)]
+    pub release_runs: Option<u32>,
+    /// Days without a failure before an automatic release [default: `quarantine.release_days` in the config file, else built in].
+    #[arg(long)]
+    pub release_days: Option<i64>,
+    /// Largest share of the suite that may be quarantined [default: `quarantine.max_share` in the config file, else built in].
+    #[arg(long)]
+    pub max_share: Option<f64>,
     /// Time to decide at (RFC 3339), for reproducible output; default now.
     #[arg(long, value_name = "RFC3339")]
     pub now: Option<String>,
@@ -101,10 +101,10 @@ pub fn regenerate(
     store: &Store,
     previous: &QuarantineFile,
     policy: &QuarantinePolicy,
+    config: &FlakinessConfig,
     mode: Mode,
     now: i64,
 ) -> anyhow::Result<(QuarantineFile, Changes, Vec<u64>, usize)> {
-    let config = FlakinessConfig::default();
     // Entries are matched to tests by identity hash; identity strings are read only for tests that
     // are in the file or about to enter it.
     let previous_hashes: HashSet<u64> = previous
@@ -118,7 +118,7 @@ pub fn regenerate(
         if history.db_runs > 0 {
             suite += 1;
         }
-        let a = assess(history, &config);
+        let a = assess(history, config);
         if a.state == State::Flaky || previous_hashes.contains(&key_hash) {
             wanted.push((id, a));
         }
@@ -224,7 +224,7 @@ pub fn read_file(path: &Path) -> anyhow::Result<Option<QuarantineFile>> {
 }
 
 /// Run `omen quarantine`.
-pub fn run(args: &QuarantineArgs) -> anyhow::Result<Outcome> {
+pub fn run(args: &QuarantineArgs, config: &crate::config::Config) -> anyhow::Result<Outcome> {
     let now = match &args.now {
         Some(t) => parse_time(t)?,
         None => crate::now(),
@@ -296,11 +296,12 @@ pub fn run(args: &QuarantineArgs) -> anyhow::Result<Outcome> {
             }
         },
     };
+    let defaults = config.quarantine;
     let policy = QuarantinePolicy {
-        expires_days: args.expires_days,
-        release_runs: args.release_runs,
-        release_days: args.release_days,
-        max_share: args.max_share,
+        expires_days: args.expires_days.unwrap_or(defaults.expires_days),
+        release_runs: args.release_runs.unwrap_or(defaults.release_runs),
+        release_days: args.release_days.unwrap_or(defaults.release_days),
+        max_share: args.max_share.unwrap_or(defaults.max_share),
     };
     let mode = match args.mode {
         ModeArg::RunIgnore => Mode::RunIgnore,
@@ -310,7 +311,8 @@ pub fn run(args: &QuarantineArgs) -> anyhow::Result<Outcome> {
         version: QUARANTINE_VERSION,
         tests: vec![],
     });
-    let (file, changes, releases, suite) = regenerate(&opened, &previous, &policy, mode, now)?;
+    let (file, changes, releases, suite) =
+        regenerate(&opened, &previous, &policy, &config.flakiness, mode, now)?;
     // Only automatic entries count: a person's manual entries are not a sign of an outage.
     let automatic = file
         .tests
