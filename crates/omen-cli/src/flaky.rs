@@ -71,6 +71,7 @@ pub struct FlakyTest {
 #[allow(missing_docs)]
 pub struct EvidenceJson {
     pub same_commit_flakes: u32,
+    pub same_commit_span_days: Option<f64>,
     pub runs_since_same_commit_flake: Option<u32>,
     pub window_runs: u32,
     pub window_failures: u32,
@@ -179,6 +180,7 @@ pub fn describe(store: &Store, row: &TestRow, a: &Assessment) -> anyhow::Result<
         explanation: explain(a),
         evidence: EvidenceJson {
             same_commit_flakes: e.same_commit_flakes,
+            same_commit_span_days: e.same_commit_span_days.map(|d| (d * 10.0).round() / 10.0),
             runs_since_same_commit_flake: e.runs_since_same_commit_flake,
             window_runs: e.window_runs,
             window_failures: e.window_failures,

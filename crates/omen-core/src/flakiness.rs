@@ -92,6 +92,9 @@ impl State {
 pub struct Evidence {
     /// Same-commit pass-and-fail events ever seen on the default branch.
     pub same_commit_flakes: u32,
+    /// Days between the oldest and newest remembered same-commit events (the last
+    /// [`crate::history::FLAKE_TIMES`] of them), when at least two are remembered.
+    pub same_commit_span_days: Option<f64>,
     /// Default-branch results since the last such event (None: never).
     pub runs_since_same_commit_flake: Option<u32>,
     /// Default-branch results in the window.
@@ -137,6 +140,10 @@ pub fn assess(h: &TestHistory, config: &FlakinessConfig) -> Assessment {
     let mut e = Evidence {
         same_commit_flakes: h.flake_events,
         runs_since_same_commit_flake: (h.flake_events > 0).then_some(h.runs_since_flake),
+        same_commit_span_days: {
+            let times: Vec<i64> = h.flake_times.iter().copied().filter(|t| *t != 0).collect();
+            (times.len() >= 2).then(|| (times[0] - times[times.len() - 1]) as f64 / 86_400.0)
+        },
         window_runs: n,
         window_failures: h.recent_failures(h.window_len),
         retry_flakes: (h.mixed_window & mask(n)).count_ones(),
@@ -236,8 +243,20 @@ pub fn explain(a: &Assessment) -> String {
     let e = &a.evidence;
     let mut parts = Vec::new();
     if e.same_commit_flakes > 0 {
+        let span = match e.same_commit_span_days {
+            None => String::new(),
+            Some(d) if d < 1.0 => " within a day".to_owned(),
+            Some(d) if e.same_commit_flakes as usize <= crate::history::FLAKE_TIMES => {
+                format!(" in {} days", d.ceil())
+            }
+            Some(d) => format!(
+                " (the last {} in {} days)",
+                crate::history::FLAKE_TIMES,
+                d.ceil()
+            ),
+        };
         parts.push(format!(
-            "failed and passed on the same commit {} time{}",
+            "failed and passed on the same commit {} time{}{span}",
             e.same_commit_flakes,
             plural(e.same_commit_flakes)
         ));
@@ -457,6 +476,18 @@ mod tests {
         let stable = history("PPPPPPPP");
         let b = assess(&stable, &FlakinessConfig::default());
         assert_eq!(judge_failure(&b, &stable, Some(42)), Verdict::NotFlaky);
+    }
+
+    #[test]
+    fn explanation_gives_the_span_of_same_commit_flakes() {
+        let mut h = history("PPPPPP");
+        h.flake_events = 3;
+        h.flake_times[..3].copy_from_slice(&[15 * 86_400, 8 * 86_400, 86_400 + 5]);
+        let text = explain(&assess(&h, &FlakinessConfig::default()));
+        assert!(
+            text.starts_with("failed and passed on the same commit 3 times in 14 days;"),
+            "{text}"
+        );
     }
 
     #[test]
