@@ -1,0 +1,467 @@
+//! Rendering what Omen found in a CI run: the pull-request comment, the job summary and the
+//! workflow annotations.
+//!
+//! Architecture invariant: no I/O, and every string that came from a test report passes through
+//! [`escape`] before it reaches Markdown or a workflow command.
+
+pub mod escape;
+
+use std::fmt::Write as _;
+
+/// Hidden marker that finds Omen's comment again, so it is updated instead of duplicated.
+pub const MARKER: &str = "<!-- omen:pr-comment v1 -->";
+
+/// GitHub's limit on a comment body, in characters.
+pub const COMMENT_LIMIT: usize = 65_536;
+
+/// GitHub shows at most this many annotations of one level per step.
+pub const ANNOTATION_CAP: usize = 10;
+
+/// Rows shown in a table before the rest go into a collapsed list.
+const VISIBLE_ROWS: usize = 10;
+
+/// Totals of one run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Totals {
+    /// Tests that ran or were skipped.
+    pub tests: u64,
+    /// Passed.
+    pub passed: u64,
+    /// Failed (failures and errors).
+    pub failed: u64,
+    /// Skipped.
+    pub skipped: u64,
+    /// Passed after failing within the run.
+    pub flaky: u64,
+}
+
+/// Why a test failed, as far as Omen can tell.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FailureClass {
+    /// Not failing on the default branch, not flaky: most likely this change.
+    New,
+    /// Also failing on the default branch.
+    FailingOnDefault {
+        /// Commit that started the default branch's failing streak, when known.
+        since: Option<String>,
+    },
+    /// A known flaky test failing the way it usually does.
+    KnownFlaky {
+        /// Flakiness score.
+        score: f64,
+        /// The evidence in words.
+        evidence: String,
+    },
+    /// In the quarantine file.
+    Quarantined {
+        /// The entry's mode.
+        mode: String,
+    },
+}
+
+impl FailureClass {
+    /// True when the failure does not fail the build under `fail-on: unexcused-failures`.
+    pub fn is_excused(&self) -> bool {
+        matches!(
+            self,
+            FailureClass::KnownFlaky { .. } | FailureClass::Quarantined { .. }
+        )
+    }
+}
+
+/// One failed test.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FailureRow {
+    /// Runner-native selector (untrusted).
+    pub name: String,
+    /// Source file (untrusted).
+    pub file: Option<String>,
+    /// Source line.
+    pub line: Option<u32>,
+    /// First line of the failure message (untrusted).
+    pub message: Option<String>,
+    /// The classification.
+    pub class: FailureClass,
+}
+
+/// A test that got slower than its history.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SlowRow {
+    /// Test (untrusted).
+    pub name: String,
+    /// Duration in this run, ms.
+    pub duration_ms: u32,
+    /// Mean passing duration on the default branch, ms.
+    pub baseline_ms: f64,
+}
+
+/// One point of the default-branch trend.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrendPoint {
+    /// Commit (shortened when shown).
+    pub commit: String,
+    /// Share of non-skipped tests that passed, 0–100.
+    pub pass_rate: f64,
+    /// Sum of test durations, seconds.
+    pub duration_s: f64,
+}
+
+/// Everything the renderers show.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CiReport {
+    /// Commit under test.
+    pub commit: Option<String>,
+    /// Default branch name.
+    pub default_branch: Option<String>,
+    /// This run's totals.
+    pub totals: Totals,
+    /// The latest default-branch run's totals, for deltas.
+    pub base: Option<Totals>,
+    /// Failed tests.
+    pub failures: Vec<FailureRow>,
+    /// Quarantine changes: (what happened, test id).
+    pub quarantine_changes: Vec<(String, String)>,
+    /// Slowest regressions.
+    pub slow: Vec<SlowRow>,
+    /// Recent default-branch runs, oldest first.
+    pub trend: Vec<TrendPoint>,
+    /// Reports that could not be read: (path, reason).
+    pub unusable: Vec<(String, String)>,
+    /// Link to the job summary, for when the comment is cut.
+    pub summary_url: Option<String>,
+}
+
+impl CiReport {
+    /// Failures that fail the build under `fail-on: unexcused-failures`.
+    pub fn unexcused(&self) -> usize {
+        self.failures
+            .iter()
+            .filter(|f| !f.class.is_excused())
+            .count()
+    }
+
+    /// Failures of one kind.
+    fn of(&self, pick: impl Fn(&FailureClass) -> bool) -> Vec<&FailureRow> {
+        self.failures.iter().filter(|f| pick(&f.class)).collect()
+    }
+}
+
+/// The pull-request comment: marker first, at most [`COMMENT_LIMIT`] characters.
+pub fn comment(report: &CiReport) -> String {
+    // Try the full body; when too long, show fewer rows per section until it fits.
+    for rows in [usize::MAX, 50, 20, 10, 5, 1] {
+        let body = format!("{MARKER}\n{}", body(report, rows, false));
+        if body.chars().count() <= COMMENT_LIMIT {
+            return body;
+        }
+    }
+    let pointer = "\n\n… cut to fit GitHub's comment limit: the job summary has everything.\n";
+    let mut body = format!("{MARKER}\n{}", body(report, 1, false));
+    let keep = COMMENT_LIMIT - pointer.chars().count();
+    body = body.chars().take(keep).collect();
+    body.push_str(pointer);
+    body
+}
+
+/// The job summary: the comment's facts plus the default-branch trend.
+pub fn summary(report: &CiReport) -> String {
+    let mut s = body(report, usize::MAX, true);
+    if report.trend.len() >= 2 {
+        s.push_str(&trend(&report.trend));
+    }
+    s
+}
+
+/// Workflow commands for annotations: new failures with a file as errors, known-flaky ones as
+/// warnings, each capped at [`ANNOTATION_CAP`].
+pub fn annotations(report: &CiReport) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut errors = 0;
+    let mut warnings = 0;
+    for f in &report.failures {
+        let (level, title) = match &f.class {
+            FailureClass::New => ("error", "New test failure"),
+            FailureClass::KnownFlaky { .. } => ("warning", "Known flaky test failed"),
+            _ => continue,
+        };
+        let Some(file) = &f.file else { continue };
+        let count = if level == "error" {
+            &mut errors
+        } else {
+            &mut warnings
+        };
+        if *count >= ANNOTATION_CAP {
+            continue;
+        }
+        *count += 1;
+        let mut props = format!("file={}", escape::command_property(file));
+        if let Some(line) = f.line {
+            props.push_str(&format!(",line={line}"));
+        }
+        props.push_str(&format!(
+            ",title={}",
+            escape::command_property(&format!("{title}: {}", f.name))
+        ));
+        let message = f.message.as_deref().unwrap_or("failed");
+        out.push(format!(
+            "::{level} {props}::{}",
+            escape::command_data(message)
+        ));
+    }
+    out
+}
+
+fn body(report: &CiReport, rows: usize, full: bool) -> String {
+    let mut s = String::new();
+    let new = report.of(|c| matches!(c, FailureClass::New));
+    let broken = report.of(|c| matches!(c, FailureClass::FailingOnDefault { .. }));
+    let flaky = report.of(|c| matches!(c, FailureClass::KnownFlaky { .. }));
+    let quarantined = report.of(|c| matches!(c, FailureClass::Quarantined { .. }));
+    let t = &report.totals;
+    let headline = if report.failures.is_empty() {
+        format!("### Omen: all {} tests passed", t.tests)
+    } else {
+        let mut parts = Vec::new();
+        for (n, what) in [
+            (new.len(), "new"),
+            (broken.len(), "also failing on the default branch"),
+            (flaky.len(), "known flaky, excused"),
+            (quarantined.len(), "quarantined"),
+        ] {
+            if n > 0 {
+                parts.push(format!("{n} {what}"));
+            }
+        }
+        format!(
+            "### Omen: {} test{} failed — {}",
+            report.failures.len(),
+            if report.failures.len() == 1 { "" } else { "s" },
+            parts.join(", ")
+        )
+    };
+    let _ = writeln!(s, "{headline}\n");
+    let delta = |now: u64, base: Option<u64>| match base {
+        Some(b) if b != now => format!(" ({:+})", now as i64 - b as i64),
+        _ => String::new(),
+    };
+    let base = report.base;
+    let _ = writeln!(
+        s,
+        "**{} tests**{}: {} passed{}, {} failed{}, {} skipped, {} flaky{}{}\n",
+        t.tests,
+        delta(t.tests, base.map(|b| b.tests)),
+        t.passed,
+        delta(t.passed, base.map(|b| b.passed)),
+        t.failed,
+        delta(t.failed, base.map(|b| b.failed)),
+        t.skipped,
+        t.flaky,
+        report
+            .default_branch
+            .as_deref()
+            .filter(|_| base.is_some())
+            .map(|b| format!(
+                " (changes against the latest `{}` run)",
+                escape::inline(b, 60)
+            ))
+            .unwrap_or_default(),
+        report
+            .commit
+            .as_deref()
+            .map(|c| format!(" · commit `{}`", short(c)))
+            .unwrap_or_default(),
+    );
+    section(
+        &mut s,
+        "❌ New failures — likely from this change",
+        &new,
+        rows,
+        |f| {
+            f.message
+                .as_deref()
+                .map(|m| escape::inline(m, 200))
+                .unwrap_or_default()
+        },
+    );
+    section(
+        &mut s,
+        "⚠️ Also failing on the default branch",
+        &broken,
+        rows,
+        |f| match &f.class {
+            FailureClass::FailingOnDefault { since: Some(c) } => {
+                format!("broken since `{}`", short(c))
+            }
+            _ => "failing there too".to_owned(),
+        },
+    );
+    section(
+        &mut s,
+        "🔁 Known flaky — excused",
+        &flaky,
+        rows,
+        |f| match &f.class {
+            FailureClass::KnownFlaky { score, evidence } => {
+                format!("{:.1}% · {}", score * 100.0, escape::inline(evidence, 200))
+            }
+            _ => String::new(),
+        },
+    );
+    section(
+        &mut s,
+        "🧊 Quarantined",
+        &quarantined,
+        rows,
+        |f| match &f.class {
+            FailureClass::Quarantined { mode } => escape::inline(mode, 20),
+            _ => String::new(),
+        },
+    );
+    if !report.quarantine_changes.is_empty() {
+        let _ = writeln!(
+            s,
+            "<details><summary>Quarantine changes ({})</summary>\n",
+            report.quarantine_changes.len()
+        );
+        for (what, id) in report.quarantine_changes.iter().take(rows.max(20)) {
+            let _ = writeln!(
+                s,
+                "- {}: {}",
+                escape::inline(what, 60),
+                escape::inline(id, 300)
+            );
+        }
+        let _ = writeln!(s, "\n</details>\n");
+    }
+    if !report.slow.is_empty() {
+        let _ = writeln!(
+            s,
+            "<details><summary>Slowest regressions ({})</summary>\n",
+            report.slow.len()
+        );
+        let _ = writeln!(s, "| test | this run | usual |\n| --- | ---: | ---: |");
+        for r in report.slow.iter().take(rows.min(10).max(1)) {
+            let _ = writeln!(
+                s,
+                "| {} | {:.2} s | {:.2} s |",
+                escape::inline(&r.name, 200),
+                f64::from(r.duration_ms) / 1000.0,
+                r.baseline_ms / 1000.0
+            );
+        }
+        let _ = writeln!(s, "\n</details>\n");
+    }
+    for (path, reason) in &report.unusable {
+        let _ = writeln!(
+            s,
+            "> unusable report {}: {}\n",
+            escape::inline(path, 200),
+            escape::inline(reason, 300)
+        );
+    }
+    if !full && let Some(url) = report.summary_url.as_deref().filter(|u| safe_url(u)) {
+        let _ = writeln!(s, "<sub>Details in the [job summary]({url}).</sub>");
+    }
+    s
+}
+
+fn section(
+    s: &mut String,
+    title: &str,
+    rows_of: &[&FailureRow],
+    rows: usize,
+    detail: impl Fn(&FailureRow) -> String,
+) {
+    if rows_of.is_empty() {
+        return;
+    }
+    let _ = writeln!(s, "#### {title} ({})\n", rows_of.len());
+    let row = |f: &FailureRow| {
+        let place = match (&f.file, f.line) {
+            (Some(file), Some(line)) => format!("{}:{line}", escape::inline(file, 200)),
+            (Some(file), None) => escape::inline(file, 200),
+            _ => String::new(),
+        };
+        format!(
+            "| {} | {} | {} |\n",
+            escape::inline(&f.name, 300),
+            place,
+            detail(f)
+        )
+    };
+    let visible = VISIBLE_ROWS.min(rows);
+    let _ = writeln!(s, "| test | where | |\n| --- | --- | --- |");
+    for f in rows_of.iter().take(visible) {
+        s.push_str(&row(f));
+    }
+    let rest = rows_of.len().saturating_sub(visible);
+    if rest > 0 {
+        let shown = rows.saturating_sub(visible).min(rest);
+        let _ = writeln!(
+            s,
+            "\n<details><summary>{rest} more</summary>\n\n| test | where | |\n| --- | --- | --- |"
+        );
+        for f in rows_of.iter().skip(visible).take(shown) {
+            s.push_str(&row(f));
+        }
+        if shown < rest {
+            let _ = writeln!(s, "\n… and {} more in the job summary.", rest - shown);
+        }
+        let _ = writeln!(s, "\n</details>");
+    }
+    s.push('\n');
+}
+
+fn trend(points: &[TrendPoint]) -> String {
+    // Commits are hex from the database, but only hex reaches the chart either way.
+    let labels: Vec<String> = points
+        .iter()
+        .map(|p| {
+            short(&p.commit)
+                .chars()
+                .filter(char::is_ascii_alphanumeric)
+                .collect::<String>()
+        })
+        .map(|l| format!("\"{l}\""))
+        .collect();
+    let rates: Vec<String> = points
+        .iter()
+        .map(|p| format!("{:.1}", p.pass_rate))
+        .collect();
+    let durations: Vec<String> = points
+        .iter()
+        .map(|p| format!("{:.1}", p.duration_s))
+        .collect();
+    let max_d = points
+        .iter()
+        .map(|p| p.duration_s)
+        .fold(1.0_f64, f64::max)
+        .ceil();
+    format!(
+        "#### Default branch, last {n} runs\n\n```mermaid\nxychart-beta\n    title \"Pass rate (%)\"\n    x-axis [{labels}]\n    y-axis \"pass rate\" 0 --> 100\n    line [{rates}]\n```\n\n```mermaid\nxychart-beta\n    title \"Test time (s)\"\n    x-axis [{labels}]\n    y-axis \"seconds\" 0 --> {max_d}\n    bar [{durations}]\n```\n",
+        n = points.len(),
+        labels = labels.join(", "),
+        rates = rates.join(", "),
+        durations = durations.join(", "),
+    )
+}
+
+/// Only a plain `https://` URL of unremarkable characters is ever rendered as a link.
+fn safe_url(url: &str) -> bool {
+    url.starts_with("https://")
+        && url.len() < 400
+        && url
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-._~:/?#=&%".contains(c))
+}
+
+fn short(commit: &str) -> String {
+    commit
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric())
+        .take(10)
+        .collect()
+}
+
+#[cfg(test)]
+mod tests;

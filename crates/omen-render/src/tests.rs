@@ -1,0 +1,238 @@
+//! Rendering tests. Snapshots of what people read are files in `src/snapshots/`; run with
+//! `OMEN_UPDATE_SNAPSHOTS=1` to rewrite them after an intended change, then review the diff.
+
+use super::*;
+
+const EVIL: &str = "<img src=x onerror=alert(1)> @everyone [x](javascript:alert(1))";
+
+fn report() -> CiReport {
+    CiReport {
+        commit: Some("0123456789abcdef0123456789abcdef01234567".into()),
+        default_branch: Some("main".into()),
+        totals: Totals {
+            tests: 812,
+            passed: 790,
+            failed: 4,
+            skipped: 14,
+            flaky: 5,
+        },
+        base: Some(Totals {
+            tests: 810,
+            passed: 796,
+            failed: 0,
+            skipped: 14,
+            flaky: 2,
+        }),
+        failures: vec![
+            FailureRow {
+                name: "tests/test_api.py::test_create_order".into(),
+                file: Some("tests/test_api.py".into()),
+                line: Some(42),
+                message: Some("AssertionError: assert 500 == 201".into()),
+                class: FailureClass::New,
+            },
+            FailureRow {
+                name: EVIL.into(),
+                file: Some("tests/evil, file:1.py".into()),
+                line: None,
+                message: Some(format!("{EVIL}\nsecond line")),
+                class: FailureClass::New,
+            },
+            FailureRow {
+                name: "tests/test_db.py::test_migrate".into(),
+                file: None,
+                line: None,
+                message: Some("relation does not exist".into()),
+                class: FailureClass::FailingOnDefault {
+                    since: Some("fedcba9876543210".into()),
+                },
+            },
+            FailureRow {
+                name: "tests/test_cache.py::test_ttl".into(),
+                file: Some("tests/test_cache.py".into()),
+                line: Some(7),
+                message: Some("TimeoutError".into()),
+                class: FailureClass::KnownFlaky {
+                    score: 0.071,
+                    evidence: "failed and passed on the same commit 3 times in 14 days".into(),
+                },
+            },
+            FailureRow {
+                name: "tests/test_net.py::test_dns".into(),
+                file: None,
+                line: None,
+                message: None,
+                class: FailureClass::Quarantined {
+                    mode: "run-ignore".into(),
+                },
+            },
+        ],
+        quarantine_changes: vec![("added".into(), "tests.test_cache::test_ttl".into())],
+        slow: vec![SlowRow {
+            name: "tests/test_api.py::test_bulk".into(),
+            duration_ms: 9_400,
+            baseline_ms: 2_100.0,
+        }],
+        trend: vec![
+            TrendPoint {
+                commit: "aaaaaaaaaaaa".into(),
+                pass_rate: 99.2,
+                duration_s: 312.0,
+            },
+            TrendPoint {
+                commit: "bbbbbbbbbbbb".into(),
+                pass_rate: 98.7,
+                duration_s: 330.5,
+            },
+        ],
+        unusable: vec![],
+        summary_url: Some("https://github.com/o/r/actions/runs/1".into()),
+    }
+}
+
+fn snapshot(name: &str, actual: &str) {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("src/snapshots")
+        .join(name);
+    if std::env::var_os("OMEN_UPDATE_SNAPSHOTS").is_some() {
+        std::fs::write(&path, actual).unwrap();
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (set OMEN_UPDATE_SNAPSHOTS=1 to create it)",
+            path.display()
+        )
+    });
+    assert_eq!(
+        actual, expected,
+        "snapshot {name} changed; review and update with OMEN_UPDATE_SNAPSHOTS=1"
+    );
+}
+
+fn assert_inert(text: &str) {
+    assert!(!text.contains("<img"), "raw HTML survived:\n{text}");
+    assert!(!text.contains("@everyone"), "a mention survived:\n{text}");
+    assert!(!text.contains("](javascript"), "a link survived:\n{text}");
+    assert!(
+        !text.contains("javascript:"),
+        "a javascript: scheme survived:\n{text}"
+    );
+}
+
+#[test]
+fn comment_snapshot_and_untrusted_text_is_inert() {
+    let c = comment(&report());
+    assert!(c.starts_with(MARKER));
+    assert_inert(&c);
+    assert!(c.contains("### Omen: 5 tests failed — 2 new, 1 also failing on the default branch, 1 known flaky, excused, 1 quarantined"));
+    assert!(c.contains("790 passed (-6)"));
+    snapshot("comment.md", &c);
+}
+
+#[test]
+fn summary_snapshot_has_the_trend() {
+    let s = summary(&report());
+    assert_inert(&s);
+    assert!(s.contains("```mermaid\nxychart-beta"));
+    assert!(!s.contains(MARKER));
+    snapshot("summary.md", &s);
+}
+
+#[test]
+fn annotations_snapshot_escapes_and_caps() {
+    // Annotations are plain text in GitHub's UI (no HTML, no Markdown, no notifications); what a
+    // hostile name must not do there is break out of the workflow command.
+    let lines = annotations(&report());
+    for line in &lines {
+        assert!(!line.contains('\n') && !line.contains('\r'), "{line}");
+        let rest = line
+            .strip_prefix("::error ")
+            .or_else(|| line.strip_prefix("::warning "))
+            .unwrap();
+        let (props, _message) = rest.split_once("::").unwrap();
+        for prop in props.split(',') {
+            let (key, value) = prop.split_once('=').unwrap();
+            assert!(["file", "line", "title"].contains(&key), "{line}");
+            assert!(
+                !value.contains(':') && !value.contains(','),
+                "unescaped property in {line}"
+            );
+        }
+    }
+    snapshot("annotations.txt", &lines.join("\n"));
+    let mut many = report();
+    many.failures = (0..30)
+        .map(|i| FailureRow {
+            name: format!("t{i}"),
+            file: Some("f.py".into()),
+            line: Some(i),
+            message: None,
+            class: if i % 2 == 0 {
+                FailureClass::New
+            } else {
+                FailureClass::KnownFlaky {
+                    score: 0.1,
+                    evidence: String::new(),
+                }
+            },
+        })
+        .collect();
+    let a = annotations(&many);
+    assert_eq!(
+        a.iter().filter(|l| l.starts_with("::error")).count(),
+        ANNOTATION_CAP
+    );
+    assert_eq!(
+        a.iter().filter(|l| l.starts_with("::warning")).count(),
+        ANNOTATION_CAP
+    );
+}
+
+#[test]
+fn an_oversized_comment_is_cut_cleanly_under_the_limit() {
+    let mut big = report();
+    big.failures = (0..5_000)
+        .map(|i| FailureRow {
+            name: format!("tests/test_generated.py::test_case_{i}[{}]", "x".repeat(40)),
+            file: Some("tests/test_generated.py".into()),
+            line: Some(i),
+            message: Some("AssertionError: ".to_owned() + &"y".repeat(150)),
+            class: FailureClass::New,
+        })
+        .collect();
+    let c = comment(&big);
+    assert!(
+        c.chars().count() <= COMMENT_LIMIT,
+        "{} chars",
+        c.chars().count()
+    );
+    assert!(c.starts_with(MARKER));
+    assert!(c.contains("5000 new"));
+    assert!(
+        c.contains("more in the job summary"),
+        "the cut says where the rest is"
+    );
+    assert!(
+        c.trim_end().ends_with("</sub>"),
+        "cut at a row boundary, not mid-markup"
+    );
+}
+
+#[test]
+fn a_clean_run_says_so() {
+    let mut clean = report();
+    clean.failures.clear();
+    clean.totals.failed = 0;
+    assert!(comment(&clean).contains("### Omen: all 812 tests passed"));
+    assert_eq!(clean.unexcused(), 0);
+    assert_eq!(report().unexcused(), 3);
+}
+
+#[test]
+fn only_plain_https_links() {
+    let mut r = report();
+    r.summary_url = Some("javascript:alert(1)".into());
+    assert!(!comment(&r).contains("job summary]("));
+    r.summary_url = Some("https://x/y) [a](b".into());
+    assert!(!comment(&r).contains("job summary]("));
+}
