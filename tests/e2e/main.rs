@@ -1,6 +1,7 @@
 //! Omen's end-to-end tests: one binary, one module per feature.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod ci;
 mod corpus;
 mod flaky;
 mod ingest;

@@ -4,6 +4,7 @@
 //! exit code 0, so Omen never breaks a build by itself; `--strict` turns it into exit code 3.
 //! Usage errors exit 2, tripped gates 1 (see `omen_metadata::exit_code`).
 
+pub mod ci;
 pub mod ci_env;
 pub mod config;
 pub mod discover;
@@ -54,6 +55,10 @@ pub enum Command {
     Flaky(flaky::FlakyArgs),
     /// Regenerate the quarantine file, check it, or print it as nextest configuration.
     Quarantine(quarantine::QuarantineArgs),
+    /// The CI step: ingest, classify failures, comment, summarise, annotate and gate.
+    Ci(ci::CiArgs),
+    /// Post or update Omen's pull-request comment from a file written by `omen ci`.
+    Comment(ci::CommentArgs),
 }
 
 /// Output formats.
@@ -153,6 +158,8 @@ pub fn run(cli: &Cli) -> anyhow::Result<Outcome> {
         Command::Merge(args) => merge::run(args, &config),
         Command::Flaky(args) => flaky::run(args, &config),
         Command::Quarantine(args) => quarantine::run(args, &config),
+        Command::Ci(args) => ci::run(args, &config),
+        Command::Comment(args) => ci::comment(args),
     }
 }
 
@@ -163,6 +170,8 @@ pub fn is_strict(cli: &Cli) -> bool {
         Command::Merge(args) => args.strict,
         Command::Flaky(args) => args.strict,
         Command::Quarantine(args) => args.strict,
+        Command::Ci(args) => args.strict,
+        Command::Comment(args) => args.strict,
     }
 }
 

@@ -1,1 +1,343 @@
-//! placeholder
+//! The forge client: the only crate that talks to GitHub's REST API.
+//!
+//! Architecture invariants:
+//! - The API base URL always comes from configuration (`GITHUB_API_URL`), so GitHub Enterprise
+//!   works and tests point the client at a fake server on 127.0.0.1.
+//! - Tokens live in [`Token`], whose `Debug` prints `***`; nothing here formats a token.
+//! - Every request is bounded in time: 5xx answers and secondary rate limits are retried with
+//!   backoff, honouring `Retry-After`, until [`RetryPolicy::budget`] runs out.
+
+use std::time::{Duration, Instant};
+
+use http::StatusCode;
+use octocrab::Octocrab;
+use serde::Deserialize;
+
+/// An API token. `Debug` never shows it, and it has no `Display`.
+#[derive(Clone)]
+pub struct Token(String);
+
+impl Token {
+    /// Wrap a token.
+    pub fn new(token: impl Into<String>) -> Token {
+        Token(token.into())
+    }
+}
+
+impl std::fmt::Debug for Token {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
+}
+
+/// Why a forge call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ForgeError {
+    /// The token may not do this (a fork's read-only token, missing `pull-requests: write`).
+    #[error("GitHub refused {action} (HTTP {status}): {message}")]
+    Forbidden {
+        /// What Omen tried.
+        action: &'static str,
+        /// HTTP status.
+        status: u16,
+        /// GitHub's message.
+        message: String,
+    },
+    /// Still failing after retries, or another unexpected answer.
+    #[error("GitHub did not {action} (HTTP {status}) after {attempts} attempt(s): {message}")]
+    Failed {
+        /// What Omen tried.
+        action: &'static str,
+        /// Last HTTP status (0: no answer).
+        status: u16,
+        /// Attempts made.
+        attempts: u32,
+        /// Last message.
+        message: String,
+    },
+    /// The client could not be built (bad base URL).
+    #[error("cannot set up the GitHub client: {0}")]
+    Setup(String),
+}
+
+/// How long and how often to retry.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    /// Attempts per request, the first included.
+    pub attempts: u32,
+    /// First backoff; doubled each time unless `Retry-After` says otherwise.
+    pub backoff: Duration,
+    /// The longest Omen waits in total for one request (CI minutes cost money).
+    pub budget: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy {
+            attempts: 4,
+            backoff: Duration::from_secs(2),
+            budget: Duration::from_secs(60),
+        }
+    }
+}
+
+/// A comment as GitHub returns it.
+#[derive(Debug, Deserialize)]
+struct Comment {
+    id: u64,
+    #[serde(default)]
+    body: Option<String>,
+    html_url: String,
+}
+
+/// A GitHub repository client. It owns a current-thread runtime: `omen` makes a handful of calls
+/// per run, and the rest of Omen stays synchronous.
+#[derive(Debug)]
+pub struct GitHub {
+    runtime: tokio::runtime::Runtime,
+    client: Octocrab,
+    owner: String,
+    repo: String,
+    retry: RetryPolicy,
+}
+
+/// The result of [`GitHub::upsert_comment`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Posted {
+    /// The comment's URL.
+    pub url: String,
+    /// True when an existing comment was updated.
+    pub updated: bool,
+}
+
+impl GitHub {
+    /// A client for `repository` (`owner/name`) at `api_url` (e.g. `https://api.github.com`).
+    pub fn new(
+        api_url: &str,
+        token: &Token,
+        repository: &str,
+        retry: RetryPolicy,
+    ) -> Result<GitHub, ForgeError> {
+        let (owner, repo) = repository
+            .split_once('/')
+            .filter(|(o, r)| !o.is_empty() && !r.is_empty() && !r.contains('/'))
+            .ok_or_else(|| ForgeError::Setup(format!("`{repository}` is not owner/name")))?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .enable_time()
+            .build()
+            .map_err(|e| ForgeError::Setup(format!("cannot start the async runtime: {e}")))?;
+        // The client spawns its connection machinery, so it is built inside the runtime.
+        let client = {
+            let _guard = runtime.enter();
+            Octocrab::builder()
+                .base_uri(api_url.trim_end_matches('/'))
+                .map_err(|e| ForgeError::Setup(format!("base URL `{api_url}`: {e}")))?
+                .personal_token(token.0.clone())
+                .build()
+                .map_err(|e| ForgeError::Setup(e.to_string()))?
+        };
+        Ok(GitHub {
+            runtime,
+            client,
+            owner: owner.to_owned(),
+            repo: repo.to_owned(),
+            retry,
+        })
+    }
+
+    /// Create Omen's comment on pull request `pr`, or update the one that carries `marker`.
+    /// Pages through every comment (100 a page) so an old comment is always found again.
+    pub fn upsert_comment(&self, pr: u64, marker: &str, body: &str) -> Result<Posted, ForgeError> {
+        self.runtime.block_on(self.upsert(pr, marker, body))
+    }
+
+    /// Update Omen's comment on `pr` if there is one; post nothing otherwise.
+    pub fn update_comment_if_present(
+        &self,
+        pr: u64,
+        marker: &str,
+        body: &str,
+    ) -> Result<Option<Posted>, ForgeError> {
+        self.runtime.block_on(async {
+            match self.find_marker(pr, marker).await? {
+                Some(id) => self.write(pr, Some(id), body).await.map(Some),
+                None => Ok(None),
+            }
+        })
+    }
+
+    async fn upsert(&self, pr: u64, marker: &str, body: &str) -> Result<Posted, ForgeError> {
+        let existing = self.find_marker(pr, marker).await?;
+        self.write(pr, existing, body).await
+    }
+
+    /// The id of the comment carrying `marker`, paging through all comments.
+    async fn find_marker(&self, pr: u64, marker: &str) -> Result<Option<u64>, ForgeError> {
+        for page in 1.. {
+            let path = format!(
+                "/repos/{}/{}/issues/{pr}/comments?per_page=100&page={page}",
+                self.owner, self.repo
+            );
+            let text = self
+                .send(
+                    "list the pull request's comments",
+                    http::Method::GET,
+                    &path,
+                    None,
+                )
+                .await?;
+            let comments: Vec<Comment> =
+                serde_json::from_str(&text).map_err(|e| ForgeError::Failed {
+                    action: "list the pull request's comments",
+                    status: 200,
+                    attempts: 1,
+                    message: format!("unexpected answer: {e}"),
+                })?;
+            if let Some(c) = comments
+                .iter()
+                .find(|c| c.body.as_deref().is_some_and(|b| b.contains(marker)))
+            {
+                return Ok(Some(c.id));
+            }
+            if comments.len() < 100 {
+                break;
+            }
+        }
+        Ok(None)
+    }
+
+    async fn write(
+        &self,
+        pr: u64,
+        existing: Option<u64>,
+        body: &str,
+    ) -> Result<Posted, ForgeError> {
+        let payload = serde_json::json!({ "body": body });
+        let (action, method, path) = match existing {
+            Some(id) => (
+                "update the comment",
+                http::Method::PATCH,
+                format!("/repos/{}/{}/issues/comments/{id}", self.owner, self.repo),
+            ),
+            None => (
+                "create the comment",
+                http::Method::POST,
+                format!("/repos/{}/{}/issues/{pr}/comments", self.owner, self.repo),
+            ),
+        };
+        let text = self.send(action, method, &path, Some(&payload)).await?;
+        let comment: Comment = serde_json::from_str(&text).map_err(|e| ForgeError::Failed {
+            action,
+            status: 200,
+            attempts: 1,
+            message: format!("unexpected answer: {e}"),
+        })?;
+        Ok(Posted {
+            url: comment.html_url,
+            updated: existing.is_some(),
+        })
+    }
+
+    async fn send(
+        &self,
+        action: &'static str,
+        method: http::Method,
+        path: &str,
+        body: Option<&serde_json::Value>,
+    ) -> Result<String, ForgeError> {
+        let started = Instant::now();
+        let mut wait = self.retry.backoff;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let response = match method {
+                http::Method::GET => self.client._get(path).await,
+                http::Method::POST => self.client._post(path, body).await,
+                _ => self.client._patch(path, body).await,
+            };
+            let (status, retry_after, text) = match response {
+                Ok(r) => {
+                    let status = r.status();
+                    let retry_after = r
+                        .headers()
+                        .get(http::header::RETRY_AFTER)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.trim().parse::<u64>().ok())
+                        .map(Duration::from_secs);
+                    let text = self.client.body_to_string(r).await.unwrap_or_default();
+                    (status, retry_after, text)
+                }
+                Err(e) => (
+                    StatusCode::from_u16(599).unwrap_or(StatusCode::BAD_GATEWAY),
+                    None,
+                    e.to_string(),
+                ),
+            };
+            if status.is_success() {
+                return Ok(text);
+            }
+            let message = serde_json::from_str::<serde_json::Value>(&text)
+                .ok()
+                .and_then(|v| v.get("message").and_then(|m| m.as_str()).map(str::to_owned))
+                .unwrap_or_else(|| text.chars().take(200).collect());
+            let rate_limited = (status == StatusCode::FORBIDDEN
+                || status == StatusCode::TOO_MANY_REQUESTS)
+                && (retry_after.is_some() || message.to_ascii_lowercase().contains("rate limit"));
+            let retryable = status.is_server_error() || rate_limited;
+            if !retryable {
+                let status = status.as_u16();
+                return Err(if status == 403 || status == 401 || status == 404 {
+                    ForgeError::Forbidden {
+                        action,
+                        status,
+                        message,
+                    }
+                } else {
+                    ForgeError::Failed {
+                        action,
+                        status,
+                        attempts: attempt,
+                        message,
+                    }
+                });
+            }
+            let delay = retry_after.unwrap_or(wait);
+            if attempt >= self.retry.attempts || started.elapsed() + delay > self.retry.budget {
+                return Err(ForgeError::Failed {
+                    action,
+                    status: status.as_u16(),
+                    attempts: attempt,
+                    message,
+                });
+            }
+            tracing::warn!(%status, attempt, delay_s = delay.as_secs_f64(), "GitHub could not {action}; retrying");
+            tokio::time::sleep(delay).await;
+            wait = wait.saturating_mul(2);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_never_print() {
+        let t = Token::new("ghs_supersecret");
+        assert_eq!(format!("{t:?}"), "***");
+        let gh = GitHub::new("https://api.github.com", &t, "o/r", RetryPolicy::default()).unwrap();
+        assert!(!format!("{gh:?}").contains("supersecret"), "{gh:?}");
+    }
+
+    #[test]
+    fn repository_must_be_owner_slash_name() {
+        let t = Token::new("x");
+        for bad in ["", "o", "o/", "/r", "o/r/x"] {
+            assert!(
+                GitHub::new("https://api.github.com", &t, bad, RetryPolicy::default()).is_err(),
+                "{bad}"
+            );
+        }
+    }
+}

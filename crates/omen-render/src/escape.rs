@@ -12,15 +12,13 @@ const ZWSP: char = '\u{200B}';
 /// Escape `text` for inline use in Markdown (a sentence, a table cell), cut to `max_chars`.
 pub fn inline(text: &str, max_chars: usize) -> String {
     let mut out = String::with_capacity(text.len() + 16);
-    let mut chars = 0;
     let lower = text.to_ascii_lowercase();
     let bytes_lower = lower.as_bytes();
-    for (i, ch) in text.char_indices() {
+    for (chars, (i, ch)) in text.char_indices().enumerate() {
         if chars >= max_chars {
             out.push('…');
             break;
         }
-        chars += 1;
         match ch {
             '&' => out.push_str("&amp;"),
             '<' => out.push_str("&lt;"),

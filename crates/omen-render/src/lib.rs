@@ -340,7 +340,7 @@ fn body(report: &CiReport, rows: usize, full: bool) -> String {
             report.slow.len()
         );
         let _ = writeln!(s, "| test | this run | usual |\n| --- | ---: | ---: |");
-        for r in report.slow.iter().take(rows.min(10).max(1)) {
+        for r in report.slow.iter().take(rows.clamp(1, 10)) {
             let _ = writeln!(
                 s,
                 "| {} | {:.2} s | {:.2} s |",

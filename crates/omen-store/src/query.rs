@@ -199,6 +199,23 @@ impl Store {
         Ok(())
     }
 
+    /// The test with this identity (`scope::name`), probing past hash collisions like ingest does.
+    pub fn find_test(&self, scope: &str, name: &str) -> Result<Option<TestRow>, StoreError> {
+        let mut slot = omen_core::hash::fnv1a64(format!("{scope}::{name}").as_bytes());
+        for _ in 0..8 {
+            let mut found = None;
+            self.select_tests("WHERE key_hash = ?1", [slot as i64], |row| {
+                found = Some(row)
+            })?;
+            match found {
+                Some(row) if row.scope == scope && row.name == name => return Ok(Some(row)),
+                Some(_) => slot = slot.wrapping_add(1),
+                None => return Ok(None),
+            }
+        }
+        Ok(None)
+    }
+
     /// One test by id.
     pub fn test(&self, id: i64) -> Result<Option<TestRow>, StoreError> {
         let mut found = None;

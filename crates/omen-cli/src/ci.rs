@@ -1,0 +1,533 @@
+//! `omen ci`: the one command the GitHub Action runs. Ingest → classify → (default branch)
+//! refresh the quarantine → render → post → outputs → exit code. Locally it prints what it would
+//! post.
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use omen_core::flakiness::{State, Verdict, assess, explain, judge_failure};
+use omen_core::history::failure_signature;
+use omen_core::run::TestResult;
+use omen_forge::{ForgeError, GitHub, RetryPolicy, Token};
+use omen_metadata::exit_code;
+use omen_metadata::quarantine::{Mode, QUARANTINE_VERSION, QuarantineFile};
+use omen_render::{CiReport, FailureClass, FailureRow, SlowRow, Totals, TrendPoint};
+use omen_store::{ResultRecord, Store};
+
+use crate::ingest::{parse_reports, resolve_run, run_key};
+use crate::{Outcome, RunArgs, ci_env, output};
+
+/// When to post the pull-request comment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum CommentMode {
+    /// Only when something failed or the quarantine changed; an existing comment is kept current.
+    Auto,
+    /// On every pull-request run.
+    Always,
+    /// Never.
+    Off,
+}
+
+/// When the step fails the job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum FailOn {
+    /// A test failed that is neither quarantined nor a known flaky failure.
+    UnexcusedFailures,
+    /// Never.
+    Never,
+}
+
+/// Arguments of `omen ci` (the action's inputs).
+#[derive(Debug, clap::Args)]
+pub struct CiArgs {
+    /// Report files, directories or globs.
+    #[arg(long = "reports", required = true, num_args = 1.., value_name = "REPORTS")]
+    pub reports: Vec<String>,
+    /// History database.
+    #[arg(long, default_value = ".omen/history.db", env = "OMEN_DB")]
+    pub db: PathBuf,
+    /// When to post the pull-request comment.
+    #[arg(long, value_enum, default_value_t = CommentMode::Auto)]
+    pub comment: CommentMode,
+    /// When to fail the job.
+    #[arg(long, value_enum, default_value_t = FailOn::UnexcusedFailures)]
+    pub fail_on: FailOn,
+    /// The quarantine file (read on every branch; refreshed on the default branch).
+    #[arg(long, default_value = ".omen/quarantine.json", env = "OMEN_QUARANTINE")]
+    pub quarantine_file: PathBuf,
+    /// Where the comment body is saved when it cannot be posted.
+    #[arg(long, value_name = "PATH")]
+    pub comment_file: Option<PathBuf>,
+    /// Exit 3 on Omen's own trouble (default: warn, exit 0).
+    #[arg(long)]
+    pub strict: bool,
+    /// Run metadata overrides.
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+/// Run `omen ci`.
+pub fn run(args: &CiArgs, config: &crate::config::Config) -> anyhow::Result<Outcome> {
+    let now = crate::now();
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+    let (meta, _source) = resolve_run(&args.run, now)?;
+    let cwd = std::env::current_dir().context("cannot read the current directory")?;
+    let roots = ci_env::roots(&|k| std::env::var(k).ok(), &cwd);
+    let parsed = parse_reports(&args.reports, 1 << 30, &roots);
+    let mut trouble = parsed.unusable > 0;
+    let key = run_key(&meta, &parsed.content_hash);
+    let is_default = meta.is_default_branch();
+
+    // Store the run. Omen's trouble here is a warning: the comment still tells what failed.
+    let store = match Store::open(&args.db, now) {
+        Ok(opened) => {
+            if let Some((moved, reason)) = &opened.set_aside {
+                tracing::warn!(
+                    "{} was unusable ({reason}) and was moved to {}",
+                    args.db.display(),
+                    moved.display()
+                );
+            }
+            Some(opened.store)
+        }
+        Err(err) => {
+            tracing::warn!("{err}");
+            trouble = true;
+            None
+        }
+    };
+    let mut store = store;
+    let usable = parsed.files.iter().any(|f| f.error.is_none());
+    if let (Some(s), true) = (store.as_mut(), usable) {
+        let records: Vec<ResultRecord> = parsed
+            .results
+            .iter()
+            .cloned()
+            .map(ResultRecord::from)
+            .collect();
+        if let Err(err) = s.ingest(&meta, &key, records, &config.store) {
+            tracing::warn!("{err}");
+            trouble = true;
+        }
+    }
+
+    let quarantine = match crate::quarantine::read_file(&args.quarantine_file) {
+        Ok(file) => file.unwrap_or(QuarantineFile {
+            version: QUARANTINE_VERSION,
+            tests: vec![],
+        }),
+        Err(err) => {
+            tracing::warn!("{err:#}; nothing is treated as quarantined");
+            trouble = true;
+            QuarantineFile {
+                version: QUARANTINE_VERSION,
+                tests: vec![],
+            }
+        }
+    };
+
+    // On the default branch, refresh the quarantine from the history just updated.
+    let mut quarantine_changes = Vec::new();
+    if is_default && let Some(s) = store.as_ref() {
+        match crate::quarantine::regenerate(
+            s,
+            &quarantine,
+            &config.quarantine,
+            &config.flakiness,
+            Mode::RunIgnore,
+            now,
+        ) {
+            Ok((file, changes, releases, suite)) => {
+                let automatic = file
+                    .tests
+                    .iter()
+                    .filter(|e| e.source == omen_metadata::quarantine::Source::Auto)
+                    .count();
+                if let Some(refusal) =
+                    omen_core::quarantine::guard(automatic, suite, &config.quarantine)
+                {
+                    tracing::warn!("quarantine not updated: {refusal}");
+                } else {
+                    let text = file.render();
+                    if std::fs::read_to_string(&args.quarantine_file).unwrap_or_default() != text {
+                        if let Some(parent) = args
+                            .quarantine_file
+                            .parent()
+                            .filter(|p| !p.as_os_str().is_empty())
+                        {
+                            let _ = std::fs::create_dir_all(parent);
+                        }
+                        if let Err(e) = std::fs::write(&args.quarantine_file, text) {
+                            tracing::warn!("cannot write {}: {e}", args.quarantine_file.display());
+                        }
+                    }
+                    for k in releases {
+                        let _ = s.record_release(k, now);
+                    }
+                    for (what, ids) in [
+                        ("added", changes.added),
+                        ("released", changes.released),
+                        ("removed, broken", changes.broken),
+                        ("dropped", changes.dropped),
+                    ] {
+                        quarantine_changes.extend(ids.into_iter().map(|id| (what.to_owned(), id)));
+                    }
+                }
+            }
+            Err(err) => {
+                tracing::warn!("{err:#}");
+                trouble = true;
+            }
+        }
+    }
+
+    let report = build_report(
+        &parsed.results,
+        &parsed.totals,
+        &parsed.files,
+        &quarantine,
+        store.as_ref(),
+        &meta,
+        config,
+        now,
+        quarantine_changes,
+    );
+    let comment = omen_render::comment(&report);
+    let summary = omen_render::summary(&report);
+
+    // Job summary and annotations.
+    if let Some(path) = env("GITHUB_STEP_SUMMARY") {
+        append(Path::new(&path), &summary).unwrap_or_else(|e| {
+            tracing::warn!("cannot write the job summary: {e:#}");
+        });
+    }
+    let in_actions = env("GITHUB_ACTIONS").as_deref() == Some("true");
+    if in_actions {
+        let lines = omen_render::annotations(&report);
+        if !lines.is_empty() {
+            output::print(&(lines.join("\n") + "\n"));
+        }
+    }
+
+    // The comment.
+    let wants_comment = match args.comment {
+        CommentMode::Off => false,
+        CommentMode::Always => true,
+        CommentMode::Auto => !report.failures.is_empty() || !report.quarantine_changes.is_empty(),
+    };
+    let mut comment_url = String::new();
+    match (meta.pull_request, args.comment) {
+        (_, CommentMode::Off) => {}
+        (None, _) => {
+            if !in_actions {
+                output::print(&comment);
+            }
+        }
+        (Some(pr), mode) => {
+            let token = env("GITHUB_TOKEN").map(Token::new);
+            let repository = env("GITHUB_REPOSITORY");
+            let api = env("GITHUB_API_URL").unwrap_or_else(|| "https://api.github.com".to_owned());
+            match (token, repository) {
+                (Some(token), Some(repository)) => {
+                    let posted = GitHub::new(&api, &token, &repository, RetryPolicy::default())
+                        .and_then(|gh| {
+                            if wants_comment {
+                                gh.upsert_comment(pr, omen_render::MARKER, &comment)
+                                    .map(Some)
+                            } else if mode == CommentMode::Auto {
+                                // A clean run posts nothing new, but keeps an earlier comment truthful.
+                                gh.update_comment_if_present(pr, omen_render::MARKER, &comment)
+                            } else {
+                                Ok(None)
+                            }
+                        });
+                    match posted {
+                        Ok(Some(p)) => comment_url = p.url,
+                        Ok(None) => {}
+                        Err(ForgeError::Forbidden {
+                            status, message, ..
+                        }) => {
+                            let saved = save_comment(args, &comment);
+                            tracing::warn!(
+                                "the token cannot comment on this pull request (HTTP {status}: {message}); nothing was posted. \
+                                 The comment was saved to {saved}. For pull requests from forks, publish it from a \
+                                 `workflow_run` workflow with `omen comment --body <file> --pr {pr}` (see examples/github/)"
+                            );
+                        }
+                        Err(err) => {
+                            let saved = save_comment(args, &comment);
+                            tracing::warn!("{err}; the comment was saved to {saved}");
+                            trouble = true;
+                        }
+                    }
+                }
+                _ => {
+                    let saved = save_comment(args, &comment);
+                    tracing::warn!(
+                        "GITHUB_TOKEN or GITHUB_REPOSITORY is not set: nothing posted; the comment was saved to {saved}"
+                    );
+                    if !in_actions {
+                        output::print(&comment);
+                    }
+                }
+            }
+        }
+    }
+
+    // Outputs.
+    if let Some(path) = env("GITHUB_OUTPUT") {
+        let count = |pick: fn(&FailureClass) -> bool| {
+            report.failures.iter().filter(|f| pick(&f.class)).count()
+        };
+        let outputs = format!(
+            "tests={}\nfailed={}\nnew-failures={}\nflaky={}\nquarantined={}\nrisk=\nrisk-level=\ncomment-url={}\n",
+            report.totals.tests,
+            report.totals.failed,
+            count(|c| matches!(c, FailureClass::New)),
+            count(|c| matches!(c, FailureClass::KnownFlaky { .. })),
+            count(|c| matches!(c, FailureClass::Quarantined { .. })),
+            comment_url,
+        );
+        append(Path::new(&path), &outputs)
+            .unwrap_or_else(|e| tracing::warn!("cannot write outputs: {e:#}"));
+    }
+
+    let unexcused = report.unexcused();
+    if args.fail_on == FailOn::UnexcusedFailures && unexcused > 0 {
+        tracing::error!(
+            "{unexcused} test failure(s) are not excused by quarantine or known flakiness"
+        );
+        return Ok(Outcome {
+            code: exit_code::GATE,
+        });
+    }
+    Ok(Outcome::with_trouble(trouble, args.strict))
+}
+
+#[allow(clippy::too_many_arguments)]
+fn build_report(
+    results: &[TestResult],
+    totals: &omen_metadata::ingest::Counts,
+    files: &[omen_metadata::ingest::FileSummary],
+    quarantine: &QuarantineFile,
+    store: Option<&Store>,
+    meta: &omen_core::run::RunMeta,
+    config: &crate::config::Config,
+    now: i64,
+    quarantine_changes: Vec<(String, String)>,
+) -> CiReport {
+    let active: std::collections::HashMap<&str, &str> = quarantine
+        .tests
+        .iter()
+        .filter(|e| crate::parse_time(&e.expires).is_ok_and(|t| t >= now))
+        .map(|e| (e.id.as_str(), e.mode.as_str()))
+        .collect();
+    let mut failures = Vec::new();
+    let mut slow = Vec::new();
+    for r in results {
+        let id = &r.identity;
+        let known = store.and_then(|s| s.find_test(&id.scope, &id.name).ok().flatten());
+        if !r.outcome.is_failure() {
+            // Slowest regressions: far above the test's usual passing time on the default branch.
+            if let (Some(ms), Some(row)) = (r.duration_ms, known.as_ref()) {
+                let h = &row.history;
+                let mean = f64::from(h.duration_mean);
+                let sd = f64::from(h.duration_stddev().unwrap_or(0.0));
+                if h.duration_count >= 5
+                    && f64::from(ms) > (2.0 * mean).max(mean + 3.0 * sd)
+                    && f64::from(ms) - mean >= 1000.0
+                {
+                    slow.push(SlowRow {
+                        name: id.selector.clone(),
+                        duration_ms: ms,
+                        baseline_ms: mean,
+                    });
+                }
+            }
+            continue;
+        }
+        let message = r
+            .failure
+            .as_ref()
+            .and_then(|f| f.headline())
+            .map(str::to_owned);
+        let class = if let Some(mode) = active.get(format!("{}::{}", id.scope, id.name).as_str()) {
+            FailureClass::Quarantined {
+                mode: (*mode).to_owned(),
+            }
+        } else if let Some(row) = known.as_ref() {
+            let a = assess(&row.history, &config.flakiness);
+            let verdict =
+                judge_failure(&a, &row.history, message.as_deref().map(failure_signature));
+            if verdict == Verdict::Excused {
+                FailureClass::KnownFlaky {
+                    score: a.score,
+                    evidence: explain(&a),
+                }
+            } else if a.state == State::Broken
+                || (!meta.is_default_branch() && row.history.fail_streak > 0)
+            {
+                let since = store
+                    .and_then(|s| s.run(row.history.streak_run as i64).ok().flatten())
+                    .and_then(|run| run.commit);
+                FailureClass::FailingOnDefault { since }
+            } else {
+                FailureClass::New
+            }
+        } else {
+            FailureClass::New
+        };
+        failures.push(FailureRow {
+            name: id.selector.clone(),
+            file: id.file.clone(),
+            line: r.line,
+            message,
+            class,
+        });
+    }
+    slow.sort_by(|a, b| {
+        (b.duration_ms as f64 - b.baseline_ms).total_cmp(&(a.duration_ms as f64 - a.baseline_ms))
+    });
+    slow.truncate(10);
+
+    let mut base = None;
+    let mut trend = Vec::new();
+    if let Some(s) = store {
+        let runs = s.recent_default_runs(20).unwrap_or_default();
+        // The latest default-branch run other than this one.
+        base = runs
+            .iter()
+            .rev()
+            .find(|r| r.commit != meta.commit || r.attempt != meta.attempt)
+            .map(|r| Totals {
+                tests: r.tests,
+                passed: r.tests - r.failed - r.skipped,
+                failed: r.failed,
+                skipped: r.skipped,
+                flaky: r.mixed,
+            });
+        trend = runs
+            .iter()
+            .map(|r| {
+                let ran = (r.tests - r.skipped).max(1) as f64;
+                TrendPoint {
+                    commit: r.commit.clone().unwrap_or_default(),
+                    pass_rate: (r.tests - r.skipped - r.failed) as f64 / ran * 100.0,
+                    duration_s: r.duration_ms as f64 / 1000.0,
+                }
+            })
+            .collect();
+    }
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+    let summary_url = match (
+        env("GITHUB_SERVER_URL"),
+        env("GITHUB_REPOSITORY"),
+        env("GITHUB_RUN_ID"),
+    ) {
+        (Some(server), Some(repo), Some(run)) => {
+            Some(format!("{server}/{repo}/actions/runs/{run}"))
+        }
+        _ => None,
+    };
+    CiReport {
+        commit: meta.commit.clone(),
+        default_branch: meta.default_branch.clone(),
+        totals: Totals {
+            tests: totals.tests,
+            passed: totals.passed,
+            failed: totals.failures + totals.errors,
+            skipped: totals.skipped,
+            flaky: totals.flaky,
+        },
+        base,
+        failures,
+        quarantine_changes,
+        slow,
+        trend,
+        unusable: files
+            .iter()
+            .filter_map(|f| {
+                f.error
+                    .as_ref()
+                    .map(|e| (f.path.clone(), e.message.clone()))
+            })
+            .collect(),
+        summary_url,
+    }
+}
+
+fn append(path: &Path, text: &str) -> anyhow::Result<()> {
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("cannot open `{}`", path.display()))?;
+    f.write_all(text.as_bytes())
+        .with_context(|| format!("cannot write `{}`", path.display()))
+}
+
+fn save_comment(args: &CiArgs, body: &str) -> String {
+    let path = args.comment_file.clone().unwrap_or_else(|| {
+        std::env::var_os("RUNNER_TEMP")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from(".omen"))
+            .join("omen-comment.md")
+    });
+    if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        let _ = std::fs::create_dir_all(parent);
+    }
+    match std::fs::write(&path, body) {
+        Ok(()) => path.display().to_string(),
+        Err(e) => format!("nowhere ({}: {e})", path.display()),
+    }
+}
+
+/// Arguments of `omen comment`.
+#[derive(Debug, clap::Args)]
+pub struct CommentArgs {
+    /// The comment body (written by `omen ci` when it could not post).
+    #[arg(long, value_name = "FILE")]
+    pub body: PathBuf,
+    /// Pull request number.
+    #[arg(long, value_name = "N")]
+    pub pr: u64,
+    /// Exit 3 when posting fails (default: warn, exit 0).
+    #[arg(long)]
+    pub strict: bool,
+}
+
+/// Run `omen comment`: post or update Omen's comment from a saved body (the `workflow_run`
+/// pattern for pull requests from forks).
+pub fn comment(args: &CommentArgs) -> anyhow::Result<Outcome> {
+    let body = std::fs::read_to_string(&args.body)
+        .with_context(|| format!("cannot read `{}`", args.body.display()))?;
+    anyhow::ensure!(
+        body.starts_with(omen_render::MARKER),
+        "`{}` is not a comment written by `omen ci` (it lacks Omen's marker)",
+        args.body.display()
+    );
+    let token = std::env::var("GITHUB_TOKEN")
+        .ok()
+        .filter(|t| !t.is_empty())
+        .map(Token::new)
+        .context("GITHUB_TOKEN is not set")?;
+    let repository = std::env::var("GITHUB_REPOSITORY").context("GITHUB_REPOSITORY is not set")?;
+    let api =
+        std::env::var("GITHUB_API_URL").unwrap_or_else(|_| "https://api.github.com".to_owned());
+    let gh = GitHub::new(&api, &token, &repository, RetryPolicy::default())?;
+    match gh.upsert_comment(args.pr, omen_render::MARKER, &body) {
+        Ok(posted) => {
+            output::print(&format!(
+                "omen: {} {}\n",
+                if posted.updated { "updated" } else { "created" },
+                posted.url
+            ));
+            Ok(Outcome::OK)
+        }
+        Err(err) => {
+            tracing::warn!("{err}");
+            Ok(Outcome::with_trouble(true, args.strict))
+        }
+    }
+}

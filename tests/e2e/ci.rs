@@ -1,0 +1,335 @@
+//! `omen ci` and `omen comment` end to end, against a fake GitHub on 127.0.0.1.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+use omen_tests::fake_github::{FakeGitHub, PR, REPO, TOKEN};
+use omen_tests::{omen, run};
+
+const EVIL: &str = "<img src=x onerror=alert(1)> @everyone [x](javascript:alert(1))";
+
+struct Runner {
+    dir: tempfile::TempDir,
+}
+
+impl Runner {
+    fn new() -> Runner {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("event.json"),
+            format!(r#"{{"pull_request": {{"number": {PR}}}, "repository": {{"default_branch": "main"}}}}"#),
+        )
+        .unwrap();
+        Runner { dir }
+    }
+
+    fn path(&self, p: &str) -> PathBuf {
+        self.dir.path().join(p)
+    }
+
+    fn report(&self, cases: &[(&str, bool)]) {
+        let mut xml = String::from("<testsuite name=\"pytest\">\n");
+        for (name, failed) in cases {
+            let esc = name
+                .replace('&', "&amp;")
+                .replace('<', "&lt;")
+                .replace('>', "&gt;")
+                .replace('"', "&quot;");
+            if *failed {
+                xml.push_str(&format!(
+                    "<testcase classname=\"tests.test_app\" name=\"{esc}\" file=\"tests/test_app.py\" line=\"3\"><failure message=\"{esc} broke\">trace</failure></testcase>\n"
+                ));
+            } else {
+                xml.push_str(&format!("<testcase classname=\"tests.test_app\" name=\"{esc}\" file=\"tests/test_app.py\"/>\n"));
+            }
+        }
+        xml.push_str("</testsuite>\n");
+        std::fs::write(self.path("junit.xml"), xml).unwrap();
+    }
+
+    /// `omen ci` as the action runs it on a pull request.
+    fn ci(&self, gh: &FakeGitHub, run_id: &str, extra: &[&str]) -> omen_tests::Run {
+        for f in ["summary.md", "output.txt"] {
+            let _ = std::fs::remove_file(self.path(f));
+        }
+        let mut cmd: Command = omen(self.dir.path());
+        cmd.args(["ci", "--reports", "junit.xml", "--db", "h.db"])
+            .args(extra)
+            .env("GITHUB_ACTIONS", "true")
+            .env("GITHUB_TOKEN", TOKEN)
+            .env("GITHUB_REPOSITORY", REPO)
+            .env("GITHUB_API_URL", &gh.url)
+            .env("GITHUB_SERVER_URL", "https://github.com")
+            .env("GITHUB_EVENT_NAME", "pull_request")
+            .env("GITHUB_EVENT_PATH", self.path("event.json"))
+            .env("GITHUB_SHA", format!("{run_id:0>40}"))
+            .env("GITHUB_HEAD_REF", "feature")
+            .env("GITHUB_REF_NAME", format!("{PR}/merge"))
+            .env("GITHUB_RUN_ID", run_id)
+            .env("GITHUB_RUN_ATTEMPT", "1")
+            .env("GITHUB_JOB", "test")
+            .env("GITHUB_STEP_SUMMARY", self.path("summary.md"))
+            .env("GITHUB_OUTPUT", self.path("output.txt"))
+            .env("RUNNER_TEMP", self.dir.path());
+        run(&mut cmd)
+    }
+
+    fn read(&self, p: &str) -> String {
+        std::fs::read_to_string(self.path(p)).unwrap_or_default()
+    }
+}
+
+fn writes(gh: &FakeGitHub) -> Vec<(String, u16)> {
+    gh.seen()
+        .into_iter()
+        .filter(|s| s.method != "GET")
+        .map(|s| (s.method, s.status))
+        .collect()
+}
+
+#[test]
+fn first_run_creates_second_run_updates_the_same_comment() {
+    let gh = FakeGitHub::start();
+    let r = Runner::new();
+    r.report(&[("test_ok", false), ("test_new_bug", true)]);
+    let first = r.ci(&gh, "1", &[]);
+    first.code(1); // an unexcused failure fails the job by default
+    assert_eq!(writes(&gh), [("POST".to_owned(), 201)], "{first}");
+    for s in gh.seen() {
+        assert_eq!(s.auth.as_deref(), Some(format!("Bearer {TOKEN}").as_str()));
+        assert!(
+            !first.stdout.contains(TOKEN) && !first.stderr.contains(TOKEN),
+            "the token is never printed"
+        );
+    }
+    let list = &gh.seen()[0];
+    assert_eq!(
+        list.path,
+        format!("/repos/{REPO}/issues/{PR}/comments?per_page=100&page=1")
+    );
+    let comments = gh.comments();
+    assert_eq!(comments.len(), 1);
+    assert!(comments[0].1.starts_with("<!-- omen:pr-comment v1 -->"));
+    assert!(
+        comments[0]
+            .1
+            .contains("New failures — likely from this change (1)")
+    );
+    // Outputs, summary and annotations.
+    let outputs = r.read("output.txt");
+    assert!(
+        outputs.contains("tests=2\nfailed=1\nnew-failures=1\nflaky=0\nquarantined=0\n"),
+        "{outputs}"
+    );
+    assert!(
+        outputs.contains(&format!(
+            "comment-url=https://github.com/{REPO}/pull/{PR}#issuecomment-"
+        )),
+        "{outputs}"
+    );
+    assert!(r.read("summary.md").contains("New failures"));
+    assert!(first.stdout.contains("::error file=tests/test_app.py,line=3,title=New test failure%3A tests/test_app.py%3A%3Atest_new_bug::test_new_bug broke"), "{first}");
+
+    r.report(&[("test_ok", false), ("test_new_bug", false)]);
+    let second = r.ci(&gh, "2", &["--comment", "always"]);
+    second.code(0);
+    assert_eq!(
+        writes(&gh),
+        [("POST".to_owned(), 201), ("PATCH".to_owned(), 200)]
+    );
+    let comments = gh.comments();
+    assert_eq!(comments.len(), 1, "never a second comment");
+    assert!(
+        comments[0].1.contains("all 2 tests passed"),
+        "{}",
+        comments[0].1
+    );
+}
+
+#[test]
+fn the_marker_is_found_on_page_two() {
+    let gh = FakeGitHub::start();
+    gh.seed_comments(150);
+    let id = gh.seed_comment("<!-- omen:pr-comment v1 -->\nold");
+    let r = Runner::new();
+    r.report(&[("test_new_bug", true)]);
+    r.ci(&gh, "1", &["--fail-on", "never"]).code(0);
+    assert_eq!(writes(&gh), [("PATCH".to_owned(), 200)]);
+    let pages: Vec<String> = gh
+        .seen()
+        .iter()
+        .filter(|s| s.method == "GET")
+        .map(|s| s.path.clone())
+        .collect();
+    assert_eq!(pages.len(), 2, "{pages:?}");
+    assert!(pages[1].ends_with("page=2"));
+    assert!(
+        gh.comments()
+            .iter()
+            .any(|(cid, b)| *cid == id && b.contains("New failures"))
+    );
+    assert_eq!(gh.comments().len(), 151);
+}
+
+#[test]
+fn auto_mode_posts_nothing_for_a_clean_run() {
+    let gh = FakeGitHub::start();
+    let r = Runner::new();
+    r.report(&[("test_ok", false)]);
+    r.ci(&gh, "1", &[]).code(0);
+    assert!(writes(&gh).is_empty(), "{:?}", gh.seen());
+    assert!(gh.comments().is_empty());
+    assert!(
+        r.read("summary.md").contains("all 1 tests passed"),
+        "the job summary is still written"
+    );
+}
+
+#[test]
+fn a_read_only_token_posts_nothing_and_saves_the_comment() {
+    let gh = FakeGitHub::start();
+    gh.read_only();
+    let r = Runner::new();
+    r.report(&[("test_new_bug", true)]);
+    let out = r.ci(&gh, "1", &["--fail-on", "never"]);
+    out.code(0);
+    assert!(gh.comments().is_empty());
+    assert_eq!(writes(&gh), [("POST".to_owned(), 403)]);
+    assert!(
+        r.read("summary.md").contains("New failures"),
+        "summary written"
+    );
+    let saved = r.read("omen-comment.md");
+    assert!(
+        saved.starts_with("<!-- omen:pr-comment v1 -->"),
+        "comment saved for later"
+    );
+    assert!(
+        out.stderr.contains("workflow_run") && out.stderr.contains("omen comment"),
+        "says how to publish it\n{out}"
+    );
+
+    // `omen comment` publishes the saved body later (the workflow_run pattern).
+    let gh2 = FakeGitHub::start();
+    let posted = run(omen(r.dir.path())
+        .args([
+            "comment",
+            "--body",
+            "omen-comment.md",
+            "--pr",
+            &PR.to_string(),
+        ])
+        .env("GITHUB_TOKEN", TOKEN)
+        .env("GITHUB_REPOSITORY", REPO)
+        .env("GITHUB_API_URL", &gh2.url));
+    posted.code(0);
+    assert_eq!(gh2.comments().len(), 1);
+    assert!(
+        posted.stdout.contains("created https://github.com/"),
+        "{posted}"
+    );
+}
+
+#[test]
+fn a_502_is_retried_once() {
+    let gh = FakeGitHub::start();
+    gh.script(Some("POST"), 502, &[], r#"{"message": "Server Error"}"#);
+    let r = Runner::new();
+    r.report(&[("test_new_bug", true)]);
+    r.ci(&gh, "1", &["--fail-on", "never"]).code(0);
+    assert_eq!(
+        writes(&gh),
+        [("POST".to_owned(), 502), ("POST".to_owned(), 201)]
+    );
+    assert_eq!(gh.comments().len(), 1);
+}
+
+#[test]
+fn a_secondary_rate_limit_waits_for_retry_after() {
+    let gh = FakeGitHub::start();
+    gh.script(
+        Some("POST"),
+        403,
+        &[("retry-after", "1")],
+        r#"{"message": "You have exceeded a secondary rate limit. Please wait a few minutes before you try again."}"#,
+    );
+    let r = Runner::new();
+    r.report(&[("test_new_bug", true)]);
+    let start = Instant::now();
+    r.ci(&gh, "1", &["--fail-on", "never"]).code(0);
+    assert!(
+        start.elapsed().as_secs_f64() >= 1.0,
+        "waited for Retry-After"
+    );
+    assert_eq!(
+        writes(&gh),
+        [("POST".to_owned(), 403), ("POST".to_owned(), 201)]
+    );
+}
+
+#[test]
+fn a_hostile_test_name_is_rendered_inert() {
+    let gh = FakeGitHub::start();
+    let r = Runner::new();
+    r.report(&[(EVIL, true)]);
+    r.ci(&gh, "1", &["--fail-on", "never"]).code(0);
+    let body = &gh.comments()[0].1;
+    for text in [body.as_str(), &r.read("summary.md")] {
+        assert!(!text.contains("<img"), "{text}");
+        assert!(!text.contains("@everyone"), "{text}");
+        assert!(!text.contains("javascript:"), "{text}");
+        assert!(!text.contains("](javascript"), "{text}");
+    }
+}
+
+#[test]
+fn an_oversized_comment_is_cut_cleanly() {
+    let gh = FakeGitHub::start();
+    let r = Runner::new();
+    let names: Vec<String> = (0..3000)
+        .map(|i| format!("test_{i}_{}", "n".repeat(60)))
+        .collect();
+    let cases: Vec<(&str, bool)> = names.iter().map(|n| (n.as_str(), true)).collect();
+    r.report(&cases);
+    r.ci(&gh, "1", &["--fail-on", "never"]).code(0);
+    let body = &gh.comments()[0].1;
+    assert!(body.chars().count() <= 65_536);
+    assert!(body.contains("3000 tests failed"));
+    assert!(body.contains("more in the job summary"));
+    assert!(
+        r.read("summary.md")
+            .matches("| tests/test\\_app.py::test\\_")
+            .count()
+            >= 3000,
+        "the summary has them all"
+    );
+}
+
+#[test]
+fn locally_it_prints_what_it_would_post() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("junit.xml"),
+        r#"<testsuite><testcase classname="C" name="t"><failure message="boom"/></testcase></testsuite>"#,
+    )
+    .unwrap();
+    let out = run(omen(dir.path()).args([
+        "ci",
+        "--reports",
+        "junit.xml",
+        "--db",
+        "h.db",
+        "--commit",
+        "c",
+        "--branch",
+        "x",
+    ]));
+    out.code(1);
+    assert!(
+        out.stdout.starts_with("<!-- omen:pr-comment v1 -->"),
+        "{out}"
+    );
+    assert!(out.stderr.contains("not excused"), "{out}");
+    let _ = Path::new("unused");
+}

@@ -1,0 +1,335 @@
+//! A fake GitHub REST API on 127.0.0.1 for the tests: the issue-comment endpoints Omen uses,
+//! checked the way GitHub checks them, with scripted failures.
+
+use std::collections::VecDeque;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+/// One request as the server saw it.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    /// Method.
+    pub method: String,
+    /// Path with query.
+    pub path: String,
+    /// The `Authorization` header.
+    pub auth: Option<String>,
+    /// The body.
+    pub body: String,
+    /// Status the server answered.
+    pub status: u16,
+}
+
+/// A scripted answer for the next request (any endpoint).
+#[derive(Debug, Clone)]
+pub struct Scripted {
+    /// Only for this method (None: the next request of any method).
+    pub method: Option<String>,
+    /// HTTP status.
+    pub status: u16,
+    /// Extra headers.
+    pub headers: Vec<(String, String)>,
+    /// JSON body.
+    pub body: String,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    comments: Vec<(u64, String)>,
+    next_id: u64,
+    seen: Vec<Seen>,
+    script: VecDeque<Scripted>,
+    read_only: bool,
+}
+
+/// The server. Dropping it stops it.
+pub struct FakeGitHub {
+    /// `http://127.0.0.1:<port>`.
+    pub url: String,
+    state: Arc<Mutex<State>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// The repository, pull request and token the fake accepts.
+pub const REPO: &str = "octo/widgets";
+/// Pull request number.
+pub const PR: u64 = 7;
+/// The only token it accepts.
+pub const TOKEN: &str = "ghs_test_token_0123456789";
+
+impl FakeGitHub {
+    /// Start on a free port.
+    pub fn start() -> FakeGitHub {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let state = Arc::new(Mutex::new(State {
+            next_id: 1000,
+            ..State::default()
+        }));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (s, st) = (state.clone(), stop.clone());
+        let thread = std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                if st.load(Ordering::SeqCst) {
+                    break;
+                }
+                if let Ok(stream) = stream {
+                    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+                    handle(stream, &s);
+                }
+            }
+        });
+        FakeGitHub {
+            url,
+            state,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// Add `n` comments by other people.
+    pub fn seed_comments(&self, n: usize) {
+        let mut st = self.state.lock().unwrap();
+        for i in 0..n {
+            let id = st.next_id;
+            st.next_id += 1;
+            st.comments.push((id, format!("comment {i} by a human")));
+        }
+    }
+
+    /// Add a comment with this body (e.g. an old Omen comment).
+    pub fn seed_comment(&self, body: &str) -> u64 {
+        let mut st = self.state.lock().unwrap();
+        let id = st.next_id;
+        st.next_id += 1;
+        st.comments.push((id, body.to_owned()));
+        id
+    }
+
+    /// Answer the next `method` request (any method if `None`) with this instead.
+    pub fn script(&self, method: Option<&str>, status: u16, headers: &[(&str, &str)], body: &str) {
+        self.state.lock().unwrap().script.push_back(Scripted {
+            method: method.map(str::to_owned),
+            status,
+            headers: headers
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            body: body.to_owned(),
+        });
+    }
+
+    /// Refuse writes like a fork's read-only token.
+    pub fn read_only(&self) {
+        self.state.lock().unwrap().read_only = true;
+    }
+
+    /// Every request so far.
+    pub fn seen(&self) -> Vec<Seen> {
+        self.state.lock().unwrap().seen.clone()
+    }
+
+    /// The comments now on the pull request.
+    pub fn comments(&self) -> Vec<(u64, String)> {
+        self.state.lock().unwrap().comments.clone()
+    }
+}
+
+impl Drop for FakeGitHub {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect(self.url.trim_start_matches("http://"));
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn handle(stream: TcpStream, state: &Arc<Mutex<State>>) {
+    let mut reader = BufReader::new(stream);
+    let mut line = String::new();
+    if reader.read_line(&mut line).is_err() || line.trim().is_empty() {
+        return;
+    }
+    let mut parts = line.split_whitespace();
+    let method = parts.next().unwrap_or("").to_owned();
+    let path = parts.next().unwrap_or("").to_owned();
+    let mut headers = Vec::new();
+    loop {
+        let mut h = String::new();
+        if reader.read_line(&mut h).is_err() || h.trim().is_empty() {
+            break;
+        }
+        if let Some((k, v)) = h.split_once(':') {
+            headers.push((k.trim().to_ascii_lowercase(), v.trim().to_owned()));
+        }
+    }
+    let header = |name: &str| {
+        headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.clone())
+    };
+    let length: usize = header("content-length")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    let mut body = vec![0u8; length];
+    let _ = reader.read_exact(&mut body);
+    let body = String::from_utf8_lossy(&body).into_owned();
+    let auth = header("authorization");
+
+    let mut st = state.lock().unwrap();
+    let (status, extra, answer) = route(
+        &mut st,
+        &method,
+        &path,
+        auth.as_deref(),
+        header("content-type"),
+        &body,
+    );
+    st.seen.push(Seen {
+        method,
+        path,
+        auth,
+        body,
+        status,
+    });
+    drop(st);
+
+    let reason = match status {
+        200 => "OK",
+        201 => "Created",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        422 => "Unprocessable Entity",
+        429 => "Too Many Requests",
+        502 => "Bad Gateway",
+        _ => "Status",
+    };
+    let mut response = format!(
+        "HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n",
+        answer.len()
+    );
+    for (k, v) in extra {
+        response.push_str(&format!("{k}: {v}\r\n"));
+    }
+    response.push_str("\r\n");
+    response.push_str(&answer);
+    let mut stream = reader.into_inner();
+    let _ = stream.write_all(response.as_bytes());
+    let _ = stream.flush();
+}
+
+fn json_comment(id: u64, body: &str) -> serde_json::Value {
+    serde_json::json!({
+        "id": id,
+        "body": body,
+        "html_url": format!("https://github.com/{REPO}/pull/{PR}#issuecomment-{id}"),
+        "user": { "login": "github-actions[bot]" },
+    })
+}
+
+fn route(
+    st: &mut State,
+    method: &str,
+    path: &str,
+    auth: Option<&str>,
+    content_type: Option<String>,
+    body: &str,
+) -> (u16, Vec<(String, String)>, String) {
+    let msg = |m: &str| serde_json::json!({ "message": m }).to_string();
+    if auth != Some(&format!("Bearer {TOKEN}")) {
+        return (401, vec![], msg("Bad credentials"));
+    }
+    if let Some(i) = st
+        .script
+        .iter()
+        .position(|s| s.method.as_deref().is_none_or(|m| m == method))
+    {
+        if let Some(s) = st.script.remove(i) {
+            return (s.status, s.headers, s.body);
+        }
+    }
+    let list = format!("/repos/{REPO}/issues/{PR}/comments");
+    let (route_path, query) = path.split_once('?').unwrap_or((path, ""));
+    let writes = method == "POST" || method == "PATCH";
+    if writes {
+        if st.read_only {
+            return (403, vec![], msg("Resource not accessible by integration"));
+        }
+        // GitHub: JSON object with a non-empty string "body" of at most 65,536 characters.
+        if !content_type.is_some_and(|c| c.starts_with("application/json")) {
+            return (415, vec![], msg("Unsupported Media Type"));
+        }
+        let parsed: Option<String> = serde_json::from_str::<serde_json::Value>(body)
+            .ok()
+            .and_then(|v| v.get("body").and_then(|b| b.as_str()).map(str::to_owned));
+        match parsed {
+            Some(b) if !b.is_empty() && b.chars().count() <= 65_536 => {}
+            _ => {
+                return (
+                    422,
+                    vec![],
+                    msg("Validation Failed: body is missing or too long"),
+                );
+            }
+        }
+    }
+    let new_body = || {
+        serde_json::from_str::<serde_json::Value>(body).unwrap()["body"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    match (method, route_path) {
+        ("GET", p) if p == list => {
+            let per_page: usize = query
+                .split('&')
+                .find_map(|kv| kv.strip_prefix("per_page="))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(30);
+            let page: usize = query
+                .split('&')
+                .find_map(|kv| kv.strip_prefix("page="))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(1);
+            let items: Vec<_> = st
+                .comments
+                .iter()
+                .skip((page.max(1) - 1) * per_page)
+                .take(per_page)
+                .map(|(id, b)| json_comment(*id, b))
+                .collect();
+            (200, vec![], serde_json::Value::Array(items).to_string())
+        }
+        ("POST", p) if p == list => {
+            let id = st.next_id;
+            st.next_id += 1;
+            let b = new_body();
+            st.comments.push((id, b.clone()));
+            (201, vec![], json_comment(id, &b).to_string())
+        }
+        ("PATCH", p) if p.starts_with(&format!("/repos/{REPO}/issues/comments/")) => {
+            let id: u64 = p
+                .rsplit('/')
+                .next()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            let b = new_body();
+            match st.comments.iter_mut().find(|(cid, _)| *cid == id) {
+                Some(c) => {
+                    c.1 = b.clone();
+                    (200, vec![], json_comment(id, &b).to_string())
+                }
+                None => (404, vec![], msg("Not Found")),
+            }
+        }
+        _ => (404, vec![], msg("Not Found")),
+    }
+}
