@@ -251,10 +251,9 @@ fn route(
         .script
         .iter()
         .position(|s| s.method.as_deref().is_none_or(|m| m == method))
+        && let Some(s) = st.script.remove(i)
     {
-        if let Some(s) = st.script.remove(i) {
-            return (s.status, s.headers, s.body);
-        }
+        return (s.status, s.headers, s.body);
     }
     let list = format!("/repos/{REPO}/issues/{PR}/comments");
     let (route_path, query) = path.split_once('?').unwrap_or((path, ""));
