@@ -5,4 +5,5 @@ mod ci;
 mod corpus;
 mod flaky;
 mod ingest;
+mod install;
 mod reporters;
