@@ -333,3 +333,105 @@ fn locally_it_prints_what_it_would_post() {
     assert!(out.stderr.contains("not excused"), "{out}");
     let _ = Path::new("unused");
 }
+
+#[test]
+fn the_action_passes_inputs_only_through_env() {
+    // A `${{ }}` expression pasted into shell text is a script-injection hole; inputs must reach
+    // the scripts through `env:`.
+    let action = std::fs::read_to_string(omen_tests::repo_root().join("action.yml")).unwrap();
+    let mut in_run = false;
+    let mut run_indent = 0;
+    let mut checked = 0;
+    for line in action.lines() {
+        let indent = line.len() - line.trim_start().len();
+        if in_run && !line.trim().is_empty() && indent <= run_indent {
+            in_run = false;
+        }
+        if in_run {
+            assert!(!line.contains("${{"), "expression in shell text: {line}");
+            checked += 1;
+        }
+        if let Some(rest) = line.trim_start().strip_prefix("run:") {
+            assert!(!rest.contains("${{"), "expression in shell text: {line}");
+            in_run = rest.trim() == "|";
+            run_indent = indent;
+            checked += 1;
+        }
+    }
+    assert!(checked > 5, "found the run: blocks");
+    for input in [
+        "reports",
+        "db-path",
+        "cache",
+        "comment",
+        "fail-on",
+        "quarantine-file",
+        "github-token",
+        "strict",
+        "version",
+    ] {
+        assert!(
+            action.contains(&format!("\n  {input}:\n")),
+            "input {input} is declared"
+        );
+    }
+}
+
+#[test]
+fn on_the_default_branch_ci_refreshes_the_quarantine() {
+    let dir = tempfile::tempdir().unwrap();
+    let report = |name: &str, flaky_fails: bool| {
+        let failure = if flaky_fails {
+            "<failure message=\"timeout\"/>"
+        } else {
+            ""
+        };
+        std::fs::write(
+            dir.path().join(name),
+            format!("<testsuite name=\"pytest\"><testcase classname=\"tests.t\" name=\"test_flaky\">{failure}</testcase><testcase classname=\"tests.t\" name=\"test_ok\"/></testsuite>"),
+        )
+        .unwrap();
+    };
+    let ci = |commit: &str, run: &str, attempt: &str, report_name: &str| {
+        run_omen(
+            dir.path(),
+            &[
+                "ci",
+                "--reports",
+                report_name,
+                "--db",
+                "h.db",
+                "--fail-on",
+                "never",
+                "--comment",
+                "off",
+                "--commit",
+                commit,
+                "--branch",
+                "main",
+                "--default-branch",
+                "main",
+                "--run-id",
+                run,
+                "--attempt",
+                attempt,
+            ],
+        )
+    };
+    for i in 1..=6 {
+        let c = format!("c{i}");
+        report("r.xml", i == 3);
+        ci(&c, &i.to_string(), "1", "r.xml").code(0);
+        if i == 3 {
+            report("r.xml", false);
+            ci(&c, &i.to_string(), "2", "r.xml").code(0);
+        }
+    }
+    let q = std::fs::read_to_string(dir.path().join(".omen/quarantine.json")).unwrap();
+    assert!(q.contains("\"id\": \"tests.t::test_flaky\""), "{q}");
+    assert!(!q.contains("test_ok"));
+}
+
+fn run_omen(dir: &Path, args: &[&str]) -> omen_tests::Run {
+    run(omen(dir).args(args))
+}

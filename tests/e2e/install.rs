@@ -23,7 +23,11 @@ fn install(base: &str, version: &str, dest: &Path, path_dir: Option<&Path>) -> o
         .env("OMEN_INSTALL_DIR", dest)
         .env("GITHUB_PATH", dest.join("github_path"));
     if let Some(dir) = path_dir {
-        let path = format!("{}:{}", dir.display(), std::env::var("PATH").unwrap_or_default());
+        let path = format!(
+            "{}:{}",
+            dir.display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
         cmd.env("PATH", path);
     }
     run(&mut cmd)
@@ -45,15 +49,25 @@ fn installs_a_verified_release_refuses_a_bad_checksum_and_falls_back_to_source()
     let dest = tempfile::tempdir().unwrap();
     let ok = install(&server.url, version, dest.path(), None);
     ok.code(0);
-    assert!(ok.stderr.contains(&format!("installed release {version} ({}", target())), "{ok}");
+    assert!(
+        ok.stderr
+            .contains(&format!("installed release {version} ({}", target())),
+        "{ok}"
+    );
     let version_out = run(Command::new(dest.path().join("bin/omen")).arg("--version"));
     version_out.code(0);
     assert!(version_out.stdout.starts_with("omen "), "{version_out}");
     let github_path = std::fs::read_to_string(dest.path().join("github_path")).unwrap();
-    assert_eq!(github_path.trim(), dest.path().join("bin").display().to_string());
+    assert_eq!(
+        github_path.trim(),
+        dest.path().join("bin").display().to_string()
+    );
 
     // 2. A tampered checksum: refused, nothing installed.
-    let sums = releases.path().join(version).join(format!("omen-{version}-{}.tar.gz.sha256", target()));
+    let sums = releases
+        .path()
+        .join(version)
+        .join(format!("omen-{version}-{}.tar.gz.sha256", target()));
     let good = std::fs::read_to_string(&sums).unwrap();
     std::fs::write(&sums, format!("{}  tampered\n", "0".repeat(64))).unwrap();
     let dest = tempfile::tempdir().unwrap();
@@ -68,14 +82,28 @@ fn installs_a_verified_release_refuses_a_bad_checksum_and_falls_back_to_source()
     let log = stub.path().join("cargo.log");
     std::fs::write(
         stub.path().join("cargo"),
-        format!("#!/bin/sh\necho \"$@\" > '{}'\nmkdir -p \"$7/bin\" && : > \"$7/bin/omen\"\n", log.display()),
+        format!(
+            "#!/bin/sh\necho \"$@\" > '{}'\nmkdir -p \"$7/bin\" && : > \"$7/bin/omen\"\n",
+            log.display()
+        ),
     )
     .unwrap();
-    run(Command::new("chmod").arg("+x").arg(stub.path().join("cargo"))).code(0);
+    run(Command::new("chmod")
+        .arg("+x")
+        .arg(stub.path().join("cargo")))
+    .code(0);
     let dest = tempfile::tempdir().unwrap();
     let fallback = install(&server.url, "v0.0.404", dest.path(), Some(stub.path()));
     fallback.code(0);
-    assert!(fallback.stderr.contains("building v0.0.404 from source (no release asset"), "{fallback}");
+    assert!(
+        fallback
+            .stderr
+            .contains("building v0.0.404 from source (no release asset"),
+        "{fallback}"
+    );
     let args = std::fs::read_to_string(&log).unwrap();
-    assert!(args.starts_with("install --locked --quiet --path ") && args.contains("crates/omen-cli"), "{args}");
+    assert!(
+        args.starts_with("install --locked --quiet --path ") && args.contains("crates/omen-cli"),
+        "{args}"
+    );
 }

@@ -146,21 +146,37 @@ impl StaticServer {
                         break;
                     }
                 }
-                let path = line.split_whitespace().nth(1).unwrap_or("/").trim_start_matches('/').to_owned();
+                let path = line
+                    .split_whitespace()
+                    .nth(1)
+                    .unwrap_or("/")
+                    .trim_start_matches('/')
+                    .to_owned();
                 let file = root.join(&path);
                 let mut stream = reader.into_inner();
                 let response = match std::fs::read(&file) {
                     Ok(bytes) if !path.contains("..") => {
-                        let mut r = format!("HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n", bytes.len()).into_bytes();
+                        let mut r = format!(
+                            "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                            bytes.len()
+                        )
+                        .into_bytes();
                         r.extend(bytes);
                         r
                     }
-                    _ => b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n".to_vec(),
+                    _ => {
+                        b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                            .to_vec()
+                    }
                 };
                 let _ = stream.write_all(&response);
             }
         });
-        StaticServer { url, stop, thread: Some(thread) }
+        StaticServer {
+            url,
+            stop,
+            thread: Some(thread),
+        }
     }
 }
 

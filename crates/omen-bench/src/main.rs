@@ -67,6 +67,15 @@ enum Bench {
         #[arg(long, default_value = "target/bench-data")]
         data: PathBuf,
     },
+    /// `omen ci` on the bundled example history, excluding network.
+    CiPerf {
+        /// Exit 1 when a target is missed.
+        #[arg(long)]
+        check: bool,
+        /// Where generated data is kept.
+        #[arg(long, default_value = "target/bench-data/ci-perf")]
+        data: PathBuf,
+    },
     /// (internal) Run one omen command and print its wall time.
     #[command(hide = true)]
     ChildCmd {
@@ -96,6 +105,7 @@ fn main() -> anyhow::Result<()> {
         } => flaky_eval(check, json.as_deref(), seed, &data),
         Bench::GenExamples { out } => gen_examples(&out),
         Bench::FlakyPerf { check, data } => flaky_perf(&data, check),
+        Bench::CiPerf { check, data } => ci_perf(&data, check),
         Bench::ChildCmd { args } => child_cmd(&args),
         Bench::ChildParse { report } => child_parse(&report),
         Bench::ChildIngest { report, db } => child_ingest(&report, &db),
@@ -616,5 +626,139 @@ fn child_cmd(args: &[String]) -> anyhow::Result<()> {
         "{}",
         json!({ "seconds": secs, "exit": outcome.code, "peak_rss": generate::peak_rss() })
     );
+    Ok(())
+}
+
+/// `omen ci` on the example history (examples/history): a pull-request run and a default-branch
+/// run (which also refreshes the quarantine), with no network and no GitHub environment.
+fn ci_perf(data: &Path, check: bool) -> anyhow::Result<()> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let history = root.join("examples/history");
+    let tsv = std::fs::read_to_string(history.join("runs.tsv")).map_err(|e| {
+        anyhow::anyhow!(
+            "{}: {e} (the example history is committed)",
+            history.join("runs.tsv").display()
+        )
+    })?;
+    if data.exists() {
+        std::fs::remove_dir_all(data)?;
+    }
+    std::fs::create_dir_all(data)?;
+    let db = data.join("history.db");
+    let mut last_dir = None;
+    for line in tsv.lines().skip(1) {
+        let f: Vec<&str> = line.split('\t').collect();
+        anyhow::ensure!(f.len() == 8, "bad runs.tsv line: {line}");
+        let meta = omen_core::run::RunMeta {
+            commit: Some(f[1].into()),
+            branch: Some(f[2].into()),
+            default_branch: Some(f[3].into()),
+            run_id: Some(f[4].into()),
+            attempt: f[5].parse()?,
+            job: Some("test".into()),
+            pull_request: f[6].parse().ok(),
+            at: omen_cli::parse_time(f[7])?,
+        };
+        let dir = history.join(f[0]);
+        let parsed = omen_cli::ingest::parse_reports(&[dir.display().to_string()], u64::MAX, &[]);
+        let key = omen_cli::ingest::run_key(&meta, &parsed.content_hash);
+        let records = parsed
+            .results
+            .into_iter()
+            .map(omen_store::ResultRecord::from)
+            .collect();
+        let mut store = omen_store::Store::open(&db, meta.at)?.store;
+        store.ingest(&meta, &key, records, &omen_store::StoreConfig::default())?;
+        if meta.pull_request.is_none() {
+            last_dir = Some(dir);
+        }
+    }
+    let report = last_dir
+        .ok_or_else(|| anyhow::anyhow!("no default-branch run in the example"))?
+        .join("junit.xml");
+    let mut rows = Vec::new();
+    for (name, branch, pr) in [
+        ("pull request", "feature", Some("1")),
+        ("default branch", "main", None),
+    ] {
+        let mut samples = Vec::new();
+        for i in 0..3 {
+            let copy = data.join(format!("ci-{i}.db"));
+            std::fs::copy(&db, &copy)?;
+            let (r, q, c) = (
+                report.display().to_string(),
+                data.join("q.json").display().to_string(),
+                copy.display().to_string(),
+            );
+            let run_id = format!("bench-{name}-{i}");
+            let mut args: Vec<&str> = vec![
+                "ci",
+                "--reports",
+                &r,
+                "--db",
+                &c,
+                "--quarantine-file",
+                &q,
+                "--comment",
+                "off",
+                "--fail-on",
+                "never",
+                "--commit",
+                "benchcommit",
+                "--branch",
+                branch,
+                "--default-branch",
+                "main",
+                "--run-id",
+                &run_id,
+            ];
+            if let Some(pr) = pr {
+                args.extend(["--pull-request", pr]);
+            }
+            let mut cmd = Command::new(std::env::current_exe()?);
+            cmd.arg("child-cmd").args(&args);
+            for (k, _) in std::env::vars() {
+                if k.starts_with("GITHUB_")
+                    || k.starts_with("GITLAB")
+                    || k.starts_with("CI_")
+                    || k == "RUNNER_TEMP"
+                {
+                    cmd.env_remove(k);
+                }
+            }
+            let out = cmd.output()?;
+            anyhow::ensure!(
+                out.status.success(),
+                "omen ci failed: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let text = String::from_utf8_lossy(&out.stderr).into_owned();
+            let line = text
+                .lines()
+                .rev()
+                .find(|l| l.starts_with('{'))
+                .ok_or_else(|| anyhow::anyhow!("no timing"))?;
+            let v: Value = serde_json::from_str(line)?;
+            samples.push(v["seconds"].as_f64().unwrap_or(f64::MAX));
+        }
+        samples.sort_by(f64::total_cmp);
+        rows.push((name, samples[1]));
+    }
+    println!(
+        "omen ci benchmark: example history (300 tests, 49 runs), one report, no network (median of 3)"
+    );
+    let mut missed = 0;
+    for (name, secs) in rows {
+        let ok = secs <= 0.3;
+        println!(
+            "  {name:<16} {:>7.1} ms   target <= 300 ms   {}",
+            secs * 1000.0,
+            if ok { "ok" } else { "MISSED" }
+        );
+        missed += usize::from(!ok);
+    }
+    if check && missed > 0 {
+        bail!("{missed} target(s) missed");
+    }
     Ok(())
 }
