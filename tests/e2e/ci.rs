@@ -435,3 +435,47 @@ fn on_the_default_branch_ci_refreshes_the_quarantine() {
 fn run_omen(dir: &Path, args: &[&str]) -> omen_tests::Run {
     run(omen(dir).args(args))
 }
+
+#[test]
+fn when_github_keeps_failing_omen_warns_saves_the_comment_and_does_not_fail_the_build() {
+    let gh = FakeGitHub::start();
+    for _ in 0..3 {
+        gh.script(Some("POST"), 502, &[], r#"{"message": "Server Error"}"#);
+    }
+    let r = Runner::new();
+    std::fs::write(
+        r.path("fast.toml"),
+        "[github]\nretry_attempts = 3\nretry_backoff_ms = 10\n",
+    )
+    .unwrap();
+    r.report(&[("test_new_bug", true)]);
+    let out = r.ci(&gh, "1", &["--config", "fast.toml", "--fail-on", "never"]);
+    out.code(0);
+    assert_eq!(
+        writes(&gh),
+        [
+            ("POST".to_owned(), 502),
+            ("POST".to_owned(), 502),
+            ("POST".to_owned(), 502)
+        ]
+    );
+    assert!(
+        out.stderr.contains("after 3 attempt(s)") && out.stderr.contains("saved to"),
+        "{out}"
+    );
+    assert!(
+        r.read("omen-comment.md")
+            .starts_with("<!-- omen:pr-comment v1 -->")
+    );
+    // With --strict, Omen's own trouble fails the step.
+    for _ in 0..3 {
+        gh.script(Some("PATCH"), 502, &[], r#"{"message": "Server Error"}"#);
+        gh.script(Some("POST"), 502, &[], r#"{"message": "Server Error"}"#);
+    }
+    r.ci(
+        &gh,
+        "2",
+        &["--config", "fast.toml", "--fail-on", "never", "--strict"],
+    )
+    .code(3);
+}

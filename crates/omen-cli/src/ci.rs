@@ -9,7 +9,7 @@ use anyhow::Context;
 use omen_core::flakiness::{State, Verdict, assess, explain, judge_failure};
 use omen_core::history::failure_signature;
 use omen_core::run::TestResult;
-use omen_forge::{ForgeError, GitHub, RetryPolicy, Token};
+use omen_forge::{ForgeError, GitHub, Token};
 use omen_metadata::exit_code;
 use omen_metadata::quarantine::{Mode, QUARANTINE_VERSION, QuarantineFile};
 use omen_render::{CiReport, FailureClass, FailureRow, SlowRow, Totals, TrendPoint};
@@ -230,8 +230,8 @@ pub fn run(args: &CiArgs, config: &crate::config::Config) -> anyhow::Result<Outc
             let api = env("GITHUB_API_URL").unwrap_or_else(|| "https://api.github.com".to_owned());
             match (token, repository) {
                 (Some(token), Some(repository)) => {
-                    let posted = GitHub::new(&api, &token, &repository, RetryPolicy::default())
-                        .and_then(|gh| {
+                    let posted =
+                        GitHub::new(&api, &token, &repository, config.github).and_then(|gh| {
                             if wants_comment {
                                 gh.upsert_comment(pr, omen_render::MARKER, &comment)
                                     .map(Some)
@@ -499,7 +499,7 @@ pub struct CommentArgs {
 
 /// Run `omen comment`: post or update Omen's comment from a saved body (the `workflow_run`
 /// pattern for pull requests from forks).
-pub fn comment(args: &CommentArgs) -> anyhow::Result<Outcome> {
+pub fn comment(args: &CommentArgs, config: &crate::config::Config) -> anyhow::Result<Outcome> {
     let body = std::fs::read_to_string(&args.body)
         .with_context(|| format!("cannot read `{}`", args.body.display()))?;
     anyhow::ensure!(
@@ -515,7 +515,7 @@ pub fn comment(args: &CommentArgs) -> anyhow::Result<Outcome> {
     let repository = std::env::var("GITHUB_REPOSITORY").context("GITHUB_REPOSITORY is not set")?;
     let api =
         std::env::var("GITHUB_API_URL").unwrap_or_else(|_| "https://api.github.com".to_owned());
-    let gh = GitHub::new(&api, &token, &repository, RetryPolicy::default())?;
+    let gh = GitHub::new(&api, &token, &repository, config.github)?;
     match gh.upsert_comment(args.pr, omen_render::MARKER, &body) {
         Ok(posted) => {
             output::print(&format!(

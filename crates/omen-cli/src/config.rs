@@ -24,6 +24,11 @@
 //! stale_after_runs = 100
 //! report_floor = 0.05
 //!
+//! [github]
+//! retry_attempts = 4       # per request, the first included
+//! retry_backoff_ms = 2000  # doubled each time unless Retry-After says otherwise
+//! retry_budget_s = 60      # the longest Omen waits for one request
+//!
 //! [quarantine]
 //! expires_days = 30
 //! release_runs = 100
@@ -51,6 +56,8 @@ pub struct Config {
     pub flakiness: FlakinessConfig,
     /// Quarantine thresholds.
     pub quarantine: QuarantinePolicy,
+    /// Retries of GitHub API calls.
+    pub github: omen_forge::RetryPolicy,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -64,6 +71,16 @@ struct File {
     flakiness: FlakinessSection,
     #[serde(default)]
     quarantine: QuarantineSection,
+    #[serde(default)]
+    github: GitHubSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct GitHubSection {
+    retry_attempts: Option<u32>,
+    retry_backoff_ms: Option<u64>,
+    retry_budget_s: Option<u64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -162,6 +179,20 @@ pub fn parse(text: &str) -> anyhow::Result<Config> {
         c.quarantine.release_days = v;
     }
     set_f(&mut c.quarantine.max_share, q.max_share);
+    let g = &file.github;
+    if let Some(v) = g.retry_attempts {
+        c.github.attempts = v;
+    }
+    if let Some(v) = g.retry_backoff_ms {
+        c.github.backoff = std::time::Duration::from_millis(v);
+    }
+    if let Some(v) = g.retry_budget_s {
+        c.github.budget = std::time::Duration::from_secs(v);
+    }
+    anyhow::ensure!(
+        c.github.attempts >= 1,
+        "github.retry_attempts must be at least 1"
+    );
     validate(&c)?;
     Ok(c)
 }

@@ -159,7 +159,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<Outcome> {
         Command::Flaky(args) => flaky::run(args, &config),
         Command::Quarantine(args) => quarantine::run(args, &config),
         Command::Ci(args) => ci::run(args, &config),
-        Command::Comment(args) => ci::comment(args),
+        Command::Comment(args) => ci::comment(args, &config),
     }
 }
 

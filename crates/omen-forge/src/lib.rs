@@ -61,7 +61,7 @@ pub enum ForgeError {
 }
 
 /// How long and how often to retry.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryPolicy {
     /// Attempts per request, the first included.
     pub attempts: u32,
