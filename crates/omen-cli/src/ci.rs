@@ -80,17 +80,8 @@ pub fn run(args: &CiArgs, config: &crate::config::Config) -> anyhow::Result<Outc
     let is_default = meta.is_default_branch();
 
     // Store the run. Omen's trouble here is a warning: the comment still tells what failed.
-    let store = match Store::open(&args.db, now) {
-        Ok(opened) => {
-            if let Some((moved, reason)) = &opened.set_aside {
-                tracing::warn!(
-                    "{} was unusable ({reason}) and was moved to {}",
-                    args.db.display(),
-                    moved.display()
-                );
-            }
-            Some(opened.store)
-        }
+    let store = match omen_store::Store::open(&args.db, now) {
+        Ok(opened) => Some(opened.store),
         Err(err) => {
             tracing::warn!("{err}");
             trouble = true;

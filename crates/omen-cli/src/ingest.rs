@@ -9,7 +9,7 @@ use omen_core::junit::{self, Limits, ParseError};
 use omen_core::run::{RunMeta, TestResult, fold};
 use omen_core::{Runner, TestCase};
 use omen_metadata::ingest::{Counts, DatabaseInfo, FileError, FileSummary, IngestReport, RunInfo};
-use omen_store::{ResultRecord, Store, StoreConfig};
+use omen_store::{ResultRecord, StoreConfig};
 use sha2::{Digest, Sha256};
 
 use crate::ci_env::{self, Source};
@@ -285,7 +285,7 @@ fn store(
     records: Vec<ResultRecord>,
     config: &StoreConfig,
 ) -> anyhow::Result<(u64, Option<PathBuf>, bool)> {
-    let opened = Store::open(db, now)?;
+    let opened = omen_store::Store::open(db, now)?;
     let set_aside = opened.set_aside.map(|(path, _)| path);
     let mut store = opened.store;
     let outcome = store.ingest(meta, key, records, config)?;

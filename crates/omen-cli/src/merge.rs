@@ -42,15 +42,8 @@ struct SourceReport {
 
 /// Run `omen merge`.
 pub fn run(args: &MergeArgs, config: &crate::config::Config) -> anyhow::Result<Outcome> {
-    let opened = Store::open(&args.db, crate::now())?;
+    let opened = omen_store::Store::open(&args.db, crate::now())?;
     let mut trouble = false;
-    if let Some((moved, reason)) = &opened.set_aside {
-        tracing::warn!(
-            "{} was unusable ({reason}) and was moved to {}",
-            args.db.display(),
-            moved.display()
-        );
-    }
     let mut target = opened.store;
     let config: StoreConfig = config.store;
     let mut sources = Vec::new();

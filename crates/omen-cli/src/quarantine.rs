@@ -278,17 +278,8 @@ pub fn run(args: &QuarantineArgs, config: &crate::config::Config) -> anyhow::Res
     // checks every page) or there are releases to remember (below).
     let opened = match Store::open_read_only(&args.db) {
         Ok(store) => store,
-        Err(read_only) => match Store::open(&args.db, now) {
-            Ok(opened) => {
-                if let Some((moved, reason)) = &opened.set_aside {
-                    tracing::warn!(
-                        "{} was unusable ({reason}) and was moved to {}",
-                        args.db.display(),
-                        moved.display()
-                    );
-                }
-                opened.store
-            }
+        Err(read_only) => match omen_store::Store::open(&args.db, now) {
+            Ok(opened) => opened.store,
             Err(err) => {
                 tracing::warn!("{read_only}");
                 tracing::warn!("{err}");

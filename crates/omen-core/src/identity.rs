@@ -43,24 +43,72 @@ pub struct Identity {
 ///
 /// `roots` are checkout roots to strip from absolute paths; they may use either separator.
 pub fn identify(case: &TestCase, runner: Runner, roots: &[String]) -> Identity {
-    let file = case
-        .file
-        .as_deref()
-        .map(|f| normalize_path(f, roots))
-        .filter(|f| !f.is_empty());
-    let classname = collapse_whitespace(&case.classname);
-    let suite = collapse_whitespace(&case.suite);
-    let raw_scope = if !classname.is_empty() {
-        classname.clone()
-    } else if !suite.is_empty() {
-        suite.clone()
-    } else {
-        file.clone().unwrap_or_default()
+    identify_cached(case, runner, roots, &mut IdentityCache::default())
+}
+
+/// Normalised file paths and scopes already computed in a run. A report of 100,000 cases names
+/// only a few hundred files and classes, so [`identify_cached`] normalises each once.
+#[derive(Debug, Default)]
+pub struct IdentityCache {
+    files: std::collections::HashMap<String, Option<String>>,
+    scopes: std::collections::HashMap<(String, String, Option<String>), Scope>,
+}
+
+#[derive(Debug, Clone)]
+struct Scope {
+    classname: String,
+    suite: String,
+    scope: String,
+}
+
+/// [`identify`], reusing normalisations from `cache`.
+pub fn identify_cached(
+    case: &TestCase,
+    runner: Runner,
+    roots: &[String],
+    cache: &mut IdentityCache,
+) -> Identity {
+    let file = match case.file.as_deref() {
+        None => None,
+        Some(raw) => match cache.files.get(raw) {
+            Some(f) => f.clone(),
+            None => {
+                let f = Some(normalize_path(raw, roots)).filter(|f| !f.is_empty());
+                cache.files.insert(raw.to_owned(), f.clone());
+                f
+            }
+        },
     };
-    let scope = if looks_like_path(&raw_scope) {
-        path_to_module(&normalize_path(&raw_scope, roots))
-    } else {
-        raw_scope
+    let scope_key = (case.classname.clone(), case.suite.clone(), file.clone());
+    let Scope {
+        classname,
+        suite,
+        scope,
+    } = match cache.scopes.get(&scope_key) {
+        Some(s) => s.clone(),
+        None => {
+            let classname = collapse_whitespace(&case.classname);
+            let suite = collapse_whitespace(&case.suite);
+            let raw_scope = if !classname.is_empty() {
+                classname.clone()
+            } else if !suite.is_empty() {
+                suite.clone()
+            } else {
+                file.clone().unwrap_or_default()
+            };
+            let scope = if looks_like_path(&raw_scope) {
+                path_to_module(&normalize_path(&raw_scope, roots))
+            } else {
+                raw_scope
+            };
+            let s = Scope {
+                classname,
+                suite,
+                scope,
+            };
+            cache.scopes.insert(scope_key, s.clone());
+            s
+        }
     };
     let name = normalize_name(&case.name);
     let key = format!("{scope}::{name}");

@@ -8,7 +8,7 @@
 
 use std::collections::HashMap;
 
-use crate::identity::{Identity, identify};
+use crate::identity::{Identity, IdentityCache, identify_cached};
 use crate::report::{Failure, Outcome, Runner, TestCase};
 
 /// One test's result in one run, after folding its attempts.
@@ -39,8 +39,9 @@ pub fn fold(
     // Keyed by the full identity, not its hash: two tests whose hashes collide stay apart.
     let mut index: HashMap<String, usize> = HashMap::new();
     let mut results: Vec<(TestResult, bool, bool)> = Vec::new();
+    let mut cache = IdentityCache::default();
     for (case, runner) in cases {
-        let identity = identify(&case, runner, roots);
+        let identity = identify_cached(&case, runner, roots, &mut cache);
         let passed = case.outcome == Outcome::Passed;
         let failed = case.outcome.is_failure() || !case.retries.is_empty();
         let attempts = 1 + u32::try_from(case.retries.len()).unwrap_or(u32::MAX - 1);
