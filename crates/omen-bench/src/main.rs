@@ -278,8 +278,8 @@ fn ingest_bench(data: &Path, check: bool, tolerance: f64) -> anyhow::Result<()> 
     let rss_mb = rss / 1e6;
     let (per_result, _) = stats(&ingests, "bytes_per_result", false);
     println!(
-        "  (3 samples each. Times are checked on the best sample, because this shared 2-core machine moves a single \
-         sample by up to 30%; medians: parse {mb_median:.0} MB/s, ingest {total_median:.2} s. Parse + hash + fold \
+        "  (3 samples each. Times are checked on the best sample, because host load on this shared 2-core machine slows a single \
+         sample by up to 1.6×; medians: parse {mb_median:.0} MB/s, ingest {total_median:.2} s. Parse + hash + fold \
          {fold:.2} s of the ingest; the rest is the store.)"
     );
     // (name, value, meets the target, within the CI tolerance, target)

@@ -13,10 +13,9 @@ use omen_forge::{ForgeError, GitHub, Token};
 use omen_metadata::exit_code;
 use omen_metadata::quarantine::{Mode, QUARANTINE_VERSION, QuarantineFile};
 use omen_render::{CiReport, FailureClass, FailureRow, SlowRow, Totals, TrendPoint};
-use omen_store::{ResultRecord, Store};
+use omen_store::Store;
 
-use crate::ingest::{parse_reports, resolve_run, run_key};
-use crate::{Outcome, RunArgs, ci_env, output};
+use crate::{Outcome, RunArgs, output};
 
 /// When to post the pull-request comment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -71,37 +70,18 @@ pub struct CiArgs {
 pub fn run(args: &CiArgs, config: &crate::config::Config) -> anyhow::Result<Outcome> {
     let now = crate::now();
     let env = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
-    let (meta, _source) = resolve_run(&args.run, now)?;
-    let cwd = std::env::current_dir().context("cannot read the current directory")?;
-    let roots = ci_env::roots(&|k| std::env::var(k).ok(), &cwd);
-    let parsed = parse_reports(&args.reports, 1 << 30, &roots);
-    let mut trouble = parsed.unusable > 0;
-    let key = run_key(&meta, &parsed.content_hash);
+    // Omen's trouble in storing the run is a warning: the comment still tells what failed.
+    let run = crate::ingest::ingest_run(
+        &args.reports,
+        1 << 30,
+        &args.db,
+        &args.run,
+        &config.store,
+        true,
+    )?;
+    let (meta, store) = (run.meta, run.store);
+    let mut trouble = run.trouble;
     let is_default = meta.is_default_branch();
-
-    // Store the run. Omen's trouble here is a warning: the comment still tells what failed.
-    let store = match omen_store::Store::open(&args.db, now) {
-        Ok(opened) => Some(opened.store),
-        Err(err) => {
-            tracing::warn!("{err}");
-            trouble = true;
-            None
-        }
-    };
-    let mut store = store;
-    let usable = parsed.files.iter().any(|f| f.error.is_none());
-    if let (Some(s), true) = (store.as_mut(), usable) {
-        let records: Vec<ResultRecord> = parsed
-            .results
-            .iter()
-            .cloned()
-            .map(ResultRecord::from)
-            .collect();
-        if let Err(err) = s.ingest(&meta, &key, records, &config.store) {
-            tracing::warn!("{err}");
-            trouble = true;
-        }
-    }
 
     let quarantine = match crate::quarantine::read_file(&args.quarantine_file) {
         Ok(file) => file.unwrap_or(QuarantineFile {
@@ -174,9 +154,9 @@ pub fn run(args: &CiArgs, config: &crate::config::Config) -> anyhow::Result<Outc
     }
 
     let report = build_report(
-        &parsed.results,
-        &parsed.totals,
-        &parsed.files,
+        &run.results,
+        &run.totals,
+        &run.files,
         &quarantine,
         store.as_ref(),
         &meta,

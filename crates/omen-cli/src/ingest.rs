@@ -9,7 +9,7 @@ use omen_core::junit::{self, Limits, ParseError};
 use omen_core::run::{RunMeta, TestResult, fold};
 use omen_core::{Runner, TestCase};
 use omen_metadata::ingest::{Counts, DatabaseInfo, FileError, FileSummary, IngestReport, RunInfo};
-use omen_store::{ResultRecord, StoreConfig};
+use omen_store::{ResultRecord, Store, StoreConfig};
 use sha2::{Digest, Sha256};
 
 use crate::ci_env::{self, Source};
@@ -221,39 +221,84 @@ pub fn resolve_run(args: &RunArgs, now: i64) -> anyhow::Result<(RunMeta, Source)
     Ok((meta, source))
 }
 
-/// Run `omen ingest`.
-pub fn run(args: &IngestArgs, config: &crate::config::Config) -> anyhow::Result<Outcome> {
+/// One run read and stored: what `omen ingest` prints and what `omen ci` builds on.
+#[derive(Debug)]
+pub struct Ingested {
+    /// The run's metadata.
+    pub meta: RunMeta,
+    /// Where the metadata came from.
+    pub source: Source,
+    /// Per-file summaries (unusable files carry their error).
+    pub files: Vec<FileSummary>,
+    /// Sums over the usable files.
+    pub totals: Counts,
+    /// The folded results, when the caller asked to keep them.
+    pub results: Vec<TestResult>,
+    /// The open database, unless it could not be opened.
+    pub store: Option<Store>,
+    /// What happened to the database.
+    pub database: DatabaseInfo,
+    /// The run was already stored.
+    pub duplicate: bool,
+    /// Omen had trouble of its own (an unusable report, an unwritable database).
+    pub trouble: bool,
+}
+
+/// Resolve the run, read `reports`, and store the run in `db`. Never fails for a bad report or
+/// database: those are warnings and `trouble`. With `keep_results` the folded results are
+/// returned too (`omen ci` classifies them); otherwise they are moved into the store.
+pub fn ingest_run(
+    reports: &[String],
+    max_report_size: u64,
+    db: &Path,
+    run_args: &RunArgs,
+    config: &StoreConfig,
+    keep_results: bool,
+) -> anyhow::Result<Ingested> {
     let now = crate::now();
-    let (meta, source) = resolve_run(&args.run, now)?;
+    let (meta, source) = resolve_run(run_args, now)?;
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
     let roots = ci_env::roots(&|k| std::env::var(k).ok(), &cwd);
-    let parsed = parse_reports(&args.reports, args.max_report_size, &roots);
+    let parsed = parse_reports(reports, max_report_size, &roots);
     let mut trouble = parsed.unusable > 0;
     let key = run_key(&meta, &parsed.content_hash);
-    let usable_files = parsed.files.iter().filter(|f| f.error.is_none()).count();
-
     let mut database = DatabaseInfo {
-        path: args.db.display().to_string(),
+        path: db.display().to_string(),
         stored: 0,
         set_aside: None,
         failed: false,
     };
     let mut duplicate = false;
-    if usable_files == 0 {
+    let mut store = None;
+    let mut results = Vec::new();
+    if parsed.files.iter().all(|f| f.error.is_some()) {
         tracing::warn!("no usable report: nothing was stored");
         trouble = true;
     } else {
-        let config = StoreConfig {
-            keep_runs: args.keep_runs.unwrap_or(config.store.keep_runs),
-            ..config.store
+        let records: Vec<ResultRecord> = if keep_results {
+            results = parsed.results;
+            results.iter().cloned().map(ResultRecord::from).collect()
+        } else {
+            parsed.results.into_iter().map(ResultRecord::from).collect()
         };
-        let records: Vec<ResultRecord> =
-            parsed.results.into_iter().map(ResultRecord::from).collect();
-        match store(&args.db, now, &meta, &key, records, &config) {
-            Ok((stored, set_aside, dup)) => {
-                database.stored = stored;
-                database.set_aside = set_aside.map(|p| p.display().to_string());
-                duplicate = dup;
+        let stored = Store::open(db, now)
+            .map_err(anyhow::Error::from)
+            .and_then(|opened| {
+                database.set_aside = opened.set_aside.map(|(path, _)| path.display().to_string());
+                let mut s = opened.store;
+                let outcome = s.ingest(&meta, &key, records, config)?;
+                Ok((s, outcome))
+            });
+        match stored {
+            Ok((s, outcome)) => {
+                if outcome.outage {
+                    tracing::warn!(
+                        "most of the suite failed in this run: treated as an outage, not as flakiness evidence"
+                    );
+                }
+                database.stored = outcome.stored;
+                duplicate = outcome.duplicate;
+                store = Some(s);
             }
             Err(err) => {
                 tracing::warn!("{err:#}");
@@ -262,39 +307,46 @@ pub fn run(args: &IngestArgs, config: &crate::config::Config) -> anyhow::Result<
             }
         }
     }
-    let report = IngestReport {
-        version: omen_metadata::ingest::INGEST_REPORT_VERSION,
+    Ok(Ingested {
+        meta,
+        source,
         files: parsed.files,
         totals: parsed.totals,
-        duplicate,
-        run: run_info(&meta, source),
+        results,
+        store,
         database,
+        duplicate,
+        trouble,
+    })
+}
+
+/// Run `omen ingest`.
+pub fn run(args: &IngestArgs, config: &crate::config::Config) -> anyhow::Result<Outcome> {
+    let store_config = StoreConfig {
+        keep_runs: args.keep_runs.unwrap_or(config.store.keep_runs),
+        ..config.store
+    };
+    let run = ingest_run(
+        &args.reports,
+        args.max_report_size,
+        &args.db,
+        &args.run,
+        &store_config,
+        false,
+    )?;
+    let report = IngestReport {
+        version: omen_metadata::ingest::INGEST_REPORT_VERSION,
+        files: run.files,
+        totals: run.totals,
+        duplicate: run.duplicate,
+        run: run_info(&run.meta, run.source),
+        database: run.database,
     };
     match args.format {
         Format::Json => output::print_json(&report)?,
         Format::Text => output::print(&render_text(&report)),
     }
-    Ok(Outcome::with_trouble(trouble, args.strict))
-}
-
-fn store(
-    db: &Path,
-    now: i64,
-    meta: &RunMeta,
-    key: &str,
-    records: Vec<ResultRecord>,
-    config: &StoreConfig,
-) -> anyhow::Result<(u64, Option<PathBuf>, bool)> {
-    let opened = omen_store::Store::open(db, now)?;
-    let set_aside = opened.set_aside.map(|(path, _)| path);
-    let mut store = opened.store;
-    let outcome = store.ingest(meta, key, records, config)?;
-    if outcome.outage {
-        tracing::warn!(
-            "most of the suite failed in this run: treated as an outage, not as flakiness evidence"
-        );
-    }
-    Ok((outcome.stored, set_aside, outcome.duplicate))
+    Ok(Outcome::with_trouble(run.trouble, args.strict))
 }
 
 /// The JSON `run` object.
