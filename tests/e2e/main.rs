@@ -7,3 +7,4 @@ mod flaky;
 mod ingest;
 mod install;
 mod reporters;
+mod risk;

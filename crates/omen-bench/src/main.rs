@@ -10,6 +10,7 @@
 
 mod eval;
 mod generate;
+mod risk;
 mod sim;
 
 use std::path::{Path, PathBuf};
@@ -88,6 +89,24 @@ enum Bench {
         #[arg(long, default_value = "target/bench-data/ci-perf")]
         data: PathBuf,
     },
+    /// Train the prior risk model on the committed public datasets and write it.
+    GenPrior {
+        /// Output file.
+        #[arg(long, default_value = "crates/omen-risk/src/prior.bin")]
+        out: PathBuf,
+    },
+    /// Deploy risk: training, prediction, bootstrap of a 50,000-commit history, incremental run.
+    RiskPerf {
+        /// Exit 1 when a target is missed.
+        #[arg(long)]
+        check: bool,
+        /// With --check, fail a *time* target only beyond this multiple of it.
+        #[arg(long, default_value_t = 1.0)]
+        tolerance: f64,
+        /// Where generated data is kept between runs.
+        #[arg(long, default_value = "target/bench-data/risk")]
+        data: PathBuf,
+    },
     /// (internal) Run one omen command and print its wall time.
     #[command(hide = true)]
     ChildCmd {
@@ -120,6 +139,12 @@ fn main() -> anyhow::Result<()> {
             data,
         } => flaky_eval(check, json.as_deref(), seed, &data),
         Bench::GenExamples { out } => gen_examples(&out),
+        Bench::GenPrior { out } => risk::gen_prior(&out),
+        Bench::RiskPerf {
+            check,
+            tolerance,
+            data,
+        } => risk_perf(&data, check, tolerance),
         Bench::FlakyPerf {
             check,
             tolerance,
@@ -800,6 +825,27 @@ fn ci_perf(data: &Path, check: bool, tolerance: f64) -> anyhow::Result<()> {
     }
     if check && missed > 0 {
         bail!("{missed} target(s) missed");
+    }
+    Ok(())
+}
+
+fn risk_perf(data: &Path, check: bool, tolerance: f64) -> anyhow::Result<()> {
+    std::fs::create_dir_all(data)?;
+    let rows = risk::risk_perf(data)?;
+    let mut missed = false;
+    println!("{:<48} {:>12} {:>12}", "deploy risk", "measured", "target");
+    for (name, v, target, unit) in &rows {
+        let ok = v <= target;
+        if !ok && *v > target * tolerance {
+            missed = true;
+        }
+        println!(
+            "{name:<48} {v:>9.3} {unit} {target:>9.1} {unit} {}",
+            if ok { "ok" } else { "MISSED" }
+        );
+    }
+    if check && missed {
+        bail!("a deploy-risk target was missed (tolerance {tolerance}x on time)");
     }
     Ok(())
 }

@@ -58,6 +58,39 @@ pub struct Config {
     pub quarantine: QuarantinePolicy,
     /// Retries of GitHub API calls.
     pub github: omen_forge::RetryPolicy,
+    /// Deploy-risk settings.
+    pub risk: RiskConfig,
+}
+
+/// `[risk]`: deploy-risk levels, gate and labelling.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RiskConfig {
+    /// Level thresholds on the calibrated probability (0.2 / 0.5 / 0.8).
+    pub levels: omen_risk::assess::Levels,
+    /// `omen risk gate` blocks at or above this probability (0.7, the seed design's default).
+    pub gate_threshold: f64,
+    /// Changes younger than this many days (relative to the newest observed change) are not
+    /// counted as safe yet: their bugs may not have been found (90).
+    pub label_latency_days: f64,
+    /// Seconds one run may spend on SZZ blame; the rest continues next run (10).
+    pub szz_budget_s: f64,
+    /// Retrain when the stored model is older than this many days (30).
+    pub retrain_days: f64,
+    /// The repository's model answers only with at least this hold-out AUC (0.6).
+    pub min_auc: f64,
+}
+
+impl Default for RiskConfig {
+    fn default() -> Self {
+        RiskConfig {
+            levels: Default::default(),
+            gate_threshold: 0.7,
+            label_latency_days: 90.0,
+            szz_budget_s: 10.0,
+            retrain_days: 30.0,
+            min_auc: 0.6,
+        }
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -73,6 +106,21 @@ struct File {
     quarantine: QuarantineSection,
     #[serde(default)]
     github: GitHubSection,
+    #[serde(default)]
+    risk: RiskSection,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RiskSection {
+    medium: Option<f64>,
+    high: Option<f64>,
+    critical: Option<f64>,
+    gate_threshold: Option<f64>,
+    label_latency_days: Option<f64>,
+    szz_budget_s: Option<f64>,
+    retrain_days: Option<f64>,
+    min_auc: Option<f64>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -189,6 +237,24 @@ pub fn parse(text: &str) -> anyhow::Result<Config> {
     if let Some(v) = g.retry_budget_s {
         c.github.budget = std::time::Duration::from_secs(v);
     }
+    let r = &file.risk;
+    set_f(&mut c.risk.levels.medium, r.medium);
+    set_f(&mut c.risk.levels.high, r.high);
+    set_f(&mut c.risk.levels.critical, r.critical);
+    set_f(&mut c.risk.gate_threshold, r.gate_threshold);
+    set_f(&mut c.risk.label_latency_days, r.label_latency_days);
+    set_f(&mut c.risk.szz_budget_s, r.szz_budget_s);
+    set_f(&mut c.risk.retrain_days, r.retrain_days);
+    set_f(&mut c.risk.min_auc, r.min_auc);
+    let l = c.risk.levels;
+    anyhow::ensure!(
+        0.0 < l.medium && l.medium <= l.high && l.high <= l.critical && l.critical <= 1.0,
+        "risk.medium <= risk.high <= risk.critical must hold, all between 0 and 1"
+    );
+    anyhow::ensure!(
+        (0.0..=1.0).contains(&c.risk.gate_threshold),
+        "risk.gate_threshold must be between 0 and 1"
+    );
     anyhow::ensure!(
         c.github.attempts >= 1,
         "github.retry_attempts must be at least 1"

@@ -9,11 +9,13 @@ pub mod ci_env;
 pub mod config;
 pub mod discover;
 pub mod flaky;
+pub mod git;
 pub mod ingest;
 pub mod merge;
 pub mod nextest;
 pub mod output;
 pub mod quarantine;
+pub mod risk;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -59,6 +61,10 @@ pub enum Command {
     Ci(ci::CiArgs),
     /// Post or update Omen's pull-request comment from a file written by `omen ci`.
     Comment(ci::CommentArgs),
+    /// Deploy risk of a change: score, gate, evaluate on public data.
+    Risk(risk::RiskArgs),
+    /// Record deploy outcomes, which label changes for the risk model.
+    Deploy(risk::DeployArgs),
 }
 
 /// Output formats.
@@ -160,6 +166,8 @@ pub fn run(cli: &Cli) -> anyhow::Result<Outcome> {
         Command::Quarantine(args) => quarantine::run(args, &config),
         Command::Ci(args) => ci::run(args, &config),
         Command::Comment(args) => ci::comment(args, &config),
+        Command::Risk(args) => risk::run(args, &config),
+        Command::Deploy(args) => risk::deploy(args, now()),
     }
 }
 
@@ -172,6 +180,11 @@ pub fn is_strict(cli: &Cli) -> bool {
         Command::Quarantine(args) => args.strict,
         Command::Ci(args) => args.strict,
         Command::Comment(args) => args.strict,
+        Command::Risk(args) => risk::is_strict(args),
+        Command::Deploy(args) => {
+            let risk::DeployCommand::Record(a) = &args.command;
+            a.strict
+        }
     }
 }
 

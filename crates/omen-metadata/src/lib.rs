@@ -8,3 +8,4 @@
 pub mod exit_code;
 pub mod ingest;
 pub mod quarantine;
+pub mod risk;

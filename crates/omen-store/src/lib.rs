@@ -16,12 +16,14 @@ mod migrate;
 mod open;
 pub mod packed;
 mod query;
+mod risk;
 
 pub use error::StoreError;
 pub use ingest::{IngestOutcome, ResultRecord, StoreConfig};
 pub use merge::MergeOutcome;
 pub use open::{Opened, SCHEMA_VERSION};
 pub use query::{RunRow, Stats, TestRow};
+pub use risk::{ChangeRow, DeployRow, ModelRow};
 
 use std::path::{Path, PathBuf};
 

@@ -67,4 +67,58 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         released_at INTEGER NOT NULL
     );
     "#,
+    // 2 → 3: deploy risk. `risk_state` holds omen_risk::history::RepoHistory::encode() and the
+    // last commit it has seen; `changes` one row per observed commit with its raw features
+    // (little-endian f64s in omen_risk::features::Feature::ALL order) and its label once known;
+    // `risk_models` Omen's own model format (omen_risk::model::RiskModel::encode()).
+    r#"
+    CREATE TABLE risk_state (
+        id          INTEGER PRIMARY KEY CHECK (id = 1),
+        history     BLOB NOT NULL,
+        last_commit TEXT NOT NULL,
+        commits     INTEGER NOT NULL,
+        updated_at  INTEGER NOT NULL
+    );
+    CREATE TABLE changes (
+        sha          TEXT PRIMARY KEY,
+        seq          INTEGER NOT NULL,
+        at           INTEGER NOT NULL,
+        author       TEXT NOT NULL,
+        fix          INTEGER NOT NULL,
+        features     BLOB NOT NULL,
+        risky        INTEGER,
+        label_source TEXT,
+        szz_done     INTEGER NOT NULL DEFAULT 0
+    ) WITHOUT ROWID;
+    CREATE INDEX changes_seq ON changes (seq);
+    CREATE TABLE risk_models (
+        id         INTEGER PRIMARY KEY,
+        created_at INTEGER NOT NULL,
+        kind       TEXT NOT NULL,
+        samples    INTEGER NOT NULL,
+        positives  INTEGER NOT NULL,
+        auc        REAL NOT NULL,
+        brier      REAL NOT NULL,
+        features   TEXT NOT NULL,
+        model      BLOB NOT NULL
+    );
+    CREATE TABLE predictions (
+        id           INTEGER PRIMARY KEY,
+        head         TEXT NOT NULL,
+        base         TEXT,
+        at           INTEGER NOT NULL,
+        probability  REAL NOT NULL,
+        source       TEXT NOT NULL,
+        model_id     INTEGER
+    );
+    CREATE INDEX predictions_head ON predictions (head);
+    CREATE TABLE deploys (
+        id          INTEGER PRIMARY KEY,
+        commit_sha  TEXT NOT NULL,
+        environment TEXT NOT NULL,
+        outcome     TEXT NOT NULL,
+        at          INTEGER NOT NULL
+    );
+    CREATE INDEX deploys_commit ON deploys (commit_sha);
+    "#,
 ];

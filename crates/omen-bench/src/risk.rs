@@ -1,0 +1,248 @@
+//! Deploy-risk benchmarks and the prior-model generator.
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use anyhow::{Context, bail};
+use omen_risk::features::{Feature, LabelledChange};
+use omen_risk::train::TrainConfig;
+
+/// The committed JIT corpus.
+pub fn corpus(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/corpus/jit")
+        .join(name)
+}
+
+/// Both public datasets, as training data for the prior.
+pub fn prior_training_data() -> anyhow::Result<Vec<LabelledChange>> {
+    let mut all = Vec::new();
+    for name in ["openstack_k_feature.csv", "qt_k_feature.csv"] {
+        let path = corpus(name);
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("{} (committed corpus)", path.display()))?;
+        all.extend(omen_risk::dataset::read(&text, None)?.1);
+    }
+    Ok(all)
+}
+
+/// The prior's training settings: logistic regression only, on the public features.
+pub fn prior_config() -> TrainConfig {
+    TrainConfig {
+        features: Feature::PUBLIC.to_vec(),
+        trees: 0,
+        ..TrainConfig::default()
+    }
+}
+
+/// Train the prior and write it.
+pub fn gen_prior(out: &Path) -> anyhow::Result<()> {
+    let data = prior_training_data()?;
+    let newest = data.iter().map(|c| c.time).max().unwrap_or(0);
+    let model = omen_risk::train::train(&data, &prior_config(), newest)?;
+    std::fs::write(out, model.encode())?;
+    println!(
+        "prior: {} changes ({} risky), hold-out AUC {:.4}, Brier {:.4} (base {:.4}) → {}",
+        model.samples,
+        model.positives,
+        model.validation.auc,
+        model.validation.brier,
+        model.validation.base_brier,
+        out.display()
+    );
+    Ok(())
+}
+
+/// Write a synthetic repository of `n` commits with `git fast-import` (cached in `dir`).
+fn synthetic_repo(dir: &Path, n: usize) -> anyhow::Result<()> {
+    if dir.join(".git").join("omen-bench-complete").exists() {
+        return Ok(());
+    }
+    if dir.exists() {
+        std::fs::remove_dir_all(dir)?;
+    }
+    std::fs::create_dir_all(dir)?;
+    let git = |args: &[&str]| -> anyhow::Result<()> {
+        let st = Command::new("git")
+            .args(args)
+            .current_dir(dir)
+            .stdout(Stdio::null())
+            .status()?;
+        anyhow::ensure!(st.success(), "git {args:?} failed");
+        Ok(())
+    };
+    git(&["init", "-q", "-b", "main"])?;
+    let mut child = Command::new("git")
+        .args(["fast-import", "--quiet"])
+        .current_dir(dir)
+        .stdin(Stdio::piped())
+        .spawn()?;
+    let mut stdin = std::io::BufWriter::new(child.stdin.take().context("fast-import stdin")?);
+    let mut rng = 0x1234_5678_u64;
+    let mut next = move |m: u64| {
+        rng ^= rng << 13;
+        rng ^= rng >> 7;
+        rng ^= rng << 17;
+        rng % m
+    };
+    let files = 3000u64;
+    let mut lines: Vec<u32> = vec![0; files as usize];
+    let mut buf = String::new();
+    for i in 0..n {
+        let author = next(60);
+        let t = 1_500_000_000 + i as i64 * 1800;
+        let msg = match next(10) {
+            0..=2 => format!("Fix bug in module {}", next(40)),
+            _ => format!("Change {i}"),
+        };
+        buf.clear();
+        let _ = write!(
+            buf,
+            "commit refs/heads/main\nmark :{}\nauthor Dev{author} <dev{author}@example.com> {t} +0000\ncommitter Dev{author} <dev{author}@example.com> {t} +0000\ndata {}\n{msg}\n",
+            i + 1,
+            msg.len()
+        );
+        if i > 0 {
+            let _ = writeln!(buf, "from :{i}");
+        }
+        for _ in 0..1 + next(3) {
+            let f = next(files) as usize;
+            lines[f] = (lines[f] + 1 + next(8) as u32).min(400);
+            let content: String = (0..lines[f])
+                .map(|l| format!("line {l} rev {i}\n"))
+                .collect();
+            let _ = write!(
+                buf,
+                "M 100644 inline src/d{}/f{f}.rs\ndata {}\n{content}\n",
+                f % 40,
+                content.len()
+            );
+        }
+        stdin.write_all(buf.as_bytes())?;
+    }
+    stdin.flush()?;
+    drop(stdin);
+    anyhow::ensure!(child.wait()?.success(), "git fast-import failed");
+    git(&["reset", "-q", "--hard", "main"])?;
+    std::fs::write(dir.join(".git").join("omen-bench-complete"), b"")?;
+    Ok(())
+}
+
+fn time_omen(args: &[&str], env: &[(&str, &str)]) -> anyhow::Result<f64> {
+    let exe = std::env::current_exe()?;
+    let mut cmd = Command::new(exe);
+    cmd.arg("child-cmd").args(args);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output()?;
+    if !out.status.success() {
+        bail!(
+            "omen {args:?} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let text = String::from_utf8_lossy(&out.stderr);
+    let line = text.lines().last().context("child printed no timing")?;
+    let v: serde_json::Value =
+        serde_json::from_str(line).with_context(|| format!("child output {line:?}"))?;
+    anyhow::ensure!(v["exit"] == 0, "omen {args:?} exited {}: {text}", v["exit"]);
+    Ok(v["seconds"].as_f64().context("no seconds")? * 1000.0)
+}
+
+/// Results: (name, measured, target, unit).
+pub type Rows = Vec<(String, f64, f64, &'static str)>;
+
+/// The deploy-risk benchmarks.
+pub fn risk_perf(data: &Path) -> anyhow::Result<Rows> {
+    let mut rows: Rows = Vec::new();
+    // Training on 20,000 changes and one prediction, in process.
+    let text = std::fs::read_to_string(corpus("openstack_k_feature.csv"))?;
+    let (_, mut changes) = omen_risk::dataset::read(&text, None)?;
+    changes.sort_by_key(|c| c.time);
+    changes.truncate(20_000);
+    let cfg = TrainConfig::default();
+    let mut best = f64::MAX;
+    let mut model = None;
+    for _ in 0..3 {
+        let t = Instant::now();
+        let m = omen_risk::train::train(&changes, &cfg, 0)?;
+        best = best.min(t.elapsed().as_secs_f64() * 1000.0);
+        model = Some(m);
+    }
+    rows.push(("train on 20,000 changes".into(), best, 2000.0, "ms"));
+    let model = model.context("no model")?;
+    let n = 2000;
+    let t = Instant::now();
+    let mut sink = 0.0;
+    for c in changes.iter().take(n) {
+        let a = omen_risk::assess::assess(
+            &model,
+            omen_risk::assess::Source::Repository,
+            &c.features,
+            &Default::default(),
+            5,
+        );
+        sink += a.probability;
+    }
+    let per = t.elapsed().as_secs_f64() * 1000.0 / n as f64;
+    std::hint::black_box(sink);
+    rows.push(("one prediction with explanation".into(), per, 1.0, "ms"));
+
+    // Bootstrap and incremental scoring on a generated 50,000-commit repository.
+    let repo = data.join("repo-50k");
+    let t = Instant::now();
+    synthetic_repo(&repo, 50_000)?;
+    println!("(repository ready in {:.1} s)", t.elapsed().as_secs_f64());
+    let db = data.join("risk.db");
+    let cfg_path = data.join("risk.toml");
+    // SZZ is budgeted separately (it continues across runs); the bootstrap measures features.
+    std::fs::write(&cfg_path, "[risk]\nszz_budget_s = 0\n")?;
+    let (repo_s, db_s, cfg_s) = (
+        repo.display().to_string(),
+        db.display().to_string(),
+        cfg_path.display().to_string(),
+    );
+    let mut boot = f64::MAX;
+    for _ in 0..2 {
+        let _ = std::fs::remove_file(&db);
+        boot = boot.min(time_omen(
+            &[
+                "--config", &cfg_s, "risk", "score", "--strict", "--repo", &repo_s, "--db", &db_s,
+                "--base", "HEAD~1", "--head", "HEAD",
+            ],
+            &[],
+        )?);
+    }
+    rows.push((
+        "bootstrap 50,000-commit history + first score".into(),
+        boot,
+        30_000.0,
+        "ms",
+    ));
+    // Incremental: the stored history is at HEAD~1; scoring HEAD~1..HEAD again needs no new
+    // commits, scoring a new base adds one.
+    let mut inc = f64::MAX;
+    for i in 0..3 {
+        let db_copy = data.join(format!("risk-{i}.db"));
+        std::fs::copy(&db, &db_copy)?;
+        let c = db_copy.display().to_string();
+        inc = inc.min(time_omen(
+            &[
+                "--config", &cfg_s, "risk", "score", "--strict", "--repo", &repo_s, "--db", &c,
+                "--base", "HEAD", "--head", "HEAD",
+            ],
+            &[],
+        )?);
+    }
+    rows.push((
+        "incremental update (1 commit) + score".into(),
+        inc,
+        200.0,
+        "ms",
+    ));
+    Ok(rows)
+}

@@ -1,0 +1,762 @@
+//! `omen risk score|gate|evaluate` and `omen deploy record`: deploy risk at the edges.
+//!
+//! The flow of `score`: bring the stored repository history up to the base commit (one `git log`
+//! of the new commits), label what can be labelled (reverts, SZZ within a time budget, failed
+//! deploys), retrain when due, pick a model down the fallback chain, score `base...head`,
+//! record the prediction.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use omen_metadata::risk::{
+    EvalBaselines, EvalFigures, EvaluationReport, GateReport, RISK_REPORT_VERSION, RiskReport,
+};
+use omen_risk::assess::{self, Source};
+use omen_risk::features::{Feature, FeatureVector, LabelledChange};
+use omen_risk::history::RepoHistory;
+use omen_risk::model::RiskModel;
+use omen_risk::train::{TrainConfig, TrainError};
+use omen_store::{ChangeRow, ModelRow, Store};
+
+use crate::config::{Config, RiskConfig};
+use crate::{Format, Outcome, git, output};
+
+/// `omen risk …`
+#[derive(Debug, clap::Args)]
+pub struct RiskArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: RiskCommand,
+}
+
+/// Risk subcommands.
+#[derive(Debug, clap::Subcommand)]
+pub enum RiskCommand {
+    /// Score the change base...head: probability, percentile, level, model, factors.
+    Score(ScoreArgs),
+    /// Score, then exit 1 when the probability is at or above the threshold.
+    Gate(GateArgs),
+    /// Train and test on a public JIT dataset, time-ordered, against two baselines.
+    Evaluate(EvaluateArgs),
+}
+
+/// Arguments of `omen risk score`.
+#[derive(Debug, clap::Args)]
+pub struct ScoreArgs {
+    /// History database.
+    #[arg(long, default_value = ".omen/history.db", value_name = "PATH")]
+    pub db: PathBuf,
+    /// The git checkout.
+    #[arg(long, default_value = ".", value_name = "DIR")]
+    pub repo: PathBuf,
+    /// Base of the change (default: the PR's base branch in CI, else HEAD^).
+    #[arg(long, value_name = "REF")]
+    pub base: Option<String>,
+    /// Head of the change.
+    #[arg(long, default_value = "HEAD", value_name = "REF")]
+    pub head: String,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// Exit 3 when Omen itself fails (default: warn, exit 0).
+    #[arg(long)]
+    pub strict: bool,
+}
+
+/// Arguments of `omen risk gate`.
+#[derive(Debug, clap::Args)]
+pub struct GateArgs {
+    /// Everything `score` takes.
+    #[command(flatten)]
+    pub score: ScoreArgs,
+    /// Block at or above this probability (default: `[risk] gate_threshold`, 0.7).
+    #[arg(long, value_name = "P")]
+    pub threshold: Option<f64>,
+    /// A reviewer accepted the risk: report, never block. Also set by the pull request label
+    /// `omen:accept-risk` or `OMEN_ACCEPT_RISK=true`.
+    #[arg(long, env = "OMEN_ACCEPT_RISK")]
+    pub accept_risk: bool,
+}
+
+/// Arguments of `omen risk evaluate`.
+#[derive(Debug, clap::Args)]
+pub struct EvaluateArgs {
+    /// The dataset (CSV).
+    #[arg(long, value_name = "FILE")]
+    pub dataset: PathBuf,
+    /// Its layout (default: detected from the header).
+    #[arg(long, value_name = "issta21|kamei|apachejit")]
+    pub layout: Option<String>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// Newest share of changes used as the test period.
+    #[arg(long, default_value_t = 0.35)]
+    pub test_share: f64,
+    /// Days left out between training and test.
+    #[arg(long, default_value_t = 30.0)]
+    pub gap_days: f64,
+}
+
+/// `omen deploy …`
+#[derive(Debug, clap::Args)]
+pub struct DeployArgs {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: DeployCommand,
+}
+
+/// Deploy subcommands.
+#[derive(Debug, clap::Subcommand)]
+pub enum DeployCommand {
+    /// Record a deploy's outcome; a failed or rolled-back deploy labels its commit risky.
+    Record(RecordArgs),
+}
+
+/// Arguments of `omen deploy record`.
+#[derive(Debug, clap::Args)]
+pub struct RecordArgs {
+    /// History database.
+    #[arg(long, default_value = ".omen/history.db", value_name = "PATH")]
+    pub db: PathBuf,
+    /// Deployed commit.
+    #[arg(long, value_name = "SHA")]
+    pub commit: String,
+    /// Environment name.
+    #[arg(long, value_name = "NAME")]
+    pub environment: String,
+    /// Outcome.
+    #[arg(long, value_name = "success|failure|rolled-back")]
+    pub outcome: String,
+    /// When (RFC 3339; default now).
+    #[arg(long, value_name = "RFC3339")]
+    pub at: Option<String>,
+    /// Exit 3 when Omen itself fails.
+    #[arg(long)]
+    pub strict: bool,
+}
+
+/// The PR label that accepts a change's risk.
+pub const ACCEPT_LABEL: &str = "omen:accept-risk";
+
+/// Run `omen risk …`.
+pub fn run(args: &RiskArgs, config: &Config) -> anyhow::Result<Outcome> {
+    match &args.command {
+        RiskCommand::Score(a) => score_command(a, None, config),
+        RiskCommand::Gate(g) => score_command(&g.score, Some(g), config),
+        RiskCommand::Evaluate(a) => evaluate_command(a),
+    }
+}
+
+/// Whether the risk command asked for strict mode.
+pub fn is_strict(args: &RiskArgs) -> bool {
+    match &args.command {
+        RiskCommand::Score(a) => a.strict,
+        RiskCommand::Gate(g) => g.score.strict,
+        RiskCommand::Evaluate(_) => false,
+    }
+}
+
+fn score_command(
+    args: &ScoreArgs,
+    gate: Option<&GateArgs>,
+    config: &Config,
+) -> anyhow::Result<Outcome> {
+    let report = match score(args, &config.risk, crate::now()) {
+        Ok(r) => r,
+        Err(err) if err.downcast_ref::<crate::UsageError>().is_some() => return Err(err),
+        Err(err) => {
+            tracing::warn!("deploy risk could not be scored: {err:#}");
+            return Ok(Outcome::with_trouble(true, args.strict));
+        }
+    };
+    let mut report = report;
+    let mut code = omen_metadata::exit_code::OK;
+    if let Some(g) = gate {
+        let threshold = g.threshold.unwrap_or(config.risk.gate_threshold);
+        if !(0.0..=1.0).contains(&threshold) {
+            return Err(crate::UsageError(anyhow::anyhow!(
+                "--threshold must be between 0 and 1, got {threshold}"
+            ))
+            .into());
+        }
+        let accepted = g.accept_risk || pr_has_label(ACCEPT_LABEL);
+        let over = report.probability >= threshold;
+        let blocked = over && !accepted;
+        report.gate = Some(GateReport {
+            threshold,
+            over,
+            accepted,
+            blocked,
+        });
+        if blocked {
+            code = omen_metadata::exit_code::GATE;
+        }
+    }
+    match args.format {
+        Format::Json => output::print_json(&report)?,
+        Format::Text => output::print(&render_text(&report)),
+    }
+    if code != omen_metadata::exit_code::OK {
+        tracing::error!(
+            "deploy risk {:.2} is at or above the gate threshold {:.2}. To merge anyway, add the label `{ACCEPT_LABEL}` to the pull request and re-run, or set OMEN_ACCEPT_RISK=true (action input `accept-risk: true`).",
+            report.probability,
+            report.gate.as_ref().map_or(0.0, |g| g.threshold)
+        );
+    }
+    Ok(Outcome { code })
+}
+
+/// Plain-text rendering of a report.
+pub fn render_text(r: &RiskReport) -> String {
+    use std::fmt::Write;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "Deploy risk: {} ({:.0}%, riskier than {:.0}% of past changes) — model: {} ({})",
+        r.level,
+        r.probability * 100.0,
+        r.percentile,
+        r.model,
+        r.kind
+    );
+    if let Some(why) = &r.fallback_reason {
+        let _ = writeln!(s, "  (repository model not used: {why})");
+    }
+    for f in &r.factors {
+        let _ = writeln!(s, "  {f}");
+    }
+    for h in &r.hints {
+        let _ = writeln!(s, "  hint: {h}");
+    }
+    for m in &r.missing {
+        let _ = writeln!(s, "  missing: {m}");
+    }
+    if let Some(g) = &r.gate {
+        let verdict = match (g.over, g.accepted) {
+            (false, _) => "passes",
+            (true, true) => "over the threshold, risk accepted",
+            (true, false) => "BLOCKED",
+        };
+        let _ = writeln!(s, "Gate (threshold {:.2}): {verdict}", g.threshold);
+    }
+    s
+}
+
+/// Does the pull request of this GitHub event carry `label`?
+fn pr_has_label(label: &str) -> bool {
+    let Some(path) = std::env::var_os("GITHUB_EVENT_PATH") else {
+        return false;
+    };
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return false;
+    };
+    let Ok(event) = serde_json::from_str::<serde_json::Value>(&text) else {
+        return false;
+    };
+    event
+        .pointer("/pull_request/labels")
+        .and_then(|l| l.as_array())
+        .is_some_and(|labels| {
+            labels
+                .iter()
+                .any(|l| l.get("name").and_then(|n| n.as_str()) == Some(label))
+        })
+}
+
+/// Default base: the PR's base branch on GitHub (`origin/<GITHUB_BASE_REF>`) or GitLab
+/// (`origin/<CI_MERGE_REQUEST_TARGET_BRANCH_NAME>`), else `HEAD^`.
+fn default_base() -> String {
+    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    match var("GITHUB_BASE_REF").or_else(|| var("CI_MERGE_REQUEST_TARGET_BRANCH_NAME")) {
+        Some(b) => format!("origin/{b}"),
+        None => "HEAD^".into(),
+    }
+}
+
+/// Score `base...head` (see the module docs).
+pub fn score(args: &ScoreArgs, config: &RiskConfig, now: i64) -> anyhow::Result<RiskReport> {
+    let repo = args.repo.as_path();
+    let head = git::rev_parse(repo, &args.head)?;
+    let base_ref = args.base.clone().unwrap_or_else(default_base);
+    let base = git::rev_parse(repo, &base_ref)?;
+    if let Some(parent) = args.db.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("cannot create {}", parent.display()))?;
+    }
+    let opened = Store::open(&args.db, now)?;
+    if let Some((path, why)) = &opened.set_aside {
+        tracing::warn!(
+            "the history database was unusable ({why}); it was moved to {}",
+            path.display()
+        );
+    }
+    let mut store = opened.store;
+    let mut missing = Vec::new();
+    let history = sync_history(&mut store, repo, &base, now, &mut missing)?;
+    label_szz(
+        &mut store,
+        repo,
+        Duration::from_secs_f64(config.szz_budget_s),
+    )?;
+    let (model, source, model_id, fallback_reason) = choose_model(&mut store, config, now)?;
+
+    let (commit, added_lines) = git::change(repo, &base, &head)?;
+    let mut features = history.metrics(&commit);
+    let todo = added_lines.iter().filter(|l| has_todo(l)).count();
+    let long = added_lines
+        .iter()
+        .filter(|l| l.chars().count() > 120)
+        .count();
+    features.set(Feature::TodoAdded, todo as f64);
+    features.set(Feature::LongLinesAdded, long as f64);
+    let a = assess::assess(&model, source, &features, &config.levels, 5);
+    store.record_prediction(
+        &head,
+        Some(&base),
+        now,
+        a.probability,
+        source.name(),
+        model_id,
+    )?;
+    Ok(RiskReport {
+        version: RISK_REPORT_VERSION,
+        base,
+        head,
+        probability: round4(a.probability),
+        percentile: (a.percentile * 10.0).round() / 10.0,
+        level: a.level.name().into(),
+        model: source.name().into(),
+        kind: a.kind.name().into(),
+        fallback_reason,
+        factors: a.factors.iter().map(|f| f.line()).collect(),
+        hints: hints(&features),
+        missing,
+        features: Feature::ALL
+            .iter()
+            .map(|f| (f.name().to_owned(), round4(f.raw(&features))))
+            .collect::<BTreeMap<_, _>>(),
+        gate: None,
+    })
+}
+
+fn round4(x: f64) -> f64 {
+    (x * 10_000.0).round() / 10_000.0
+}
+
+fn has_todo(line: &str) -> bool {
+    ["TODO", "FIXME", "XXX", "HACK"]
+        .iter()
+        .any(|k| line.contains(k))
+}
+
+/// Quiet review hints from the diff (the seed design's list).
+fn hints(f: &FeatureVector) -> Vec<String> {
+    let mut out = Vec::new();
+    let n = |x: Feature| f.get(x).round() as i64;
+    if n(Feature::TodoAdded) > 0 {
+        out.push(format!("adds {} TODO/FIXME line(s)", n(Feature::TodoAdded)));
+    }
+    if n(Feature::LongLinesAdded) > 0 {
+        out.push(format!(
+            "adds {} line(s) over 120 characters",
+            n(Feature::LongLinesAdded)
+        ));
+    }
+    if f.get(Feature::CodeWithoutTests) > 0.0 {
+        out.push("changes source files but no test file".into());
+    }
+    if n(Feature::La) + n(Feature::Ld) > 400 || n(Feature::Nf) > 20 {
+        out.push(format!(
+            "large change ({} lines in {} files): consider splitting it",
+            n(Feature::La) + n(Feature::Ld),
+            n(Feature::Nf)
+        ));
+    }
+    out
+}
+
+/// Bring the stored history up to `base`, returning the history as of `base`.
+fn sync_history(
+    store: &mut Store,
+    repo: &Path,
+    base: &str,
+    now: i64,
+    missing: &mut Vec<String>,
+) -> anyhow::Result<RepoHistory> {
+    let stored = store.risk_state()?;
+    let (mut history, from) = match stored {
+        Some((bytes, last)) => match RepoHistory::decode(&bytes) {
+            Ok(h) if last == base => return Ok(h),
+            Ok(h) if git::git(repo, &["merge-base", "--is-ancestor", &last, base]).is_ok() => {
+                (h, Some(last))
+            }
+            Ok(_) => {
+                tracing::warn!(
+                    "stored history ends at {last}, which is not an ancestor of {base}; rebuilding it"
+                );
+                (RepoHistory::default(), None)
+            }
+            Err(e) => {
+                tracing::warn!("stored repository history could not be read ({e}); rebuilding it");
+                (RepoHistory::default(), None)
+            }
+        },
+        None => (RepoHistory::default(), None),
+    };
+    if from.is_none() && git::is_shallow(repo) {
+        match git::git(repo, &["fetch", "--quiet", "--unshallow"]) {
+            Ok(_) => tracing::info!("deepened the shallow checkout for full change history"),
+            Err(e) => {
+                tracing::warn!("shallow checkout and `git fetch --unshallow` failed: {e:#}");
+                missing.push(
+                    "shallow history: ndev, age, nuc, exp, rexp and sexp count only the fetched commits (use fetch-depth: 0 once; Omen keeps the history after that)"
+                        .into(),
+                );
+            }
+        }
+    }
+    let commits = git::commits(repo, from.as_deref(), base)?;
+    let first_seq = i64::from(history.len());
+    let mut rows = Vec::with_capacity(commits.len());
+    let mut reverts: Vec<String> = Vec::new();
+    for (i, c) in commits.iter().enumerate() {
+        let v = history.observe(c);
+        if let Some(sha) = omen_risk::labels::reverted_commit(&c.message) {
+            reverts.push(sha.to_owned());
+        }
+        rows.push(ChangeRow {
+            sha: c.id.clone(),
+            seq: first_seq + i as i64,
+            at: c.time,
+            author: c.author.clone(),
+            fix: v.get(Feature::Fix) > 0.0,
+            features: v.0.to_vec(),
+            risky: None,
+            label_source: None,
+        });
+    }
+    store.record_changes(&rows, &history.encode(), base, now)?;
+    if !reverts.is_empty() {
+        // Abbreviated ids in revert messages are resolved by git.
+        let full: Vec<String> = reverts
+            .iter()
+            .filter_map(|r| git::rev_parse(repo, r).ok())
+            .collect();
+        store.label_risky(&full, "revert", None)?;
+    }
+    Ok(history)
+}
+
+/// Run SZZ on pending fix commits, newest first, until the time budget is spent.
+fn label_szz(store: &mut Store, repo: &Path, budget: Duration) -> anyhow::Result<()> {
+    let start = Instant::now();
+    let pending = store.fixes_pending_szz()?;
+    for (done, fix) in pending.iter().enumerate() {
+        if start.elapsed() >= budget {
+            tracing::info!(
+                "SZZ: {} fix commits left for later runs (budget {:?})",
+                pending.len() - done,
+                budget
+            );
+            break;
+        }
+        match git::szz_blame(repo, fix) {
+            Ok(inducing) => {
+                let inducing: Vec<String> = inducing.into_iter().filter(|s| s != fix).collect();
+                store.label_risky(&inducing, "szz", Some(fix))?;
+            }
+            Err(e) => {
+                // A root commit or a fix outside the fetched history: nothing to blame.
+                tracing::debug!("SZZ skipped {fix}: {e:#}");
+                store.label_risky(&[], "szz", Some(fix))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Labelled training changes: risky ones, and safe ones older than the label latency.
+pub fn training_set(rows: &[ChangeRow], latency_days: f64) -> Vec<LabelledChange> {
+    let newest = rows.iter().map(|r| r.at).max().unwrap_or(0);
+    let cut = newest - (latency_days * 86_400.0) as i64;
+    rows.iter()
+        .filter(|r| r.risky == Some(true) || r.at < cut)
+        .map(|r| {
+            let mut f = FeatureVector::default();
+            for (i, v) in r.features.iter().enumerate().take(f.0.len()) {
+                f.0[i] = *v;
+            }
+            LabelledChange {
+                id: r.sha.clone(),
+                time: r.at,
+                features: f,
+                risky: r.risky == Some(true),
+            }
+        })
+        .collect()
+}
+
+/// The model features of a repository's own model: the public ones plus path-based hints
+/// (diff-content hints exist only for the change being scored, so they are not trained on).
+pub fn repository_features() -> Vec<Feature> {
+    let mut f = Feature::PUBLIC.to_vec();
+    f.extend([
+        Feature::DepsTouched,
+        Feature::CiTouched,
+        Feature::CodeWithoutTests,
+    ]);
+    f
+}
+
+type Chosen = (RiskModel, Source, Option<i64>, Option<String>);
+
+/// Retrain when due, then walk the fallback chain: repository → prior → heuristic.
+fn choose_model(store: &mut Store, config: &RiskConfig, now: i64) -> anyhow::Result<Chosen> {
+    let cfg = TrainConfig {
+        features: repository_features(),
+        ..TrainConfig::default()
+    };
+    let (labelled_n, risky_n, _) =
+        store.label_counts((config.label_latency_days * 86_400.0) as i64)?;
+    let latest = store.latest_model()?;
+    let tracked = store.predictions_with_outcomes()?;
+    let due = match &latest {
+        None => true,
+        Some(m) => {
+            let old = (now - m.created_at) as f64 > config.retrain_days * 86_400.0;
+            let grew = labelled_n as f64 >= 1.2 * m.samples as f64;
+            let drifted =
+                tracked.len() >= 50 && tracked_auc(&tracked).is_some_and(|a| a < m.auc - 0.1);
+            old || grew || drifted
+        }
+    };
+    let enough = labelled_n >= cfg.min_samples as i64
+        && risky_n >= cfg.min_per_class as i64
+        && labelled_n - risky_n >= cfg.min_per_class as i64;
+    let mut reason: Option<String> = None;
+    let mut current = latest;
+    if due && !enough {
+        reason = Some(format!(
+            "only {labelled_n} labelled changes ({risky_n} risky) to learn from; it needs {} with {} of each class",
+            cfg.min_samples, cfg.min_per_class
+        ));
+    } else if due {
+        let labelled = training_set(&store.changes()?, config.label_latency_days);
+        match omen_risk::train::train(&labelled, &cfg, now) {
+            Ok(model) => {
+                let row = ModelRow {
+                    id: 0,
+                    created_at: now,
+                    kind: model.kind.name().into(),
+                    samples: model.samples as i64,
+                    positives: model.positives as i64,
+                    auc: model.validation.auc,
+                    brier: model.validation.brier,
+                    features: model
+                        .features
+                        .iter()
+                        .map(|f| f.name())
+                        .collect::<Vec<_>>()
+                        .join(","),
+                    model: model.encode(),
+                };
+                let id = store.save_model(&row)?;
+                current = Some(ModelRow { id, ..row });
+            }
+            Err(TrainError::TooFew {
+                samples, positives, ..
+            }) => {
+                reason = Some(format!(
+                    "only {samples} labelled changes ({positives} risky) to learn from"
+                ));
+            }
+            Err(e) => reason = Some(format!("training failed: {e}")),
+        }
+    }
+    if let Some(row) = current {
+        match RiskModel::decode(&row.model) {
+            Ok(m)
+                if m.validation.auc >= config.min_auc
+                    && m.validation.brier < m.validation.base_brier =>
+            {
+                return Ok((m, Source::Repository, Some(row.id), None));
+            }
+            Ok(m) => {
+                reason = Some(format!(
+                    "its hold-out AUC {:.2} (minimum {:.2}) or Brier {:.3} (base rate {:.3}) is not good enough",
+                    m.validation.auc, config.min_auc, m.validation.brier, m.validation.base_brier
+                ));
+            }
+            Err(e) => reason = Some(format!("stored model unreadable: {e}")),
+        }
+    }
+    match omen_risk::prior::prior_model() {
+        Ok(m) => Ok((m, Source::Prior, None, reason)),
+        Err(e) => {
+            tracing::warn!("the shipped prior model could not be read: {e}");
+            Ok((assess::heuristic_model(), Source::Heuristic, None, reason))
+        }
+    }
+}
+
+fn tracked_auc(xs: &[(f64, bool)]) -> Option<f64> {
+    let scored: Vec<omen_risk::metrics::Scored> = xs
+        .iter()
+        .map(|(p, y)| omen_risk::metrics::Scored {
+            score: *p,
+            risky: *y,
+            effort: 1.0,
+        })
+        .collect();
+    omen_risk::metrics::auc(&scored)
+}
+
+fn figures(f: &omen_risk::evaluate::Figures) -> EvalFigures {
+    let r = |x: f64| (x * 10_000.0).round() / 10_000.0;
+    EvalFigures {
+        auc: r(f.auc),
+        brier: f.brier.map(r),
+        f1: r(f.f1),
+        mcc: r(f.mcc),
+        capture: ["5", "10", "20", "50"]
+            .iter()
+            .zip(f.capture)
+            .map(|(k, v)| ((*k).to_owned(), r(v)))
+            .collect(),
+        recall_at_20_effort: r(f.recall_at_20_effort),
+        popt: r(f.popt),
+    }
+}
+
+fn evaluate_command(args: &EvaluateArgs) -> anyhow::Result<Outcome> {
+    let layout = match &args.layout {
+        Some(name) => Some(omen_risk::dataset::Layout::from_name(name).ok_or_else(|| {
+            crate::UsageError(anyhow::anyhow!(
+                "unknown --layout `{name}`: expected issta21, kamei or apachejit"
+            ))
+        })?),
+        None => None,
+    };
+    let text = std::fs::read_to_string(&args.dataset)
+        .with_context(|| format!("cannot read dataset `{}`", args.dataset.display()))?;
+    let (layout, rows) = omen_risk::dataset::read(&text, layout)
+        .with_context(|| format!("dataset `{}`", args.dataset.display()))?;
+    let split = omen_risk::evaluate::SplitConfig {
+        test_share: args.test_share,
+        gap_days: args.gap_days,
+    };
+    let ev = omen_risk::evaluate::evaluate(&rows, &split, &TrainConfig::default())
+        .with_context(|| format!("evaluating on `{}`", args.dataset.display()))?;
+    let report = EvaluationReport {
+        dataset: args.dataset.display().to_string(),
+        layout: layout.name().into(),
+        train: ev.train,
+        gap: ev.gap,
+        test: ev.test,
+        test_base_rate: round4(ev.test_base_rate),
+        base_rate_brier: round4(ev.base_rate_brier),
+        model_kind: ev.model_kind.into(),
+        model: figures(&ev.model),
+        baselines: EvalBaselines {
+            la_rank: figures(&ev.la_rank),
+            lapredict: figures(&ev.lapredict),
+        },
+    };
+    match args.format {
+        Format::Json => output::print_json(&report)?,
+        Format::Text => {
+            let line = |name: &str, f: &EvalFigures| {
+                format!(
+                    "{name:<10} AUC {:.4}  Brier {}  F1 {:.3}  MCC {:.3}  capture@10% {:.3}  recall@20%effort {:.3}  Popt {:.3}\n",
+                    f.auc,
+                    f.brier.map_or("  -   ".into(), |b| format!("{b:.4}")),
+                    f.f1,
+                    f.mcc,
+                    f.capture.get("10").copied().unwrap_or(0.0),
+                    f.recall_at_20_effort,
+                    f.popt
+                )
+            };
+            let mut s = format!(
+                "{} ({}): train {}, gap {}, test {} (risky {:.1}%, base-rate Brier {:.4})\n",
+                report.dataset,
+                report.layout,
+                report.train,
+                report.gap,
+                report.test,
+                report.test_base_rate * 100.0,
+                report.base_rate_brier
+            );
+            s += &line(
+                &format!(
+                    "omen/{}",
+                    if report.model_kind == "logistic+forest" {
+                        "blend"
+                    } else {
+                        &report.model_kind
+                    }
+                ),
+                &report.model,
+            );
+            s += &line("la_rank", &report.baselines.la_rank);
+            s += &line("lapredict", &report.baselines.lapredict);
+            output::print(&s);
+        }
+    }
+    Ok(Outcome::OK)
+}
+
+/// Run `omen deploy record`.
+pub fn deploy(args: &DeployArgs, now: i64) -> anyhow::Result<Outcome> {
+    let DeployCommand::Record(a) = &args.command;
+    if !matches!(a.outcome.as_str(), "success" | "failure" | "rolled-back") {
+        return Err(crate::UsageError(anyhow::anyhow!(
+            "--outcome must be success, failure or rolled-back, got `{}`",
+            a.outcome
+        ))
+        .into());
+    }
+    let at = match &a.at {
+        Some(t) => crate::parse_time(t).map_err(crate::UsageError)?,
+        None => now,
+    };
+    let result = (|| -> anyhow::Result<()> {
+        if let Some(parent) = a.db.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(parent)?;
+        }
+        let opened = Store::open(&a.db, now)?;
+        if let Some((path, why)) = &opened.set_aside {
+            tracing::warn!(
+                "the history database was unusable ({why}); it was moved to {}",
+                path.display()
+            );
+        }
+        let mut store = opened.store;
+        store.record_deploy(&omen_store::DeployRow {
+            commit_sha: a.commit.clone(),
+            environment: a.environment.clone(),
+            outcome: a.outcome.clone(),
+            at,
+        })?;
+        if a.outcome != "success" {
+            let n = store.label_risky(std::slice::from_ref(&a.commit), "deploy", None)?;
+            if n == 0 {
+                tracing::info!(
+                    "{} is not in the change history yet; its label applies once observed",
+                    a.commit
+                );
+            }
+        }
+        Ok(())
+    })();
+    match result {
+        Ok(()) => Ok(Outcome::OK),
+        Err(e) => {
+            tracing::warn!("could not record the deploy: {e:#}");
+            Ok(Outcome::with_trouble(true, a.strict))
+        }
+    }
+}

@@ -1,0 +1,109 @@
+//! JSON printed by `omen risk score|gate --format json` and `omen risk evaluate --format json`.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+/// Version of [`RiskReport`].
+pub const RISK_REPORT_VERSION: u32 = 1;
+
+/// The deploy-risk answer for one change.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RiskReport {
+    /// Always [`RISK_REPORT_VERSION`].
+    pub version: u32,
+    /// Base commit.
+    pub base: String,
+    /// Head commit.
+    pub head: String,
+    /// Calibrated probability that the change is risky.
+    pub probability: f64,
+    /// Percentile among the repository's past changes (those the model learned from).
+    pub percentile: f64,
+    /// `LOW`, `MEDIUM`, `HIGH` or `CRITICAL`.
+    pub level: String,
+    /// Which model answered: `repository`, `prior` or `heuristic`.
+    pub model: String,
+    /// Its scorer: `logistic`, `forest` or `logistic+forest`.
+    pub kind: String,
+    /// Why the repository's own model did not answer, when it did not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fallback_reason: Option<String>,
+    /// Strongest factors: `+ …` raises risk, `− …` lowers it.
+    pub factors: Vec<String>,
+    /// Quiet review hints from the diff.
+    pub hints: Vec<String>,
+    /// Features Omen could not compute fully, and why.
+    pub missing: Vec<String>,
+    /// Raw feature values by name.
+    pub features: BTreeMap<String, f64>,
+    /// Present for `omen risk gate`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gate: Option<GateReport>,
+}
+
+/// The gate's decision.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GateReport {
+    /// The threshold on the probability.
+    pub threshold: f64,
+    /// The change was over the threshold.
+    pub over: bool,
+    /// A reviewer accepted the risk (label or input).
+    pub accepted: bool,
+    /// The gate blocks (exit 1).
+    pub blocked: bool,
+}
+
+/// Figures for one scorer in an evaluation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EvalFigures {
+    /// Area under the ROC curve.
+    pub auc: f64,
+    /// Brier score (`null` for a ranking that is not a probability).
+    pub brier: Option<f64>,
+    /// F1 of the risky class.
+    pub f1: f64,
+    /// Matthews correlation coefficient.
+    pub mcc: f64,
+    /// Share of risky changes caught when gating the top 5/10/20/50%.
+    pub capture: BTreeMap<String, f64>,
+    /// Recall at 20% of the churn reviewed.
+    pub recall_at_20_effort: f64,
+    /// Popt.
+    pub popt: f64,
+}
+
+/// Baselines run beside Omen's model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EvalBaselines {
+    /// Ranking by lines added.
+    pub la_rank: EvalFigures,
+    /// Logistic regression on lines added alone.
+    pub lapredict: EvalFigures,
+}
+
+/// `omen risk evaluate --format json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EvaluationReport {
+    /// The dataset file.
+    pub dataset: String,
+    /// Its layout.
+    pub layout: String,
+    /// Training changes.
+    pub train: usize,
+    /// Changes between training and test left out by the gap.
+    pub gap: usize,
+    /// Test changes.
+    pub test: usize,
+    /// Risky share of the test period.
+    pub test_base_rate: f64,
+    /// Brier score of predicting the training base rate for every test change.
+    pub base_rate_brier: f64,
+    /// Omen's scorer as chosen on the training hold-out.
+    pub model_kind: String,
+    /// Omen's model.
+    pub model: EvalFigures,
+    /// The baselines.
+    pub baselines: EvalBaselines,
+}

@@ -1,0 +1,347 @@
+//! Turning a model's probability into what a reviewer reads: level, percentile, which model
+//! answered, and the factors behind the score in plain words.
+
+use crate::features::{Feature, FeatureVector};
+use crate::model::{Logistic, ModelKind, Platt, RiskModel};
+
+/// Which model of the fallback chain answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// Trained on this repository's own labelled changes and validated on its newest ones.
+    Repository,
+    /// Trained on public data (OpenStack and Qt, ISSTA'21 datasets), shipped with Omen.
+    Prior,
+    /// Fixed, hand-set weights: used when no model can be trusted.
+    Heuristic,
+}
+
+impl Source {
+    /// Name in output.
+    pub fn name(self) -> &'static str {
+        match self {
+            Source::Repository => "repository",
+            Source::Prior => "prior",
+            Source::Heuristic => "heuristic",
+        }
+    }
+}
+
+/// Risk level of a change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    /// Below `medium`.
+    Low,
+    /// From `medium`.
+    Medium,
+    /// From `high`.
+    High,
+    /// From `critical`.
+    Critical,
+}
+
+impl Level {
+    /// Upper-case name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Level::Low => "LOW",
+            Level::Medium => "MEDIUM",
+            Level::High => "HIGH",
+            Level::Critical => "CRITICAL",
+        }
+    }
+}
+
+/// Probability thresholds of the levels. Levels are read off the *calibrated* probability, so
+/// "HIGH" means "at least half of such changes turned out risky", a statement that holds across
+/// repositories; the percentile is shown beside it for the repository-relative view.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Levels {
+    /// MEDIUM from here (default 0.2).
+    pub medium: f64,
+    /// HIGH from here (default 0.5).
+    pub high: f64,
+    /// CRITICAL from here (default 0.8).
+    pub critical: f64,
+}
+
+impl Default for Levels {
+    fn default() -> Self {
+        Levels {
+            medium: 0.2,
+            high: 0.5,
+            critical: 0.8,
+        }
+    }
+}
+
+impl Levels {
+    /// The level of probability `p`.
+    pub fn of(&self, p: f64) -> Level {
+        if p >= self.critical {
+            Level::Critical
+        } else if p >= self.high {
+            Level::High
+        } else if p >= self.medium {
+            Level::Medium
+        } else {
+            Level::Low
+        }
+    }
+}
+
+/// One reason behind a score.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Factor {
+    /// The feature.
+    pub feature: Feature,
+    /// How much the probability moves because of this feature's value, compared with a typical
+    /// change (the feature at its training mean); positive raises risk.
+    pub effect: f64,
+    /// Plain words, e.g. "touches 14 files in 5 directories".
+    pub text: String,
+}
+
+impl Factor {
+    /// `+ text` or `− text`.
+    pub fn line(&self) -> String {
+        format!(
+            "{} {}",
+            if self.effect >= 0.0 { "+" } else { "−" },
+            self.text
+        )
+    }
+}
+
+/// The full answer for one change.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Assessment {
+    /// Calibrated probability that the change is risky.
+    pub probability: f64,
+    /// Percentile among the changes the model learned from (0–100).
+    pub percentile: f64,
+    /// The level.
+    pub level: Level,
+    /// Which model answered.
+    pub source: Source,
+    /// Its scorer.
+    pub kind: ModelKind,
+    /// Strongest factors first (at most `max_factors`).
+    pub factors: Vec<Factor>,
+}
+
+/// Score `raw` with `model`, explain it with its `max_factors` strongest factors.
+///
+/// A factor's effect is measured by occlusion: the probability minus the probability with that
+/// one input set to its training mean. This works the same for every scorer (logistic, forest,
+/// blend), and its sign says which way the value pushes.
+pub fn assess(
+    model: &RiskModel,
+    source: Source,
+    raw: &FeatureVector,
+    levels: &Levels,
+    max_factors: usize,
+) -> Assessment {
+    let z = model.inputs(raw);
+    let p = model.probability_of_inputs(&z);
+    let mut factors: Vec<Factor> = Vec::new();
+    for (i, f) in model.features.iter().enumerate() {
+        let mut zi = z.clone();
+        zi[i] = 0.0;
+        let effect = p - model.probability_of_inputs(&zi);
+        if effect.abs() >= 0.005 {
+            factors.push(Factor {
+                feature: *f,
+                effect,
+                text: describe(*f, raw),
+            });
+        }
+    }
+    factors.sort_by(|a, b| b.effect.abs().total_cmp(&a.effect.abs()));
+    factors.truncate(max_factors);
+    Assessment {
+        probability: p,
+        percentile: model.percentile(p),
+        level: levels.of(p),
+        source,
+        kind: model.kind,
+        factors,
+    }
+}
+
+/// Plain words for a feature's value.
+pub fn describe(f: Feature, v: &FeatureVector) -> String {
+    let n = |f: Feature| v.get(f).round() as i64;
+    let s = |x: i64| if x == 1 { "" } else { "s" };
+    match f {
+        Feature::Ns => format!("touches {} subsystem{}", n(f), s(n(f))),
+        Feature::Nd | Feature::Nf => format!(
+            "touches {} file{} in {} director{}",
+            n(Feature::Nf),
+            s(n(Feature::Nf)),
+            n(Feature::Nd),
+            if n(Feature::Nd) == 1 { "y" } else { "ies" }
+        ),
+        Feature::Entropy => format!(
+            "spreads its changes across files (entropy {:.2} bits)",
+            v.get(f)
+        ),
+        Feature::La => format!("adds {} line{}", n(f), s(n(f))),
+        Feature::Ld => format!("deletes {} line{}", n(f), s(n(f))),
+        Feature::Lt => format!("the touched files had {} lines before", n(f)),
+        Feature::Fix => {
+            if v.get(f) > 0.0 {
+                "is a bug fix".into()
+            } else {
+                "is not a bug fix".into()
+            }
+        }
+        Feature::Ndev => format!("{} developer{} changed these files before", n(f), s(n(f))),
+        Feature::Age => format!("the files last changed {:.0} days ago on average", v.get(f)),
+        Feature::Nuc => format!("these files were changed {} time{} before", n(f), s(n(f))),
+        Feature::Exp => format!("the author has made {} earlier change{}", n(f), s(n(f))),
+        Feature::Rexp => format!(
+            "the author's recent experience is {:.1} (changes weighted by recency)",
+            v.get(f)
+        ),
+        Feature::Sexp => format!(
+            "the author has changed these subsystems {} time{}",
+            n(f),
+            s(n(f))
+        ),
+        Feature::TodoAdded => format!("adds {} TODO/FIXME line{}", n(f), s(n(f))),
+        Feature::LongLinesAdded => format!("adds {} line{} over 120 characters", n(f), s(n(f))),
+        Feature::DepsTouched => {
+            if v.get(f) > 0.0 {
+                "changes dependency manifests or lockfiles".into()
+            } else {
+                "leaves dependencies alone".into()
+            }
+        }
+        Feature::CiTouched => {
+            if v.get(f) > 0.0 {
+                "changes CI or build configuration".into()
+            } else {
+                "leaves CI configuration alone".into()
+            }
+        }
+        Feature::CodeWithoutTests => {
+            if v.get(f) > 0.0 {
+                "changes source files without touching a test".into()
+            } else {
+                "touches tests along with the code".into()
+            }
+        }
+        Feature::LaPerLt => format!(
+            "adds {:.1}% relative to the touched files' size",
+            100.0 * f.raw(v)
+        ),
+        Feature::LdPerLt => format!(
+            "deletes {:.1}% of the touched files' lines",
+            100.0 * f.raw(v)
+        ),
+        Feature::LtPerNf => format!("the touched files average {:.0} lines", f.raw(v)),
+        Feature::NucPerNf => format!(
+            "each touched file was changed {:.1} times before on average",
+            f.raw(v)
+        ),
+    }
+}
+
+/// The last link of the fallback chain: fixed weights on standardised-by-hand inputs, chosen to
+/// rank like the published findings (size, spread and fix-ness raise risk; experience lowers
+/// it), never fitted to any data. Its probabilities are rough, which the output says.
+pub fn heuristic_model() -> RiskModel {
+    // (feature, typical ln(1+x), spread, weight)
+    let spec: [(Feature, f64, f64, f64); 9] = [
+        (Feature::La, 3.0, 1.8, 0.6),
+        (Feature::Nf, 1.0, 0.7, 0.3),
+        (Feature::Entropy, 0.5, 0.8, 0.2),
+        (Feature::Fix, 0.3, 0.45, 0.2),
+        (Feature::Exp, 4.0, 2.0, -0.3),
+        (Feature::Ndev, 1.5, 1.0, 0.1),
+        (Feature::DepsTouched, 0.05, 0.2, 0.15),
+        (Feature::CiTouched, 0.05, 0.2, 0.1),
+        (Feature::CodeWithoutTests, 0.5, 0.5, 0.15),
+    ];
+    RiskModel {
+        kind: ModelKind::Logistic,
+        features: spec.iter().map(|s| s.0).collect(),
+        mean: spec.iter().map(|s| s.1).collect(),
+        scale: spec.iter().map(|s| s.2).collect(),
+        logistic: Some((
+            Logistic {
+                weights: spec.iter().map(|s| s.3).collect(),
+                intercept: -1.4,
+            },
+            Platt::IDENTITY,
+        )),
+        forest: None,
+        trained_at: 0,
+        samples: 0,
+        positives: 0,
+        validation: Default::default(),
+        threshold: 0.5,
+        // σ(-1.4 ± …): spread of the heuristic over typical inputs, for a rough percentile.
+        quantiles: (0..=100)
+            .map(|q| crate::model::sigmoid(-1.4 + (f64::from(q) - 50.0) / 25.0))
+            .collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn levels_and_factor_lines() {
+        let l = Levels::default();
+        assert_eq!(l.of(0.1), Level::Low);
+        assert_eq!(l.of(0.2), Level::Medium);
+        assert_eq!(l.of(0.79), Level::High);
+        assert_eq!(l.of(0.8), Level::Critical);
+        let mut v = FeatureVector::default();
+        v.set(Feature::Nf, 14.0);
+        v.set(Feature::Nd, 5.0);
+        assert_eq!(
+            describe(Feature::Nf, &v),
+            "touches 14 files in 5 directories"
+        );
+        let f = Factor {
+            feature: Feature::Exp,
+            effect: -0.1,
+            text: "the author has made 120 earlier changes".into(),
+        };
+        assert_eq!(f.line(), "− the author has made 120 earlier changes");
+    }
+
+    #[test]
+    fn heuristic_ranks_big_changes_by_newcomers_higher_and_explains_why() {
+        let m = heuristic_model();
+        let mut small = FeatureVector::default();
+        small.set(Feature::La, 5.0);
+        small.set(Feature::Nf, 1.0);
+        small.set(Feature::Exp, 300.0);
+        let mut big = FeatureVector::default();
+        big.set(Feature::La, 2000.0);
+        big.set(Feature::Nf, 40.0);
+        big.set(Feature::Nd, 9.0);
+        big.set(Feature::Entropy, 4.0);
+        let a = assess(&m, Source::Heuristic, &small, &Levels::default(), 3);
+        let b = assess(&m, Source::Heuristic, &big, &Levels::default(), 3);
+        assert!(
+            b.probability > a.probability + 0.3,
+            "{} vs {}",
+            b.probability,
+            a.probability
+        );
+        assert!(b.level > a.level);
+        assert_eq!(b.factors[0].line(), "+ adds 2000 lines");
+        assert!(
+            a.factors
+                .iter()
+                .any(|f| f.line() == "− the author has made 300 earlier changes"),
+            "{:?}",
+            a.factors
+        );
+    }
+}

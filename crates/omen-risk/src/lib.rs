@@ -1,0 +1,20 @@
+//! Omen's deploy-risk model.
+//!
+//! - [`features`]: the change metrics (Kamei et al.'s 14 plus diff hints) and their transforms.
+//! - [`dataset`]: readers for public JIT defect datasets (ISSTA'21, Kamei 2013, ApacheJIT).
+//! - [`train`]: fitting with smartcore, time-ordered hold-out, calibration, model choice.
+//! - [`model`]: a fitted model in Omen's own versioned format, scoring, percentiles.
+//! - [`metrics`] and [`evaluate`]: AUC, Brier, F1, MCC, capture, effort-aware figures.
+//!
+//! Like `omen-core`, this crate does no I/O: callers hand it rows and the current time.
+
+pub mod assess;
+pub mod dataset;
+pub mod evaluate;
+pub mod features;
+pub mod history;
+pub mod labels;
+pub mod metrics;
+pub mod model;
+pub mod prior;
+pub mod train;

@@ -1,0 +1,16 @@
+//! The prior model shipped with Omen, for repositories without enough labelled history.
+//!
+//! `prior.bin` is a logistic regression (no forest: trees do not transfer across projects) on
+//! the public features, trained by `cargo run -p omen-bench -- gen-prior` on the OpenStack and Qt
+//! datasets of the ISSTA'21 benchmark (MIT licence; copies in `tests/corpus/jit/`). The
+//! end-to-end suite retrains it and checks the bytes are identical.
+
+use crate::model::{ModelDecodeError, RiskModel};
+
+/// The encoded prior.
+pub const PRIOR_BYTES: &[u8] = include_bytes!("prior.bin");
+
+/// Decode the shipped prior.
+pub fn prior_model() -> Result<RiskModel, ModelDecodeError> {
+    RiskModel::decode(PRIOR_BYTES)
+}

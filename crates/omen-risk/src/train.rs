@@ -1,0 +1,588 @@
+//! Fitting a [`RiskModel`] with smartcore: time-ordered hold-out, imbalance, calibration.
+//!
+//! The procedure, fixed in advance (never tuned on a test period):
+//! 1. Changes are sorted by time. The newest `holdout` share (20%) is the validation set; the
+//!    older changes are the fitting set. There is no random split anywhere.
+//! 2. Features are `ln(1+x)`-transformed and standardised on the fitting set.
+//! 3. Logistic regression (smartcore, L2 `alpha`) and a forest of smartcore decision trees are
+//!    fitted. Imbalance: each tree sees a *balanced* bootstrap (as many safe as risky changes,
+//!    drawn with replacement) and a random subset of the features; logistic regression is fitted
+//!    on the data as it is (its ranking does not depend on the class ratio).
+//! 4. Each part is calibrated on the hold-out by Platt scaling (a one-feature logistic regression,
+//!    also smartcore). The blend averages the two calibrated probabilities.
+//! 5. Logistic, forest or blend is chosen by hold-out AUC; the F1-best threshold is read off the
+//!    hold-out.
+//! 6. The chosen parts are refitted on all changes with the same settings and keep the hold-out
+//!    calibration (as scikit-learn's `CalibratedClassifierCV(ensemble=False)` does), so the
+//!    newest changes inform the model.
+
+use ndarray::{Array1, Array2};
+use smartcore::linear::logistic_regression::{LogisticRegression, LogisticRegressionParameters};
+use smartcore::tree::decision_tree_classifier::{
+    DecisionTreeClassifier, DecisionTreeClassifierParameters, SplitCriterion,
+};
+
+use crate::features::{Feature, LabelledChange};
+use crate::metrics::{self, Confusion, Scored};
+use crate::model::{
+    Logistic, ModelKind, Platt, RiskModel, Tree, TreeNode, Validation, forest_margin,
+};
+
+/// Training settings. The defaults are the ones every figure in the docs was measured with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrainConfig {
+    /// Features to use.
+    pub features: Vec<Feature>,
+    /// Newest share of changes held out for calibration and model choice.
+    pub holdout: f64,
+    /// L2 penalty of the logistic regression.
+    pub alpha: f64,
+    /// Trees in the forest (0 disables the forest).
+    pub trees: usize,
+    /// Maximum tree depth.
+    pub max_depth: u16,
+    /// Minimum changes in a leaf.
+    pub min_leaf: usize,
+    /// Share of the features each tree sees.
+    pub feature_share: f64,
+    /// Cap on each tree's bootstrap size (per class), to bound training time.
+    pub max_per_class: usize,
+    /// Seed for bootstraps and feature subsets.
+    pub seed: u64,
+    /// Fewest labelled changes, and fewest of each class, worth training on.
+    pub min_samples: usize,
+    /// Fewest risky (and safe) changes worth training on.
+    pub min_per_class: usize,
+}
+
+impl Default for TrainConfig {
+    fn default() -> Self {
+        TrainConfig {
+            features: Feature::PUBLIC.to_vec(),
+            holdout: 0.2,
+            alpha: 1.0,
+            trees: 40,
+            max_depth: 7,
+            min_leaf: 20,
+            feature_share: 0.6,
+            max_per_class: 2500,
+            seed: 0x6f6d_656e,
+            min_samples: 200,
+            min_per_class: 30,
+        }
+    }
+}
+
+/// Why a model could not be trained.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum TrainError {
+    /// Too few labelled changes, or too few of one class.
+    #[error(
+        "not enough labelled changes: {samples} with {positives} risky (need {need} and {need_per_class} of each class)"
+    )]
+    TooFew {
+        /// Labelled changes available.
+        samples: usize,
+        /// Risky ones among them.
+        positives: usize,
+        /// Minimum total.
+        need: usize,
+        /// Minimum per class.
+        need_per_class: usize,
+    },
+    /// smartcore refused the data.
+    #[error("fitting failed: {0}")]
+    Fit(String),
+}
+
+/// Train a model on `changes` (any order; they are sorted by time here). `now` is recorded as
+/// the training time.
+pub fn train(
+    changes: &[LabelledChange],
+    config: &TrainConfig,
+    now: i64,
+) -> Result<RiskModel, TrainError> {
+    let mut sorted: Vec<&LabelledChange> = changes.iter().collect();
+    sorted.sort_by_key(|c| c.time);
+    let positives = sorted.iter().filter(|c| c.risky).count();
+    let negatives = sorted.len() - positives;
+    let too_few = || TrainError::TooFew {
+        samples: sorted.len(),
+        positives,
+        need: config.min_samples,
+        need_per_class: config.min_per_class,
+    };
+    if sorted.len() < config.min_samples
+        || positives < config.min_per_class
+        || negatives < config.min_per_class
+    {
+        return Err(too_few());
+    }
+    let n_fit = ((1.0 - config.holdout) * sorted.len() as f64).round() as usize;
+    let (fit, hold) = sorted.split_at(n_fit.clamp(1, sorted.len() - 1));
+    if !has_both(fit) || !has_both(hold) {
+        return Err(too_few());
+    }
+
+    let p = config.features.len();
+    let raw = |cs: &[&LabelledChange]| -> Vec<Vec<f64>> {
+        cs.iter()
+            .map(|c| {
+                config
+                    .features
+                    .iter()
+                    .map(|f| f.input(&c.features))
+                    .collect()
+            })
+            .collect()
+    };
+    let fit_raw = raw(fit);
+    let (fit_mean, fit_scale) = standardiser(&fit_raw, p);
+    let (mean, scale) = (&fit_mean, &fit_scale);
+    let z = |rows: &[Vec<f64>]| -> Vec<Vec<f64>> {
+        rows.iter()
+            .map(|r| {
+                r.iter()
+                    .enumerate()
+                    .map(|(j, v)| (v - mean[j]) / scale[j])
+                    .collect()
+            })
+            .collect()
+    };
+    let fit_z = z(&fit_raw);
+    let hold_z = z(&raw(hold));
+    let fit_y: Vec<bool> = fit.iter().map(|c| c.risky).collect();
+    let hold_y: Vec<bool> = hold.iter().map(|c| c.risky).collect();
+    let hold_effort: Vec<f64> = hold.iter().map(|c| c.features.effort()).collect();
+
+    // 3. Fit both parts on the older changes.
+    let lr = fit_logistic(&fit_z, &fit_y, config.alpha)?;
+    let forest = if config.trees > 0 {
+        Some(fit_forest(&fit_z, &fit_y, config)?)
+    } else {
+        None
+    };
+
+    // 4. Calibrate each part on the hold-out.
+    let lr_margins: Vec<f64> = hold_z.iter().map(|r| lr.margin(r)).collect();
+    let lr_platt = fit_platt(&lr_margins, &hold_y)?;
+    let rf = match forest {
+        Some(trees) => {
+            let margins: Vec<f64> = hold_z.iter().map(|r| forest_margin(&trees, r)).collect();
+            let platt = fit_platt(&margins, &hold_y)?;
+            Some((trees, platt, margins))
+        }
+        None => None,
+    };
+
+    // 5. Choose by hold-out AUC.
+    let scored = |probs: &[f64]| -> Vec<Scored> {
+        probs
+            .iter()
+            .zip(&hold_y)
+            .zip(&hold_effort)
+            .map(|((p, y), e)| Scored {
+                score: *p,
+                risky: *y,
+                effort: *e,
+            })
+            .collect()
+    };
+    let lr_probs: Vec<f64> = lr_margins.iter().map(|m| lr_platt.apply(*m)).collect();
+    let mut candidates = vec![(ModelKind::Logistic, lr_probs.clone())];
+    if let Some((_, platt, margins)) = &rf {
+        let rf_probs: Vec<f64> = margins.iter().map(|m| platt.apply(*m)).collect();
+        let blend: Vec<f64> = lr_probs
+            .iter()
+            .zip(&rf_probs)
+            .map(|(a, b)| (a + b) / 2.0)
+            .collect();
+        candidates.push((ModelKind::Forest, rf_probs));
+        candidates.push((ModelKind::Blend, blend));
+    }
+    let mut best: Option<(ModelKind, f64, Vec<f64>)> = None;
+    for (kind, probs) in candidates {
+        let auc = metrics::auc(&scored(&probs)).unwrap_or(0.5);
+        // Strictly better only: on a tie the simpler candidate (listed first) stays.
+        if best.as_ref().is_none_or(|(_, a, _)| auc > *a + 1e-9) {
+            best = Some((kind, auc, probs));
+        }
+    }
+    let Some((kind, auc, probs)) = best else {
+        return Err(TrainError::Fit("no candidate model".into()));
+    };
+    let hold_scored = scored(&probs);
+    let base_rate = fit_y.iter().filter(|y| **y).count() as f64 / fit_y.len() as f64;
+    let base: Vec<Scored> = hold_scored
+        .iter()
+        .map(|s| Scored {
+            score: base_rate,
+            ..*s
+        })
+        .collect();
+    let validation = Validation {
+        auc,
+        brier: metrics::brier(&hold_scored),
+        base_brier: metrics::brier(&base),
+        samples: hold.len() as u64,
+    };
+    let threshold = best_f1_threshold(&hold_scored);
+
+    // 6. Refit the logistic part on every change, keeping the hold-out calibration.
+    let all_raw = raw(&sorted);
+    let (mean, scale) = standardiser(&all_raw, p);
+    let all_z: Vec<Vec<f64>> = all_raw
+        .iter()
+        .map(|r| {
+            r.iter()
+                .enumerate()
+                .map(|(j, v)| (v - mean[j]) / scale[j])
+                .collect()
+        })
+        .collect();
+    let all_y: Vec<bool> = sorted.iter().map(|c| c.risky).collect();
+    let logistic = match kind {
+        ModelKind::Logistic | ModelKind::Blend => {
+            Some((fit_logistic(&all_z, &all_y, config.alpha)?, lr_platt))
+        }
+        ModelKind::Forest => None,
+    };
+    // The forest is not refitted: it costs most of the training time, and keeping the one its
+    // calibration was fitted on makes that calibration exact. Its inputs were standardised
+    // with the fitting set's statistics, so its splits are mapped onto the final scale.
+    let forest = match (kind, rf) {
+        (ModelKind::Forest | ModelKind::Blend, Some((trees, platt, _))) => Some((
+            rescale_trees(trees, &fit_mean, &fit_scale, &mean, &scale),
+            platt,
+        )),
+        _ => None,
+    };
+    let mut model = RiskModel {
+        kind,
+        features: config.features.clone(),
+        mean,
+        scale,
+        logistic,
+        forest,
+        trained_at: now,
+        samples: sorted.len() as u64,
+        positives: positives as u64,
+        validation,
+        threshold,
+        quantiles: Vec::new(),
+    };
+    let mut train_probs: Vec<f64> = all_z
+        .iter()
+        .map(|r| model.probability_of_inputs(r))
+        .collect();
+    model.quantiles = quantiles(&mut train_probs);
+    Ok(model)
+}
+
+/// Map tree thresholds from one standardisation to another: `z = (x − m)/s`, so a split at
+/// `t` on the old scale is at `(t·s_old + m_old − m_new)/s_new` on the new one.
+fn rescale_trees(
+    mut trees: Vec<Tree>,
+    m0: &[f64],
+    s0: &[f64],
+    m1: &[f64],
+    s1: &[f64],
+) -> Vec<Tree> {
+    for t in &mut trees {
+        for n in &mut t.nodes {
+            if n.feature != TreeNode::LEAF {
+                let j = usize::from(n.feature);
+                n.threshold = (n.threshold * s0[j] + m0[j] - m1[j]) / s1[j];
+            }
+        }
+    }
+    trees
+}
+
+fn has_both(cs: &[&LabelledChange]) -> bool {
+    cs.iter().any(|c| c.risky) && cs.iter().any(|c| !c.risky)
+}
+
+fn standardiser(rows: &[Vec<f64>], p: usize) -> (Vec<f64>, Vec<f64>) {
+    let n = rows.len().max(1) as f64;
+    let mut mean = vec![0.0; p];
+    for r in rows {
+        for (m, v) in mean.iter_mut().zip(r) {
+            *m += v / n;
+        }
+    }
+    let mut var = vec![0.0; p];
+    for r in rows {
+        for j in 0..p {
+            var[j] += (r[j] - mean[j]).powi(2) / n;
+        }
+    }
+    // A constant feature gets scale 1: it contributes nothing and never divides by zero.
+    let scale = var
+        .into_iter()
+        .map(|v| if v.sqrt() < 1e-9 { 1.0 } else { v.sqrt() })
+        .collect();
+    (mean, scale)
+}
+
+fn matrix(rows: &[Vec<f64>], cols: &[usize]) -> Array2<f64> {
+    let mut m = Array2::<f64>::zeros((rows.len(), cols.len()));
+    for (i, r) in rows.iter().enumerate() {
+        for (k, &j) in cols.iter().enumerate() {
+            m[[i, k]] = r[j];
+        }
+    }
+    m
+}
+
+fn labels(ys: &[bool]) -> Array1<u32> {
+    ys.iter().map(|y| u32::from(*y)).collect()
+}
+
+/// Logistic regression through smartcore; weights read back with `coefficients()`/`intercept()`.
+fn fit_logistic(z: &[Vec<f64>], y: &[bool], alpha: f64) -> Result<Logistic, TrainError> {
+    let p = z.first().map_or(0, Vec::len);
+    let cols: Vec<usize> = (0..p).collect();
+    let x = matrix(z, &cols);
+    let yv = labels(y);
+    let lr = LogisticRegression::fit(
+        &x,
+        &yv,
+        LogisticRegressionParameters::default().with_alpha(alpha),
+    )
+    .map_err(|e| TrainError::Fit(e.to_string()))?;
+    let coef = lr.coefficients();
+    let weights = (0..p).map(|j| coef[[0, j]]).collect();
+    Ok(Logistic {
+        weights,
+        intercept: lr.intercept()[[0, 0]],
+    })
+}
+
+/// Platt scaling: a one-input logistic regression of outcomes on raw margins.
+fn fit_platt(margins: &[f64], y: &[bool]) -> Result<Platt, TrainError> {
+    let rows: Vec<Vec<f64>> = margins.iter().map(|m| vec![*m]).collect();
+    let lr = fit_logistic(&rows, y, 1e-3)?;
+    Ok(Platt {
+        a: lr.weights[0],
+        b: lr.intercept,
+    })
+}
+
+/// A small deterministic generator (SplitMix64) for bootstraps and feature subsets.
+struct SplitMix(u64);
+
+impl SplitMix {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+/// Bagged smartcore decision trees, each on a balanced bootstrap and a random feature subset.
+/// Each fitted tree's splits are read (through smartcore's serde form) into Omen's [`Tree`],
+/// and each leaf's value is the share of risky changes of the tree's bootstrap that reach it.
+fn fit_forest(z: &[Vec<f64>], y: &[bool], config: &TrainConfig) -> Result<Vec<Tree>, TrainError> {
+    let p = z.first().map_or(0, Vec::len);
+    let pos: Vec<usize> = (0..y.len()).filter(|&i| y[i]).collect();
+    let neg: Vec<usize> = (0..y.len()).filter(|&i| !y[i]).collect();
+    let per_class = pos.len().min(neg.len()).min(config.max_per_class).max(1);
+    let k = ((p as f64 * config.feature_share).round() as usize).clamp(1, p.max(1));
+    let mut rng = SplitMix(config.seed);
+    let mut trees = Vec::with_capacity(config.trees);
+    for t in 0..config.trees {
+        let mut rows: Vec<usize> = Vec::with_capacity(2 * per_class);
+        for _ in 0..per_class {
+            rows.push(pos[rng.below(pos.len())]);
+            rows.push(neg[rng.below(neg.len())]);
+        }
+        let mut cols: Vec<usize> = (0..p).collect();
+        for i in 0..k {
+            let j = i + rng.below(p - i);
+            cols.swap(i, j);
+        }
+        cols.truncate(k);
+        cols.sort_unstable();
+        let sample: Vec<Vec<f64>> = rows.iter().map(|&i| z[i].clone()).collect();
+        let x = matrix(&sample, &cols);
+        let yv: Array1<u32> = rows.iter().map(|&i| u32::from(y[i])).collect();
+        let params = DecisionTreeClassifierParameters {
+            criterion: SplitCriterion::Gini,
+            max_depth: Some(config.max_depth),
+            min_samples_leaf: config.min_leaf,
+            min_samples_split: 2 * config.min_leaf,
+            seed: Some(config.seed.wrapping_add(t as u64)),
+        };
+        let fitted = DecisionTreeClassifier::fit(&x, &yv, params)
+            .map_err(|e| TrainError::Fit(e.to_string()))?;
+        let mut tree = tree_from_smartcore(&fitted, &cols)?;
+        // Leaf values: the risky share of this tree's bootstrap in each leaf.
+        let mut counts = vec![(0u32, 0u32); tree.nodes.len()];
+        for &i in &rows {
+            if let Some(leaf) = tree.leaf(&z[i]) {
+                counts[leaf].0 += u32::from(y[i]);
+                counts[leaf].1 += 1;
+            }
+        }
+        for (node, (risky, all)) in tree.nodes.iter_mut().zip(counts) {
+            if node.feature == TreeNode::LEAF {
+                // Laplace smoothing keeps tiny leaves away from 0 and 1.
+                node.value = (f64::from(risky) + 1.0) / (f64::from(all) + 2.0);
+            }
+        }
+        trees.push(tree);
+    }
+    Ok(trees)
+}
+
+/// Read a fitted smartcore tree's nodes (output, split feature and value, children) from its
+/// serde form. `cols` maps the tree's column indices back to model feature indices.
+pub(crate) fn tree_from_smartcore<T: serde::Serialize>(
+    fitted: &T,
+    cols: &[usize],
+) -> Result<Tree, TrainError> {
+    let bad = |what: &str| TrainError::Fit(format!("unexpected smartcore tree layout: {what}"));
+    let value = serde_json::to_value(fitted).map_err(|e| TrainError::Fit(e.to_string()))?;
+    let nodes = value
+        .get("nodes")
+        .and_then(|n| n.as_array())
+        .ok_or_else(|| bad("no `nodes`"))?;
+    let mut out = Vec::with_capacity(nodes.len());
+    for node in nodes {
+        let child = |k: &str| node.get(k).and_then(|v| v.as_u64());
+        match (child("true_child"), child("false_child")) {
+            (Some(left), Some(right)) => {
+                let col = child("split_feature").ok_or_else(|| bad("split_feature"))? as usize;
+                let feature = *cols
+                    .get(col)
+                    .ok_or_else(|| bad("split_feature out of range"))?;
+                let threshold = node
+                    .get("split_value")
+                    .and_then(|v| v.as_f64())
+                    .ok_or_else(|| bad("split_value"))?;
+                out.push(TreeNode {
+                    feature: u16::try_from(feature).map_err(|_| bad("feature index"))?,
+                    threshold,
+                    left: u32::try_from(left).map_err(|_| bad("child index"))?,
+                    right: u32::try_from(right).map_err(|_| bad("child index"))?,
+                    value: 0.0,
+                });
+            }
+            _ => out.push(TreeNode {
+                feature: TreeNode::LEAF,
+                threshold: 0.0,
+                left: 0,
+                right: 0,
+                value: 0.5,
+            }),
+        }
+    }
+    if out.is_empty() {
+        return Err(bad("empty tree"));
+    }
+    Ok(Tree { nodes: out })
+}
+
+/// The probability threshold with the best F1 on `xs` (candidates: every distinct score).
+pub(crate) fn best_f1_threshold(xs: &[Scored]) -> f64 {
+    let mut order: Vec<usize> = (0..xs.len()).collect();
+    order.sort_by(|&a, &b| xs[b].score.total_cmp(&xs[a].score));
+    let total_pos = xs.iter().filter(|x| x.risky).count() as u64;
+    let (mut tp, mut fp) = (0u64, 0u64);
+    let (mut best, mut best_t) = (-1.0, 0.5);
+    let mut i = 0;
+    while i < order.len() {
+        let s = xs[order[i]].score;
+        while i < order.len() && xs[order[i]].score == s {
+            if xs[order[i]].risky {
+                tp += 1
+            } else {
+                fp += 1
+            }
+            i += 1;
+        }
+        let c = Confusion {
+            tp,
+            fp,
+            tn: 0,
+            fn_: total_pos - tp,
+        };
+        if c.f1() > best {
+            (best, best_t) = (c.f1(), s);
+        }
+    }
+    best_t
+}
+
+/// 101 quantiles (minimum, 1%, …, maximum) of `xs` (sorted in place).
+pub(crate) fn quantiles(xs: &mut [f64]) -> Vec<f64> {
+    xs.sort_by(f64::total_cmp);
+    if xs.is_empty() {
+        return Vec::new();
+    }
+    (0..=100)
+        .map(|q| xs[((xs.len() - 1) as f64 * f64::from(q) / 100.0).round() as usize])
+        .collect()
+}
+
+/// A plain logistic regression on all of `changes` with no hold-out and no calibration: the
+/// "LApredict" baseline when `config.features` is `[la]`.
+pub fn fit_plain_logistic(
+    changes: &[LabelledChange],
+    config: &TrainConfig,
+    now: i64,
+) -> Result<RiskModel, TrainError> {
+    let positives = changes.iter().filter(|c| c.risky).count();
+    if positives == 0 || positives == changes.len() {
+        return Err(TrainError::TooFew {
+            samples: changes.len(),
+            positives,
+            need: config.min_samples,
+            need_per_class: 1,
+        });
+    }
+    let p = config.features.len();
+    let raw: Vec<Vec<f64>> = changes
+        .iter()
+        .map(|c| {
+            config
+                .features
+                .iter()
+                .map(|f| f.input(&c.features))
+                .collect()
+        })
+        .collect();
+    let (mean, scale) = standardiser(&raw, p);
+    let z: Vec<Vec<f64>> = raw
+        .iter()
+        .map(|r| {
+            r.iter()
+                .enumerate()
+                .map(|(j, v)| (v - mean[j]) / scale[j])
+                .collect()
+        })
+        .collect();
+    let y: Vec<bool> = changes.iter().map(|c| c.risky).collect();
+    let logistic = fit_logistic(&z, &y, config.alpha)?;
+    Ok(RiskModel {
+        kind: ModelKind::Logistic,
+        features: config.features.clone(),
+        mean,
+        scale,
+        logistic: Some((logistic, Platt::IDENTITY)),
+        forest: None,
+        trained_at: now,
+        samples: changes.len() as u64,
+        positives: positives as u64,
+        validation: Validation::default(),
+        threshold: 0.5,
+        quantiles: Vec::new(),
+    })
+}

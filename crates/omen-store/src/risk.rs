@@ -1,0 +1,403 @@
+//! Deploy-risk tables: the incremental repository history, observed changes and their labels,
+//! stored models, predictions and deploy outcomes.
+
+use rusqlite::{OptionalExtension, params};
+
+use crate::Store;
+use crate::error::{SqlContext, StoreError};
+
+/// One observed commit.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChangeRow {
+    /// Commit id.
+    pub sha: String,
+    /// Order in which Omen observed it (oldest first).
+    pub seq: i64,
+    /// Author time, unix seconds.
+    pub at: i64,
+    /// Author identity.
+    pub author: String,
+    /// The message says it fixes a bug.
+    pub fix: bool,
+    /// Raw feature values in `omen_risk::features::Feature::ALL` order.
+    pub features: Vec<f64>,
+    /// The label once known.
+    pub risky: Option<bool>,
+    /// Where the label came from (`revert`, `szz`, `deploy`).
+    pub label_source: Option<String>,
+}
+
+/// A stored model with its summary.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ModelRow {
+    /// Row id.
+    pub id: i64,
+    /// When it was trained.
+    pub created_at: i64,
+    /// Scorer name.
+    pub kind: String,
+    /// Training changes.
+    pub samples: i64,
+    /// Of which risky.
+    pub positives: i64,
+    /// Hold-out AUC.
+    pub auc: f64,
+    /// Hold-out Brier score.
+    pub brier: f64,
+    /// Feature names, comma-separated.
+    pub features: String,
+    /// `omen_risk::model::RiskModel::encode()`.
+    pub model: Vec<u8>,
+}
+
+/// A recorded deploy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeployRow {
+    /// Deployed commit.
+    pub commit_sha: String,
+    /// Environment name.
+    pub environment: String,
+    /// `success`, `failure` or `rolled-back`.
+    pub outcome: String,
+    /// Unix seconds.
+    pub at: i64,
+}
+
+fn encode_features(v: &[f64]) -> Vec<u8> {
+    v.iter().flat_map(|x| x.to_le_bytes()).collect()
+}
+
+fn decode_features(b: &[u8]) -> Vec<f64> {
+    b.chunks_exact(8)
+        .map(|c| {
+            let mut a = [0u8; 8];
+            a.copy_from_slice(c);
+            f64::from_le_bytes(a)
+        })
+        .collect()
+}
+
+impl Store {
+    /// The stored repository history state and the last commit it includes.
+    pub fn risk_state(&self) -> Result<Option<(Vec<u8>, String)>, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT history, last_commit FROM risk_state WHERE id = 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .optional()
+            .ctx(&self.path, "read the risk history state")
+    }
+
+    /// Store newly observed changes and the history state after them, in one transaction.
+    pub fn record_changes(
+        &mut self,
+        rows: &[ChangeRow],
+        state: &[u8],
+        last_commit: &str,
+        now: i64,
+    ) -> Result<(), StoreError> {
+        let path = self.path.clone();
+        let tx = self
+            .conn
+            .transaction()
+            .ctx(&path, "begin recording changes")?;
+        {
+            let mut insert = tx
+                .prepare(
+                    "INSERT OR IGNORE INTO changes (sha, seq, at, author, fix, features) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                )
+                .ctx(&path, "prepare change insert")?;
+            for r in rows {
+                insert
+                    .execute(params![
+                        r.sha,
+                        r.seq,
+                        r.at,
+                        r.author,
+                        r.fix,
+                        encode_features(&r.features)
+                    ])
+                    .ctx(&path, "insert a change")?;
+            }
+        }
+        let commits: i64 = tx
+            .query_row("SELECT count(*) FROM changes", [], |r| r.get(0))
+            .ctx(&path, "count changes")?;
+        tx.execute(
+            "INSERT OR REPLACE INTO risk_state (id, history, last_commit, commits, updated_at) VALUES (1, ?1, ?2, ?3, ?4)",
+            params![state, last_commit, commits, now],
+        )
+        .ctx(&path, "store the risk history state")?;
+        tx.commit().ctx(&path, "commit recorded changes")
+    }
+
+    /// Every observed change, oldest first.
+    pub fn changes(&self) -> Result<Vec<ChangeRow>, StoreError> {
+        let path = &self.path;
+        let mut stmt = self
+            .conn
+            .prepare("SELECT sha, seq, at, author, fix, features, risky, label_source FROM changes ORDER BY seq")
+            .ctx(path, "prepare change query")?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(ChangeRow {
+                    sha: r.get(0)?,
+                    seq: r.get(1)?,
+                    at: r.get(2)?,
+                    author: r.get(3)?,
+                    fix: r.get(4)?,
+                    features: decode_features(&r.get::<_, Vec<u8>>(5)?),
+                    risky: r.get(6)?,
+                    label_source: r.get(7)?,
+                })
+            })
+            .ctx(path, "read changes")?;
+        rows.collect::<Result<_, _>>().ctx(path, "read changes")
+    }
+
+    /// `(labelled, risky, newest)`: changes that are risky or older than `latency` seconds before
+    /// the newest change, how many of them are risky, and the newest change time.
+    pub fn label_counts(&self, latency: i64) -> Result<(i64, i64, i64), StoreError> {
+        let newest: i64 = self
+            .conn
+            .query_row("SELECT coalesce(max(at), 0) FROM changes", [], |r| r.get(0))
+            .ctx(&self.path, "count changes")?;
+        let (labelled, risky): (i64, i64) = self
+            .conn
+            .query_row(
+                "SELECT count(*), coalesce(sum(risky = 1), 0) FROM changes WHERE risky = 1 OR at < ?1",
+                [newest - latency],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .ctx(&self.path, "count labelled changes")?;
+        Ok((labelled, risky, newest))
+    }
+
+    /// Fix commits whose SZZ analysis has not run yet, newest first.
+    pub fn fixes_pending_szz(&self) -> Result<Vec<String>, StoreError> {
+        let path = &self.path;
+        let mut stmt = self
+            .conn
+            .prepare("SELECT sha FROM changes WHERE fix = 1 AND szz_done = 0 ORDER BY seq DESC")
+            .ctx(path, "prepare fix query")?;
+        let rows = stmt.query_map([], |r| r.get(0)).ctx(path, "read fixes")?;
+        rows.collect::<Result<_, _>>().ctx(path, "read fixes")
+    }
+
+    /// Mark `commits` risky (`source` says why) and, if given, `fix` as analysed. A positive
+    /// label is never turned back to safe. Returns how many changes became risky.
+    pub fn label_risky(
+        &mut self,
+        commits: &[String],
+        source: &str,
+        fix: Option<&str>,
+    ) -> Result<usize, StoreError> {
+        let path = self.path.clone();
+        let tx = self.conn.transaction().ctx(&path, "begin labelling")?;
+        let mut changed = 0;
+        {
+            let mut stmt = tx
+                .prepare(
+                    "UPDATE changes SET risky = 1, label_source = ?2 WHERE sha = ?1 AND (risky IS NULL OR risky = 0)",
+                )
+                .ctx(&path, "prepare labelling")?;
+            for c in commits {
+                changed += stmt
+                    .execute(params![c, source])
+                    .ctx(&path, "label a change")?;
+            }
+        }
+        if let Some(fix) = fix {
+            tx.execute("UPDATE changes SET szz_done = 1 WHERE sha = ?1", [fix])
+                .ctx(&path, "mark a fix analysed")?;
+        }
+        tx.commit().ctx(&path, "commit labels")?;
+        Ok(changed)
+    }
+
+    /// Store a trained model; returns its id.
+    pub fn save_model(&self, m: &ModelRow) -> Result<i64, StoreError> {
+        self.conn
+            .execute(
+                "INSERT INTO risk_models (created_at, kind, samples, positives, auc, brier, features, model) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![m.created_at, m.kind, m.samples, m.positives, m.auc, m.brier, m.features, m.model],
+            )
+            .ctx(&self.path, "store a model")?;
+        Ok(self.conn.last_insert_rowid())
+    }
+
+    /// The newest stored model.
+    pub fn latest_model(&self) -> Result<Option<ModelRow>, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT id, created_at, kind, samples, positives, auc, brier, features, model FROM risk_models \
+                 ORDER BY id DESC LIMIT 1",
+                [],
+                |r| {
+                    Ok(ModelRow {
+                        id: r.get(0)?,
+                        created_at: r.get(1)?,
+                        kind: r.get(2)?,
+                        samples: r.get(3)?,
+                        positives: r.get(4)?,
+                        auc: r.get(5)?,
+                        brier: r.get(6)?,
+                        features: r.get(7)?,
+                        model: r.get(8)?,
+                    })
+                },
+            )
+            .optional()
+            .ctx(&self.path, "read the latest model")
+    }
+
+    /// Record a prediction so its accuracy can be tracked against outcomes.
+    pub fn record_prediction(
+        &self,
+        head: &str,
+        base: Option<&str>,
+        at: i64,
+        probability: f64,
+        source: &str,
+        model_id: Option<i64>,
+    ) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "INSERT INTO predictions (head, base, at, probability, source, model_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![head, base, at, probability, source, model_id],
+            )
+            .map(|_| ())
+            .ctx(&self.path, "record a prediction")
+    }
+
+    /// Latest prediction per commit that now has a label: `(probability, risky)`.
+    pub fn predictions_with_outcomes(&self) -> Result<Vec<(f64, bool)>, StoreError> {
+        let path = &self.path;
+        let mut stmt = self
+            .conn
+            .prepare(
+                "SELECT p.probability, c.risky FROM predictions p JOIN changes c ON c.sha = p.head \
+                 WHERE c.risky IS NOT NULL AND p.id = (SELECT max(id) FROM predictions q WHERE q.head = p.head)",
+            )
+            .ctx(path, "prepare prediction query")?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .ctx(path, "read predictions")?;
+        rows.collect::<Result<_, _>>().ctx(path, "read predictions")
+    }
+
+    /// Record a deploy outcome.
+    pub fn record_deploy(&self, d: &DeployRow) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "INSERT INTO deploys (commit_sha, environment, outcome, at) VALUES (?1, ?2, ?3, ?4)",
+                params![d.commit_sha, d.environment, d.outcome, d.at],
+            )
+            .map(|_| ())
+            .ctx(&self.path, "record a deploy")
+    }
+
+    /// All deploys, oldest first.
+    pub fn deploys(&self) -> Result<Vec<DeployRow>, StoreError> {
+        let path = &self.path;
+        let mut stmt = self
+            .conn
+            .prepare("SELECT commit_sha, environment, outcome, at FROM deploys ORDER BY at, id")
+            .ctx(path, "prepare deploy query")?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(DeployRow {
+                    commit_sha: r.get(0)?,
+                    environment: r.get(1)?,
+                    outcome: r.get(2)?,
+                    at: r.get(3)?,
+                })
+            })
+            .ctx(path, "read deploys")?;
+        rows.collect::<Result<_, _>>().ctx(path, "read deploys")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn changes_labels_models_predictions_and_deploys_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("h.db"), 1).unwrap().store;
+        assert_eq!(store.risk_state().unwrap(), None);
+        let row = |sha: &str, seq: i64, fix: bool| ChangeRow {
+            sha: sha.into(),
+            seq,
+            at: 100 + seq,
+            author: "a@x".into(),
+            fix,
+            features: vec![1.5, 2.0, -0.0],
+            risky: None,
+            label_source: None,
+        };
+        store
+            .record_changes(&[row("a", 0, false), row("b", 1, true)], b"state", "b", 5)
+            .unwrap();
+        // Recording the same commit again keeps the first row.
+        store
+            .record_changes(&[row("b", 7, true)], b"state2", "b", 6)
+            .unwrap();
+        assert_eq!(
+            store.risk_state().unwrap(),
+            Some((b"state2".to_vec(), "b".into()))
+        );
+        assert_eq!(store.fixes_pending_szz().unwrap(), vec!["b".to_string()]);
+        assert_eq!(
+            store
+                .label_risky(&["a".into(), "zz".into()], "szz", Some("b"))
+                .unwrap(),
+            1
+        );
+        assert!(store.fixes_pending_szz().unwrap().is_empty());
+        let changes = store.changes().unwrap();
+        assert_eq!(changes.len(), 2);
+        assert_eq!(changes[0].features, vec![1.5, 2.0, -0.0]);
+        assert_eq!(
+            (changes[0].risky, changes[0].label_source.as_deref()),
+            (Some(true), Some("szz"))
+        );
+        assert_eq!(changes[1].seq, 1);
+
+        let m = ModelRow {
+            id: 0,
+            created_at: 9,
+            kind: "logistic".into(),
+            samples: 10,
+            positives: 3,
+            auc: 0.7,
+            brier: 0.2,
+            features: "la,nf".into(),
+            model: vec![1, 2, 3],
+        };
+        let id = store.save_model(&m).unwrap();
+        assert_eq!(store.latest_model().unwrap(), Some(ModelRow { id, ..m }));
+        store
+            .record_prediction("a", Some("base"), 10, 0.8, "repository", Some(id))
+            .unwrap();
+        store
+            .record_prediction("b", None, 10, 0.1, "prior", None)
+            .unwrap();
+        assert_eq!(
+            store.predictions_with_outcomes().unwrap(),
+            vec![(0.8, true)]
+        );
+        let d = DeployRow {
+            commit_sha: "a".into(),
+            environment: "prod".into(),
+            outcome: "failure".into(),
+            at: 50,
+        };
+        store.record_deploy(&d).unwrap();
+        assert_eq!(store.deploys().unwrap(), vec![d]);
+    }
+}
