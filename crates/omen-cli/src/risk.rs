@@ -266,6 +266,18 @@ fn pr_has_label(label: &str) -> bool {
         })
 }
 
+/// Open (or create) the history database; an unusable one is set aside with a warning.
+fn open_store(db: &Path, now: i64) -> anyhow::Result<Store> {
+    let opened = Store::open(db, now)?;
+    if let Some((path, why)) = &opened.set_aside {
+        tracing::warn!(
+            "the history database was unusable ({why}); it was moved to {}",
+            path.display()
+        );
+    }
+    Ok(opened.store)
+}
+
 /// Default base: the PR's base branch on GitHub (`origin/<GITHUB_BASE_REF>`) or GitLab
 /// (`origin/<CI_MERGE_REQUEST_TARGET_BRANCH_NAME>`), else `HEAD^`.
 fn default_base() -> String {
@@ -282,18 +294,7 @@ pub fn score(args: &ScoreArgs, config: &RiskConfig, now: i64) -> anyhow::Result<
     let head = git::rev_parse(repo, &args.head)?;
     let base_ref = args.base.clone().unwrap_or_else(default_base);
     let base = git::rev_parse(repo, &base_ref)?;
-    if let Some(parent) = args.db.parent().filter(|p| !p.as_os_str().is_empty()) {
-        std::fs::create_dir_all(parent)
-            .with_context(|| format!("cannot create {}", parent.display()))?;
-    }
-    let opened = Store::open(&args.db, now)?;
-    if let Some((path, why)) = &opened.set_aside {
-        tracing::warn!(
-            "the history database was unusable ({why}); it was moved to {}",
-            path.display()
-        );
-    }
-    let mut store = opened.store;
+    let mut store = open_store(&args.db, now)?;
     let mut missing = Vec::new();
     let history = sync_history(&mut store, repo, &base, now, &mut missing)?;
     label_szz(
@@ -724,17 +725,7 @@ pub fn deploy(args: &DeployArgs, now: i64) -> anyhow::Result<Outcome> {
         None => now,
     };
     let result = (|| -> anyhow::Result<()> {
-        if let Some(parent) = a.db.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent)?;
-        }
-        let opened = Store::open(&a.db, now)?;
-        if let Some((path, why)) = &opened.set_aside {
-            tracing::warn!(
-                "the history database was unusable ({why}); it was moved to {}",
-                path.display()
-            );
-        }
-        let mut store = opened.store;
+        let mut store = open_store(&a.db, now)?;
         store.record_deploy(&omen_store::DeployRow {
             commit_sha: a.commit.clone(),
             environment: a.environment.clone(),

@@ -125,32 +125,14 @@ pub fn train(
     }
 
     let p = config.features.len();
-    let raw = |cs: &[&LabelledChange]| -> Vec<Vec<f64>> {
-        cs.iter()
-            .map(|c| {
-                config
-                    .features
-                    .iter()
-                    .map(|f| f.input(&c.features))
-                    .collect()
-            })
-            .collect()
-    };
-    let fit_raw = raw(fit);
+    let fit_raw = model_inputs(fit.iter().copied(), &config.features);
     let (fit_mean, fit_scale) = standardiser(&fit_raw, p);
-    let (mean, scale) = (&fit_mean, &fit_scale);
-    let z = |rows: &[Vec<f64>]| -> Vec<Vec<f64>> {
-        rows.iter()
-            .map(|r| {
-                r.iter()
-                    .enumerate()
-                    .map(|(j, v)| (v - mean[j]) / scale[j])
-                    .collect()
-            })
-            .collect()
-    };
-    let fit_z = z(&fit_raw);
-    let hold_z = z(&raw(hold));
+    let fit_z = standardise(&fit_raw, &fit_mean, &fit_scale);
+    let hold_z = standardise(
+        &model_inputs(hold.iter().copied(), &config.features),
+        &fit_mean,
+        &fit_scale,
+    );
     let fit_y: Vec<bool> = fit.iter().map(|c| c.risky).collect();
     let hold_y: Vec<bool> = hold.iter().map(|c| c.risky).collect();
     let hold_effort: Vec<f64> = hold.iter().map(|c| c.features.effort()).collect();
@@ -229,17 +211,9 @@ pub fn train(
     let threshold = best_f1_threshold(&hold_scored);
 
     // 6. Refit the logistic part on every change, keeping the hold-out calibration.
-    let all_raw = raw(&sorted);
+    let all_raw = model_inputs(sorted.iter().copied(), &config.features);
     let (mean, scale) = standardiser(&all_raw, p);
-    let all_z: Vec<Vec<f64>> = all_raw
-        .iter()
-        .map(|r| {
-            r.iter()
-                .enumerate()
-                .map(|(j, v)| (v - mean[j]) / scale[j])
-                .collect()
-        })
-        .collect();
+    let all_z = standardise(&all_raw, &mean, &scale);
     let all_y: Vec<bool> = sorted.iter().map(|c| c.risky).collect();
     let logistic = match kind {
         ModelKind::Logistic | ModelKind::Blend => {
@@ -301,6 +275,28 @@ fn rescale_trees(
 
 fn has_both(cs: &[&LabelledChange]) -> bool {
     cs.iter().any(|c| c.risky) && cs.iter().any(|c| !c.risky)
+}
+
+/// Each change's transformed model inputs, in `features` order.
+fn model_inputs<'a>(
+    changes: impl Iterator<Item = &'a LabelledChange>,
+    features: &[Feature],
+) -> Vec<Vec<f64>> {
+    changes
+        .map(|c| features.iter().map(|f| f.input(&c.features)).collect())
+        .collect()
+}
+
+/// `(x − mean) / scale` per column.
+fn standardise(rows: &[Vec<f64>], mean: &[f64], scale: &[f64]) -> Vec<Vec<f64>> {
+    rows.iter()
+        .map(|r| {
+            r.iter()
+                .enumerate()
+                .map(|(j, v)| (v - mean[j]) / scale[j])
+                .collect()
+        })
+        .collect()
 }
 
 fn standardiser(rows: &[Vec<f64>], p: usize) -> (Vec<f64>, Vec<f64>) {
@@ -549,26 +545,9 @@ pub fn fit_plain_logistic(
         });
     }
     let p = config.features.len();
-    let raw: Vec<Vec<f64>> = changes
-        .iter()
-        .map(|c| {
-            config
-                .features
-                .iter()
-                .map(|f| f.input(&c.features))
-                .collect()
-        })
-        .collect();
+    let raw = model_inputs(changes.iter(), &config.features);
     let (mean, scale) = standardiser(&raw, p);
-    let z: Vec<Vec<f64>> = raw
-        .iter()
-        .map(|r| {
-            r.iter()
-                .enumerate()
-                .map(|(j, v)| (v - mean[j]) / scale[j])
-                .collect()
-        })
-        .collect();
+    let z = standardise(&raw, &mean, &scale);
     let y: Vec<bool> = changes.iter().map(|c| c.risky).collect();
     let logistic = fit_logistic(&z, &y, config.alpha)?;
     Ok(RiskModel {
