@@ -95,6 +95,10 @@ enum Bench {
         #[arg(long, default_value = "crates/omen-risk/src/prior.bin")]
         out: PathBuf,
     },
+    /// Deploy-risk evaluation on the development split: each public dataset's oldest 65%, whose
+    /// own newest 35% is the test. Training settings are chosen on these figures, never on the
+    /// real test period (`omen risk evaluate` on the whole file).
+    RiskDevSplit,
     /// Deploy risk: training, prediction, bootstrap of a 50,000-commit history, incremental run.
     RiskPerf {
         /// Exit 1 when a target is missed.
@@ -139,6 +143,7 @@ fn main() -> anyhow::Result<()> {
             data,
         } => flaky_eval(check, json.as_deref(), seed, &data),
         Bench::GenExamples { out } => gen_examples(&out),
+        Bench::RiskDevSplit => risk::dev_split(),
         Bench::GenPrior { out } => risk::gen_prior(&out),
         Bench::RiskPerf {
             check,

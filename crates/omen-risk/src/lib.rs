@@ -2,7 +2,8 @@
 //!
 //! - [`features`]: the change metrics (Kamei et al.'s 14 plus diff hints) and their transforms.
 //! - [`dataset`]: readers for public JIT defect datasets (ISSTA'21, Kamei 2013, ApacheJIT).
-//! - [`train`]: fitting with smartcore, time-ordered hold-out, calibration, model choice.
+//! - [`train`]: fitting (smartcore trees), time-ordered hold-out, calibration, model choice.
+//! - [`logistic`]: L2 logistic regression by Newton's method on ndarray.
 //! - [`model`]: a fitted model in Omen's own versioned format, scoring, percentiles.
 //! - [`metrics`] and [`evaluate`]: AUC, Brier, F1, MCC, capture, effort-aware figures.
 //!
@@ -14,6 +15,7 @@ pub mod evaluate;
 pub mod features;
 pub mod history;
 pub mod labels;
+pub mod logistic;
 pub mod metrics;
 pub mod model;
 pub mod prior;

@@ -1,15 +1,15 @@
-//! Fitting a [`RiskModel`] with smartcore: time-ordered hold-out, imbalance, calibration.
+//! Fitting a [`RiskModel`]: time-ordered hold-out, imbalance, calibration.
 //!
 //! The procedure, fixed in advance (never tuned on a test period):
 //! 1. Changes are sorted by time. The newest `holdout` share (20%) is the validation set; the
 //!    older changes are the fitting set. There is no random split anywhere.
 //! 2. Features are `ln(1+x)`-transformed and standardised on the fitting set.
-//! 3. Logistic regression (smartcore, L2 `alpha`) and a forest of smartcore decision trees are
-//!    fitted. Imbalance: each tree sees a *balanced* bootstrap (as many safe as risky changes,
+//! 3. Logistic regression (L2 `alpha`; smartcore's objective, solved by Newton's method in
+//!    [`crate::logistic`]) and a forest of smartcore decision trees are fitted. Imbalance: each tree sees a *balanced* bootstrap (as many safe as risky changes,
 //!    drawn with replacement) and a random subset of the features; logistic regression is fitted
 //!    on the data as it is (its ranking does not depend on the class ratio).
-//! 4. Each part is calibrated on the hold-out by Platt scaling (a one-feature logistic regression,
-//!    also smartcore). The blend averages the two calibrated probabilities.
+//! 4. Each part is calibrated on the hold-out by Platt scaling (a one-feature logistic
+//!    regression). The blend averages the two calibrated probabilities.
 //! 5. Logistic, forest or blend is chosen by hold-out AUC; the F1-best threshold is read off the
 //!    hold-out.
 //! 6. The chosen parts are refitted on all changes with the same settings and keep the hold-out
@@ -17,12 +17,12 @@
 //!    newest changes inform the model.
 
 use ndarray::{Array1, Array2};
-use smartcore::linear::logistic_regression::{LogisticRegression, LogisticRegressionParameters};
 use smartcore::tree::decision_tree_classifier::{
     DecisionTreeClassifier, DecisionTreeClassifierParameters, SplitCriterion,
 };
 
 use crate::features::{Feature, LabelledChange};
+use crate::logistic;
 use crate::metrics::{self, Confusion, Scored};
 use crate::model::{
     Logistic, ModelKind, Platt, RiskModel, Tree, TreeNode, Validation, forest_margin,
@@ -65,7 +65,7 @@ impl Default for TrainConfig {
             max_depth: 7,
             min_leaf: 20,
             feature_share: 0.6,
-            max_per_class: 2500,
+            max_per_class: 1500,
             seed: 0x6f6d_656e,
             min_samples: 200,
             min_per_class: 30,
@@ -221,14 +221,10 @@ pub fn train(
         }
         ModelKind::Forest => None,
     };
-    // The forest is not refitted: it costs most of the training time, and keeping the one its
-    // calibration was fitted on makes that calibration exact. Its inputs were standardised
-    // with the fitting set's statistics, so its splits are mapped onto the final scale.
     let forest = match (kind, rf) {
-        (ModelKind::Forest | ModelKind::Blend, Some((trees, platt, _))) => Some((
-            rescale_trees(trees, &fit_mean, &fit_scale, &mean, &scale),
-            platt,
-        )),
+        (ModelKind::Forest | ModelKind::Blend, Some((_, platt, _))) => {
+            Some((fit_forest(&all_z, &all_y, config)?, platt))
+        }
         _ => None,
     };
     let mut model = RiskModel {
@@ -251,26 +247,6 @@ pub fn train(
         .collect();
     model.quantiles = quantiles(&mut train_probs);
     Ok(model)
-}
-
-/// Map tree thresholds from one standardisation to another: `z = (x − m)/s`, so a split at
-/// `t` on the old scale is at `(t·s_old + m_old − m_new)/s_new` on the new one.
-fn rescale_trees(
-    mut trees: Vec<Tree>,
-    m0: &[f64],
-    s0: &[f64],
-    m1: &[f64],
-    s1: &[f64],
-) -> Vec<Tree> {
-    for t in &mut trees {
-        for n in &mut t.nodes {
-            if n.feature != TreeNode::LEAF {
-                let j = usize::from(n.feature);
-                n.threshold = (n.threshold * s0[j] + m0[j] - m1[j]) / s1[j];
-            }
-        }
-    }
-    trees
 }
 
 fn has_both(cs: &[&LabelledChange]) -> bool {
@@ -331,28 +307,11 @@ fn matrix(rows: &[Vec<f64>], cols: &[usize]) -> Array2<f64> {
     m
 }
 
-fn labels(ys: &[bool]) -> Array1<u32> {
-    ys.iter().map(|y| u32::from(*y)).collect()
-}
-
-/// Logistic regression through smartcore; weights read back with `coefficients()`/`intercept()`.
+/// Logistic regression by Newton's method (see [`crate::logistic`] for why not smartcore's).
 fn fit_logistic(z: &[Vec<f64>], y: &[bool], alpha: f64) -> Result<Logistic, TrainError> {
     let p = z.first().map_or(0, Vec::len);
     let cols: Vec<usize> = (0..p).collect();
-    let x = matrix(z, &cols);
-    let yv = labels(y);
-    let lr = LogisticRegression::fit(
-        &x,
-        &yv,
-        LogisticRegressionParameters::default().with_alpha(alpha),
-    )
-    .map_err(|e| TrainError::Fit(e.to_string()))?;
-    let coef = lr.coefficients();
-    let weights = (0..p).map(|j| coef[[0, j]]).collect();
-    Ok(Logistic {
-        weights,
-        intercept: lr.intercept()[[0, 0]],
-    })
+    logistic::fit(matrix(z, &cols).view(), y, alpha).map_err(|e| TrainError::Fit(e.to_string()))
 }
 
 /// Platt scaling: a one-input logistic regression of outcomes on raw margins.
