@@ -368,6 +368,10 @@ fn the_action_passes_inputs_only_through_env() {
         "quarantine-file",
         "github-token",
         "strict",
+        "risk",
+        "risk-gate",
+        "risk-threshold",
+        "accept-risk",
         "version",
     ] {
         assert!(
@@ -478,4 +482,117 @@ fn when_github_keeps_failing_omen_warns_saves_the_comment_and_does_not_fail_the_
         &["--config", "fast.toml", "--fail-on", "never", "--strict"],
     )
     .code(3);
+}
+
+/// Commit everything in `dir` as `author`, `days` days after 2024-01-01.
+fn commit_all(dir: &Path, author: &str, days: i64, message: &str) {
+    let when = format!("{} +0000", 1_704_067_200 + days * 86_400);
+    for args in [
+        vec!["add", "-A", "src"],
+        vec!["commit", "-q", "-m", message],
+    ] {
+        let out = Command::new("git")
+            .args(&args)
+            .current_dir(dir)
+            .env("GIT_AUTHOR_NAME", author)
+            .env("GIT_AUTHOR_EMAIL", format!("{author}@example.com"))
+            .env("GIT_COMMITTER_NAME", author)
+            .env("GIT_COMMITTER_EMAIL", format!("{author}@example.com"))
+            .env("GIT_AUTHOR_DATE", &when)
+            .env("GIT_COMMITTER_DATE", &when)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "git {args:?}: {out:?}");
+    }
+}
+
+#[test]
+fn deploy_risk_reaches_the_comment_the_outputs_and_the_gate() {
+    let gh = FakeGitHub::start();
+    let r = Runner::new();
+    let d = r.dir.path();
+    let init = Command::new("git")
+        .args(["init", "-q", "-b", "main"])
+        .current_dir(d)
+        .output()
+        .unwrap();
+    assert!(init.status.success());
+    std::fs::create_dir_all(d.join("src")).unwrap();
+    std::fs::write(d.join("src/app.py"), "def f():\n    return 1\n").unwrap();
+    commit_all(d, "alice", 0, "start");
+    // The change under review: many files, a TODO, no test touched.
+    for i in 0..12 {
+        std::fs::create_dir_all(d.join(format!("src/m{i}"))).unwrap();
+        let body: String = (0..40)
+            .map(|j| format!("x{j} = {j}  # TODO later\n"))
+            .collect();
+        std::fs::write(d.join(format!("src/m{i}/mod.py")), body).unwrap();
+    }
+    commit_all(d, "bob", 1, "big change");
+    r.report(&[("test_ok", false)]);
+
+    // The gate at 0 blocks, and says how to override.
+    let blocked = r.ci(&gh, "1", &["--risk-gate", "--risk-threshold", "0"]);
+    blocked.code(1);
+    assert!(blocked.stderr.contains("omen:accept-risk"), "{blocked}");
+    let outputs = r.read("output.txt");
+    let risk: f64 = outputs
+        .lines()
+        .find_map(|l| l.strip_prefix("risk="))
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((0.0..=1.0).contains(&risk), "{outputs}");
+    let level = outputs
+        .lines()
+        .find_map(|l| l.strip_prefix("risk-level="))
+        .unwrap();
+    assert!(
+        ["LOW", "MEDIUM", "HIGH", "CRITICAL"].contains(&level),
+        "{outputs}"
+    );
+    // All tests passed, yet the blocked gate is worth a comment.
+    let comments = gh.comments();
+    assert_eq!(comments.len(), 1, "{blocked}");
+    let body = &comments[0].1;
+    assert!(body.contains(&format!("Deploy risk: {level}")), "{body}");
+    assert!(body.contains("**Gate: blocked** (threshold 0%)"), "{body}");
+    assert!(
+        body.contains("TODO/FIXME"),
+        "the diff hint is shown\n{body}"
+    );
+    assert!(r.read("summary.md").contains("Deploy risk:"));
+
+    // The pull request label accepts the risk: same comment updated, the step passes.
+    std::fs::write(
+        d.join("event.json"),
+        format!(r#"{{"pull_request": {{"number": {PR}, "labels": [{{"name": "omen:accept-risk"}}]}}, "repository": {{"default_branch": "main"}}}}"#),
+    )
+    .unwrap();
+    let accepted = r.ci(&gh, "2", &["--risk-gate", "--risk-threshold", "0"]);
+    accepted.code(0);
+    let comments = gh.comments();
+    assert_eq!(comments.len(), 1);
+    assert!(
+        comments[0].1.contains("risk accepted by a reviewer"),
+        "{}",
+        comments[0].1
+    );
+
+    // A threshold above the risk passes without the label; `--risk off` scores nothing.
+    std::fs::write(
+        d.join("event.json"),
+        format!(
+            r#"{{"pull_request": {{"number": {PR}}}, "repository": {{"default_branch": "main"}}}}"#
+        ),
+    )
+    .unwrap();
+    r.ci(&gh, "3", &["--risk-gate", "--risk-threshold", "1"])
+        .code(0);
+    let off = r.ci(&gh, "4", &["--risk", "off", "--risk-gate"]);
+    off.code(0);
+    assert!(
+        r.read("output.txt").contains("\nrisk=\nrisk-level=\n"),
+        "{off}"
+    );
 }

@@ -12,7 +12,9 @@ use omen_core::run::TestResult;
 use omen_forge::{ForgeError, GitHub, Token};
 use omen_metadata::exit_code;
 use omen_metadata::quarantine::{Mode, QUARANTINE_VERSION, QuarantineFile};
-use omen_render::{CiReport, FailureClass, FailureRow, SlowRow, Totals, TrendPoint};
+use omen_render::{
+    CiReport, FailureClass, FailureRow, GateVerdict, RiskSection, SlowRow, Totals, TrendPoint,
+};
 use omen_store::Store;
 
 use crate::{Outcome, RunArgs, output};
@@ -35,6 +37,15 @@ pub enum FailOn {
     UnexcusedFailures,
     /// Never.
     Never,
+}
+
+/// Whether `omen ci` scores the change's deploy risk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RiskMode {
+    /// When the working directory is a git checkout.
+    Auto,
+    /// Never.
+    Off,
 }
 
 /// Arguments of `omen ci` (the action's inputs).
@@ -61,6 +72,22 @@ pub struct CiArgs {
     /// Exit 3 on Omen's own trouble (default: warn, exit 0).
     #[arg(long)]
     pub strict: bool,
+    /// Score the change's deploy risk (base branch...HEAD of the checkout in `--repo`).
+    #[arg(long, value_enum, default_value_t = RiskMode::Auto)]
+    pub risk: RiskMode,
+    /// The git checkout whose change is scored.
+    #[arg(long, default_value = ".", value_name = "DIR")]
+    pub repo: PathBuf,
+    /// Fail the step (exit 1) when the deploy risk is at or above the threshold.
+    #[arg(long)]
+    pub risk_gate: bool,
+    /// The gate's threshold (default: `[risk] gate_threshold`, 0.7).
+    #[arg(long, value_name = "P")]
+    pub risk_threshold: Option<f64>,
+    /// A reviewer accepted the risk: report, never block. Also set by the pull request label
+    /// `omen:accept-risk` or `OMEN_ACCEPT_RISK=true`.
+    #[arg(long, env = "OMEN_ACCEPT_RISK")]
+    pub accept_risk: bool,
     /// Run metadata overrides.
     #[command(flatten)]
     pub run: RunArgs,
@@ -153,7 +180,57 @@ pub fn run(args: &CiArgs, config: &crate::config::Config) -> anyhow::Result<Outc
         }
     }
 
-    let report = build_report(
+    let threshold = args.risk_threshold.unwrap_or(config.risk.gate_threshold);
+    if !(0.0..=1.0).contains(&threshold) {
+        return Err(crate::UsageError(anyhow::anyhow!(
+            "--risk-threshold must be between 0 and 1, got {threshold}"
+        ))
+        .into());
+    }
+    let mut store = store;
+    let risk = match (args.risk, store.as_mut()) {
+        (RiskMode::Off, _) => None,
+        (RiskMode::Auto, None) => {
+            tracing::warn!("deploy risk not scored: the history database is unavailable");
+            None
+        }
+        (RiskMode::Auto, Some(s)) if crate::git::is_work_tree(&args.repo) => {
+            // Only the default branch's database is kept, so SZZ labelling runs there only.
+            let budget = if is_default {
+                std::time::Duration::from_secs_f64(config.risk.szz_budget_s)
+            } else {
+                std::time::Duration::ZERO
+            };
+            match crate::risk::score_in(s, &args.repo, None, "HEAD", &config.risk, budget, now) {
+                Ok(r) => Some(r),
+                Err(err) => {
+                    tracing::warn!("deploy risk could not be scored: {err:#}");
+                    trouble = true;
+                    None
+                }
+            }
+        }
+        (RiskMode::Auto, Some(_)) => {
+            tracing::info!(
+                "deploy risk not scored: {} is not a git checkout",
+                args.repo.display()
+            );
+            None
+        }
+    };
+    let store = store;
+    let gate = risk.as_ref().filter(|_| args.risk_gate).map(|r| {
+        let accepted = args.accept_risk || crate::risk::pr_has_label(crate::risk::ACCEPT_LABEL);
+        let over = r.probability >= threshold;
+        let verdict = match (over, accepted) {
+            (false, _) => GateVerdict::Passes,
+            (true, true) => GateVerdict::Accepted,
+            (true, false) => GateVerdict::Blocked,
+        };
+        (threshold, verdict)
+    });
+
+    let mut report = build_report(
         &run.results,
         &run.totals,
         &run.files,
@@ -164,6 +241,7 @@ pub fn run(args: &CiArgs, config: &crate::config::Config) -> anyhow::Result<Outc
         now,
         quarantine_changes,
     );
+    report.risk = risk.as_ref().map(|r| risk_section(r, &report, gate));
     let comment = omen_render::comment(&report);
     let summary = omen_render::summary(&report);
 
@@ -185,7 +263,11 @@ pub fn run(args: &CiArgs, config: &crate::config::Config) -> anyhow::Result<Outc
     let wants_comment = match args.comment {
         CommentMode::Off => false,
         CommentMode::Always => true,
-        CommentMode::Auto => !report.failures.is_empty() || !report.quarantine_changes.is_empty(),
+        CommentMode::Auto => {
+            !report.failures.is_empty()
+                || !report.quarantine_changes.is_empty()
+                || report.risk.as_ref().is_some_and(|r| r.is_notable())
+        }
     };
     let mut comment_url = String::new();
     match (meta.pull_request, args.comment) {
@@ -252,12 +334,16 @@ pub fn run(args: &CiArgs, config: &crate::config::Config) -> anyhow::Result<Outc
             report.failures.iter().filter(|f| pick(&f.class)).count()
         };
         let outputs = format!(
-            "tests={}\nfailed={}\nnew-failures={}\nflaky={}\nquarantined={}\nrisk=\nrisk-level=\ncomment-url={}\n",
+            "tests={}\nfailed={}\nnew-failures={}\nflaky={}\nquarantined={}\nrisk={}\nrisk-level={}\ncomment-url={}\n",
             report.totals.tests,
             report.totals.failed,
             count(|c| matches!(c, FailureClass::New)),
             count(|c| matches!(c, FailureClass::KnownFlaky { .. })),
             count(|c| matches!(c, FailureClass::Quarantined { .. })),
+            risk.as_ref()
+                .map(|r| format!("{:.4}", r.probability))
+                .unwrap_or_default(),
+            risk.as_ref().map(|r| r.level.clone()).unwrap_or_default(),
             comment_url,
         );
         append(Path::new(&path), &outputs)
@@ -265,10 +351,23 @@ pub fn run(args: &CiArgs, config: &crate::config::Config) -> anyhow::Result<Outc
     }
 
     let unexcused = report.unexcused();
+    let mut blocked = false;
     if args.fail_on == FailOn::UnexcusedFailures && unexcused > 0 {
         tracing::error!(
             "{unexcused} test failure(s) are not excused by quarantine or known flakiness"
         );
+        blocked = true;
+    }
+    if let (Some(r), Some((t, GateVerdict::Blocked))) = (&risk, gate) {
+        tracing::error!(
+            "deploy risk {:.2} ({}) is at or above the gate threshold {t:.2}. To merge anyway, add the label `{}` to the pull request and re-run, or set the action input `accept-risk: true` (OMEN_ACCEPT_RISK=true).",
+            r.probability,
+            r.level,
+            crate::risk::ACCEPT_LABEL
+        );
+        blocked = true;
+    }
+    if blocked {
         return Ok(Outcome {
             code: exit_code::GATE,
         });
@@ -425,6 +524,53 @@ fn build_report(
             })
             .collect(),
         summary_url,
+        risk: None,
+    }
+}
+
+/// The comment's deploy-risk section: the score, plus this run's own CI signals.
+fn risk_section(
+    r: &omen_metadata::risk::RiskReport,
+    report: &CiReport,
+    gate: Option<(f64, GateVerdict)>,
+) -> RiskSection {
+    let mut signals = Vec::new();
+    let new = report
+        .failures
+        .iter()
+        .filter(|f| matches!(f.class, FailureClass::New))
+        .count();
+    if new > 0 {
+        signals.push(format!(
+            "{new} failing test(s) in this run are neither known flaky nor failing on the default branch"
+        ));
+    }
+    if let Some(base) = report.base {
+        let delta = report.totals.tests as i64 - base.tests as i64;
+        if delta != 0 {
+            signals.push(format!(
+                "{delta:+} tests compared with the latest default-branch run"
+            ));
+        }
+    }
+    signals.extend(r.signals.iter().cloned());
+    let mut model = format!("{} ({})", r.model, r.kind);
+    if let Some(why) = &r.fallback_reason {
+        model.push_str(&format!(
+            " — the repository's own model was not used: {why}"
+        ));
+    }
+    RiskSection {
+        level: r.level.clone(),
+        probability: r.probability,
+        percentile: r.percentile,
+        model,
+        factors: r.factors.clone(),
+        hints: r.hints.clone(),
+        signals,
+        missing: r.missing.clone(),
+        gate,
+        accept_label: crate::risk::ACCEPT_LABEL.to_owned(),
     }
 }
 

@@ -149,6 +149,18 @@ fn parse_numstat(rest: &str) -> Vec<FileChange> {
     files
 }
 
+/// Is `dir` inside a git work tree?
+pub fn is_work_tree(dir: &Path) -> bool {
+    git_text(dir, &["rev-parse", "--is-inside-work-tree"]).is_ok_and(|t| t.trim() == "true")
+}
+
+/// Distinct author emails of the commits in `base..head`.
+pub fn authors(repo: &Path, base: &str, head: &str) -> anyhow::Result<usize> {
+    let text = git_text(repo, &["log", "--format=%ae", &format!("{base}..{head}")])?;
+    let set: std::collections::BTreeSet<&str> = text.lines().filter(|l| !l.is_empty()).collect();
+    Ok(set.len())
+}
+
 /// The change `base..head` as one commit (files of `git diff base...head`, the head's author
 /// and time, every message in the range), plus the added lines of its diff.
 pub fn change(repo: &Path, base: &str, head: &str) -> anyhow::Result<(Commit, Vec<String>)> {

@@ -246,7 +246,7 @@ pub fn render_text(r: &RiskReport) -> String {
 }
 
 /// Does the pull request of this GitHub event carry `label`?
-fn pr_has_label(label: &str) -> bool {
+pub(crate) fn pr_has_label(label: &str) -> bool {
     let Some(path) = std::env::var_os("GITHUB_EVENT_PATH") else {
         return false;
     };
@@ -279,30 +279,56 @@ fn open_store(db: &Path, now: i64) -> anyhow::Result<Store> {
 }
 
 /// Default base: the PR's base branch on GitHub (`origin/<GITHUB_BASE_REF>`) or GitLab
-/// (`origin/<CI_MERGE_REQUEST_TARGET_BRANCH_NAME>`), else `HEAD^`.
-fn default_base() -> String {
+/// (`origin/<CI_MERGE_REQUEST_TARGET_BRANCH_NAME>`), else `HEAD^` (on a pull request's merge
+/// commit, as `actions/checkout` makes it, that is the base branch's tip).
+fn default_base(repo: &Path) -> anyhow::Result<String> {
     let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-    match var("GITHUB_BASE_REF").or_else(|| var("CI_MERGE_REQUEST_TARGET_BRANCH_NAME")) {
-        Some(b) => format!("origin/{b}"),
-        None => "HEAD^".into(),
+    if let Some(b) = var("GITHUB_BASE_REF").or_else(|| var("CI_MERGE_REQUEST_TARGET_BRANCH_NAME")) {
+        match git::rev_parse(repo, &format!("origin/{b}")) {
+            Ok(sha) => return Ok(sha),
+            Err(e) => {
+                tracing::info!("origin/{b} is not in the checkout ({e:#}); scoring HEAD^...HEAD")
+            }
+        }
     }
+    git::rev_parse(repo, "HEAD^")
 }
 
 /// Score `base...head` (see the module docs).
 pub fn score(args: &ScoreArgs, config: &RiskConfig, now: i64) -> anyhow::Result<RiskReport> {
-    let repo = args.repo.as_path();
-    let head = git::rev_parse(repo, &args.head)?;
-    let base_ref = args.base.clone().unwrap_or_else(default_base);
-    let base = git::rev_parse(repo, &base_ref)?;
     let mut store = open_store(&args.db, now)?;
-    let mut missing = Vec::new();
-    let history = sync_history(&mut store, repo, &base, now, &mut missing)?;
-    label_szz(
+    score_in(
         &mut store,
-        repo,
+        &args.repo,
+        args.base.as_deref(),
+        &args.head,
+        config,
         Duration::from_secs_f64(config.szz_budget_s),
-    )?;
-    let (model, source, model_id, fallback_reason) = choose_model(&mut store, config, now)?;
+        now,
+    )
+}
+
+/// Score `base...head` of the checkout `repo` with the history in `store`. Without `base`, the
+/// pull request's base branch in CI, else `HEAD^`. SZZ labelling may spend `szz_budget`.
+pub fn score_in(
+    store: &mut Store,
+    repo: &Path,
+    base: Option<&str>,
+    head: &str,
+    config: &RiskConfig,
+    szz_budget: Duration,
+    now: i64,
+) -> anyhow::Result<RiskReport> {
+    let head = git::rev_parse(repo, head)?;
+    let base = match base {
+        Some(b) => git::rev_parse(repo, b)?,
+        None => default_base(repo)?,
+    };
+    let store = &mut *store;
+    let mut missing = Vec::new();
+    let history = sync_history(store, repo, &base, now, &mut missing)?;
+    label_szz(store, repo, szz_budget)?;
+    let (model, source, model_id, fallback_reason) = choose_model(store, config, now)?;
 
     let (commit, added_lines) = git::change(repo, &base, &head)?;
     let mut features = history.metrics(&commit);
@@ -322,6 +348,7 @@ pub fn score(args: &ScoreArgs, config: &RiskConfig, now: i64) -> anyhow::Result<
         source.name(),
         model_id,
     )?;
+    let signals = signals(store, repo, &base, &head, now);
     Ok(RiskReport {
         version: RISK_REPORT_VERSION,
         base,
@@ -334,6 +361,7 @@ pub fn score(args: &ScoreArgs, config: &RiskConfig, now: i64) -> anyhow::Result<
         fallback_reason,
         factors: a.factors.iter().map(|f| f.line()).collect(),
         hints: hints(&features),
+        signals,
         missing,
         features: Feature::ALL
             .iter()
@@ -377,6 +405,67 @@ fn hints(f: &FeatureVector) -> Vec<String> {
         ));
     }
     out
+}
+
+/// CI and deploy signals that are not model inputs (see [`RiskReport::signals`]).
+fn signals(store: &Store, repo: &Path, base: &str, head: &str, now: i64) -> Vec<String> {
+    let mut out = Vec::new();
+    match git::authors(repo, base, head) {
+        Ok(authors) if authors > 1 => out.push(format!("{authors} authors in this change")),
+        Ok(_) => {}
+        Err(e) => tracing::debug!("authors of {base}..{head}: {e:#}"),
+    }
+    let deploys = store.deploys().unwrap_or_else(|e| {
+        tracing::warn!("deploys could not be read: {e}");
+        Vec::new()
+    });
+    if let Some(last) = deploys
+        .iter()
+        .filter(|d| d.outcome == "success")
+        .max_by_key(|d| d.at)
+    {
+        let hours = (now - last.at).max(0) as f64 / 3600.0;
+        out.push(format!(
+            "last successful deploy {} ago ({})",
+            human_hours(hours),
+            last.environment
+        ));
+    }
+    let window = now - 30 * 86_400;
+    let recent: Vec<_> = deploys.iter().filter(|d| d.at >= window).collect();
+    if !recent.is_empty() {
+        let failed = recent.iter().filter(|d| d.outcome != "success").count();
+        out.push(format!(
+            "change failure rate {:.0}% over the last 30 days ({failed} of {} deploys failed or were rolled back)",
+            failed as f64 / recent.len() as f64 * 100.0,
+            recent.len()
+        ));
+    }
+    if let Some(opened) = pr_opened_at() {
+        let hours = (now - opened).max(0) as f64 / 3600.0;
+        out.push(format!("pull request open for {}", human_hours(hours)));
+    }
+    out
+}
+
+fn human_hours(h: f64) -> String {
+    if h < 1.0 {
+        format!("{:.0} min", h * 60.0)
+    } else if h < 48.0 {
+        format!("{h:.0} h")
+    } else {
+        format!("{:.0} days", h / 24.0)
+    }
+}
+
+/// When the pull request of this GitHub or GitLab event was opened.
+fn pr_opened_at() -> Option<i64> {
+    let text = std::env::var("GITHUB_EVENT_PATH")
+        .ok()
+        .and_then(|p| std::fs::read_to_string(p).ok())?;
+    let event: serde_json::Value = serde_json::from_str(&text).ok()?;
+    let created = event.pointer("/pull_request/created_at")?.as_str()?;
+    crate::parse_time(created).ok()
 }
 
 /// Bring the stored history up to `base`, returning the history as of `base`.

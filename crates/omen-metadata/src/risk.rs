@@ -33,6 +33,12 @@ pub struct RiskReport {
     pub factors: Vec<String>,
     /// Quiet review hints from the diff.
     pub hints: Vec<String>,
+    /// CI and deploy signals shown beside the score (not model inputs: the history a model
+    /// bootstraps from has no CI runs or deploys): authors, time since the last deploy, recent
+    /// change failure rate, how long the pull request has been open, and from `omen ci` the
+    /// run's unexcused failures and test-count change.
+    #[serde(default)]
+    pub signals: Vec<String>,
     /// Features Omen could not compute fully, and why.
     pub missing: Vec<String>,
     /// Raw feature values by name.

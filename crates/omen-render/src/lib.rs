@@ -106,6 +106,50 @@ pub struct TrendPoint {
     pub duration_s: f64,
 }
 
+/// What the gate decided about the change's deploy risk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GateVerdict {
+    /// Under the threshold.
+    Passes,
+    /// Over the threshold, accepted by a reviewer.
+    Accepted,
+    /// Over the threshold: the step fails.
+    Blocked,
+}
+
+/// The deploy-risk section. Every string is Omen's own wording, but it is escaped like the rest.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RiskSection {
+    /// `LOW`, `MEDIUM`, `HIGH` or `CRITICAL`.
+    pub level: String,
+    /// Calibrated probability, 0–1.
+    pub probability: f64,
+    /// Percentile among the repository's past changes.
+    pub percentile: f64,
+    /// Which model answered, and its scorer (e.g. `repository (logistic+forest)`).
+    pub model: String,
+    /// Strongest factors, `+ …`/`− …`.
+    pub factors: Vec<String>,
+    /// Review hints from the diff.
+    pub hints: Vec<String>,
+    /// CI and deploy signals.
+    pub signals: Vec<String>,
+    /// Features that could not be computed fully.
+    pub missing: Vec<String>,
+    /// The gate, when it ran: threshold and verdict.
+    pub gate: Option<(f64, GateVerdict)>,
+    /// The label that accepts the risk.
+    pub accept_label: String,
+}
+
+impl RiskSection {
+    /// Worth a comment on its own (`comment: auto`): high or critical, or blocked.
+    pub fn is_notable(&self) -> bool {
+        matches!(self.level.as_str(), "HIGH" | "CRITICAL")
+            || matches!(self.gate, Some((_, GateVerdict::Blocked)))
+    }
+}
+
 /// Everything the renderers show.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct CiReport {
@@ -129,6 +173,8 @@ pub struct CiReport {
     pub unusable: Vec<(String, String)>,
     /// Link to the job summary, for when the comment is cut.
     pub summary_url: Option<String>,
+    /// The change's deploy risk, when it was scored.
+    pub risk: Option<RiskSection>,
 }
 
 impl CiReport {
@@ -271,6 +317,9 @@ fn body(report: &CiReport, rows: usize, full: bool) -> String {
             .map(|c| format!(" · commit `{}`", short(c)))
             .unwrap_or_default(),
     );
+    if let Some(r) = &report.risk {
+        risk_section(&mut s, r, rows);
+    }
     section(
         &mut s,
         "❌ New failures — likely from this change",
@@ -363,6 +412,76 @@ fn body(report: &CiReport, rows: usize, full: bool) -> String {
         let _ = writeln!(s, "<sub>Details in the [job summary]({url}).</sub>");
     }
     s
+}
+
+fn risk_section(s: &mut String, r: &RiskSection, rows: usize) {
+    let icon = match r.level.as_str() {
+        "CRITICAL" => "🔴",
+        "HIGH" => "🟠",
+        "MEDIUM" => "🟡",
+        _ => "🟢",
+    };
+    let _ = writeln!(
+        s,
+        "#### {icon} Deploy risk: {} — {:.0}%, riskier than {:.0}% of past changes\n",
+        escape::inline(&r.level, 20),
+        r.probability * 100.0,
+        r.percentile
+    );
+    match r.gate {
+        Some((t, GateVerdict::Blocked)) => {
+            // Shown in a code span, where escapes would show literally: keep label characters.
+            let label: String = r
+                .accept_label
+                .chars()
+                .filter(|c| c.is_ascii_alphanumeric() || ":_.-/".contains(*c))
+                .take(60)
+                .collect();
+            let _ = writeln!(
+                s,
+                "**Gate: blocked** (threshold {:.0}%). To merge anyway, a reviewer adds the label `{}` and re-runs the job.\n",
+                t * 100.0,
+                label
+            );
+        }
+        Some((t, GateVerdict::Accepted)) => {
+            let _ = writeln!(
+                s,
+                "Gate: over the threshold ({:.0}%), risk accepted by a reviewer.\n",
+                t * 100.0
+            );
+        }
+        Some((_, GateVerdict::Passes)) | None => {}
+    }
+    for f in r.factors.iter().take(rows.clamp(1, 5)) {
+        let _ = writeln!(s, "- {}", escape::inline(f, 200));
+    }
+    if !r.factors.is_empty() {
+        s.push('\n');
+    }
+    let notes: Vec<String> = r
+        .hints
+        .iter()
+        .map(|h| format!("hint: {}", escape::inline(h, 200)))
+        .chain(r.signals.iter().map(|x| escape::inline(x, 200)))
+        .chain(
+            r.missing
+                .iter()
+                .map(|m| format!("not computed: {}", escape::inline(m, 300))),
+        )
+        .collect();
+    if !notes.is_empty() {
+        let _ = writeln!(
+            s,
+            "<details><summary>Review hints and signals ({})</summary>\n",
+            notes.len()
+        );
+        for n in notes.iter().take(rows.max(10)) {
+            let _ = writeln!(s, "- {n}");
+        }
+        let _ = writeln!(s, "\n</details>\n");
+    }
+    let _ = writeln!(s, "<sub>Model: {}.</sub>\n", escape::inline(&r.model, 300));
 }
 
 fn section(

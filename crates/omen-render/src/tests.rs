@@ -87,6 +87,21 @@ fn report() -> CiReport {
         ],
         unusable: vec![],
         summary_url: Some("https://github.com/o/r/actions/runs/1".into()),
+        risk: Some(RiskSection {
+            level: "HIGH".into(),
+            probability: 0.62,
+            percentile: 91.0,
+            model: "repository (logistic+forest)".into(),
+            factors: vec![
+                "+ touches 14 files in 5 directories".into(),
+                "− the author has changed these files 120 times".into(),
+            ],
+            hints: vec!["adds 2 TODO/FIXME line(s)".into()],
+            signals: vec!["2 authors in this change".into()],
+            missing: vec![],
+            gate: Some((0.5, GateVerdict::Blocked)),
+            accept_label: "omen:accept-risk".into(),
+        }),
     }
 }
 
@@ -235,4 +250,43 @@ fn only_plain_https_links() {
     assert!(!comment(&r).contains("job summary]("));
     r.summary_url = Some("https://x/y) [a](b".into());
     assert!(!comment(&r).contains("job summary]("));
+}
+
+#[test]
+fn risk_section_shows_level_factors_and_how_to_override_a_blocked_gate() {
+    let r = report();
+    let c = comment(&r);
+    assert!(
+        c.contains("Deploy risk: HIGH — 62%, riskier than 91% of past changes"),
+        "{c}"
+    );
+    assert!(c.contains("**Gate: blocked** (threshold 50%)"), "{c}");
+    assert!(c.contains("`omen:accept-risk`"), "{c}");
+    // Escaped Markdown: renders as "+ touches 14 files in 5 directories".
+    assert!(c.contains("- \\+ touches 14 files in 5 directories"), "{c}");
+    assert!(c.contains("hint: adds 2 TODO/FIXME line\\(s\\)"), "{c}");
+    assert!(r.risk.as_ref().unwrap().is_notable());
+    // Accepted: no block, and a LOW passing change is not worth a comment on its own.
+    let mut low = r.risk.clone().unwrap();
+    low.level = "LOW".into();
+    low.gate = Some((0.5, GateVerdict::Passes));
+    assert!(!low.is_notable());
+    low.gate = Some((0.5, GateVerdict::Accepted));
+    let mut r2 = report();
+    r2.risk = Some(low);
+    let c2 = comment(&r2);
+    assert!(c2.contains("risk accepted by a reviewer"), "{c2}");
+    assert!(!c2.contains("Gate: blocked"), "{c2}");
+}
+
+#[test]
+fn risk_text_is_escaped() {
+    let mut r = report();
+    let risk = r.risk.as_mut().unwrap();
+    risk.factors = vec!["+ <img src=x onerror=alert(1)> [x](javascript:y)".into()];
+    risk.level = "<b>HIGH</b>".into();
+    let c = comment(&r);
+    assert!(!c.contains("<img"), "{c}");
+    assert!(!c.contains("<b>HIGH"), "{c}");
+    assert!(!c.contains("](javascript:"), "{c}");
 }
