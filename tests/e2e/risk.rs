@@ -112,6 +112,42 @@ fn labels(db: &Path) -> Vec<(String, Option<i64>, Option<String>)> {
         .collect()
 }
 
+/// The stored raw feature `index` of every change, by sha.
+fn stored_feature(db: &Path, index: usize) -> Vec<(String, f64)> {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let mut stmt = conn
+        .prepare("SELECT sha, features FROM changes ORDER BY seq")
+        .unwrap();
+    stmt.query_map([], |r| {
+        let blob: Vec<u8> = r.get(1)?;
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&blob[index * 8..index * 8 + 8]);
+        Ok((r.get(0)?, f64::from_le_bytes(b)))
+    })
+    .unwrap()
+    .map(Result::unwrap)
+    .collect()
+}
+
+#[test]
+fn the_history_keeps_past_changes_diff_hints_as_features() {
+    let s = scripted_repo();
+    let d = s.dir.path();
+    write(d, "src/extra.py", "ok = True\n");
+    let c8 = commit(d, "dave", 61, "Add extra");
+    // Scoring c7...c8 brings the stored history up to c7, the change with a TODO and a long line.
+    run(omen(d).args(["risk", "score", "--base", &s.c7, "--head", &c8])).code(0);
+    let db = d.join(".omen/history.db");
+    use omen_risk::features::Feature;
+    let todo = stored_feature(&db, Feature::TodoAdded.index());
+    let long = stored_feature(&db, Feature::LongLinesAdded.index());
+    let at = |rows: &[(String, f64)], sha: &str| rows.iter().find(|(s, _)| s == sha).map(|r| r.1);
+    assert_eq!(at(&todo, &s.c7), Some(1.0), "{todo:?}");
+    assert_eq!(at(&long, &s.c7), Some(1.0), "{long:?}");
+    assert_eq!(at(&todo, &s.c6), Some(0.0));
+    assert_eq!(at(&long, &s.c1), Some(0.0));
+}
+
 #[test]
 fn score_computes_features_and_bootstraps_labels_from_a_real_history() {
     let s = scripted_repo();

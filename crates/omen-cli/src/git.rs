@@ -5,6 +5,7 @@ use std::path::Path;
 use std::process::Command;
 
 use anyhow::{Context, bail};
+use omen_risk::features::DiffHints;
 use omen_risk::history::{Commit, FileChange};
 
 /// Run git in `repo` and return its stdout.
@@ -149,6 +150,66 @@ fn parse_numstat(rest: &str) -> Vec<FileChange> {
     files
 }
 
+/// Call `f(commit, line)` for every added line of a `-U0` patch: a `git diff`, or a `git log -p`
+/// whose commits start with `\x1e<id>`. File headers (`+++ b/…`) are not added lines, even when
+/// an added line itself starts with `++`.
+pub fn for_each_added_line<'a>(patch: &'a str, mut f: impl FnMut(&'a str, &'a str)) {
+    let mut commit = "";
+    let mut in_hunk = false;
+    for line in patch.lines() {
+        if let Some(id) = line.strip_prefix('\x1e') {
+            commit = id.trim();
+            in_hunk = false;
+        } else if line.starts_with("diff --git ") {
+            in_hunk = false;
+        } else if line.starts_with("@@") {
+            in_hunk = true;
+        } else if in_hunk && let Some(added) = line.strip_prefix('+') {
+            f(commit, added);
+        }
+    }
+}
+
+/// The diff hints ([`DiffHints`]) of every non-merge commit in `from..to` (all history when
+/// `from` is `None`), by commit id: one `git log -p -U0` pass.
+pub fn diff_hints(
+    repo: &Path,
+    from: Option<&str>,
+    to: &str,
+) -> anyhow::Result<std::collections::HashMap<String, DiffHints>> {
+    let range = match from {
+        Some(f) => format!("{f}..{to}"),
+        None => to.to_owned(),
+    };
+    let out = git(
+        repo,
+        &[
+            "log",
+            "--no-merges",
+            "-M",
+            "-p",
+            "-U0",
+            "--no-color",
+            "--no-ext-diff",
+            "--format=%x1e%H",
+            &range,
+            "--",
+        ],
+    )?;
+    let text = String::from_utf8_lossy(&out);
+    let mut hints: std::collections::HashMap<String, DiffHints> = Default::default();
+    for_each_added_line(&text, |commit, line| {
+        if let Some(h) = hints.get_mut(commit) {
+            h.add_line(line);
+        } else {
+            let mut h = DiffHints::default();
+            h.add_line(line);
+            hints.insert(commit.to_owned(), h);
+        }
+    });
+    Ok(hints)
+}
+
 /// Is `dir` inside a git work tree?
 pub fn is_work_tree(dir: &Path) -> bool {
     git_text(dir, &["rev-parse", "--is-inside-work-tree"]).is_ok_and(|t| t.trim() == "true")
@@ -191,11 +252,10 @@ pub fn change(repo: &Path, base: &str, head: &str) -> anyhow::Result<(Commit, Ve
             "--",
         ],
     )?;
-    let added = String::from_utf8_lossy(&diff)
-        .lines()
-        .filter(|l| l.starts_with('+') && !l.starts_with("+++"))
-        .map(|l| l[1..].to_owned())
-        .collect();
+    let mut added = Vec::new();
+    for_each_added_line(&String::from_utf8_lossy(&diff), |_, line| {
+        added.push(line.to_owned())
+    });
     Ok((
         Commit {
             id: head.to_owned(),
@@ -277,6 +337,22 @@ pub fn szz_blame(repo: &Path, fix: &str) -> anyhow::Result<Vec<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn added_lines_skip_headers_but_not_lines_that_start_with_plus_plus() {
+        let patch = "\x1eaaa\n\ndiff --git a/x.c b/x.c\n--- a/x.c\n+++ b/x.c\n@@ -1,0 +2,2 @@\n+++i; // TODO\n+int y;\n-old\ndiff --git a/n.c b/n.c\nnew file mode 100644\n--- /dev/null\n+++ b/n.c\n@@ -0,0 +1 @@\n+n\n\x1ebbb\n\ndiff --git a/z b/z\n--- a/z\n+++ b/z\n@@ -3 +3 @@\n-a\n+b\n\\ No newline at end of file\n";
+        let mut seen = Vec::new();
+        for_each_added_line(patch, |c, l| seen.push((c, l)));
+        assert_eq!(
+            seen,
+            [
+                ("aaa", "++i; // TODO"),
+                ("aaa", "int y;"),
+                ("aaa", "n"),
+                ("bbb", "b")
+            ]
+        );
+    }
 
     #[test]
     fn parses_log_with_renames_binaries_and_multiline_messages() {

@@ -14,7 +14,7 @@ use omen_metadata::risk::{
     EvalBaselines, EvalFigures, EvaluationReport, GateReport, RISK_REPORT_VERSION, RiskReport,
 };
 use omen_risk::assess::{self, Source};
-use omen_risk::features::{Feature, FeatureVector, LabelledChange};
+use omen_risk::features::{DiffHints, Feature, FeatureVector, LabelledChange};
 use omen_risk::history::RepoHistory;
 use omen_risk::model::RiskModel;
 use omen_risk::train::{TrainConfig, TrainError};
@@ -332,13 +332,11 @@ pub fn score_in(
 
     let (commit, added_lines) = git::change(repo, &base, &head)?;
     let mut features = history.metrics(&commit);
-    let todo = added_lines.iter().filter(|l| has_todo(l)).count();
-    let long = added_lines
-        .iter()
-        .filter(|l| l.chars().count() > 120)
-        .count();
-    features.set(Feature::TodoAdded, todo as f64);
-    features.set(Feature::LongLinesAdded, long as f64);
+    let mut diff_hints = DiffHints::default();
+    for line in &added_lines {
+        diff_hints.add_line(line);
+    }
+    diff_hints.apply(&mut features);
     let a = assess::assess(&model, source, &features, &config.levels, 5);
     store.record_prediction(
         &head,
@@ -373,12 +371,6 @@ pub fn score_in(
 
 fn round4(x: f64) -> f64 {
     (x * 10_000.0).round() / 10_000.0
-}
-
-fn has_todo(line: &str) -> bool {
-    ["TODO", "FIXME", "XXX", "HACK"]
-        .iter()
-        .any(|k| line.contains(k))
 }
 
 /// Quiet review hints from the diff (the seed design's list).
@@ -508,12 +500,30 @@ fn sync_history(
             }
         }
     }
-    let commits = git::commits(repo, from.as_deref(), base)?;
+    // The TODO and long-line counts need the patches, which numstat does not carry: a second
+    // `git log`, run beside the first.
+    let (commits, diff_hints) = std::thread::scope(|scope| {
+        let patches = scope.spawn(|| git::diff_hints(repo, from.as_deref(), base));
+        let commits = git::commits(repo, from.as_deref(), base);
+        let patches = patches
+            .join()
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("the `git log -p` reader panicked")));
+        (commits, patches)
+    });
+    let commits = commits?;
+    let diff_hints = diff_hints.unwrap_or_else(|e| {
+        tracing::warn!("diff hints of the history could not be read: {e:#}");
+        missing.push("TODO and long-line counts of past changes (`git log -p` failed)".into());
+        Default::default()
+    });
     let first_seq = i64::from(history.len());
     let mut rows = Vec::with_capacity(commits.len());
     let mut reverts: Vec<String> = Vec::new();
     for (i, c) in commits.iter().enumerate() {
-        let v = history.observe(c);
+        let mut v = history.observe(c);
+        if let Some(h) = diff_hints.get(&c.id) {
+            h.apply(&mut v);
+        }
         if let Some(sha) = omen_risk::labels::reverted_commit(&c.message) {
             reverts.push(sha.to_owned());
         }
@@ -542,6 +552,9 @@ fn sync_history(
 
 /// Run SZZ on pending fix commits, newest first, until the time budget is spent.
 fn label_szz(store: &mut Store, repo: &Path, budget: Duration) -> anyhow::Result<()> {
+    if budget.is_zero() {
+        return Ok(());
+    }
     let start = Instant::now();
     let pending = store.fixes_pending_szz()?;
     for (done, fix) in pending.iter().enumerate() {
@@ -594,6 +607,8 @@ pub fn training_set(rows: &[ChangeRow], latency_days: f64) -> Vec<LabelledChange
 pub fn repository_features() -> Vec<Feature> {
     let mut f = Feature::PUBLIC.to_vec();
     f.extend([
+        Feature::TodoAdded,
+        Feature::LongLinesAdded,
         Feature::DepsTouched,
         Feature::CiTouched,
         Feature::CodeWithoutTests,
@@ -602,6 +617,9 @@ pub fn repository_features() -> Vec<Feature> {
 }
 
 type Chosen = (RiskModel, Source, Option<i64>, Option<String>);
+
+/// `risk_models.kind` of a recorded failed training attempt; its `model` holds the reason.
+const FAILED_TRAINING: &str = "failed";
 
 /// Retrain when due, then walk the fallback chain: repository → prior → heuristic.
 fn choose_model(store: &mut Store, config: &RiskConfig, now: i64) -> anyhow::Result<Chosen> {
@@ -656,17 +674,41 @@ fn choose_model(store: &mut Store, config: &RiskConfig, now: i64) -> anyhow::Res
                 let id = store.save_model(&row)?;
                 current = Some(ModelRow { id, ..row });
             }
-            Err(TrainError::TooFew {
-                samples, positives, ..
-            }) => {
-                reason = Some(format!(
-                    "only {samples} labelled changes ({positives} risky) to learn from"
-                ));
+            Err(e) => {
+                let why = match e {
+                    TrainError::TooFew {
+                        samples, positives, ..
+                    } => format!(
+                        "only {samples} labelled changes ({positives} risky) to learn from, or a time-ordered hold-out (the newest 20%) without both outcomes"
+                    ),
+                    e => format!("training failed: {e}"),
+                };
+                // Recorded like a model, so the attempt is repeated only when retraining is due
+                // again (20% more labelled changes, or `retrain_days`), not on every run.
+                let row = ModelRow {
+                    id: 0,
+                    created_at: now,
+                    kind: FAILED_TRAINING.into(),
+                    samples: labelled_n,
+                    positives: risky_n,
+                    auc: 0.0,
+                    brier: 0.0,
+                    features: String::new(),
+                    model: why.into_bytes(),
+                };
+                let id = store.save_model(&row)?;
+                current = Some(ModelRow { id, ..row });
             }
-            Err(e) => reason = Some(format!("training failed: {e}")),
         }
     }
-    if let Some(row) = current {
+    if let Some(row) = current.filter(|r| {
+        if r.kind == FAILED_TRAINING {
+            reason.get_or_insert_with(|| String::from_utf8_lossy(&r.model).into_owned());
+            false
+        } else {
+            true
+        }
+    }) {
         match RiskModel::decode(&row.model) {
             Ok(m)
                 if m.validation.auc >= config.min_auc
@@ -838,5 +880,65 @@ pub fn deploy(args: &DeployArgs, now: i64) -> anyhow::Result<Outcome> {
             tracing::warn!("could not record the deploy: {e:#}");
             Ok(Outcome::with_trouble(true, a.strict))
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// 400 changes a day apart; the oldest 100 alternate risky/safe, the rest are safe, so the
+    /// time-ordered hold-out (newest 20%) has no risky change and training must fail.
+    fn store_with_unusable_labels(dir: &Path, now: i64) -> Store {
+        let mut store = Store::open(&dir.join("h.db"), now).unwrap().store;
+        let day = 86_400;
+        let start = now - 1_000 * day;
+        let rows: Vec<ChangeRow> = (0..400)
+            .map(|i| ChangeRow {
+                sha: format!("{i:040x}"),
+                seq: i,
+                at: start + i * day,
+                author: "a@x".into(),
+                fix: false,
+                features: vec![(i % 7) as f64; Feature::ALL.len()],
+                risky: None,
+                label_source: None,
+            })
+            .collect();
+        store
+            .record_changes(&rows, &RepoHistory::default().encode(), "head", now)
+            .unwrap();
+        let risky: Vec<String> = (0..100)
+            .filter(|i| i % 2 == 0)
+            .map(|i| format!("{i:040x}"))
+            .collect();
+        store.label_risky(&risky, "revert", None).unwrap();
+        store
+    }
+
+    #[test]
+    fn a_failed_training_is_recorded_and_not_retried_on_every_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = 2_000_000_000;
+        let mut store = store_with_unusable_labels(dir.path(), now);
+        let config = RiskConfig {
+            label_latency_days: 0.0,
+            ..RiskConfig::default()
+        };
+        let (_, source, _, reason) = choose_model(&mut store, &config, now).unwrap();
+        assert_eq!(source, Source::Prior);
+        let reason = reason.unwrap();
+        assert!(reason.contains("hold-out"), "{reason}");
+        let first = store.latest_model().unwrap().unwrap();
+        assert_eq!(first.kind, FAILED_TRAINING);
+        // The next run reuses the recorded failure: same reason, no new attempt.
+        let (_, source, _, again) = choose_model(&mut store, &config, now + 60).unwrap();
+        assert_eq!(source, Source::Prior);
+        assert_eq!(again.as_deref(), Some(reason.as_str()));
+        assert_eq!(store.latest_model().unwrap().unwrap().id, first.id);
+        // After `retrain_days` it is tried again.
+        let later = now + 31 * 86_400;
+        choose_model(&mut store, &config, later).unwrap();
+        assert_ne!(store.latest_model().unwrap().unwrap().id, first.id);
     }
 }

@@ -217,6 +217,38 @@ impl FeatureVector {
     }
 }
 
+/// The diff hints counted over a change's added lines: TODO-style markers and long lines.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DiffHints {
+    /// Added lines containing TODO, FIXME, XXX or HACK.
+    pub todo: u32,
+    /// Added lines longer than [`DiffHints::LONG_LINE`] characters.
+    pub long: u32,
+}
+
+impl DiffHints {
+    /// Characters beyond which an added line counts as long.
+    pub const LONG_LINE: usize = 120;
+    /// Markers of unfinished work.
+    pub const MARKERS: [&'static str; 4] = ["TODO", "FIXME", "XXX", "HACK"];
+
+    /// Count one added line (without its leading `+`).
+    pub fn add_line(&mut self, line: &str) {
+        if Self::MARKERS.iter().any(|k| line.contains(k)) {
+            self.todo += 1;
+        }
+        if line.chars().count() > Self::LONG_LINE {
+            self.long += 1;
+        }
+    }
+
+    /// Write the counts into `v`.
+    pub fn apply(&self, v: &mut FeatureVector) {
+        v.set(Feature::TodoAdded, f64::from(self.todo));
+        v.set(Feature::LongLinesAdded, f64::from(self.long));
+    }
+}
+
 /// One change with a known outcome, as training and evaluation see it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LabelledChange {
