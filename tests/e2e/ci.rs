@@ -528,6 +528,7 @@ fn deploy_risk_reaches_the_comment_the_outputs_and_the_gate() {
             .collect();
         std::fs::write(d.join(format!("src/m{i}/mod.py")), body).unwrap();
     }
+    std::fs::write(d.join("src/m0/helper.py"), "def helper():\n    return 1\n").unwrap();
     commit_all(d, "bob", 1, "big change");
     r.report(&[("test_ok", false)]);
 
@@ -560,6 +561,10 @@ fn deploy_risk_reaches_the_comment_the_outputs_and_the_gate() {
     assert!(
         body.contains("TODO/FIXME"),
         "the diff hint is shown\n{body}"
+    );
+    assert!(
+        body.contains("adds 1 new function") && body.contains("touches no test file"),
+        "{body}"
     );
     assert!(r.read("summary.md").contains("Deploy risk:"));
 

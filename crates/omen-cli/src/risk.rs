@@ -358,7 +358,7 @@ pub fn score_in(
         kind: a.kind.name().into(),
         fallback_reason,
         factors: a.factors.iter().map(|f| f.line()).collect(),
-        hints: hints(&features),
+        hints: hints(&features, &diff_hints),
         signals,
         missing,
         features: Feature::ALL
@@ -374,7 +374,7 @@ fn round4(x: f64) -> f64 {
 }
 
 /// Quiet review hints from the diff (the seed design's list).
-fn hints(f: &FeatureVector) -> Vec<String> {
+fn hints(f: &FeatureVector, diff: &DiffHints) -> Vec<String> {
     let mut out = Vec::new();
     let n = |x: Feature| f.get(x).round() as i64;
     if n(Feature::TodoAdded) > 0 {
@@ -387,7 +387,14 @@ fn hints(f: &FeatureVector) -> Vec<String> {
         ));
     }
     if f.get(Feature::CodeWithoutTests) > 0.0 {
-        out.push("changes source files but no test file".into());
+        if diff.functions > 0 {
+            out.push(format!(
+                "adds {} new function(s) and touches no test file",
+                diff.functions
+            ));
+        } else {
+            out.push("changes source files but no test file".into());
+        }
     }
     if n(Feature::La) + n(Feature::Ld) > 400 || n(Feature::Nf) > 20 {
         out.push(format!(
@@ -780,7 +787,25 @@ fn evaluate_command(args: &EvaluateArgs) -> anyhow::Result<Outcome> {
         test_share: args.test_share,
         gap_days: args.gap_days,
     };
-    let ev = omen_risk::evaluate::evaluate(&rows, &split, &TrainConfig::default())
+    // A column the layout lacks reads as 0: leave it, and the ratios built on it, out.
+    let missing = layout.missing();
+    let config = TrainConfig {
+        features: TrainConfig::default()
+            .features
+            .into_iter()
+            .filter(|f| !missing.iter().any(|m| f.reads(*m)))
+            .collect(),
+        ..TrainConfig::default()
+    };
+    if !missing.is_empty() {
+        let names: Vec<&str> = missing.iter().map(|f| f.name()).collect();
+        tracing::info!(
+            "layout {} has no {} column: those features and their ratios are not used",
+            layout.name(),
+            names.join(", ")
+        );
+    }
+    let ev = omen_risk::evaluate::evaluate(&rows, &split, &config)
         .with_context(|| format!("evaluating on `{}`", args.dataset.display()))?;
     let report = EvaluationReport {
         dataset: args.dataset.display().to_string(),

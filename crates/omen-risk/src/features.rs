@@ -164,15 +164,30 @@ impl Feature {
         Feature::ALL.into_iter().find(|f| f.name() == name)
     }
 
+    /// For a derived feature, the (numerator, denominator) it is computed from.
+    pub fn ratio_of(self) -> Option<(Feature, Feature)> {
+        match self {
+            Feature::LaPerLt => Some((Feature::La, Feature::Lt)),
+            Feature::LdPerLt => Some((Feature::Ld, Feature::Lt)),
+            Feature::LtPerNf => Some((Feature::Lt, Feature::Nf)),
+            Feature::NucPerNf => Some((Feature::Nuc, Feature::Nf)),
+            _ => None,
+        }
+    }
+
+    /// Does this feature read `other` (itself, or as part of a ratio)?
+    pub fn reads(self, other: Feature) -> bool {
+        self == other
+            || self
+                .ratio_of()
+                .is_some_and(|(a, b)| a == other || b == other)
+    }
+
     /// The raw value of this feature for a change (derived features are computed here).
     pub fn raw(self, v: &FeatureVector) -> f64 {
-        let ratio = |a: Feature, b: Feature| v.get(a).max(0.0) / v.get(b).max(1.0);
-        match self {
-            Feature::LaPerLt => ratio(Feature::La, Feature::Lt),
-            Feature::LdPerLt => ratio(Feature::Ld, Feature::Lt),
-            Feature::LtPerNf => ratio(Feature::Lt, Feature::Nf),
-            Feature::NucPerNf => ratio(Feature::Nuc, Feature::Nf),
-            f => v.get(f),
+        match self.ratio_of() {
+            Some((a, b)) => v.get(a).max(0.0) / v.get(b).max(1.0),
+            None => v.get(self),
         }
     }
 
@@ -224,6 +239,9 @@ pub struct DiffHints {
     pub todo: u32,
     /// Added lines longer than [`DiffHints::LONG_LINE`] characters.
     pub long: u32,
+    /// Added lines that define a function (Rust, Python, JavaScript/TypeScript, Go, Ruby,
+    /// shell); a review hint only, not a model feature.
+    pub functions: u32,
 }
 
 impl DiffHints {
@@ -240,6 +258,9 @@ impl DiffHints {
         if line.chars().count() > Self::LONG_LINE {
             self.long += 1;
         }
+        if defines_function(line) {
+            self.functions += 1;
+        }
     }
 
     /// Write the counts into `v`.
@@ -247,6 +268,34 @@ impl DiffHints {
         v.set(Feature::TodoAdded, f64::from(self.todo));
         v.set(Feature::LongLinesAdded, f64::from(self.long));
     }
+}
+
+/// Does this source line start a function definition? Keyword-based, so it errs towards
+/// missing definitions rather than inventing them.
+fn defines_function(line: &str) -> bool {
+    let mut t = line.trim_start();
+    for prefix in [
+        "pub(crate) ",
+        "pub(super) ",
+        "pub ",
+        "export default ",
+        "export ",
+        "async ",
+        "const ",
+        "unsafe ",
+        "static ",
+    ] {
+        t = t.strip_prefix(prefix).unwrap_or(t);
+    }
+    t = t.strip_prefix("async ").unwrap_or(t);
+    let named = |rest: &str| {
+        rest.chars()
+            .next()
+            .is_some_and(|c| c.is_alphabetic() || c == '_' || c == '(')
+    };
+    ["fn ", "def ", "function ", "func "]
+        .iter()
+        .any(|k| t.strip_prefix(k).is_some_and(named))
 }
 
 /// One change with a known outcome, as training and evaluation see it.
@@ -260,4 +309,75 @@ pub struct LabelledChange {
     pub features: FeatureVector,
     /// The change later turned out to be risky (bug-inducing, reverted or a failed deploy).
     pub risky: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ratios_read_their_parts_and_nothing_else() {
+        assert!(Feature::LaPerLt.reads(Feature::Lt));
+        assert!(Feature::LtPerNf.reads(Feature::Lt));
+        assert!(Feature::Lt.reads(Feature::Lt));
+        assert!(!Feature::La.reads(Feature::Lt));
+        assert!(!Feature::NucPerNf.reads(Feature::Lt));
+        let mut v = FeatureVector::default();
+        v.set(Feature::La, 30.0);
+        v.set(Feature::Lt, 0.0);
+        // A zero denominator divides by 1, never by 0.
+        assert_eq!(Feature::LaPerLt.raw(&v), 30.0);
+        v.set(Feature::Lt, 60.0);
+        assert_eq!(Feature::LaPerLt.raw(&v), 0.5);
+    }
+
+    #[test]
+    fn function_definitions_are_recognised_across_languages() {
+        for yes in [
+            "pub fn parse(x: &str) -> u32 {",
+            "    pub(crate) async fn load() {",
+            "def handler(event):",
+            "    async def fetch(self):",
+            "export function render(props) {",
+            "export default async function main() {",
+            "func (s *Server) Start() error {",
+            "function build() {",
+            "def self.create(attrs)",
+        ] {
+            assert!(defines_function(yes), "{yes}");
+        }
+        for no in [
+            "// define the function later",
+            "let f = define(x);",
+            "x.fn = 1",
+            "default_function = None",
+            "    return fn_table[i]",
+        ] {
+            assert!(!defines_function(no), "{no}");
+        }
+    }
+
+    #[test]
+    fn diff_hints_count_markers_and_long_lines() {
+        let mut h = DiffHints::default();
+        h.add_line("x = 1  # TODO: later");
+        h.add_line("// FIXME");
+        h.add_line(&"y".repeat(121));
+        h.add_line(&"z".repeat(120));
+        h.add_line("todo in lower case is prose");
+        assert_eq!(
+            h,
+            DiffHints {
+                todo: 2,
+                long: 1,
+                functions: 0
+            }
+        );
+        let mut v = FeatureVector::default();
+        h.apply(&mut v);
+        assert_eq!(
+            (v.get(Feature::TodoAdded), v.get(Feature::LongLinesAdded)),
+            (2.0, 1.0)
+        );
+    }
 }
