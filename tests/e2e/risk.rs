@@ -395,3 +395,57 @@ fn shipped_prior_is_reproducible_from_the_committed_datasets() {
     let prior = omen_risk::prior::prior_model().unwrap();
     assert!(prior.validation.auc > 0.7 && prior.validation.brier < prior.validation.base_brier);
 }
+
+#[test]
+fn a_shallow_checkout_is_deepened_only_as_far_as_the_stored_history_needs() {
+    let upstream = tempfile::tempdir().unwrap();
+    let u = upstream.path();
+    git(u, "alice", 0, &["init", "-q", "-b", "main"]);
+    let mut shas = Vec::new();
+    for day in 0..6 {
+        write(u, "src/app.py", &format!("v = {day}\n"));
+        write(u, &format!("src/m{day}.py"), "x = 1\n");
+        shas.push(commit(
+            u,
+            if day % 2 == 0 { "alice" } else { "bob" },
+            day * 10,
+            &format!("change {day}"),
+        ));
+    }
+    let url = format!("file://{}", u.display());
+    let clones = tempfile::tempdir().unwrap();
+    let shallow_clone = |name: &str| {
+        let out = Command::new("git")
+            .args(["clone", "-q", "--depth", "1", &url, name])
+            .current_dir(clones.path())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        clones.path().join(name)
+    };
+    let is_shallow = |dir: &Path| git(dir, "x", 0, &["rev-parse", "--is-shallow-repository"]);
+
+    // No stored history: the whole history is fetched, then HEAD^...HEAD is scored.
+    let first = shallow_clone("first");
+    let db = clones.path().join("history.db");
+    let db_arg = db.display().to_string();
+    let r = run(omen(&first).args(["risk", "score", "--format", "json", "--db", &db_arg]));
+    r.code(0);
+    assert_eq!(r.json()["base"], shas[4].as_str(), "{r}");
+    assert_eq!(r.json()["missing"].as_array().map(Vec::len), Some(0), "{r}");
+    assert_eq!(is_shallow(&first), "false");
+
+    // Two more upstream commits; a new shallow checkout with the stored history fetches only
+    // back to that history and updates it incrementally.
+    for day in 6..8 {
+        write(u, "src/app.py", &format!("v = {day}\n"));
+        shas.push(commit(u, "carol", day * 10, &format!("change {day}")));
+    }
+    let second = shallow_clone("second");
+    let r = run(omen(&second).args(["risk", "score", "--format", "json", "--db", &db_arg]));
+    r.code(0);
+    assert_eq!(r.json()["base"], shas[6].as_str(), "{r}");
+    assert_eq!(is_shallow(&second), "true", "not unshallowed: {r}");
+    let stored: Vec<String> = labels(&db).into_iter().map(|l| l.0).collect();
+    assert_eq!(stored, shas[..7].to_vec(), "every change once, in order");
+}

@@ -210,6 +210,11 @@ pub fn diff_hints(
     Ok(hints)
 }
 
+/// Is `sha` a commit present in the checkout?
+pub fn has_commit(repo: &Path, sha: &str) -> bool {
+    git(repo, &["cat-file", "-e", &format!("{sha}^{{commit}}")]).is_ok()
+}
+
 /// Is `dir` inside a git work tree?
 pub fn is_work_tree(dir: &Path) -> bool {
     git_text(dir, &["rev-parse", "--is-inside-work-tree"]).is_ok_and(|t| t.trim() == "true")

@@ -319,13 +319,16 @@ pub fn score_in(
     szz_budget: Duration,
     now: i64,
 ) -> anyhow::Result<RiskReport> {
+    let mut missing = Vec::new();
+    if git::is_shallow(repo) {
+        deepen(store, repo, &mut missing);
+    }
     let head = git::rev_parse(repo, head)?;
     let base = match base {
         Some(b) => git::rev_parse(repo, b)?,
         None => default_base(repo)?,
     };
     let store = &mut *store;
-    let mut missing = Vec::new();
     let history = sync_history(store, repo, &base, now, &mut missing)?;
     label_szz(store, repo, szz_budget)?;
     let (model, source, model_id, fallback_reason) = choose_model(store, config, now)?;
@@ -467,6 +470,40 @@ fn pr_opened_at() -> Option<i64> {
     crate::parse_time(created).ok()
 }
 
+/// Fetch the history a shallow checkout (CI's default `fetch-depth: 1`) lacks. With a stored
+/// history, fetching back to a day before its newest change is enough for an incremental update;
+/// otherwise, or when that does not bring the stored commit in, the whole history is fetched.
+fn deepen(store: &Store, repo: &Path, missing: &mut Vec<String>) {
+    let stored_last = store.risk_state().ok().flatten().map(|(_, last)| last);
+    let newest = store
+        .label_counts(0)
+        .map(|(_, _, newest)| newest)
+        .unwrap_or(0);
+    if let Some(last) = stored_last.filter(|_| newest > 0) {
+        let since = format!("--shallow-since={}", crate::format_time(newest - 86_400));
+        match git::git(repo, &["fetch", "--quiet", &since]) {
+            Ok(_) if git::has_commit(repo, &last) => {
+                tracing::info!(
+                    "deepened the shallow checkout back to the stored history ({since})"
+                );
+                return;
+            }
+            Ok(_) => tracing::info!("{since} did not reach the stored history's {last}"),
+            Err(e) => tracing::info!("`git fetch {since}` failed: {e:#}"),
+        }
+    }
+    match git::git(repo, &["fetch", "--quiet", "--unshallow"]) {
+        Ok(_) => tracing::info!("deepened the shallow checkout for full change history"),
+        Err(e) => {
+            tracing::warn!("shallow checkout and `git fetch --unshallow` failed: {e:#}");
+            missing.push(
+                "shallow history: ndev, age, nuc, exp, rexp and sexp count only the fetched commits (use `fetch-depth: 0` on actions/checkout)"
+                    .into(),
+            );
+        }
+    }
+}
+
 /// Bring the stored history up to `base`, returning the history as of `base`.
 fn sync_history(
     store: &mut Store,
@@ -495,18 +532,6 @@ fn sync_history(
         },
         None => (RepoHistory::default(), None),
     };
-    if from.is_none() && git::is_shallow(repo) {
-        match git::git(repo, &["fetch", "--quiet", "--unshallow"]) {
-            Ok(_) => tracing::info!("deepened the shallow checkout for full change history"),
-            Err(e) => {
-                tracing::warn!("shallow checkout and `git fetch --unshallow` failed: {e:#}");
-                missing.push(
-                    "shallow history: ndev, age, nuc, exp, rexp and sexp count only the fetched commits (use fetch-depth: 0 once; Omen keeps the history after that)"
-                        .into(),
-                );
-            }
-        }
-    }
     // The TODO and long-line counts need the patches, which numstat does not carry: a second
     // `git log`, run beside the first.
     let (commits, diff_hints) = std::thread::scope(|scope| {
