@@ -256,6 +256,65 @@ fn score_computes_features_and_bootstraps_labels_from_a_real_history() {
     ]));
     bad.code(2);
     assert!(bad.stderr.contains("--outcome must be"), "{bad}");
+
+    // Signals beside the score: a successful deploy an hour ago, one failure and one success in
+    // the last 30 days, and the authors of a multi-commit range (the merge commit not counted).
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let an_hour_ago = String::from_utf8(
+        Command::new("date")
+            .args([
+                "-u",
+                "-d",
+                &format!("@{}", now - 3_600),
+                "+%Y-%m-%dT%H:%M:%SZ",
+            ])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap()
+    .trim()
+    .to_owned();
+    run(omen(d).args([
+        "deploy",
+        "record",
+        "--commit",
+        &s.c2,
+        "--environment",
+        "prod",
+        "--outcome",
+        "success",
+        "--at",
+        &an_hour_ago,
+    ]))
+    .code(0);
+    let r = run(omen(d).args([
+        "risk", "score", "--base", &s.c1, "--head", &s.c7, "--format", "json",
+    ]));
+    r.code(0);
+    let signals: Vec<String> = r.json()["signals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        signals.contains(&"5 authors in this change".to_owned()),
+        "alice, bob, carol, erin, dave: {signals:?}"
+    );
+    assert!(
+        signals.contains(&"last successful deploy 60 min ago (prod)".to_owned())
+            || signals.contains(&"last successful deploy 1 h ago (prod)".to_owned()),
+        "{signals:?}"
+    );
+    assert!(
+        signals.iter().any(|x| x
+            .starts_with("change failure rate 50% over the last 30 days (1 of 2 deploys failed")),
+        "{signals:?}"
+    );
 }
 
 fn label_of(db: &Path, sha: &str) -> (Option<i64>, Option<String>) {

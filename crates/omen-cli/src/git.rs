@@ -220,9 +220,18 @@ pub fn is_work_tree(dir: &Path) -> bool {
     git_text(dir, &["rev-parse", "--is-inside-work-tree"]).is_ok_and(|t| t.trim() == "true")
 }
 
-/// Distinct author emails of the commits in `base..head`.
+/// Distinct author emails of the non-merge commits in `base..head` (a pull request's merge
+/// commit is authored by the forge, not by a person).
 pub fn authors(repo: &Path, base: &str, head: &str) -> anyhow::Result<usize> {
-    let text = git_text(repo, &["log", "--format=%ae", &format!("{base}..{head}")])?;
+    let text = git_text(
+        repo,
+        &[
+            "log",
+            "--no-merges",
+            "--format=%ae",
+            &format!("{base}..{head}"),
+        ],
+    )?;
     let set: std::collections::BTreeSet<&str> = text.lines().filter(|l| !l.is_empty()).collect();
     Ok(set.len())
 }
