@@ -594,6 +594,26 @@ fn deploy_risk_reaches_the_comment_the_outputs_and_the_gate() {
     .unwrap();
     r.ci(&gh, "3", &["--risk-gate", "--risk-threshold", "1"])
         .code(0);
+    // On a push the gate only reports: the accept label of the merged pull request is gone.
+    let push = run(omen(d).args([
+        "ci",
+        "--reports",
+        "junit.xml",
+        "--db",
+        "h.db",
+        "--comment",
+        "off",
+        "--risk-gate",
+        "--risk-threshold",
+        "0",
+        "--commit",
+        "c0ffee",
+        "--branch",
+        "main",
+        "--default-branch",
+        "main",
+    ]));
+    push.code(0);
     let off = r.ci(&gh, "4", &["--risk", "off", "--risk-gate"]);
     off.code(0);
     assert!(

@@ -78,7 +78,8 @@ pub struct CiArgs {
     /// The git checkout whose change is scored.
     #[arg(long, default_value = ".", value_name = "DIR")]
     pub repo: PathBuf,
-    /// Fail the step (exit 1) when the deploy risk is at or above the threshold.
+    /// On pull request runs, fail the step (exit 1) when the deploy risk is at or above the
+    /// threshold.
     #[arg(long)]
     pub risk_gate: bool,
     /// The gate's threshold (default: `[risk] gate_threshold`, 0.7).
@@ -219,16 +220,27 @@ pub fn run(args: &CiArgs, config: &crate::config::Config) -> anyhow::Result<Outc
         }
     };
     let store = store;
-    let gate = risk.as_ref().filter(|_| args.risk_gate).map(|r| {
-        let accepted = args.accept_risk || crate::risk::pr_has_label(crate::risk::ACCEPT_LABEL);
-        let over = r.probability >= threshold;
-        let verdict = match (over, accepted) {
-            (false, _) => GateVerdict::Passes,
-            (true, true) => GateVerdict::Accepted,
-            (true, false) => GateVerdict::Blocked,
-        };
-        (threshold, verdict)
-    });
+    // The gate guards merges: on a push the change is already in, and the pull request's
+    // `omen:accept-risk` label is no longer visible, so it would block what a reviewer accepted.
+    // Deploy jobs gate with `omen risk gate`.
+    if args.risk_gate && meta.pull_request.is_none() {
+        tracing::info!(
+            "the risk gate applies to pull request runs; this run only reports the risk (use `omen risk gate` in a deploy job)"
+        );
+    }
+    let gate = risk
+        .as_ref()
+        .filter(|_| args.risk_gate && meta.pull_request.is_some())
+        .map(|r| {
+            let accepted = args.accept_risk || crate::risk::pr_has_label(crate::risk::ACCEPT_LABEL);
+            let over = r.probability >= threshold;
+            let verdict = match (over, accepted) {
+                (false, _) => GateVerdict::Passes,
+                (true, true) => GateVerdict::Accepted,
+                (true, false) => GateVerdict::Blocked,
+            };
+            (threshold, verdict)
+        });
 
     let mut report = build_report(
         &run.results,
