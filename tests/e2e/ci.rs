@@ -181,7 +181,7 @@ fn auto_mode_posts_nothing_for_a_clean_run() {
     assert!(writes(&gh).is_empty(), "{:?}", gh.seen());
     assert!(gh.comments().is_empty());
     assert!(
-        r.read("summary.md").contains("all 1 tests passed"),
+        r.read("summary.md").contains("the 1 test passed"),
         "the job summary is still written"
     );
 }

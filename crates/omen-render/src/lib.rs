@@ -265,7 +265,10 @@ fn body(report: &CiReport, rows: usize, full: bool) -> String {
     let quarantined = report.of(|c| matches!(c, FailureClass::Quarantined { .. }));
     let t = &report.totals;
     let headline = if report.failures.is_empty() {
-        format!("### Omen: all {} tests passed", t.tests)
+        match t.tests {
+            1 => "### Omen: the 1 test passed".to_owned(),
+            n => format!("### Omen: all {n} tests passed"),
+        }
     } else {
         let mut parts = Vec::new();
         for (n, what) in [
@@ -293,8 +296,9 @@ fn body(report: &CiReport, rows: usize, full: bool) -> String {
     let base = report.base;
     let _ = writeln!(
         s,
-        "**{} tests**{}: {} passed{}, {} failed{}, {} skipped, {} flaky{}{}\n",
+        "**{} test{}**{}: {} passed{}, {} failed{}, {} skipped, {} flaky{}{}\n",
         t.tests,
+        if t.tests == 1 { "" } else { "s" },
         delta(t.tests, base.map(|b| b.tests)),
         t.passed,
         delta(t.passed, base.map(|b| b.passed)),

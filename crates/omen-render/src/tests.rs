@@ -290,3 +290,18 @@ fn risk_text_is_escaped() {
     assert!(!c.contains("<b>HIGH"), "{c}");
     assert!(!c.contains("](javascript:"), "{c}");
 }
+
+#[test]
+fn one_test_is_singular() {
+    let mut one = report();
+    one.failures.clear();
+    one.base = None;
+    one.totals = Totals {
+        tests: 1,
+        passed: 1,
+        ..Totals::default()
+    };
+    let c = comment(&one);
+    assert!(c.contains("### Omen: the 1 test passed"), "{c}");
+    assert!(c.contains("**1 test**: 1 passed"), "{c}");
+}
