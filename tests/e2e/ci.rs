@@ -5,7 +5,7 @@ use std::process::Command;
 use std::time::Instant;
 
 use omen_tests::fake_github::{FakeGitHub, PR, REPO, TOKEN};
-use omen_tests::{omen, run};
+use omen_tests::{git_as, omen, run};
 
 const EVIL: &str = "<img src=x onerror=alert(1)> @everyone [x](javascript:alert(1))";
 
@@ -486,24 +486,9 @@ fn when_github_keeps_failing_omen_warns_saves_the_comment_and_does_not_fail_the_
 
 /// Commit everything in `dir` as `author`, `days` days after 2024-01-01.
 fn commit_all(dir: &Path, author: &str, days: i64, message: &str) {
-    let when = format!("{} +0000", 1_704_067_200 + days * 86_400);
-    for args in [
-        vec!["add", "-A", "src"],
-        vec!["commit", "-q", "-m", message],
-    ] {
-        let out = Command::new("git")
-            .args(&args)
-            .current_dir(dir)
-            .env("GIT_AUTHOR_NAME", author)
-            .env("GIT_AUTHOR_EMAIL", format!("{author}@example.com"))
-            .env("GIT_COMMITTER_NAME", author)
-            .env("GIT_COMMITTER_EMAIL", format!("{author}@example.com"))
-            .env("GIT_AUTHOR_DATE", &when)
-            .env("GIT_COMMITTER_DATE", &when)
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "git {args:?}: {out:?}");
-    }
+    let when = 1_704_067_200 + days * 86_400;
+    git_as(dir, author, when, &["add", "-A", "src"]);
+    git_as(dir, author, when, &["commit", "-q", "-m", message]);
 }
 
 #[test]
@@ -511,12 +496,7 @@ fn deploy_risk_reaches_the_comment_the_outputs_and_the_gate() {
     let gh = FakeGitHub::start();
     let r = Runner::new();
     let d = r.dir.path();
-    let init = Command::new("git")
-        .args(["init", "-q", "-b", "main"])
-        .current_dir(d)
-        .output()
-        .unwrap();
-    assert!(init.status.success());
+    git_as(d, "alice", 1_704_067_200, &["init", "-q", "-b", "main"]);
     std::fs::create_dir_all(d.join("src")).unwrap();
     std::fs::write(d.join("src/app.py"), "def f():\n    return 1\n").unwrap();
     commit_all(d, "alice", 0, "start");

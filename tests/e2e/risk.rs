@@ -6,30 +6,13 @@
 use std::path::Path;
 use std::process::Command;
 
-use omen_tests::{corpus, omen, run};
+use omen_tests::{corpus, git_as, omen, run};
 
 const DAY: i64 = 86_400;
 const T0: i64 = 1_704_067_200; // 2024-01-01
 
 fn git(dir: &Path, author: &str, day: i64, args: &[&str]) -> String {
-    let date = format!("{} +0000", T0 + day * DAY);
-    let out = Command::new("git")
-        .args(args)
-        .current_dir(dir)
-        .env("GIT_AUTHOR_NAME", author)
-        .env("GIT_AUTHOR_EMAIL", format!("{author}@example.com"))
-        .env("GIT_COMMITTER_NAME", author)
-        .env("GIT_COMMITTER_EMAIL", format!("{author}@example.com"))
-        .env("GIT_AUTHOR_DATE", &date)
-        .env("GIT_COMMITTER_DATE", &date)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+    git_as(dir, author, T0 + day * DAY, args)
 }
 
 fn write(dir: &Path, path: &str, text: &str) {
@@ -474,12 +457,12 @@ fn a_shallow_checkout_is_deepened_only_as_far_as_the_stored_history_needs() {
     let url = format!("file://{}", u.display());
     let clones = tempfile::tempdir().unwrap();
     let shallow_clone = |name: &str| {
-        let out = Command::new("git")
-            .args(["clone", "-q", "--depth", "1", &url, name])
-            .current_dir(clones.path())
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{out:?}");
+        git(
+            clones.path(),
+            "x",
+            0,
+            &["clone", "-q", "--depth", "1", &url, name],
+        );
         clones.path().join(name)
     };
     let is_shallow = |dir: &Path| git(dir, "x", 0, &["rev-parse", "--is-shallow-repository"]);

@@ -62,6 +62,29 @@ pub fn omen(cwd: &Path) -> Command {
     cmd
 }
 
+/// Run `git args` in `dir` as `author` (`<author>@example.com`), with author and committer
+/// time `unix_time`; panics with git's stderr on failure. Returns trimmed stdout.
+pub fn git_as(dir: &Path, author: &str, unix_time: i64, args: &[&str]) -> String {
+    let date = format!("{unix_time} +0000");
+    let out = Command::new("git")
+        .args(args)
+        .current_dir(dir)
+        .env("GIT_AUTHOR_NAME", author)
+        .env("GIT_AUTHOR_EMAIL", format!("{author}@example.com"))
+        .env("GIT_COMMITTER_NAME", author)
+        .env("GIT_COMMITTER_EMAIL", format!("{author}@example.com"))
+        .env("GIT_AUTHOR_DATE", &date)
+        .env("GIT_COMMITTER_DATE", &date)
+        .output()
+        .unwrap_or_else(|e| panic!("git {args:?} could not run: {e}"));
+    assert!(
+        out.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
 /// The result of running a command, with everything needed to understand a failure.
 #[derive(Debug)]
 pub struct Run {

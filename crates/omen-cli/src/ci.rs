@@ -107,7 +107,7 @@ pub fn run(args: &CiArgs, config: &crate::config::Config) -> anyhow::Result<Outc
         &config.store,
         true,
     )?;
-    let (meta, store) = (run.meta, run.store);
+    let (meta, mut store) = (run.meta, run.store);
     let mut trouble = run.trouble;
     let is_default = meta.is_default_branch();
 
@@ -188,7 +188,6 @@ pub fn run(args: &CiArgs, config: &crate::config::Config) -> anyhow::Result<Outc
         ))
         .into());
     }
-    let mut store = store;
     let risk = match (args.risk, store.as_mut()) {
         (RiskMode::Off, _) => None,
         (RiskMode::Auto, None) => {
@@ -219,7 +218,6 @@ pub fn run(args: &CiArgs, config: &crate::config::Config) -> anyhow::Result<Outc
             None
         }
     };
-    let store = store;
     // The gate guards merges: on a push the change is already in, and the pull request's
     // `omen:accept-risk` label is no longer visible, so it would block what a reviewer accepted.
     // Deploy jobs gate with `omen risk gate`.

@@ -33,6 +33,12 @@ impl Source {
     }
 }
 
+/// The GitHub event payload at `path` (`GITHUB_EVENT_PATH`), when it can be read.
+pub fn read_event(path: Option<&str>) -> Option<serde_json::Value> {
+    let text = std::fs::read_to_string(path?).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
 /// Detect run metadata from CI variables (`env`), falling back to git in `cwd`.
 /// `now` fills the timestamp; flags are applied by the caller afterwards.
 pub fn detect(env: &dyn Fn(&str) -> Option<String>, cwd: &Path, now: i64) -> (RunMeta, Source) {
@@ -42,9 +48,7 @@ pub fn detect(env: &dyn Fn(&str) -> Option<String>, cwd: &Path, now: i64) -> (Ru
             .filter(|v| !v.is_empty())
     };
     if var("GITHUB_ACTIONS").as_deref() == Some("true") || var("GITHUB_RUN_ID").is_some() {
-        let event = var("GITHUB_EVENT_PATH")
-            .and_then(|p| std::fs::read_to_string(p).ok())
-            .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok());
+        let event = read_event(var("GITHUB_EVENT_PATH").as_deref());
         let default_branch = event
             .as_ref()
             .and_then(|e| e.pointer("/repository/default_branch"))

@@ -49,13 +49,18 @@ pub fn is_shallow(repo: &Path) -> bool {
     git_text(repo, &["rev-parse", "--is-shallow-repository"]).is_ok_and(|s| s == "true")
 }
 
+/// `from..to`, or all of `to`'s history without `from`.
+fn range(from: Option<&str>, to: &str) -> String {
+    match from {
+        Some(f) => format!("{f}..{to}"),
+        None => to.to_owned(),
+    }
+}
+
 /// Non-merge commits reachable from `to` but not from `from` (all history when `from` is
 /// `None`), oldest first, with per-file added/deleted lines and renames.
 pub fn commits(repo: &Path, from: Option<&str>, to: &str) -> anyhow::Result<Vec<Commit>> {
-    let range = match from {
-        Some(f) => format!("{f}..{to}"),
-        None => to.to_owned(),
-    };
+    let range = range(from, to);
     let out = git(
         repo,
         &[
@@ -177,10 +182,7 @@ pub fn diff_hints(
     from: Option<&str>,
     to: &str,
 ) -> anyhow::Result<std::collections::HashMap<String, DiffHints>> {
-    let range = match from {
-        Some(f) => format!("{f}..{to}"),
-        None => to.to_owned(),
-    };
+    let range = range(from, to);
     let out = git(
         repo,
         &[

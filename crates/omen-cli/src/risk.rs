@@ -245,20 +245,15 @@ pub fn render_text(r: &RiskReport) -> String {
     s
 }
 
+/// This run's GitHub event payload.
+fn event() -> Option<serde_json::Value> {
+    crate::ci_env::read_event(std::env::var("GITHUB_EVENT_PATH").ok().as_deref())
+}
+
 /// Does the pull request of this GitHub event carry `label`?
 pub(crate) fn pr_has_label(label: &str) -> bool {
-    let Some(path) = std::env::var_os("GITHUB_EVENT_PATH") else {
-        return false;
-    };
-    let Ok(text) = std::fs::read_to_string(path) else {
-        return false;
-    };
-    let Ok(event) = serde_json::from_str::<serde_json::Value>(&text) else {
-        return false;
-    };
-    event
-        .pointer("/pull_request/labels")
-        .and_then(|l| l.as_array())
+    event()
+        .and_then(|e| e.pointer("/pull_request/labels")?.as_array().cloned())
         .is_some_and(|labels| {
             labels
                 .iter()
@@ -328,7 +323,6 @@ pub fn score_in(
         Some(b) => git::rev_parse(repo, b)?,
         None => default_base(repo)?,
     };
-    let store = &mut *store;
     let history = sync_history(store, repo, &base, now, &mut missing)?;
     label_szz(store, repo, szz_budget)?;
     let (model, source, model_id, fallback_reason) = choose_model(store, config, now)?;
@@ -460,14 +454,13 @@ fn human_hours(h: f64) -> String {
     }
 }
 
-/// When the pull request of this GitHub or GitLab event was opened.
+/// When the pull request of this GitHub event was opened.
 fn pr_opened_at() -> Option<i64> {
-    let text = std::env::var("GITHUB_EVENT_PATH")
-        .ok()
-        .and_then(|p| std::fs::read_to_string(p).ok())?;
-    let event: serde_json::Value = serde_json::from_str(&text).ok()?;
-    let created = event.pointer("/pull_request/created_at")?.as_str()?;
-    crate::parse_time(created).ok()
+    let created = event()?
+        .pointer("/pull_request/created_at")?
+        .as_str()?
+        .to_owned();
+    crate::parse_time(&created).ok()
 }
 
 /// Fetch the history a shallow checkout (CI's default `fetch-depth: 1`) lacks. With a stored

@@ -133,19 +133,12 @@ pub fn evaluate(
     let lap = score(&|c| la_model.probability(&c.features));
     let lap_figures = figures(&lap, true, best_f1_threshold(&train_scored));
 
-    let base: Vec<Scored> = omen
-        .iter()
-        .map(|s| Scored {
-            score: base_rate,
-            ..*s
-        })
-        .collect();
     Ok(Evaluation {
         train: train_set.len(),
         gap,
         test: test.len(),
         test_base_rate: test.iter().filter(|c| c.risky).count() as f64 / test.len().max(1) as f64,
-        base_rate_brier: metrics::brier(&base),
+        base_rate_brier: metrics::brier_of_constant(&omen, base_rate),
         model_kind: model.kind.name(),
         model: model_figures,
         la_rank: la_figures,

@@ -45,14 +45,20 @@ pub fn auc(xs: &[Scored]) -> Option<f64> {
 
 /// Mean squared error of probabilities against outcomes.
 pub fn brier(xs: &[Scored]) -> f64 {
+    squared_error(xs, |x| x.score)
+}
+
+/// Brier score of predicting `p` for every change in `xs` (the base-rate predictor).
+pub fn brier_of_constant(xs: &[Scored], p: f64) -> f64 {
+    squared_error(xs, |_| p)
+}
+
+fn squared_error(xs: &[Scored], score: impl Fn(&Scored) -> f64) -> f64 {
     if xs.is_empty() {
         return 0.0;
     }
     xs.iter()
-        .map(|x| {
-            let y = if x.risky { 1.0 } else { 0.0 };
-            (x.score - y).powi(2)
-        })
+        .map(|x| (score(x) - if x.risky { 1.0 } else { 0.0 }).powi(2))
         .sum::<f64>()
         / xs.len() as f64
 }

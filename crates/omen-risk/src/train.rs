@@ -195,17 +195,10 @@ pub fn train(
     };
     let hold_scored = scored(&probs);
     let base_rate = fit_y.iter().filter(|y| **y).count() as f64 / fit_y.len() as f64;
-    let base: Vec<Scored> = hold_scored
-        .iter()
-        .map(|s| Scored {
-            score: base_rate,
-            ..*s
-        })
-        .collect();
     let validation = Validation {
         auc,
         brier: metrics::brier(&hold_scored),
-        base_brier: metrics::brier(&base),
+        base_brier: metrics::brier_of_constant(&hold_scored, base_rate),
         samples: hold.len() as u64,
     };
     let threshold = best_f1_threshold(&hold_scored);
