@@ -97,8 +97,22 @@ enum Bench {
     },
     /// Deploy-risk evaluation on the development split: each public dataset's oldest 65%, whose
     /// own newest 35% is the test. Training settings are chosen on these figures, never on the
-    /// real test period (`omen risk evaluate` on the whole file).
-    RiskDevSplit,
+    /// real test period (`omen risk evaluate` on the whole file). Options override the default
+    /// training settings, to compare candidates.
+    RiskDevSplit {
+        /// Trees in the forest.
+        #[arg(long)]
+        trees: Option<usize>,
+        /// Knots per feature of the logistic part (0: linear).
+        #[arg(long)]
+        knots: Option<usize>,
+        /// Cap on each tree's bootstrap, per class.
+        #[arg(long)]
+        max_per_class: Option<usize>,
+        /// Seed for bootstraps and feature subsets.
+        #[arg(long)]
+        seed: Option<u64>,
+    },
     /// Deploy risk: training, prediction, bootstrap of a 50,000-commit history, incremental run.
     RiskPerf {
         /// Exit 1 when a target is missed.
@@ -143,7 +157,21 @@ fn main() -> anyhow::Result<()> {
             data,
         } => flaky_eval(check, json.as_deref(), seed, &data),
         Bench::GenExamples { out } => gen_examples(&out),
-        Bench::RiskDevSplit => risk::dev_split(),
+        Bench::RiskDevSplit {
+            trees,
+            knots,
+            max_per_class,
+            seed,
+        } => {
+            let d = omen_risk::train::TrainConfig::default();
+            risk::dev_split(&omen_risk::train::TrainConfig {
+                trees: trees.unwrap_or(d.trees),
+                knots: knots.unwrap_or(d.knots),
+                max_per_class: max_per_class.unwrap_or(d.max_per_class),
+                seed: seed.unwrap_or(d.seed),
+                ..d
+            })
+        }
         Bench::GenPrior { out } => risk::gen_prior(&out),
         Bench::RiskPerf {
             check,

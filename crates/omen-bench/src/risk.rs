@@ -156,8 +156,18 @@ fn time_omen(args: &[&str], env: &[(&str, &str)]) -> anyhow::Result<f64> {
 /// Share of each dataset (oldest first) that forms the development split.
 const DEV_SHARE: f64 = 0.65;
 
-/// Print Omen's and LApredict's AUC on each dataset's development split.
-pub fn dev_split() -> anyhow::Result<()> {
+/// Print Omen's and LApredict's AUC on each dataset's development split, with `config`.
+pub fn dev_split(config: &TrainConfig) -> anyhow::Result<()> {
+    println!(
+        "settings: {} trees, depth {}, min leaf {}, {} per class, {} knots, alpha {}, seed {}",
+        config.trees,
+        config.max_depth,
+        config.min_leaf,
+        config.max_per_class,
+        config.knots,
+        config.alpha,
+        config.seed
+    );
     for name in ["openstack_k_feature.csv", "qt_k_feature.csv"] {
         let text = std::fs::read_to_string(corpus(name))?;
         let (_, mut changes) = omen_risk::dataset::read(&text, None)?;
@@ -166,7 +176,7 @@ pub fn dev_split() -> anyhow::Result<()> {
         let e = omen_risk::evaluate::evaluate(
             &changes,
             &omen_risk::evaluate::SplitConfig::default(),
-            &TrainConfig::default(),
+            config,
         )?;
         println!(
             "{name} (oldest {:.0}%): train {}, test {}; Omen {} AUC {:.4}, LApredict AUC {:.4} ({:+.4}); Brier {:.4} vs base rate {:.4}; capture@10% {:.1}%",

@@ -269,10 +269,7 @@ pub fn heuristic_model() -> RiskModel {
         mean: spec.iter().map(|s| s.1).collect(),
         scale: spec.iter().map(|s| s.2).collect(),
         logistic: Some((
-            Logistic {
-                weights: spec.iter().map(|s| s.3).collect(),
-                intercept: -1.4,
-            },
+            Logistic::linear(spec.iter().map(|s| s.3).collect(), -1.4),
             Platt::IDENTITY,
         )),
         forest: None,

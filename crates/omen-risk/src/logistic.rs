@@ -94,10 +94,10 @@ pub fn fit(x: ArrayView2<'_, f64>, y: &[bool], alpha: f64) -> Result<Logistic, F
         beta = next;
         objective = next_objective;
         if moved < TOLERANCE {
-            return Ok(Logistic {
-                weights: beta.iter().take(p).copied().collect(),
-                intercept: beta[p],
-            });
+            return Ok(Logistic::linear(
+                beta.iter().take(p).copied().collect(),
+                beta[p],
+            ));
         }
     }
     Err(FitError::NoConvergence)

@@ -29,19 +29,56 @@ impl ModelKind {
     }
 }
 
-/// Logistic regression: `σ(w·z + b)` on standardised inputs `z`.
+/// Logistic regression on standardised inputs `z`, each input entering as a piecewise-linear
+/// function: `σ(b + Σ_j [w_j·z_j + Σ_k h_jk·max(0, z_j − t_jk)])`. With no knots it is the plain
+/// linear model `σ(w·z + b)`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Logistic {
-    /// One weight per model feature.
+    /// One weight per model feature, then one per knot (features in order, knots in order).
     pub weights: Vec<f64>,
     /// The intercept.
     pub intercept: f64,
+    /// Per model feature, the knots `t_jk` (in standardised units) where its slope may change.
+    /// Empty (or all empty) for a linear model.
+    pub knots: Vec<Vec<f64>>,
 }
 
 impl Logistic {
-    /// The linear predictor `w·z + b`.
+    /// A linear model (no knots).
+    pub fn linear(weights: Vec<f64>, intercept: f64) -> Logistic {
+        Logistic {
+            weights,
+            intercept,
+            knots: Vec::new(),
+        }
+    }
+
+    /// The linear predictor (the argument of `σ`).
     pub fn margin(&self, z: &[f64]) -> f64 {
-        self.intercept + self.weights.iter().zip(z).map(|(w, x)| w * x).sum::<f64>()
+        let p = z.len().min(self.weights.len());
+        let mut m = self.intercept
+            + self.weights[..p]
+                .iter()
+                .zip(z)
+                .map(|(w, x)| w * x)
+                .sum::<f64>();
+        let mut k = p;
+        for (x, knots) in z.iter().zip(&self.knots) {
+            for t in knots {
+                m += self.weights.get(k).copied().unwrap_or(0.0) * (x - t).max(0.0);
+                k += 1;
+            }
+        }
+        m
+    }
+
+    /// `z` followed by every hinge `max(0, z_j − t_jk)`: the row the weights multiply.
+    pub fn expand(knots: &[Vec<f64>], z: &[f64]) -> Vec<f64> {
+        let mut row = z.to_vec();
+        for (x, ts) in z.iter().zip(knots) {
+            row.extend(ts.iter().map(|t| (x - t).max(0.0)));
+        }
+        row
     }
 }
 
@@ -177,7 +214,7 @@ pub enum ModelDecodeError {
 
 /// The stored format's version. Bump on any layout change; older versions must stay readable or
 /// be retrained (the store retrains when decoding fails).
-pub const FORMAT_VERSION: u8 = 1;
+pub const FORMAT_VERSION: u8 = 2;
 const MAGIC: &[u8; 4] = b"OMRM";
 
 impl RiskModel {
@@ -236,6 +273,14 @@ impl RiskModel {
             None => out.push(0),
             Some((m, c)) => {
                 out.push(1);
+                // Knots per feature (format 2); the weights follow, linear ones first.
+                for j in 0..self.features.len() {
+                    let ts = m.knots.get(j).map_or(&[][..], Vec::as_slice);
+                    put_len(&mut out, ts.len());
+                    for t in ts {
+                        put_f64(&mut out, *t);
+                    }
+                }
                 for w in &m.weights {
                     put_f64(&mut out, *w);
                 }
@@ -287,8 +332,10 @@ impl RiskModel {
         if bytes.len() < 6 || &bytes[..4] != MAGIC {
             return Err(ModelDecodeError::Magic);
         }
-        if bytes[4] != FORMAT_VERSION {
-            return Err(ModelDecodeError::Version(bytes[4]));
+        // Format 1 had linear logistic parts only; it reads as a model without knots.
+        let version = bytes[4];
+        if version == 0 || version > FORMAT_VERSION {
+            return Err(ModelDecodeError::Version(version));
         }
         let kind = match bytes[5] {
             0 => ModelKind::Logistic,
@@ -314,8 +361,20 @@ impl RiskModel {
         let logistic = match c.u8().map_err(damaged)? {
             0 => None,
             _ => {
-                let mut weights = Vec::with_capacity(nf);
-                for _ in 0..nf {
+                let mut knots = Vec::new();
+                if version >= 2 {
+                    for _ in 0..nf {
+                        let nk = get_len(&mut c, 64)?;
+                        let mut ts = Vec::with_capacity(nk);
+                        for _ in 0..nk {
+                            ts.push(get_f64(&mut c)?);
+                        }
+                        knots.push(ts);
+                    }
+                }
+                let nw = nf + knots.iter().map(Vec::len).sum::<usize>();
+                let mut weights = Vec::with_capacity(nw);
+                for _ in 0..nw {
                     weights.push(get_f64(&mut c)?);
                 }
                 let intercept = get_f64(&mut c)?;
@@ -323,7 +382,14 @@ impl RiskModel {
                     a: get_f64(&mut c)?,
                     b: get_f64(&mut c)?,
                 };
-                Some((Logistic { weights, intercept }, platt))
+                Some((
+                    Logistic {
+                        weights,
+                        intercept,
+                        knots,
+                    },
+                    platt,
+                ))
             }
         };
         let forest = match c.u8().map_err(damaged)? {
@@ -473,4 +539,143 @@ fn get_str(c: &mut omen_core::codec::Cursor<'_>) -> Result<String, ModelDecodeEr
         b.push(c.u8().map_err(|_| ModelDecodeError::Damaged("truncated"))?);
     }
     String::from_utf8(b).map_err(|_| ModelDecodeError::Damaged("feature name"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spline() -> Logistic {
+        // Feature 0 bends at −1 and 0.5; feature 1 is linear.
+        Logistic {
+            weights: vec![0.5, -2.0, 1.0, -3.0],
+            intercept: 0.25,
+            knots: vec![vec![-1.0, 0.5], vec![]],
+        }
+    }
+
+    fn model(kind: ModelKind) -> RiskModel {
+        RiskModel {
+            kind,
+            features: vec![Feature::La, Feature::Fix],
+            mean: vec![1.5, 0.2],
+            scale: vec![0.8, 0.4],
+            logistic: Some((spline(), Platt { a: 0.9, b: -0.1 })),
+            forest: Some((
+                vec![Tree {
+                    nodes: vec![
+                        TreeNode {
+                            feature: 0,
+                            threshold: 0.3,
+                            left: 1,
+                            right: 2,
+                            value: 0.0,
+                        },
+                        TreeNode {
+                            feature: TreeNode::LEAF,
+                            threshold: 0.0,
+                            left: 0,
+                            right: 0,
+                            value: 0.2,
+                        },
+                        TreeNode {
+                            feature: TreeNode::LEAF,
+                            threshold: 0.0,
+                            left: 0,
+                            right: 0,
+                            value: 0.7,
+                        },
+                    ],
+                }],
+                Platt { a: 1.1, b: 0.05 },
+            )),
+            trained_at: 1_700_000_000,
+            samples: 1234,
+            positives: 200,
+            validation: Validation {
+                auc: 0.77,
+                brier: 0.14,
+                base_brier: 0.17,
+                samples: 250,
+            },
+            threshold: 0.31,
+            quantiles: (0..=100).map(|q| f64::from(q) / 100.0).collect(),
+        }
+    }
+
+    #[test]
+    fn each_knot_adds_a_hinge() {
+        let m = spline();
+        // z = (2, 1): both hinges of feature 0 are active.
+        let by_hand = 0.25 + 0.5 * 2.0 - 2.0 * 1.0 + 1.0 * (2.0 + 1.0) - 3.0 * (2.0 - 0.5);
+        assert!((m.margin(&[2.0, 1.0]) - by_hand).abs() < 1e-12);
+        // z = (−2, 0): below both knots, only the linear term of feature 0 counts.
+        assert!((m.margin(&[-2.0, 0.0]) - (0.25 - 1.0)).abs() < 1e-12);
+        // z = (0, 0): past the first knot only.
+        assert!((m.margin(&[0.0, 0.0]) - (0.25 + 1.0)).abs() < 1e-12);
+        assert_eq!(
+            Logistic::expand(&m.knots, &[2.0, 1.0]),
+            vec![2.0, 1.0, 3.0, 1.5]
+        );
+    }
+
+    #[test]
+    fn a_linear_model_is_the_dot_product() {
+        let m = Logistic::linear(vec![0.5, -2.0], 0.25);
+        assert!((m.margin(&[2.0, 1.0]) - (0.25 + 1.0 - 2.0)).abs() < 1e-12);
+    }
+
+    #[test]
+    fn encoding_round_trips_knots_and_trees() {
+        for kind in [ModelKind::Logistic, ModelKind::Forest, ModelKind::Blend] {
+            let m = model(kind);
+            let back = RiskModel::decode(&m.encode()).unwrap();
+            assert_eq!(back, m);
+            assert_eq!(
+                back.probability_of_inputs(&[0.4, -1.0]),
+                m.probability_of_inputs(&[0.4, -1.0])
+            );
+        }
+    }
+
+    #[test]
+    fn format_1_still_reads_as_a_linear_model() {
+        let mut m = model(ModelKind::Blend);
+        if let Some((lr, _)) = &mut m.logistic {
+            *lr = Logistic::linear(vec![0.5, -2.0], 0.25);
+        }
+        let v2 = m.encode();
+        // Format 1 is format 2 without the knot counts (one zero byte per feature) after the
+        // logistic part's presence flag.
+        let header = 4 + 1 + 1 + 1 + (1 + 2) + (1 + 3) + 8 * 4;
+        assert_eq!(v2[header], 1, "logistic flag");
+        assert_eq!(&v2[header + 1..header + 3], &[0, 0], "two empty knot lists");
+        let mut v1 = v2.clone();
+        v1.drain(header + 1..header + 3);
+        v1[4] = 1;
+        let back = RiskModel::decode(&v1).unwrap();
+        let (lr, _) = back.logistic.as_ref().unwrap();
+        assert!(lr.knots.is_empty());
+        assert_eq!(lr.weights, vec![0.5, -2.0]);
+        assert_eq!(
+            back.probability_of_inputs(&[0.4, -1.0]),
+            m.probability_of_inputs(&[0.4, -1.0])
+        );
+    }
+
+    #[test]
+    fn newer_or_damaged_formats_are_refused() {
+        let mut bytes = model(ModelKind::Blend).encode();
+        bytes[4] = FORMAT_VERSION + 1;
+        assert_eq!(
+            RiskModel::decode(&bytes),
+            Err(ModelDecodeError::Version(FORMAT_VERSION + 1))
+        );
+        let bytes = model(ModelKind::Blend).encode();
+        assert!(matches!(
+            RiskModel::decode(&bytes[..bytes.len() - 3]),
+            Err(ModelDecodeError::Damaged(_))
+        ));
+        assert_eq!(RiskModel::decode(b"nope!!"), Err(ModelDecodeError::Magic));
+    }
 }

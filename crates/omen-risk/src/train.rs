@@ -5,9 +5,11 @@
 //!    older changes are the fitting set. There is no random split anywhere.
 //! 2. Features are `ln(1+x)`-transformed and standardised on the fitting set.
 //! 3. Logistic regression (L2 `alpha`; smartcore's objective, solved by Newton's method in
-//!    [`crate::logistic`]) and a forest of smartcore decision trees are fitted. Imbalance: each tree sees a *balanced* bootstrap (as many safe as risky changes,
-//!    drawn with replacement) and a random subset of the features; logistic regression is fitted
-//!    on the data as it is (its ranking does not depend on the class ratio).
+//!    [`crate::logistic`]; each input piecewise-linear with `knots` hinges) and a forest of
+//!    smartcore decision trees are fitted. Imbalance: each tree sees a *balanced* bootstrap (as
+//!    many safe as risky changes, drawn with replacement) and a random subset of the features;
+//!    logistic regression is fitted on the data as it is (its ranking does not depend on the
+//!    class ratio).
 //! 4. Each part is calibrated on the hold-out by Platt scaling (a one-feature logistic
 //!    regression). The blend averages the two calibrated probabilities.
 //! 5. Logistic, forest or blend is chosen by hold-out AUC; the F1-best threshold is read off the
@@ -53,6 +55,11 @@ pub struct TrainConfig {
     pub min_samples: usize,
     /// Fewest risky (and safe) changes worth training on.
     pub min_per_class: usize,
+    /// Threads fitting the forest (0: as many as the machine has).
+    pub threads: usize,
+    /// Knots per feature of the logistic part, at evenly spaced quantiles of the fitting set
+    /// (0: linear).
+    pub knots: usize,
 }
 
 impl Default for TrainConfig {
@@ -61,7 +68,7 @@ impl Default for TrainConfig {
             features: Feature::PUBLIC.to_vec(),
             holdout: 0.2,
             alpha: 1.0,
-            trees: 40,
+            trees: 80,
             max_depth: 7,
             min_leaf: 20,
             feature_share: 0.6,
@@ -69,6 +76,8 @@ impl Default for TrainConfig {
             seed: 0x6f6d_656e,
             min_samples: 200,
             min_per_class: 30,
+            threads: 0,
+            knots: 2,
         }
     }
 }
@@ -138,7 +147,7 @@ pub fn train(
     let hold_effort: Vec<f64> = hold.iter().map(|c| c.features.effort()).collect();
 
     // 3. Fit both parts on the older changes.
-    let lr = fit_logistic(&fit_z, &fit_y, config.alpha)?;
+    let lr = fit_spline_logistic(&fit_z, &fit_y, config)?;
     let forest = if config.trees > 0 {
         Some(fit_forest(&fit_z, &fit_y, config)?)
     } else {
@@ -210,7 +219,7 @@ pub fn train(
     let all_y: Vec<bool> = sorted.iter().map(|c| c.risky).collect();
     let logistic = match kind {
         ModelKind::Logistic | ModelKind::Blend => {
-            Some((fit_logistic(&all_z, &all_y, config.alpha)?, lr_platt))
+            Some((fit_spline_logistic(&all_z, &all_y, config)?, lr_platt))
         }
         ModelKind::Forest => None,
     };
@@ -307,6 +316,40 @@ fn fit_logistic(z: &[Vec<f64>], y: &[bool], alpha: f64) -> Result<Logistic, Trai
     logistic::fit(matrix(z, &cols).view(), y, alpha).map_err(|e| TrainError::Fit(e.to_string()))
 }
 
+/// The logistic part: each input enters piecewise-linearly, with `config.knots` knots at
+/// evenly spaced quantiles of its values in `z` (knots that coincide, or sit at the extremes, are
+/// dropped: a flag gets none).
+fn fit_spline_logistic(
+    z: &[Vec<f64>],
+    y: &[bool],
+    config: &TrainConfig,
+) -> Result<Logistic, TrainError> {
+    let p = z.first().map_or(0, Vec::len);
+    let knots: Vec<Vec<f64>> = (0..p)
+        .map(|j| {
+            let mut col: Vec<f64> = z.iter().map(|r| r[j]).collect();
+            col.sort_by(f64::total_cmp);
+            let (lo, hi) = (col[0], col[col.len() - 1]);
+            let mut ts: Vec<f64> = (1..=config.knots)
+                .map(|k| {
+                    let q = k as f64 / (config.knots + 1) as f64;
+                    col[((col.len() - 1) as f64 * q).round() as usize]
+                })
+                .filter(|t| *t > lo && *t < hi)
+                .collect();
+            ts.dedup();
+            ts
+        })
+        .collect();
+    if knots.iter().all(Vec::is_empty) {
+        return fit_logistic(z, y, config.alpha);
+    }
+    let rows: Vec<Vec<f64>> = z.iter().map(|r| Logistic::expand(&knots, r)).collect();
+    let mut lr = fit_logistic(&rows, y, config.alpha)?;
+    lr.knots = knots;
+    Ok(lr)
+}
+
 /// Platt scaling: a one-input logistic regression of outcomes on raw margins.
 fn fit_platt(margins: &[f64], y: &[bool]) -> Result<Platt, TrainError> {
     let rows: Vec<Vec<f64>> = margins.iter().map(|m| vec![*m]).collect();
@@ -337,57 +380,95 @@ impl SplitMix {
 /// Bagged smartcore decision trees, each on a balanced bootstrap and a random feature subset.
 /// Each fitted tree's splits are read (through smartcore's serde form) into Omen's [`Tree`],
 /// and each leaf's value is the share of risky changes of the tree's bootstrap that reach it.
+///
+/// Trees are fitted on up to `config.threads` threads. Each tree draws from its own generator
+/// (seeded by the tree's index), so the forest is the same whatever the thread count.
 fn fit_forest(z: &[Vec<f64>], y: &[bool], config: &TrainConfig) -> Result<Vec<Tree>, TrainError> {
+    let threads = match config.threads {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    }
+    .clamp(1, config.trees.max(1));
+    if threads == 1 {
+        return (0..config.trees)
+            .map(|t| fit_tree(z, y, config, t))
+            .collect();
+    }
+    let mut slots: Vec<Option<Result<Tree, TrainError>>> = vec![None; config.trees];
+    std::thread::scope(|scope| {
+        let chunk = config.trees.div_ceil(threads);
+        for (c, part) in slots.chunks_mut(chunk).enumerate() {
+            scope.spawn(move || {
+                for (i, slot) in part.iter_mut().enumerate() {
+                    *slot = Some(fit_tree(z, y, config, c * chunk + i));
+                }
+            });
+        }
+    });
+    slots
+        .into_iter()
+        .map(|s| s.unwrap_or_else(|| Err(TrainError::Fit("a tree was not fitted".into()))))
+        .collect()
+}
+
+/// Tree `t` of the forest: see [`fit_forest`].
+fn fit_tree(
+    z: &[Vec<f64>],
+    y: &[bool],
+    config: &TrainConfig,
+    t: usize,
+) -> Result<Tree, TrainError> {
     let p = z.first().map_or(0, Vec::len);
     let pos: Vec<usize> = (0..y.len()).filter(|&i| y[i]).collect();
     let neg: Vec<usize> = (0..y.len()).filter(|&i| !y[i]).collect();
-    let per_class = pos.len().min(neg.len()).min(config.max_per_class).max(1);
-    let k = ((p as f64 * config.feature_share).round() as usize).clamp(1, p.max(1));
-    let mut rng = SplitMix(config.seed);
-    let mut trees = Vec::with_capacity(config.trees);
-    for t in 0..config.trees {
-        let mut rows: Vec<usize> = Vec::with_capacity(2 * per_class);
-        for _ in 0..per_class {
-            rows.push(pos[rng.below(pos.len())]);
-            rows.push(neg[rng.below(neg.len())]);
-        }
-        let mut cols: Vec<usize> = (0..p).collect();
-        for i in 0..k {
-            let j = i + rng.below(p - i);
-            cols.swap(i, j);
-        }
-        cols.truncate(k);
-        cols.sort_unstable();
-        let sample: Vec<Vec<f64>> = rows.iter().map(|&i| z[i].clone()).collect();
-        let x = matrix(&sample, &cols);
-        let yv: Array1<u32> = rows.iter().map(|&i| u32::from(y[i])).collect();
-        let params = DecisionTreeClassifierParameters {
-            criterion: SplitCriterion::Gini,
-            max_depth: Some(config.max_depth),
-            min_samples_leaf: config.min_leaf,
-            min_samples_split: 2 * config.min_leaf,
-            seed: Some(config.seed.wrapping_add(t as u64)),
-        };
-        let fitted = DecisionTreeClassifier::fit(&x, &yv, params)
-            .map_err(|e| TrainError::Fit(e.to_string()))?;
-        let mut tree = tree_from_smartcore(&fitted, &cols)?;
-        // Leaf values: the risky share of this tree's bootstrap in each leaf.
-        let mut counts = vec![(0u32, 0u32); tree.nodes.len()];
-        for &i in &rows {
-            if let Some(leaf) = tree.leaf(&z[i]) {
-                counts[leaf].0 += u32::from(y[i]);
-                counts[leaf].1 += 1;
-            }
-        }
-        for (node, (risky, all)) in tree.nodes.iter_mut().zip(counts) {
-            if node.feature == TreeNode::LEAF {
-                // Laplace smoothing keeps tiny leaves away from 0 and 1.
-                node.value = (f64::from(risky) + 1.0) / (f64::from(all) + 2.0);
-            }
-        }
-        trees.push(tree);
+    if pos.is_empty() || neg.is_empty() || p == 0 {
+        return Err(TrainError::Fit(
+            "a tree needs both classes and a feature".into(),
+        ));
     }
-    Ok(trees)
+    let per_class = pos.len().min(neg.len()).min(config.max_per_class).max(1);
+    let k = ((p as f64 * config.feature_share).round() as usize).clamp(1, p);
+    let mut rng = SplitMix(config.seed ^ (t as u64).wrapping_mul(0xA24B_AED4_963E_E407));
+    let mut rows: Vec<usize> = Vec::with_capacity(2 * per_class);
+    for _ in 0..per_class {
+        rows.push(pos[rng.below(pos.len())]);
+        rows.push(neg[rng.below(neg.len())]);
+    }
+    let mut cols: Vec<usize> = (0..p).collect();
+    for i in 0..k {
+        let j = i + rng.below(p - i);
+        cols.swap(i, j);
+    }
+    cols.truncate(k);
+    cols.sort_unstable();
+    let sample: Vec<Vec<f64>> = rows.iter().map(|&i| z[i].clone()).collect();
+    let x = matrix(&sample, &cols);
+    let yv: Array1<u32> = rows.iter().map(|&i| u32::from(y[i])).collect();
+    let params = DecisionTreeClassifierParameters {
+        criterion: SplitCriterion::Gini,
+        max_depth: Some(config.max_depth),
+        min_samples_leaf: config.min_leaf,
+        min_samples_split: 2 * config.min_leaf,
+        seed: Some(config.seed.wrapping_add(t as u64)),
+    };
+    let fitted =
+        DecisionTreeClassifier::fit(&x, &yv, params).map_err(|e| TrainError::Fit(e.to_string()))?;
+    let mut tree = tree_from_smartcore(&fitted, &cols)?;
+    // Leaf values: the risky share of this tree's bootstrap in each leaf.
+    let mut counts = vec![(0u32, 0u32); tree.nodes.len()];
+    for &i in &rows {
+        if let Some(leaf) = tree.leaf(&z[i]) {
+            counts[leaf].0 += u32::from(y[i]);
+            counts[leaf].1 += 1;
+        }
+    }
+    for (node, (risky, all)) in tree.nodes.iter_mut().zip(counts) {
+        if node.feature == TreeNode::LEAF {
+            // Laplace smoothing keeps tiny leaves away from 0 and 1.
+            node.value = (f64::from(risky) + 1.0) / (f64::from(all) + 2.0);
+        }
+    }
+    Ok(tree)
 }
 
 /// Read a fitted smartcore tree's nodes (output, split feature and value, children) from its
@@ -516,4 +597,99 @@ pub fn fit_plain_logistic(
         threshold: 0.5,
         quantiles: Vec::new(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::features::FeatureVector;
+    use crate::model::sigmoid;
+
+    /// `n` changes whose risk is U-shaped in `ln(1 + la)`: both tiny and huge changes are risky.
+    fn u_shaped(n: usize, seed: u64) -> Vec<LabelledChange> {
+        let mut rng = SplitMix(seed);
+        let mut unit = move || (rng.next() >> 11) as f64 / (1u64 << 53) as f64;
+        (0..n)
+            .map(|i| {
+                let log_la = unit() * 8.0;
+                let nf = 1.0 + (unit() * 10.0).floor();
+                let risk = sigmoid(0.5 * (log_la - 4.0).powi(2) - 2.5);
+                let mut features = FeatureVector::default();
+                features.set(Feature::La, log_la.exp() - 1.0);
+                features.set(Feature::Nf, nf);
+                features.set(Feature::Fix, f64::from(u8::from(unit() < 0.3)));
+                LabelledChange {
+                    id: format!("c{i}"),
+                    time: 1_600_000_000 + i as i64 * 3600,
+                    features,
+                    risky: unit() < risk,
+                }
+            })
+            .collect()
+    }
+
+    fn auc_of(model: &RiskModel, changes: &[LabelledChange]) -> f64 {
+        let scored: Vec<Scored> = changes
+            .iter()
+            .map(|c| Scored {
+                score: model.probability(&c.features),
+                risky: c.risky,
+                effort: 1.0,
+            })
+            .collect();
+        metrics::auc(&scored).unwrap()
+    }
+
+    fn config(knots: usize, trees: usize) -> TrainConfig {
+        TrainConfig {
+            features: vec![Feature::La, Feature::Nf, Feature::Fix],
+            knots,
+            trees,
+            ..TrainConfig::default()
+        }
+    }
+
+    #[test]
+    fn knots_capture_a_risk_that_is_not_monotonic() {
+        let (train_set, test_set) = (u_shaped(4000, 1), u_shaped(4000, 2));
+        let linear = train(&train_set, &config(0, 0), 0).unwrap();
+        let spline = train(&train_set, &config(2, 0), 0).unwrap();
+        let (a_linear, a_spline) = (auc_of(&linear, &test_set), auc_of(&spline, &test_set));
+        // A straight line cannot rank a U: it stays near chance; two knots bend it.
+        assert!(a_linear < 0.6, "linear AUC {a_linear}");
+        assert!(a_spline > 0.7, "spline AUC {a_spline}");
+        let (lr, _) = spline.logistic.as_ref().unwrap();
+        assert_eq!(lr.knots[0].len(), 2, "la gets two knots");
+        assert_eq!(
+            lr.weights.len(),
+            3 + lr.knots.iter().map(Vec::len).sum::<usize>()
+        );
+    }
+
+    #[test]
+    fn a_flag_gets_no_knots() {
+        let model = train(&u_shaped(2000, 3), &config(2, 0), 0).unwrap();
+        let (lr, _) = model.logistic.as_ref().unwrap();
+        assert!(lr.knots[2].is_empty(), "fix is 0 or 1: {:?}", lr.knots[2]);
+    }
+
+    #[test]
+    fn the_forest_does_not_depend_on_the_thread_count() {
+        let changes = u_shaped(3000, 4);
+        let features = config(0, 7).features;
+        let z = model_inputs(changes.iter(), &features);
+        let y: Vec<bool> = changes.iter().map(|c| c.risky).collect();
+        let forest = |threads| {
+            let cfg = TrainConfig {
+                threads,
+                ..config(0, 7)
+            };
+            fit_forest(&z, &y, &cfg).unwrap()
+        };
+        let one = forest(1);
+        assert_eq!(one.len(), 7);
+        assert!(one.iter().all(|t| t.nodes.len() > 1), "trees split");
+        assert_eq!(forest(2), one);
+        assert_eq!(forest(3), one);
+    }
 }
