@@ -484,6 +484,19 @@ fn when_github_keeps_failing_omen_warns_saves_the_comment_and_does_not_fail_the_
     .code(3);
 }
 
+/// The CI and deploy signals stored with the newest prediction in `db`.
+fn latest_prediction_signals(db: &Path) -> omen_risk::signals::Signals {
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let blob: Vec<u8> = conn
+        .query_row(
+            "SELECT signals FROM predictions ORDER BY id DESC LIMIT 1",
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    omen_risk::signals::Signals::decode(&blob).unwrap()
+}
+
 /// Commit everything in `dir` as `author`, `days` days after 2024-01-01.
 fn commit_all(dir: &Path, author: &str, days: i64, message: &str) {
     let when = 1_704_067_200 + days * 86_400;
@@ -547,6 +560,26 @@ fn deploy_risk_reaches_the_comment_the_outputs_and_the_gate() {
         "{body}"
     );
     assert!(r.read("summary.md").contains("Deploy risk:"));
+    // The prediction is recorded with the change's signals, unknown ones as unknown.
+    let signals = latest_prediction_signals(&d.join("h.db"));
+    use omen_risk::signals::Signal;
+    assert_eq!(signals.get(Signal::NewFailures), Some(0.0));
+    assert_eq!(signals.get(Signal::Authors), Some(1.0), "bob alone");
+    assert_eq!(
+        signals.get(Signal::TestDelta),
+        None,
+        "no default-branch run yet"
+    );
+    assert_eq!(
+        signals.get(Signal::HoursSinceDeploy),
+        None,
+        "no deploy recorded"
+    );
+    assert_eq!(
+        signals.get(Signal::ReviewHours),
+        None,
+        "the event has no created_at"
+    );
 
     // The pull request label accepts the risk: same comment updated, the step passes.
     std::fs::write(
@@ -600,4 +633,18 @@ fn deploy_risk_reaches_the_comment_the_outputs_and_the_gate() {
         r.read("output.txt").contains("\nrisk=\nrisk-level=\n"),
         "{off}"
     );
+    // A failing test that is new, and one test more than the latest default-branch run.
+    r.report(&[("test_ok", false), ("test_new", true)]);
+    std::fs::write(
+        d.join("event.json"),
+        format!(
+            r#"{{"pull_request": {{"number": {PR}, "created_at": "2024-01-01T00:00:00Z"}}, "repository": {{"default_branch": "main"}}}}"#
+        ),
+    )
+    .unwrap();
+    r.ci(&gh, "5", &["--fail-on", "never"]).code(0);
+    let signals = latest_prediction_signals(&d.join("h.db"));
+    assert_eq!(signals.get(Signal::NewFailures), Some(1.0));
+    assert_eq!(signals.get(Signal::TestDelta), Some(1.0));
+    assert!(signals.get(Signal::ReviewHours).is_some_and(|h| h > 0.0));
 }

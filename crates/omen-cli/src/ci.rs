@@ -188,6 +188,18 @@ pub fn run(args: &CiArgs, config: &crate::config::Config) -> anyhow::Result<Outc
         ))
         .into());
     }
+    let mut report = build_report(
+        &run.results,
+        &run.totals,
+        &run.files,
+        &quarantine,
+        store.as_ref(),
+        &meta,
+        config,
+        now,
+        quarantine_changes,
+    );
+    let ci_signals = ci_signals(&report);
     let risk = match (args.risk, store.as_mut()) {
         (RiskMode::Off, _) => None,
         (RiskMode::Auto, None) => {
@@ -201,7 +213,16 @@ pub fn run(args: &CiArgs, config: &crate::config::Config) -> anyhow::Result<Outc
             } else {
                 std::time::Duration::ZERO
             };
-            match crate::risk::score_in(s, &args.repo, None, "HEAD", &config.risk, budget, now) {
+            match crate::risk::score_in(
+                s,
+                &args.repo,
+                None,
+                "HEAD",
+                &config.risk,
+                budget,
+                &ci_signals,
+                now,
+            ) {
                 Ok(r) => Some(r),
                 Err(err) => {
                     tracing::warn!("deploy risk could not be scored: {err:#}");
@@ -240,18 +261,7 @@ pub fn run(args: &CiArgs, config: &crate::config::Config) -> anyhow::Result<Outc
             (threshold, verdict)
         });
 
-    let mut report = build_report(
-        &run.results,
-        &run.totals,
-        &run.files,
-        &quarantine,
-        store.as_ref(),
-        &meta,
-        config,
-        now,
-        quarantine_changes,
-    );
-    report.risk = risk.as_ref().map(|r| risk_section(r, &report, gate));
+    report.risk = risk.as_ref().map(|r| risk_section(r, &ci_signals, gate));
     let comment = omen_render::comment(&report);
     let summary = omen_render::summary(&report);
 
@@ -538,30 +548,37 @@ fn build_report(
     }
 }
 
-/// The comment's deploy-risk section: the score, plus this run's own CI signals.
-fn risk_section(
-    r: &omen_metadata::risk::RiskReport,
-    report: &CiReport,
-    gate: Option<(f64, GateVerdict)>,
-) -> RiskSection {
-    let mut signals = Vec::new();
+/// This run's own CI signals: new failures, and the change in the number of tests.
+fn ci_signals(report: &CiReport) -> crate::risk::CiSignals {
     let new = report
         .failures
         .iter()
         .filter(|f| matches!(f.class, FailureClass::New))
         .count();
-    if new > 0 {
+    crate::risk::CiSignals {
+        new_failures: Some(new as u64),
+        test_delta: report
+            .base
+            .map(|base| report.totals.tests as i64 - base.tests as i64),
+    }
+}
+
+/// The comment's deploy-risk section: the score, plus this run's own CI signals.
+fn risk_section(
+    r: &omen_metadata::risk::RiskReport,
+    ci: &crate::risk::CiSignals,
+    gate: Option<(f64, GateVerdict)>,
+) -> RiskSection {
+    let mut signals = Vec::new();
+    if let Some(new) = ci.new_failures.filter(|n| *n > 0) {
         signals.push(format!(
             "{new} failing test(s) in this run are neither known flaky nor failing on the default branch"
         ));
     }
-    if let Some(base) = report.base {
-        let delta = report.totals.tests as i64 - base.tests as i64;
-        if delta != 0 {
-            signals.push(format!(
-                "{delta:+} tests compared with the latest default-branch run"
-            ));
-        }
+    if let Some(delta) = ci.test_delta.filter(|d| *d != 0) {
+        signals.push(format!(
+            "{delta:+} tests compared with the latest default-branch run"
+        ));
     }
     signals.extend(r.signals.iter().cloned());
     let mut model = format!("{} ({})", r.model, r.kind);

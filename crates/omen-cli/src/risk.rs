@@ -17,6 +17,7 @@ use omen_risk::assess::{self, Source};
 use omen_risk::features::{DiffHints, Feature, FeatureVector, LabelledChange};
 use omen_risk::history::RepoHistory;
 use omen_risk::model::RiskModel;
+use omen_risk::signals::{Signal, Signals};
 use omen_risk::train::{TrainConfig, TrainError};
 use omen_store::{ChangeRow, ModelRow, Store};
 
@@ -299,12 +300,24 @@ pub fn score(args: &ScoreArgs, config: &RiskConfig, now: i64) -> anyhow::Result<
         &args.head,
         config,
         Duration::from_secs_f64(config.szz_budget_s),
+        &CiSignals::default(),
         now,
     )
 }
 
+/// What `omen ci` knows about this run that `omen risk score` does not.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CiSignals {
+    /// Failing tests that are neither known flaky nor failing on the default branch.
+    pub new_failures: Option<u64>,
+    /// Tests in this run minus tests in the latest default-branch run.
+    pub test_delta: Option<i64>,
+}
+
 /// Score `base...head` of the checkout `repo` with the history in `store`. Without `base`, the
-/// pull request's base branch in CI, else `HEAD^`. SZZ labelling may spend `szz_budget`.
+/// pull request's base branch in CI, else `HEAD^`. SZZ labelling may spend `szz_budget`. The
+/// prediction is recorded with the change's signals (`ci` and those read here).
+#[allow(clippy::too_many_arguments)]
 pub fn score_in(
     store: &mut Store,
     repo: &Path,
@@ -312,6 +325,7 @@ pub fn score_in(
     head: &str,
     config: &RiskConfig,
     szz_budget: Duration,
+    ci: &CiSignals,
     now: i64,
 ) -> anyhow::Result<RiskReport> {
     let mut missing = Vec::new();
@@ -335,15 +349,16 @@ pub fn score_in(
     }
     diff_hints.apply(&mut features);
     let a = assess::assess(&model, source, &features, &config.levels, 5);
-    store.record_prediction(
-        &head,
-        Some(&base),
-        now,
-        a.probability,
-        source.name(),
+    let (signals, values) = signals(store, repo, &base, &head, ci, now);
+    store.record_prediction(&omen_store::NewPrediction {
+        head: &head,
+        base: Some(&base),
+        at: now,
+        probability: a.probability,
+        source: source.name(),
         model_id,
-    )?;
-    let signals = signals(store, repo, &base, &head, now);
+        signals: Some(&values.encode()),
+    })?;
     Ok(RiskReport {
         version: RISK_REPORT_VERSION,
         base,
@@ -403,12 +418,31 @@ fn hints(f: &FeatureVector, diff: &DiffHints) -> Vec<String> {
     out
 }
 
-/// CI and deploy signals that are not model inputs (see [`RiskReport::signals`]).
-fn signals(store: &Store, repo: &Path, base: &str, head: &str, now: i64) -> Vec<String> {
+/// CI and deploy signals that are not model inputs (see [`RiskReport::signals`]): the lines
+/// shown for those read here (`omen ci` words its own), and every value for the record.
+fn signals(
+    store: &Store,
+    repo: &Path,
+    base: &str,
+    head: &str,
+    ci: &CiSignals,
+    now: i64,
+) -> (Vec<String>, Signals) {
     let mut out = Vec::new();
+    let mut values = Signals::default();
+    if let Some(n) = ci.new_failures {
+        values.set(Signal::NewFailures, n as f64);
+    }
+    if let Some(d) = ci.test_delta {
+        values.set(Signal::TestDelta, d as f64);
+    }
     match git::authors(repo, base, head) {
-        Ok(authors) if authors > 1 => out.push(format!("{authors} authors in this change")),
-        Ok(_) => {}
+        Ok(authors) => {
+            values.set(Signal::Authors, authors as f64);
+            if authors > 1 {
+                out.push(format!("{authors} authors in this change"));
+            }
+        }
         Err(e) => tracing::debug!("authors of {base}..{head}: {e:#}"),
     }
     let deploys = store.deploys().unwrap_or_else(|e| {
@@ -421,6 +455,7 @@ fn signals(store: &Store, repo: &Path, base: &str, head: &str, now: i64) -> Vec<
         .max_by_key(|d| d.at)
     {
         let hours = (now - last.at).max(0) as f64 / 3600.0;
+        values.set(Signal::HoursSinceDeploy, hours);
         out.push(format!(
             "last successful deploy {} ago ({})",
             human_hours(hours),
@@ -431,6 +466,10 @@ fn signals(store: &Store, repo: &Path, base: &str, head: &str, now: i64) -> Vec<
     let recent: Vec<_> = deploys.iter().filter(|d| d.at >= window).collect();
     if !recent.is_empty() {
         let failed = recent.iter().filter(|d| d.outcome != "success").count();
+        values.set(
+            Signal::ChangeFailureRate,
+            failed as f64 / recent.len() as f64,
+        );
         out.push(format!(
             "change failure rate {:.0}% over the last 30 days ({failed} of {} deploys failed or were rolled back)",
             failed as f64 / recent.len() as f64 * 100.0,
@@ -439,9 +478,10 @@ fn signals(store: &Store, repo: &Path, base: &str, head: &str, now: i64) -> Vec<
     }
     if let Some(opened) = pr_opened_at() {
         let hours = (now - opened).max(0) as f64 / 3600.0;
+        values.set(Signal::ReviewHours, hours);
         out.push(format!("pull request open for {}", human_hours(hours)));
     }
-    out
+    (out, values)
 }
 
 fn human_hours(h: f64) -> String {
@@ -759,12 +799,12 @@ fn choose_model(store: &mut Store, config: &RiskConfig, now: i64) -> anyhow::Res
     }
 }
 
-fn tracked_auc(xs: &[(f64, bool)]) -> Option<f64> {
+fn tracked_auc(xs: &[omen_store::TrackedPrediction]) -> Option<f64> {
     let scored: Vec<omen_risk::metrics::Scored> = xs
         .iter()
-        .map(|(p, y)| omen_risk::metrics::Scored {
-            score: *p,
-            risky: *y,
+        .map(|t| omen_risk::metrics::Scored {
+            score: t.probability,
+            risky: t.risky,
             effort: 1.0,
         })
         .collect();

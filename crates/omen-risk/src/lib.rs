@@ -5,6 +5,7 @@
 //! - [`train`]: fitting (smartcore trees), time-ordered hold-out, calibration, model choice.
 //! - [`logistic`]: L2 logistic regression by Newton's method on ndarray.
 //! - [`model`]: a fitted model in Omen's own versioned format, scoring, percentiles.
+//! - [`signals`]: CI and deploy signals of a scored change, recorded with its prediction.
 //! - [`metrics`] and [`evaluate`]: AUC, Brier, F1, MCC, capture, effort-aware figures.
 //!
 //! Like `omen-core`, this crate does no I/O: callers hand it rows and the current time.
@@ -19,4 +20,5 @@ pub mod logistic;
 pub mod metrics;
 pub mod model;
 pub mod prior;
+pub mod signals;
 pub mod train;

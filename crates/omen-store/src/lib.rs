@@ -23,7 +23,7 @@ pub use ingest::{IngestOutcome, ResultRecord, StoreConfig};
 pub use merge::MergeOutcome;
 pub use open::{Opened, SCHEMA_VERSION};
 pub use query::{RunRow, Stats, TestRow};
-pub use risk::{ChangeRow, DeployRow, ModelRow};
+pub use risk::{ChangeRow, DeployRow, ModelRow, NewPrediction, TrackedPrediction};
 
 use std::path::{Path, PathBuf};
 

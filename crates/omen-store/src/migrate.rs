@@ -121,4 +121,10 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX deploys_commit ON deploys (commit_sha);
     "#,
+    // 3 → 4: each prediction keeps the change's CI and deploy signals
+    // (omen_risk::signals::Signals::encode()), so their weight can be learned once outcomes are
+    // known. NULL for predictions made before.
+    r#"
+    ALTER TABLE predictions ADD COLUMN signals BLOB;
+    "#,
 ];

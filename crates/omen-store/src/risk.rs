@@ -27,6 +27,40 @@ pub struct ChangeRow {
     pub label_source: Option<String>,
 }
 
+/// A prediction to record.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct NewPrediction<'a> {
+    /// The scored commit.
+    pub head: &'a str,
+    /// The commit it was compared with, if any.
+    pub base: Option<&'a str>,
+    /// When, unix seconds.
+    pub at: i64,
+    /// The probability given.
+    pub probability: f64,
+    /// Which model answered (`repository`, `prior`, `heuristic`).
+    pub source: &'a str,
+    /// The stored model's id, for the repository's own model.
+    pub model_id: Option<i64>,
+    /// The change's CI and deploy signals (`omen_risk::signals::Signals::encode()`).
+    pub signals: Option<&'a [u8]>,
+}
+
+/// A recorded prediction whose change now has a label.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TrackedPrediction {
+    /// The scored commit.
+    pub head: String,
+    /// When it was scored, unix seconds.
+    pub at: i64,
+    /// The probability Omen gave.
+    pub probability: f64,
+    /// The change's CI and deploy signals (`omen_risk::signals::Signals::encode()`), if recorded.
+    pub signals: Option<Vec<u8>>,
+    /// The label the change got later.
+    pub risky: bool,
+}
+
 /// A stored model with its summary.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ModelRow {
@@ -255,36 +289,37 @@ impl Store {
     }
 
     /// Record a prediction so its accuracy can be tracked against outcomes.
-    pub fn record_prediction(
-        &self,
-        head: &str,
-        base: Option<&str>,
-        at: i64,
-        probability: f64,
-        source: &str,
-        model_id: Option<i64>,
-    ) -> Result<(), StoreError> {
+    pub fn record_prediction(&self, p: &NewPrediction<'_>) -> Result<(), StoreError> {
         self.conn
             .execute(
-                "INSERT INTO predictions (head, base, at, probability, source, model_id) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![head, base, at, probability, source, model_id],
+                "INSERT INTO predictions (head, base, at, probability, source, model_id, signals) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+                params![p.head, p.base, p.at, p.probability, p.source, p.model_id, p.signals],
             )
             .map(|_| ())
             .ctx(&self.path, "record a prediction")
     }
 
-    /// Latest prediction per commit that now has a label: `(probability, risky)`.
-    pub fn predictions_with_outcomes(&self) -> Result<Vec<(f64, bool)>, StoreError> {
+    /// Latest prediction per commit that now has a label, oldest first.
+    pub fn predictions_with_outcomes(&self) -> Result<Vec<TrackedPrediction>, StoreError> {
         let path = &self.path;
         let mut stmt = self
             .conn
             .prepare(
-                "SELECT p.probability, c.risky FROM predictions p JOIN changes c ON c.sha = p.head \
-                 WHERE c.risky IS NOT NULL AND p.id = (SELECT max(id) FROM predictions q WHERE q.head = p.head)",
+                "SELECT p.head, p.at, p.probability, p.signals, c.risky FROM predictions p JOIN changes c ON c.sha = p.head \
+                 WHERE c.risky IS NOT NULL AND p.id = (SELECT max(id) FROM predictions q WHERE q.head = p.head) \
+                 ORDER BY p.at, p.id",
             )
             .ctx(path, "prepare prediction query")?;
         let rows = stmt
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .query_map([], |r| {
+                Ok(TrackedPrediction {
+                    head: r.get(0)?,
+                    at: r.get(1)?,
+                    probability: r.get(2)?,
+                    signals: r.get(3)?,
+                    risky: r.get(4)?,
+                })
+            })
             .ctx(path, "read predictions")?;
         rows.collect::<Result<_, _>>().ctx(path, "read predictions")
     }
@@ -381,15 +416,45 @@ mod tests {
         };
         let id = store.save_model(&m).unwrap();
         assert_eq!(store.latest_model().unwrap(), Some(ModelRow { id, ..m }));
+        let a = NewPrediction {
+            head: "a",
+            base: Some("base"),
+            at: 9,
+            probability: 0.5,
+            source: "repository",
+            model_id: Some(id),
+            signals: None,
+        };
+        store.record_prediction(&a).unwrap();
         store
-            .record_prediction("a", Some("base"), 10, 0.8, "repository", Some(id))
+            .record_prediction(&NewPrediction {
+                at: 10,
+                probability: 0.8,
+                signals: Some(&[7, 8]),
+                ..a
+            })
             .unwrap();
         store
-            .record_prediction("b", None, 10, 0.1, "prior", None)
+            .record_prediction(&NewPrediction {
+                head: "b",
+                base: None,
+                at: 10,
+                probability: 0.1,
+                source: "prior",
+                model_id: None,
+                signals: None,
+            })
             .unwrap();
+        // Only labelled commits, and only their latest prediction, with its signals.
         assert_eq!(
             store.predictions_with_outcomes().unwrap(),
-            vec![(0.8, true)]
+            vec![TrackedPrediction {
+                head: "a".into(),
+                at: 10,
+                probability: 0.8,
+                signals: Some(vec![7, 8]),
+                risky: true,
+            }]
         );
         let d = DeployRow {
             commit_sha: "a".into(),

@@ -1,0 +1,113 @@
+//! CI and deploy signals of one scored change, as numbers.
+//!
+//! They are shown beside the score and recorded with each prediction, but are not model inputs
+//! yet: a model bootstrapped from git history has no CI runs or deploys for its past changes, so
+//! their weight can only be learned from predictions Omen recorded itself once their outcomes
+//! are known. Recording them from the first run is what makes that possible later.
+
+/// One signal. The order of [`Signal::ALL`] is the stored order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    /// Failing tests in this run that are neither known flaky nor failing on the default branch.
+    NewFailures,
+    /// Tests in this run minus tests in the latest default-branch run.
+    TestDelta,
+    /// Distinct authors of the change's commits (merge commits skipped).
+    Authors,
+    /// Hours since the last successful deploy.
+    HoursSinceDeploy,
+    /// Share of the last 30 days' deploys that failed or were rolled back.
+    ChangeFailureRate,
+    /// Hours the pull request has been open.
+    ReviewHours,
+}
+
+impl Signal {
+    /// Every signal, in stored order.
+    pub const ALL: [Signal; 6] = [
+        Signal::NewFailures,
+        Signal::TestDelta,
+        Signal::Authors,
+        Signal::HoursSinceDeploy,
+        Signal::ChangeFailureRate,
+        Signal::ReviewHours,
+    ];
+
+    /// Short name used in JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            Signal::NewFailures => "new_failures",
+            Signal::TestDelta => "test_delta",
+            Signal::Authors => "authors",
+            Signal::HoursSinceDeploy => "hours_since_deploy",
+            Signal::ChangeFailureRate => "change_failure_rate",
+            Signal::ReviewHours => "review_hours",
+        }
+    }
+}
+
+/// The signals of one change; `None` where Omen could not know it (no deploys recorded, not a
+/// pull request, scored outside `omen ci`).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Signals([Option<f64>; Signal::ALL.len()]);
+
+/// Stored signals of the wrong length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("stored signals have {0} bytes, expected {expected}", expected = 8 * Signal::ALL.len())]
+pub struct SignalsDecodeError(pub usize);
+
+impl Signals {
+    /// The value of `s`, if known.
+    pub fn get(&self, s: Signal) -> Option<f64> {
+        self.0[s as usize]
+    }
+
+    /// Set `s`; a non-finite value counts as unknown.
+    pub fn set(&mut self, s: Signal, v: f64) {
+        self.0[s as usize] = v.is_finite().then_some(v);
+    }
+
+    /// Little-endian f64s in [`Signal::ALL`] order, NaN for unknown.
+    pub fn encode(&self) -> Vec<u8> {
+        self.0
+            .iter()
+            .flat_map(|v| v.unwrap_or(f64::NAN).to_le_bytes())
+            .collect()
+    }
+
+    /// Read [`Signals::encode`]'s bytes.
+    pub fn decode(bytes: &[u8]) -> Result<Signals, SignalsDecodeError> {
+        if bytes.len() != 8 * Signal::ALL.len() {
+            return Err(SignalsDecodeError(bytes.len()));
+        }
+        let mut out = Signals::default();
+        for (s, chunk) in Signal::ALL.into_iter().zip(bytes.chunks_exact(8)) {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(chunk);
+            out.set(s, f64::from_le_bytes(b));
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_keeps_unknowns_unknown() {
+        let mut s = Signals::default();
+        s.set(Signal::NewFailures, 2.0);
+        s.set(Signal::TestDelta, -3.0);
+        s.set(Signal::ChangeFailureRate, 0.25);
+        s.set(Signal::ReviewHours, f64::INFINITY);
+        let bytes = s.encode();
+        assert_eq!(bytes.len(), 48);
+        let back = Signals::decode(&bytes).unwrap();
+        assert_eq!(back, s);
+        assert_eq!(back.get(Signal::TestDelta), Some(-3.0));
+        assert_eq!(back.get(Signal::Authors), None);
+        assert_eq!(back.get(Signal::ReviewHours), None, "infinite is unknown");
+        assert_eq!(Signals::decode(&bytes[..40]), Err(SignalsDecodeError(40)));
+    }
+}
