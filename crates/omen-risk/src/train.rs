@@ -389,9 +389,14 @@ fn fit_forest(z: &[Vec<f64>], y: &[bool], config: &TrainConfig) -> Result<Vec<Tr
         n => n,
     }
     .clamp(1, config.trees.max(1));
+    let classes = Classes {
+        pos: (0..y.len()).filter(|&i| y[i]).collect(),
+        neg: (0..y.len()).filter(|&i| !y[i]).collect(),
+    };
+    let classes = &classes;
     if threads == 1 {
         return (0..config.trees)
-            .map(|t| fit_tree(z, y, config, t))
+            .map(|t| fit_tree(z, y, classes, config, t))
             .collect();
     }
     let mut slots: Vec<Option<Result<Tree, TrainError>>> = vec![None; config.trees];
@@ -400,7 +405,7 @@ fn fit_forest(z: &[Vec<f64>], y: &[bool], config: &TrainConfig) -> Result<Vec<Tr
         for (c, part) in slots.chunks_mut(chunk).enumerate() {
             scope.spawn(move || {
                 for (i, slot) in part.iter_mut().enumerate() {
-                    *slot = Some(fit_tree(z, y, config, c * chunk + i));
+                    *slot = Some(fit_tree(z, y, classes, config, c * chunk + i));
                 }
             });
         }
@@ -411,16 +416,22 @@ fn fit_forest(z: &[Vec<f64>], y: &[bool], config: &TrainConfig) -> Result<Vec<Tr
         .collect()
 }
 
+/// Row indices of the risky (`pos`) and safe (`neg`) changes, shared by every tree.
+struct Classes {
+    pos: Vec<usize>,
+    neg: Vec<usize>,
+}
+
 /// Tree `t` of the forest: see [`fit_forest`].
 fn fit_tree(
     z: &[Vec<f64>],
     y: &[bool],
+    classes: &Classes,
     config: &TrainConfig,
     t: usize,
 ) -> Result<Tree, TrainError> {
     let p = z.first().map_or(0, Vec::len);
-    let pos: Vec<usize> = (0..y.len()).filter(|&i| y[i]).collect();
-    let neg: Vec<usize> = (0..y.len()).filter(|&i| !y[i]).collect();
+    let (pos, neg) = (&classes.pos, &classes.neg);
     if pos.is_empty() || neg.is_empty() || p == 0 {
         return Err(TrainError::Fit(
             "a tree needs both classes and a feature".into(),
