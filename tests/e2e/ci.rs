@@ -504,15 +504,20 @@ fn commit_all(dir: &Path, author: &str, days: i64, message: &str) {
     git_as(dir, author, when, &["commit", "-q", "-m", message]);
 }
 
+/// A repository in `dir` whose first commit (alice's, on 2024-01-01) adds `src/app.py`.
+fn init_app_repo(dir: &Path) {
+    git_as(dir, "alice", 1_704_067_200, &["init", "-q", "-b", "main"]);
+    std::fs::create_dir_all(dir.join("src")).unwrap();
+    std::fs::write(dir.join("src/app.py"), "def f():\n    return 1\n").unwrap();
+    commit_all(dir, "alice", 0, "start");
+}
+
 #[test]
 fn deploy_risk_reaches_the_comment_the_outputs_and_the_gate() {
     let gh = FakeGitHub::start();
     let r = Runner::new();
     let d = r.dir.path();
-    git_as(d, "alice", 1_704_067_200, &["init", "-q", "-b", "main"]);
-    std::fs::create_dir_all(d.join("src")).unwrap();
-    std::fs::write(d.join("src/app.py"), "def f():\n    return 1\n").unwrap();
-    commit_all(d, "alice", 0, "start");
+    init_app_repo(d);
     // The change under review: many files, a TODO, no test touched.
     for i in 0..12 {
         std::fs::create_dir_all(d.join(format!("src/m{i}"))).unwrap();
@@ -647,4 +652,100 @@ fn deploy_risk_reaches_the_comment_the_outputs_and_the_gate() {
     assert_eq!(signals.get(Signal::NewFailures), Some(1.0));
     assert_eq!(signals.get(Signal::TestDelta), Some(1.0));
     assert!(signals.get(Signal::ReviewHours).is_some_and(|h| h > 0.0));
+}
+
+/// Labelled past predictions whose recorded signals tell risky changes apart while the model's
+/// own probability (a constant 0.2) cannot: a run's new test failures make a change risky 4 times
+/// in 5, their absence 1 time in 10. Changes are dated 2020, long past the label latency.
+fn seed_labelled_predictions(db: &Path, n: usize) {
+    use omen_risk::features::Feature;
+    use omen_risk::signals::{Signal, Signals};
+    let conn = rusqlite::Connection::open(db).unwrap();
+    let zeros = vec![0u8; 8 * Feature::ALL.len()];
+    for i in 0..n {
+        let sha = format!("5eed{i:036x}");
+        let failures = if i % 3 == 0 { 2.0 } else { 0.0 };
+        let risky = if failures > 0.0 {
+            i % 5 != 0
+        } else {
+            i % 10 == 0
+        };
+        let at = 1_577_836_800 + i as i64 * 3600;
+        let mut signals = Signals::default();
+        signals.set(Signal::NewFailures, failures);
+        signals.set(Signal::Authors, 1.0);
+        conn.execute(
+            "INSERT INTO changes (sha, seq, at, author, fix, features, risky, label_source) VALUES (?1, ?2, ?3, 'seed', 0, ?4, ?5, ?6)",
+            rusqlite::params![sha, -(n as i64) + i as i64, at, zeros, risky.then_some(1), risky.then_some("revert")],
+        )
+        .unwrap();
+        conn.execute(
+            "INSERT INTO predictions (head, at, probability, base_probability, source, signals) VALUES (?1, ?2, 0.2, 0.2, 'prior', ?3)",
+            rusqlite::params![sha, at, signals.encode()],
+        )
+        .unwrap();
+    }
+}
+
+/// (probability, base probability) of the latest prediction.
+fn latest_probabilities(db: &Path) -> (f64, f64) {
+    rusqlite::Connection::open(db)
+        .unwrap()
+        .query_row(
+            "SELECT probability, base_probability FROM predictions ORDER BY id DESC LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap()
+}
+
+#[test]
+fn learned_signals_adjust_the_score_once_they_beat_the_model_alone() {
+    let gh = FakeGitHub::start();
+    let r = Runner::new();
+    let d = r.dir.path();
+    init_app_repo(d);
+    std::fs::write(d.join("src/app.py"), "def f():\n    return 2\n").unwrap();
+    commit_all(d, "bob", 1, "change");
+
+    // Without labelled predictions the signals are shown but do not move the score.
+    r.report(&[("test_ok", false), ("test_new", true)]);
+    r.ci(&gh, "1", &["--fail-on", "never"]).code(0);
+    let (p, base) = latest_probabilities(&d.join("h.db"));
+    assert_eq!(p, base);
+    assert!(!gh.comments()[0].1.contains("before CI signals"));
+
+    seed_labelled_predictions(&d.join("h.db"), 400);
+    // Same change, same new failure: now the learned signals raise the risk and say why.
+    r.ci(&gh, "2", &["--fail-on", "never"]).code(0);
+    let (with_failure, base) = latest_probabilities(&d.join("h.db"));
+    assert!(
+        with_failure > base + 0.1,
+        "{with_failure} from the model's {base}"
+    );
+    let body = gh.comments()[0].1.clone();
+    let model_line = format!(
+        "{:.0}% before CI signals, whose weights were learned from 400 past predictions",
+        base * 100.0
+    );
+    assert!(body.contains(&model_line), "{body}");
+    assert!(
+        body.contains(
+            "+ 1 test failed in this run that is neither known flaky nor failing on the default branch"
+        ),
+        "{body}"
+    );
+
+    // The same change without the failure scores lower, and the base probability recorded is
+    // the model's alone.
+    r.report(&[("test_ok", false), ("test_new", false)]);
+    r.ci(&gh, "3", &["--fail-on", "never"]).code(0);
+    let (without, base_again) = latest_probabilities(&d.join("h.db"));
+    assert!(without < with_failure - 0.2, "{without} vs {with_failure}");
+    assert_eq!(base_again, base);
+    let body = gh.comments()[0].1.clone();
+    assert!(
+        body.contains("− no new test failures in this run"),
+        "{body}"
+    );
 }

@@ -112,6 +112,18 @@ enum Bench {
         /// Seed for bootstraps and feature subsets.
         #[arg(long)]
         seed: Option<u64>,
+        /// Maximum tree depth.
+        #[arg(long)]
+        max_depth: Option<u16>,
+        /// Fewest changes in a leaf.
+        #[arg(long)]
+        min_leaf: Option<usize>,
+        /// Share of the features each tree sees.
+        #[arg(long)]
+        feature_share: Option<f64>,
+        /// L2 penalty of the logistic part.
+        #[arg(long)]
+        alpha: Option<f64>,
     },
     /// Deploy risk: training, prediction, bootstrap of a 50,000-commit history, incremental run.
     RiskPerf {
@@ -162,6 +174,10 @@ fn main() -> anyhow::Result<()> {
             knots,
             max_per_class,
             seed,
+            max_depth,
+            min_leaf,
+            feature_share,
+            alpha,
         } => {
             let d = omen_risk::train::TrainConfig::default();
             risk::dev_split(&omen_risk::train::TrainConfig {
@@ -169,6 +185,10 @@ fn main() -> anyhow::Result<()> {
                 knots: knots.unwrap_or(d.knots),
                 max_per_class: max_per_class.unwrap_or(d.max_per_class),
                 seed: seed.unwrap_or(d.seed),
+                max_depth: max_depth.unwrap_or(d.max_depth),
+                min_leaf: min_leaf.unwrap_or(d.min_leaf),
+                feature_share: feature_share.unwrap_or(d.feature_share),
+                alpha: alpha.unwrap_or(d.alpha),
                 ..d
             })
         }

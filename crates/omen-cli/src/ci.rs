@@ -582,6 +582,13 @@ fn risk_section(
     }
     signals.extend(r.signals.iter().cloned());
     let mut model = format!("{} ({})", r.model, r.kind);
+    if let Some(stage) = r.signals_stage.as_ref().filter(|s| s.applied) {
+        model.push_str(&format!(
+            ", {:.0}% before CI signals, whose weights were learned from {} past predictions",
+            stage.base_probability * 100.0,
+            stage.samples
+        ));
+    }
     if let Some(why) = &r.fallback_reason {
         model.push_str(&format!(
             " — the repository's own model was not used: {why}"

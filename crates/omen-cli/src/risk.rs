@@ -12,11 +12,13 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use omen_metadata::risk::{
     EvalBaselines, EvalFigures, EvaluationReport, GateReport, RISK_REPORT_VERSION, RiskReport,
+    SignalsStage,
 };
 use omen_risk::assess::{self, Source};
 use omen_risk::features::{DiffHints, Feature, FeatureVector, LabelledChange};
 use omen_risk::history::RepoHistory;
 use omen_risk::model::RiskModel;
+use omen_risk::signal_model::{self, SignalConfig, TrackedRow};
 use omen_risk::signals::{Signal, Signals};
 use omen_risk::train::{TrainConfig, TrainError};
 use omen_store::{ChangeRow, ModelRow, Store};
@@ -226,6 +228,18 @@ pub fn render_text(r: &RiskReport) -> String {
     if let Some(why) = &r.fallback_reason {
         let _ = writeln!(s, "  (repository model not used: {why})");
     }
+    if let Some(stage) = &r.signals_stage {
+        if stage.applied {
+            let _ = writeln!(
+                s,
+                "  adjusted by CI signals from {:.0}%: {}",
+                stage.base_probability * 100.0,
+                stage.detail
+            );
+        } else {
+            let _ = writeln!(s, "  (CI signals not learned: {})", stage.detail);
+        }
+    }
     for f in &r.factors {
         let _ = writeln!(s, "  {f}");
     }
@@ -339,7 +353,8 @@ pub fn score_in(
     };
     let history = sync_history(store, repo, &base, now, &mut missing)?;
     label_szz(store, repo, szz_budget)?;
-    let (model, source, model_id, fallback_reason) = choose_model(store, config, now)?;
+    let tracked = store.predictions_with_outcomes((config.label_latency_days * 86_400.0) as i64)?;
+    let (model, source, model_id, fallback_reason) = choose_model(store, config, &tracked, now)?;
 
     let (commit, added_lines) = git::change(repo, &base, &head)?;
     let mut features = history.metrics(&commit);
@@ -348,13 +363,22 @@ pub fn score_in(
         diff_hints.add_line(line);
     }
     diff_hints.apply(&mut features);
-    let a = assess::assess(&model, source, &features, &config.levels, 5);
+    const MAX_FACTORS: usize = 5;
+    let a = assess::assess(&model, source, &features, &config.levels, MAX_FACTORS);
     let (signals, values) = signals(store, repo, &base, &head, ci, now);
+    // (effect, line) of the model's factors and, when the signals answered, theirs.
+    let mut factors: Vec<(f64, String)> = a.factors.iter().map(|f| (f.effect, f.line())).collect();
+    let (probability, stage_report, signal_factors) =
+        adjust_by_signals(&tracked, a.probability, &values);
+    factors.extend(signal_factors);
+    factors.sort_by(|x, y| y.0.abs().total_cmp(&x.0.abs()));
+    factors.truncate(MAX_FACTORS);
     store.record_prediction(&omen_store::NewPrediction {
         head: &head,
         base: Some(&base),
         at: now,
-        probability: a.probability,
+        probability,
+        base_probability: a.probability,
         source: source.name(),
         model_id,
         signals: Some(&values.encode()),
@@ -363,15 +387,16 @@ pub fn score_in(
         version: RISK_REPORT_VERSION,
         base,
         head,
-        probability: round4(a.probability),
-        percentile: (a.percentile * 10.0).round() / 10.0,
-        level: a.level.name().into(),
+        probability: round4(probability),
+        percentile: (model.percentile(probability) * 10.0).round() / 10.0,
+        level: config.levels.of(probability).name().into(),
         model: source.name().into(),
         kind: a.kind.name().into(),
         fallback_reason,
-        factors: a.factors.iter().map(|f| f.line()).collect(),
+        factors: factors.into_iter().map(|(_, line)| line).collect(),
         hints: hints(&features, &diff_hints),
         signals,
+        signals_stage: Some(stage_report),
         missing,
         features: Feature::ALL
             .iter()
@@ -379,6 +404,68 @@ pub fn score_in(
             .collect::<BTreeMap<_, _>>(),
         gate: None,
     })
+}
+
+/// The second stage: `base` adjusted by this change's signal `values` when a stage fitted on
+/// `tracked` beats the model alone. Returns the probability, what the report says about the
+/// stage, and the signals' factors as (effect, line).
+fn adjust_by_signals(
+    tracked: &[omen_store::TrackedPrediction],
+    base: f64,
+    values: &Signals,
+) -> (f64, SignalsStage, Vec<(f64, String)>) {
+    match signal_model::fit(&training_rows(tracked), &SignalConfig::default()) {
+        Ok(m) => {
+            let factors = m
+                .effects(base, values)
+                .into_iter()
+                .filter_map(|e| {
+                    let v = values.get(e.signal)?;
+                    (e.effect.abs() >= assess::MIN_EFFECT).then(|| {
+                        let sign = if e.effect >= 0.0 { '+' } else { '−' };
+                        (e.effect, format!("{sign} {}", e.signal.describe(v)))
+                    })
+                })
+                .collect();
+            let h = &m.holdout;
+            let detail = format!(
+                "learned from {} labelled predictions ({} risky); on the newest {} the signals raised AUC {:.3} → {:.3}, Brier {:.3} → {:.3}",
+                m.samples, m.risky, h.n, h.auc_before, h.auc_after, h.brier_before, h.brier_after
+            );
+            let stage = SignalsStage {
+                applied: true,
+                base_probability: round4(base),
+                samples: m.samples,
+                detail,
+            };
+            (m.probability(base, values), stage, factors)
+        }
+        Err(why) => {
+            let stage = SignalsStage {
+                applied: false,
+                base_probability: round4(base),
+                samples: 0,
+                detail: why.to_string(),
+            };
+            (base, stage, Vec::new())
+        }
+    }
+}
+
+/// Second-stage training rows: labelled predictions that recorded their signals.
+fn training_rows(tracked: &[omen_store::TrackedPrediction]) -> Vec<TrackedRow> {
+    tracked
+        .iter()
+        .filter_map(|t| {
+            let signals = Signals::decode(t.signals.as_deref()?).ok()?;
+            Some(TrackedRow {
+                at: t.at,
+                base_probability: t.base_probability,
+                signals,
+                risky: t.risky,
+            })
+        })
+        .collect()
 }
 
 fn round4(x: f64) -> f64 {
@@ -458,7 +545,7 @@ fn signals(
         values.set(Signal::HoursSinceDeploy, hours);
         out.push(format!(
             "last successful deploy {} ago ({})",
-            human_hours(hours),
+            omen_risk::signals::hours(hours),
             last.environment
         ));
     }
@@ -479,19 +566,12 @@ fn signals(
     if let Some(opened) = pr_opened_at() {
         let hours = (now - opened).max(0) as f64 / 3600.0;
         values.set(Signal::ReviewHours, hours);
-        out.push(format!("pull request open for {}", human_hours(hours)));
+        out.push(format!(
+            "pull request open for {}",
+            omen_risk::signals::hours(hours)
+        ));
     }
     (out, values)
-}
-
-fn human_hours(h: f64) -> String {
-    if h < 1.0 {
-        format!("{:.0} min", h * 60.0)
-    } else if h < 48.0 {
-        format!("{h:.0} h")
-    } else {
-        format!("{:.0} days", h / 24.0)
-    }
 }
 
 /// When the pull request of this GitHub event was opened.
@@ -687,7 +767,14 @@ type Chosen = (RiskModel, Source, Option<i64>, Option<String>);
 const FAILED_TRAINING: &str = "failed";
 
 /// Retrain when due, then walk the fallback chain: repository → prior → heuristic.
-fn choose_model(store: &mut Store, config: &RiskConfig, now: i64) -> anyhow::Result<Chosen> {
+/// `tracked`: labelled past predictions, whose accuracy (of the model's own probability, before
+/// any signal adjustment) can make retraining due.
+fn choose_model(
+    store: &mut Store,
+    config: &RiskConfig,
+    tracked: &[omen_store::TrackedPrediction],
+    now: i64,
+) -> anyhow::Result<Chosen> {
     let cfg = TrainConfig {
         features: repository_features(),
         ..TrainConfig::default()
@@ -695,14 +782,19 @@ fn choose_model(store: &mut Store, config: &RiskConfig, now: i64) -> anyhow::Res
     let (labelled_n, risky_n, _) =
         store.label_counts((config.label_latency_days * 86_400.0) as i64)?;
     let latest = store.latest_model()?;
-    let tracked = store.predictions_with_outcomes()?;
     let due = match &latest {
         None => true,
         Some(m) => {
             let old = (now - m.created_at) as f64 > config.retrain_days * 86_400.0;
             let grew = labelled_n as f64 >= 1.2 * m.samples as f64;
-            let drifted =
-                tracked.len() >= 50 && tracked_auc(&tracked).is_some_and(|a| a < m.auc - 0.1);
+            // Only predictions made since this model was trained judge it; older ones judged
+            // its predecessor, and counting them would retrain on every run.
+            let since: Vec<_> = tracked
+                .iter()
+                .filter(|t| t.at >= m.created_at)
+                .cloned()
+                .collect();
+            let drifted = since.len() >= 50 && tracked_auc(&since).is_some_and(|a| a < m.auc - 0.1);
             old || grew || drifted
         }
     };
@@ -803,7 +895,7 @@ fn tracked_auc(xs: &[omen_store::TrackedPrediction]) -> Option<f64> {
     let scored: Vec<omen_risk::metrics::Scored> = xs
         .iter()
         .map(|t| omen_risk::metrics::Scored {
-            score: t.probability,
+            score: t.base_probability,
             risky: t.risky,
             effort: 1.0,
         })
@@ -970,20 +1062,24 @@ pub fn deploy(args: &DeployArgs, now: i64) -> anyhow::Result<Outcome> {
 mod tests {
     use super::*;
 
-    /// 400 changes a day apart; the oldest 100 alternate risky/safe, the rest are safe, so the
-    /// time-ordered hold-out (newest 20%) has no risky change and training must fail.
-    fn store_with_unusable_labels(dir: &Path, now: i64) -> Store {
+    /// 400 changes a day apart, the newest a day before `now`, every feature of change `i` set
+    /// to `size(i)`, and those `risky(i)` labelled risky.
+    fn store_with(
+        dir: &Path,
+        now: i64,
+        size: impl Fn(i64) -> f64,
+        risky: impl Fn(i64) -> bool,
+    ) -> Store {
         let mut store = Store::open(&dir.join("h.db"), now).unwrap().store;
         let day = 86_400;
-        let start = now - 1_000 * day;
         let rows: Vec<ChangeRow> = (0..400)
             .map(|i| ChangeRow {
                 sha: format!("{i:040x}"),
                 seq: i,
-                at: start + i * day,
+                at: now - (400 - i) * day,
                 author: "a@x".into(),
                 fix: false,
-                features: vec![(i % 7) as f64; Feature::ALL.len()],
+                features: vec![size(i); Feature::ALL.len()],
                 risky: None,
                 label_source: None,
             })
@@ -991,12 +1087,62 @@ mod tests {
         store
             .record_changes(&rows, &RepoHistory::default().encode(), "head", now)
             .unwrap();
-        let risky: Vec<String> = (0..100)
-            .filter(|i| i % 2 == 0)
+        let risky: Vec<String> = (0..400)
+            .filter(|i| risky(*i))
             .map(|i| format!("{i:040x}"))
             .collect();
         store.label_risky(&risky, "revert", None).unwrap();
         store
+    }
+
+    /// The oldest 100 changes alternate risky/safe, the rest are safe, so the time-ordered
+    /// hold-out (newest 20%) has no risky change and training must fail.
+    fn store_with_unusable_labels(dir: &Path, now: i64) -> Store {
+        store_with(dir, now, |i| (i % 7) as f64, |i| i < 100 && i % 2 == 0)
+    }
+
+    #[test]
+    fn retraining_is_due_when_the_models_own_tracked_accuracy_drops() {
+        let dir = tempfile::tempdir().unwrap();
+        let now = 2_000_000_000;
+        // Bigger changes are riskier, all through time, so the model validates well.
+        let size = |i: i64| ((i * 37) % 100) as f64;
+        let mut store = store_with(dir.path(), now, size, |i| size(i) > 70.0 || i % 11 == 0);
+        let config = RiskConfig {
+            label_latency_days: 0.0,
+            ..RiskConfig::default()
+        };
+        let (_, source, first, reason) = choose_model(&mut store, &config, &[], now).unwrap();
+        assert_eq!(source, Source::Repository, "{reason:?}");
+        // 60 labelled predictions: `good` ranks them right, the other score inverts it.
+        let tracked = |base_good: bool| -> Vec<omen_store::TrackedPrediction> {
+            (0..60)
+                .map(|i| {
+                    let risky = i % 3 == 0;
+                    let (good, bad) = if risky { (0.9, 0.1) } else { (0.1, 0.9) };
+                    let (base_probability, probability) =
+                        if base_good { (good, bad) } else { (bad, good) };
+                    omen_store::TrackedPrediction {
+                        head: format!("{i:040x}"),
+                        at: now,
+                        probability,
+                        base_probability,
+                        signals: None,
+                        risky,
+                    }
+                })
+                .collect()
+        };
+        // The second stage's output may be wrong; the model's own ranking is what counts.
+        let (_, _, same, _) = choose_model(&mut store, &config, &tracked(true), now + 60).unwrap();
+        assert_eq!(same, first);
+        let (_, _, retrained, _) =
+            choose_model(&mut store, &config, &tracked(false), now + 120).unwrap();
+        assert!(retrained.is_some() && retrained != first, "{retrained:?}");
+        // Those predictions came before the new model, so they do not judge it.
+        let (_, _, kept, _) =
+            choose_model(&mut store, &config, &tracked(false), now + 180).unwrap();
+        assert_eq!(kept, retrained);
     }
 
     #[test]
@@ -1008,20 +1154,20 @@ mod tests {
             label_latency_days: 0.0,
             ..RiskConfig::default()
         };
-        let (_, source, _, reason) = choose_model(&mut store, &config, now).unwrap();
+        let (_, source, _, reason) = choose_model(&mut store, &config, &[], now).unwrap();
         assert_eq!(source, Source::Prior);
         let reason = reason.unwrap();
         assert!(reason.contains("hold-out"), "{reason}");
         let first = store.latest_model().unwrap().unwrap();
         assert_eq!(first.kind, FAILED_TRAINING);
         // The next run reuses the recorded failure: same reason, no new attempt.
-        let (_, source, _, again) = choose_model(&mut store, &config, now + 60).unwrap();
+        let (_, source, _, again) = choose_model(&mut store, &config, &[], now + 60).unwrap();
         assert_eq!(source, Source::Prior);
         assert_eq!(again.as_deref(), Some(reason.as_str()));
         assert_eq!(store.latest_model().unwrap().unwrap().id, first.id);
         // After `retrain_days` it is tried again.
         let later = now + 31 * 86_400;
-        choose_model(&mut store, &config, later).unwrap();
+        choose_model(&mut store, &config, &[], later).unwrap();
         assert_ne!(store.latest_model().unwrap().unwrap().id, first.id);
     }
 }

@@ -33,12 +33,16 @@ pub struct RiskReport {
     pub factors: Vec<String>,
     /// Quiet review hints from the diff.
     pub hints: Vec<String>,
-    /// CI and deploy signals shown beside the score (not model inputs: the history a model
-    /// bootstraps from has no CI runs or deploys): authors, time since the last deploy, recent
-    /// change failure rate, how long the pull request has been open, and from `omen ci` the
-    /// run's unexcused failures and test-count change.
+    /// CI and deploy signals shown beside the score: authors, time since the last deploy,
+    /// recent change failure rate, how long the pull request has been open, and from `omen ci`
+    /// the run's unexcused failures and test-count change. The model does not see them (the
+    /// history it bootstraps from has no CI runs or deploys); the second stage
+    /// ([`RiskReport::signals_stage`]) learns their weight from Omen's own past predictions.
     #[serde(default)]
     pub signals: Vec<String>,
+    /// Whether the signals adjusted the probability, and why or why not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signals_stage: Option<SignalsStage>,
     /// Features Omen could not compute fully, and why.
     pub missing: Vec<String>,
     /// Raw feature values by name.
@@ -46,6 +50,21 @@ pub struct RiskReport {
     /// Present for `omen risk gate`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub gate: Option<GateReport>,
+}
+
+/// The second stage: the model's probability adjusted by the CI and deploy signals, with
+/// weights learned from Omen's own labelled predictions.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SignalsStage {
+    /// The signals adjusted the probability (they beat the model alone on the newest labelled
+    /// predictions).
+    pub applied: bool,
+    /// The model's probability before any adjustment.
+    pub base_probability: f64,
+    /// Labelled predictions learned from (0 when not applied).
+    pub samples: usize,
+    /// The hold-out comparison when applied, else why not.
+    pub detail: String,
 }
 
 /// The gate's decision.

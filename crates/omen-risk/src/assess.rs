@@ -129,6 +129,9 @@ pub struct Assessment {
     pub factors: Vec<Factor>,
 }
 
+/// Smallest change of probability worth naming as a factor.
+pub const MIN_EFFECT: f64 = 0.005;
+
 /// Score `raw` with `model`, explain it with its `max_factors` strongest factors.
 ///
 /// A factor's effect is measured by occlusion: the probability minus the probability with that
@@ -148,7 +151,7 @@ pub fn assess(
         let mut zi = z.clone();
         zi[i] = 0.0;
         let effect = p - model.probability_of_inputs(&zi);
-        if effect.abs() >= 0.005 {
+        if effect.abs() >= MIN_EFFECT {
             factors.push(Factor {
                 feature: *f,
                 effect,

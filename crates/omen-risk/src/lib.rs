@@ -6,6 +6,8 @@
 //! - [`logistic`]: L2 logistic regression by Newton's method on ndarray.
 //! - [`model`]: a fitted model in Omen's own versioned format, scoring, percentiles.
 //! - [`signals`]: CI and deploy signals of a scored change, recorded with its prediction.
+//! - [`signal_model`]: the second stage, which learns the signals' weight from Omen's own
+//!   labelled predictions and adjusts the model's probability when that helps.
 //! - [`metrics`] and [`evaluate`]: AUC, Brier, F1, MCC, capture, effort-aware figures.
 //!
 //! Like `omen-core`, this crate does no I/O: callers hand it rows and the current time.
@@ -20,5 +22,6 @@ pub mod logistic;
 pub mod metrics;
 pub mod model;
 pub mod prior;
+pub mod signal_model;
 pub mod signals;
 pub mod train;

@@ -1,9 +1,10 @@
 //! CI and deploy signals of one scored change, as numbers.
 //!
-//! They are shown beside the score and recorded with each prediction, but are not model inputs
-//! yet: a model bootstrapped from git history has no CI runs or deploys for its past changes, so
-//! their weight can only be learned from predictions Omen recorded itself once their outcomes
-//! are known. Recording them from the first run is what makes that possible later.
+//! They are shown beside the score and recorded with each prediction. They are not inputs of
+//! the first-stage model: one bootstrapped from git history has no CI runs or deploys for its
+//! past changes. Their weight is learned from the predictions Omen recorded itself once their
+//! outcomes are known ([`crate::signal_model`]), which is why they are recorded from the first
+//! run.
 
 /// One signal. The order of [`Signal::ALL`] is the stored order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,6 +44,41 @@ impl Signal {
             Signal::ChangeFailureRate => "change_failure_rate",
             Signal::ReviewHours => "review_hours",
         }
+    }
+
+    /// Plain words for the value `v`, as a risk factor.
+    pub fn describe(self, v: f64) -> String {
+        let n = v.round() as i64;
+        let s = |x: i64| if x.abs() == 1 { "" } else { "s" };
+        match self {
+            Signal::NewFailures if n == 0 => "no new test failures in this run".into(),
+            Signal::NewFailures => format!(
+                "{n} test{} failed in this run that {} neither known flaky nor failing on the default branch",
+                s(n),
+                if n == 1 { "is" } else { "are" }
+            ),
+            Signal::TestDelta if n > 0 => format!("adds {n} test{}", s(n)),
+            Signal::TestDelta if n < 0 => format!("removes {} test{}", -n, s(n)),
+            Signal::TestDelta => "keeps the number of tests".into(),
+            Signal::Authors => format!("{n} author{}", s(n)),
+            Signal::HoursSinceDeploy => format!("{} since the last successful deploy", hours(v)),
+            Signal::ChangeFailureRate => format!(
+                "{:.0}% of the last 30 days' deploys failed or were rolled back",
+                v * 100.0
+            ),
+            Signal::ReviewHours => format!("the pull request has been open {}", hours(v)),
+        }
+    }
+}
+
+/// `45 min`, `5 h`, `3 days`.
+pub fn hours(h: f64) -> String {
+    if h < 1.0 {
+        format!("{:.0} min", h * 60.0)
+    } else if h < 48.0 {
+        format!("{h:.0} h")
+    } else {
+        format!("{:.0} days", h / 24.0)
     }
 }
 
@@ -93,6 +129,34 @@ impl Signals {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn values_are_described_in_words() {
+        let d = |s: Signal, v: f64| s.describe(v);
+        assert_eq!(
+            d(Signal::NewFailures, 0.0),
+            "no new test failures in this run"
+        );
+        assert_eq!(
+            d(Signal::NewFailures, 1.0),
+            "1 test failed in this run that is neither known flaky nor failing on the default branch"
+        );
+        assert_eq!(d(Signal::TestDelta, -3.0), "removes 3 tests");
+        assert_eq!(d(Signal::TestDelta, 1.0), "adds 1 test");
+        assert_eq!(d(Signal::Authors, 2.0), "2 authors");
+        assert_eq!(
+            d(Signal::HoursSinceDeploy, 0.5),
+            "30 min since the last successful deploy"
+        );
+        assert_eq!(
+            d(Signal::ChangeFailureRate, 0.25),
+            "25% of the last 30 days' deploys failed or were rolled back"
+        );
+        assert_eq!(
+            d(Signal::ReviewHours, 72.0),
+            "the pull request has been open 3 days"
+        );
+    }
 
     #[test]
     fn round_trip_keeps_unknowns_unknown() {

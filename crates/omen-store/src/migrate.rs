@@ -127,4 +127,11 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE predictions ADD COLUMN signals BLOB;
     "#,
+    // 4 → 5: the first stage's probability beside the one given, so the second stage
+    // (omen_risk::signal_model) learns from the model's output, never from its own. Before, they
+    // were the same number.
+    r#"
+    ALTER TABLE predictions ADD COLUMN base_probability REAL;
+    UPDATE predictions SET base_probability = probability;
+    "#,
 ];

@@ -326,6 +326,31 @@ mod tests {
     }
 
     #[test]
+    fn predictions_made_before_schema_5_keep_their_probability_as_the_base_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("history.db");
+        let conn = Connection::open(&path).unwrap();
+        for m in &MIGRATIONS[..4] {
+            conn.execute_batch(m).unwrap();
+        }
+        conn.execute_batch(&format!(
+            "PRAGMA user_version = 4; PRAGMA application_id = {APPLICATION_ID};
+             INSERT INTO changes (sha, seq, at, author, fix, features, risky) VALUES ('a', 0, 10, 'x', 0, x'', 1);
+             INSERT INTO predictions (head, at, probability, source) VALUES ('a', 5, 0.375, 'prior');"
+        ))
+        .unwrap();
+        drop(conn);
+        let opened = open(&path);
+        assert!(opened.set_aside.is_none());
+        let tracked = opened.store.predictions_with_outcomes(0).unwrap();
+        assert_eq!(tracked.len(), 1);
+        assert_eq!(
+            (tracked[0].probability, tracked[0].base_probability),
+            (0.375, 0.375)
+        );
+    }
+
+    #[test]
     fn truncated_database_is_set_aside() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("history.db");

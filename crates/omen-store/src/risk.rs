@@ -38,6 +38,9 @@ pub struct NewPrediction<'a> {
     pub at: i64,
     /// The probability given.
     pub probability: f64,
+    /// The first stage's probability, before the CI signals adjusted it (equal to
+    /// `probability` when they did not).
+    pub base_probability: f64,
     /// Which model answered (`repository`, `prior`, `heuristic`).
     pub source: &'a str,
     /// The stored model's id, for the repository's own model.
@@ -55,6 +58,8 @@ pub struct TrackedPrediction {
     pub at: i64,
     /// The probability Omen gave.
     pub probability: f64,
+    /// The first stage's probability, before the CI signals adjusted it.
+    pub base_probability: f64,
     /// The change's CI and deploy signals (`omen_risk::signals::Signals::encode()`), if recorded.
     pub signals: Option<Vec<u8>>,
     /// The label the change got later.
@@ -292,32 +297,43 @@ impl Store {
     pub fn record_prediction(&self, p: &NewPrediction<'_>) -> Result<(), StoreError> {
         self.conn
             .execute(
-                "INSERT INTO predictions (head, base, at, probability, source, model_id, signals) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-                params![p.head, p.base, p.at, p.probability, p.source, p.model_id, p.signals],
+                "INSERT INTO predictions (head, base, at, probability, base_probability, source, model_id, signals) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                params![p.head, p.base, p.at, p.probability, p.base_probability, p.source, p.model_id, p.signals],
             )
             .map(|_| ())
             .ctx(&self.path, "record a prediction")
     }
 
-    /// Latest prediction per commit that now has a label, oldest first.
-    pub fn predictions_with_outcomes(&self) -> Result<Vec<TrackedPrediction>, StoreError> {
+    /// Latest prediction per commit that now has a label, oldest first. The label rule is
+    /// [`Store::label_counts`]'s: risky once marked so; safe when not, and older than `latency`
+    /// seconds before the newest change.
+    pub fn predictions_with_outcomes(
+        &self,
+        latency: i64,
+    ) -> Result<Vec<TrackedPrediction>, StoreError> {
         let path = &self.path;
+        let newest: i64 = self
+            .conn
+            .query_row("SELECT coalesce(max(at), 0) FROM changes", [], |r| r.get(0))
+            .ctx(path, "count changes")?;
         let mut stmt = self
             .conn
             .prepare(
-                "SELECT p.head, p.at, p.probability, p.signals, c.risky FROM predictions p JOIN changes c ON c.sha = p.head \
-                 WHERE c.risky IS NOT NULL AND p.id = (SELECT max(id) FROM predictions q WHERE q.head = p.head) \
+                "SELECT p.head, p.at, p.probability, coalesce(p.base_probability, p.probability), p.signals, coalesce(c.risky, 0) = 1 \
+                 FROM predictions p JOIN changes c ON c.sha = p.head \
+                 WHERE (c.risky = 1 OR c.at < ?1) AND p.id = (SELECT max(id) FROM predictions q WHERE q.head = p.head) \
                  ORDER BY p.at, p.id",
             )
             .ctx(path, "prepare prediction query")?;
         let rows = stmt
-            .query_map([], |r| {
+            .query_map([newest - latency], |r| {
                 Ok(TrackedPrediction {
                     head: r.get(0)?,
                     at: r.get(1)?,
                     probability: r.get(2)?,
-                    signals: r.get(3)?,
-                    risky: r.get(4)?,
+                    base_probability: r.get(3)?,
+                    signals: r.get(4)?,
+                    risky: r.get(5)?,
                 })
             })
             .ctx(path, "read predictions")?;
@@ -421,6 +437,7 @@ mod tests {
             base: Some("base"),
             at: 9,
             probability: 0.5,
+            base_probability: 0.5,
             source: "repository",
             model_id: Some(id),
             signals: None,
@@ -430,6 +447,7 @@ mod tests {
             .record_prediction(&NewPrediction {
                 at: 10,
                 probability: 0.8,
+                base_probability: 0.6,
                 signals: Some(&[7, 8]),
                 ..a
             })
@@ -438,23 +456,47 @@ mod tests {
             .record_prediction(&NewPrediction {
                 head: "b",
                 base: None,
-                at: 10,
+                at: 11,
                 probability: 0.1,
+                base_probability: 0.1,
                 source: "prior",
                 model_id: None,
                 signals: None,
             })
             .unwrap();
-        // Only labelled commits, and only their latest prediction, with its signals.
+        // Only labelled commits, and only their latest prediction, with its signals. "a" is
+        // risky; "b" (at 101) counts as safe once a change 100 s newer exists and the latency
+        // is shorter than that, and not before.
+        let tracked_a = TrackedPrediction {
+            head: "a".into(),
+            at: 10,
+            probability: 0.8,
+            base_probability: 0.6,
+            signals: Some(vec![7, 8]),
+            risky: true,
+        };
         assert_eq!(
-            store.predictions_with_outcomes().unwrap(),
-            vec![TrackedPrediction {
-                head: "a".into(),
-                at: 10,
-                probability: 0.8,
-                signals: Some(vec![7, 8]),
-                risky: true,
-            }]
+            store.predictions_with_outcomes(0).unwrap(),
+            vec![tracked_a.clone()]
+        );
+        store
+            .record_changes(&[row("c", 100, false)], b"state3", "c", 7)
+            .unwrap();
+        let tracked_b = TrackedPrediction {
+            head: "b".into(),
+            at: 11,
+            probability: 0.1,
+            base_probability: 0.1,
+            signals: None,
+            risky: false,
+        };
+        assert_eq!(
+            store.predictions_with_outcomes(50).unwrap(),
+            vec![tracked_a.clone(), tracked_b]
+        );
+        assert_eq!(
+            store.predictions_with_outcomes(150).unwrap(),
+            vec![tracked_a]
         );
         let d = DeployRow {
             commit_sha: "a".into(),
