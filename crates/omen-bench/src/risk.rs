@@ -196,23 +196,18 @@ pub fn dev_split(config: &TrainConfig) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Give 5,000 of the database's older changes, spread over its history, a recorded prediction
-/// with signals, as a repository with a long Omen history would have, and label one in five of
-/// them risky (the generated history has no reverts, and SZZ is off here), with new failures
-/// leaning towards the label, so each incremental run pays for reading them and fitting the
-/// second stage. Returns (predictions, risky ones).
+/// Give every change older than the label latency a recorded prediction with signals, as a
+/// repository that has run Omen on all of its 50,000 commits would have, and label one in five
+/// of them risky (the generated history has no reverts, and SZZ is off here), with new failures
+/// leaning towards the label, so each incremental run pays for reading the newest labelled ones
+/// and fitting the second stage. Returns (predictions, risky ones).
 fn seed_tracked_predictions(db: &Path) -> anyhow::Result<(usize, usize)> {
     use omen_risk::signals::{Signal, Signals};
     let mut store = omen_store::Store::open(db, 0)?.store;
     let changes = store.changes()?;
     let newest = changes.iter().map(|c| c.at).max().unwrap_or(0);
     let cut = newest - 90 * 86_400;
-    let older: Vec<_> = changes.iter().filter(|c| c.at < cut).collect();
-    let picked: Vec<_> = older
-        .iter()
-        .step_by((older.len() / 5_000).max(1))
-        .take(5_000)
-        .collect();
+    let picked: Vec<_> = changes.iter().filter(|c| c.at < cut).collect();
     let risky: Vec<String> = picked
         .iter()
         .enumerate()

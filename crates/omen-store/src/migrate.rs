@@ -134,4 +134,9 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     ALTER TABLE predictions ADD COLUMN base_probability REAL;
     UPDATE predictions SET base_probability = probability;
     "#,
+    // 5 → 6: the newest labelled predictions are read on every scoring run
+    // (Store::predictions_with_outcomes with a limit), by time.
+    r#"
+    CREATE INDEX predictions_at ON predictions (at, id);
+    "#,
 ];

@@ -304,12 +304,13 @@ impl Store {
             .ctx(&self.path, "record a prediction")
     }
 
-    /// Latest prediction per commit that now has a label, oldest first. The label rule is
-    /// [`Store::label_counts`]'s: risky once marked so; safe when not, and older than `latency`
-    /// seconds before the newest change.
+    /// Latest prediction per commit that now has a label, the newest `limit` of them, oldest
+    /// first. The label rule is [`Store::label_counts`]'s: risky once marked so; safe when not,
+    /// and older than `latency` seconds before the newest change.
     pub fn predictions_with_outcomes(
         &self,
         latency: i64,
+        limit: usize,
     ) -> Result<Vec<TrackedPrediction>, StoreError> {
         let path = &self.path;
         let newest: i64 = self
@@ -322,11 +323,12 @@ impl Store {
                 "SELECT p.head, p.at, p.probability, coalesce(p.base_probability, p.probability), p.signals, coalesce(c.risky, 0) = 1 \
                  FROM predictions p JOIN changes c ON c.sha = p.head \
                  WHERE (c.risky = 1 OR c.at < ?1) AND p.id = (SELECT max(id) FROM predictions q WHERE q.head = p.head) \
-                 ORDER BY p.at, p.id",
+                 ORDER BY p.at DESC, p.id DESC LIMIT ?2",
             )
             .ctx(path, "prepare prediction query")?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = stmt
-            .query_map([newest - latency], |r| {
+            .query_map(params![newest - latency, limit], |r| {
                 Ok(TrackedPrediction {
                     head: r.get(0)?,
                     at: r.get(1)?,
@@ -337,7 +339,11 @@ impl Store {
                 })
             })
             .ctx(path, "read predictions")?;
-        rows.collect::<Result<_, _>>().ctx(path, "read predictions")
+        let mut out = rows
+            .collect::<Result<Vec<_>, _>>()
+            .ctx(path, "read predictions")?;
+        out.reverse();
+        Ok(out)
     }
 
     /// Record a deploy outcome.
@@ -476,7 +482,7 @@ mod tests {
             risky: true,
         };
         assert_eq!(
-            store.predictions_with_outcomes(0).unwrap(),
+            store.predictions_with_outcomes(0, 10).unwrap(),
             vec![tracked_a.clone()]
         );
         store
@@ -491,11 +497,16 @@ mod tests {
             risky: false,
         };
         assert_eq!(
-            store.predictions_with_outcomes(50).unwrap(),
-            vec![tracked_a.clone(), tracked_b]
+            store.predictions_with_outcomes(50, 10).unwrap(),
+            vec![tracked_a.clone(), tracked_b.clone()]
+        );
+        // Only the newest `limit`.
+        assert_eq!(
+            store.predictions_with_outcomes(50, 1).unwrap(),
+            vec![tracked_b]
         );
         assert_eq!(
-            store.predictions_with_outcomes(150).unwrap(),
+            store.predictions_with_outcomes(150, 10).unwrap(),
             vec![tracked_a]
         );
         let d = DeployRow {
