@@ -657,12 +657,13 @@ fn deploy_risk_reaches_the_comment_the_outputs_and_the_gate() {
 /// Labelled past predictions whose recorded signals tell risky changes apart while the model's
 /// own probability (a constant 0.2) cannot: a run's new test failures make a change risky 4 times
 /// in 5, their absence 1 time in 10. Changes are dated 2020, long past the label latency.
-fn seed_labelled_predictions(db: &Path, n: usize) {
+fn seed_labelled_predictions(db: &Path, from: usize, n: usize) {
     use omen_risk::features::Feature;
     use omen_risk::signals::{Signal, Signals};
-    let conn = rusqlite::Connection::open(db).unwrap();
+    let mut conn = rusqlite::Connection::open(db).unwrap();
+    let conn = conn.transaction().unwrap();
     let zeros = vec![0u8; 8 * Feature::ALL.len()];
-    for i in 0..n {
+    for i in from..from + n {
         let sha = format!("5eed{i:036x}");
         let failures = if i % 3 == 0 { 2.0 } else { 0.0 };
         let risky = if failures > 0.0 {
@@ -676,7 +677,7 @@ fn seed_labelled_predictions(db: &Path, n: usize) {
         signals.set(Signal::Authors, 1.0);
         conn.execute(
             "INSERT INTO changes (sha, seq, at, author, fix, features, risky, label_source) VALUES (?1, ?2, ?3, 'seed', 0, ?4, ?5, ?6)",
-            rusqlite::params![sha, -(n as i64) + i as i64, at, zeros, risky.then_some(1), risky.then_some("revert")],
+            rusqlite::params![sha, i as i64 - 1_000_000, at, zeros, risky.then_some(1), risky.then_some("revert")],
         )
         .unwrap();
         conn.execute(
@@ -685,6 +686,7 @@ fn seed_labelled_predictions(db: &Path, n: usize) {
         )
         .unwrap();
     }
+    conn.commit().unwrap();
 }
 
 /// (probability, base probability) of the latest prediction.
@@ -715,7 +717,7 @@ fn learned_signals_adjust_the_score_once_they_beat_the_model_alone() {
     assert_eq!(p, base);
     assert!(!gh.comments()[0].1.contains("before CI signals"));
 
-    seed_labelled_predictions(&d.join("h.db"), 400);
+    seed_labelled_predictions(&d.join("h.db"), 0, 400);
     // Same change, same new failure: now the learned signals raise the risk and say why.
     r.ci(&gh, "2", &["--fail-on", "never"]).code(0);
     let (with_failure, base) = latest_probabilities(&d.join("h.db"));
@@ -746,6 +748,24 @@ fn learned_signals_adjust_the_score_once_they_beat_the_model_alone() {
     let body = gh.comments()[0].1.clone();
     assert!(
         body.contains("− no new test failures in this run"),
+        "{body}"
+    );
+
+    // Past the 5,000 newest labelled predictions, older ones are never read again: pruned.
+    seed_labelled_predictions(&d.join("h.db"), 400, 5_000);
+    let count = |db: &Path| -> i64 {
+        rusqlite::Connection::open(db)
+            .unwrap()
+            .query_row("SELECT count(*) FROM predictions", [], |r| r.get(0))
+            .unwrap()
+    };
+    assert_eq!(count(&d.join("h.db")), 5_403);
+    r.ci(&gh, "4", &["--fail-on", "never"]).code(0);
+    // The newest 5,000 labelled (all seeded) and the 3 runs' own, unlabelled, plus this one's.
+    assert_eq!(count(&d.join("h.db")), 5_004);
+    let body = gh.comments()[0].1.clone();
+    assert!(
+        body.contains("weights were learned from 5000 past predictions"),
         "{body}"
     );
 }

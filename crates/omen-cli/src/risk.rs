@@ -319,9 +319,10 @@ pub fn score(args: &ScoreArgs, config: &RiskConfig, now: i64) -> anyhow::Result<
     )
 }
 
-/// Labelled past predictions read on each run (newest first), for the second stage and the
+/// Labelled past predictions read on each run (the newest), for the second stage and the
 /// accuracy check: enough to learn six signals' weights, and bounded so a long-lived repository's
-/// runs stay fast (reading and fitting 45,000 took 0.3 s more than 5,000).
+/// runs stay fast (reading and fitting 45,000 took 0.3 s more than 5,000). Older predictions are
+/// pruned.
 const TRACKED_PREDICTIONS: usize = 5_000;
 
 /// What `omen ci` knows about this run that `omen risk score` does not.
@@ -362,6 +363,15 @@ pub fn score_in(
         (config.label_latency_days * 86_400.0) as i64,
         TRACKED_PREDICTIONS,
     )?;
+    if let (TRACKED_PREDICTIONS, Some(oldest)) = (tracked.len(), tracked.first()) {
+        // Older predictions will never be read again: every labelled one is outside the newest
+        // TRACKED_PREDICTIONS for good, and an unlabelled one that old (its commit never reached
+        // the default branch) stays unlabelled. Dropping them keeps the cached database small.
+        let pruned = store.prune_predictions(oldest.at)?;
+        if pruned > 0 {
+            tracing::debug!("pruned {pruned} predictions older than the tracked ones");
+        }
+    }
     let (model, source, model_id, fallback_reason) = choose_model(store, config, &tracked, now)?;
 
     let (commit, added_lines) = git::change(repo, &base, &head)?;

@@ -304,8 +304,8 @@ impl Store {
             .ctx(&self.path, "record a prediction")
     }
 
-    /// Latest prediction per commit that now has a label, the newest `limit` of them, oldest
-    /// first. The label rule is [`Store::label_counts`]'s: risky once marked so; safe when not,
+    /// Latest prediction (by time) per commit that now has a label, the newest `limit` of them,
+    /// oldest first. The label rule is [`Store::label_counts`]'s: risky once marked so; safe when not,
     /// and older than `latency` seconds before the newest change.
     pub fn predictions_with_outcomes(
         &self,
@@ -317,18 +317,19 @@ impl Store {
             .conn
             .query_row("SELECT coalesce(max(at), 0) FROM changes", [], |r| r.get(0))
             .ctx(path, "count changes")?;
+        // Newest first by the `predictions_at` index, stopping after `limit` commits; the first
+        // row seen for a commit is its latest prediction.
         let mut stmt = self
             .conn
             .prepare(
                 "SELECT p.head, p.at, p.probability, coalesce(p.base_probability, p.probability), p.signals, coalesce(c.risky, 0) = 1 \
                  FROM predictions p JOIN changes c ON c.sha = p.head \
-                 WHERE (c.risky = 1 OR c.at < ?1) AND p.id = (SELECT max(id) FROM predictions q WHERE q.head = p.head) \
-                 ORDER BY p.at DESC, p.id DESC LIMIT ?2",
+                 WHERE c.risky = 1 OR c.at < ?1 \
+                 ORDER BY p.at DESC, p.id DESC",
             )
             .ctx(path, "prepare prediction query")?;
-        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
         let rows = stmt
-            .query_map(params![newest - latency, limit], |r| {
+            .query_map([newest - latency], |r| {
                 Ok(TrackedPrediction {
                     head: r.get(0)?,
                     at: r.get(1)?,
@@ -339,11 +340,27 @@ impl Store {
                 })
             })
             .ctx(path, "read predictions")?;
-        let mut out = rows
-            .collect::<Result<Vec<_>, _>>()
-            .ctx(path, "read predictions")?;
+        let mut seen = std::collections::HashSet::new();
+        let mut out = Vec::new();
+        for row in rows {
+            if out.len() >= limit {
+                break;
+            }
+            let row = row.ctx(path, "read predictions")?;
+            if seen.insert(row.head.clone()) {
+                out.push(row);
+            }
+        }
         out.reverse();
         Ok(out)
+    }
+
+    /// Delete predictions made before `at`; returns how many. For predictions no query will
+    /// read again: those older than the oldest of the newest labelled ones kept for tracking.
+    pub fn prune_predictions(&self, at: i64) -> Result<usize, StoreError> {
+        self.conn
+            .execute("DELETE FROM predictions WHERE at < ?1", [at])
+            .ctx(&self.path, "prune predictions")
     }
 
     /// Record a deploy outcome.
@@ -503,11 +520,17 @@ mod tests {
         // Only the newest `limit`.
         assert_eq!(
             store.predictions_with_outcomes(50, 1).unwrap(),
-            vec![tracked_b]
+            vec![tracked_b.clone()]
         );
         assert_eq!(
             store.predictions_with_outcomes(150, 10).unwrap(),
             vec![tracked_a]
+        );
+        // Pruning before b's time drops both of a's predictions, not b's.
+        assert_eq!(store.prune_predictions(11).unwrap(), 2);
+        assert_eq!(
+            store.predictions_with_outcomes(50, 10).unwrap(),
+            vec![tracked_b]
         );
         let d = DeployRow {
             commit_sha: "a".into(),
