@@ -359,10 +359,9 @@ pub fn score_in(
     };
     let history = sync_history(store, repo, &base, now, &mut missing)?;
     label_szz(store, repo, szz_budget)?;
-    let tracked = store.predictions_with_outcomes(
-        (config.label_latency_days * 86_400.0) as i64,
-        TRACKED_PREDICTIONS,
-    )?;
+    let latency = (config.label_latency_days * 86_400.0) as i64;
+    let (labelled_n, risky_n, newest) = store.label_counts(latency)?;
+    let tracked = store.predictions_with_outcomes(newest - latency, TRACKED_PREDICTIONS)?;
     if let (TRACKED_PREDICTIONS, Some(oldest)) = (tracked.len(), tracked.first()) {
         // Older predictions will never be read again: every labelled one is outside the newest
         // TRACKED_PREDICTIONS for good, and an unlabelled one that old (its commit never reached
@@ -372,7 +371,8 @@ pub fn score_in(
             tracing::debug!("pruned {pruned} predictions older than the tracked ones");
         }
     }
-    let (model, source, model_id, fallback_reason) = choose_model(store, config, &tracked, now)?;
+    let (model, source, model_id, fallback_reason) =
+        choose_model(store, config, (labelled_n, risky_n), &tracked, now)?;
 
     let (commit, added_lines) = git::change(repo, &base, &head)?;
     let mut features = history.metrics(&commit);
@@ -785,11 +785,13 @@ type Chosen = (RiskModel, Source, Option<i64>, Option<String>);
 const FAILED_TRAINING: &str = "failed";
 
 /// Retrain when due, then walk the fallback chain: repository → prior → heuristic.
-/// `tracked`: labelled past predictions, whose accuracy (of the model's own probability, before
-/// any signal adjustment) can make retraining due.
+/// `labels`: (labelled, risky) changes, as [`Store::label_counts`] gives them. `tracked`:
+/// labelled past predictions, whose accuracy (of the model's own probability, before any signal
+/// adjustment) can make retraining due.
 fn choose_model(
     store: &mut Store,
     config: &RiskConfig,
+    (labelled_n, risky_n): (i64, i64),
     tracked: &[omen_store::TrackedPrediction],
     now: i64,
 ) -> anyhow::Result<Chosen> {
@@ -797,8 +799,6 @@ fn choose_model(
         features: repository_features(),
         ..TrainConfig::default()
     };
-    let (labelled_n, risky_n, _) =
-        store.label_counts((config.label_latency_days * 86_400.0) as i64)?;
     let latest = store.latest_model()?;
     let due = match &latest {
         None => true,
@@ -1113,6 +1113,14 @@ mod tests {
         store
     }
 
+    /// `choose_model`'s label counts, as `score_in` reads them.
+    fn labels(store: &Store, config: &RiskConfig) -> (i64, i64) {
+        let (labelled, risky, _) = store
+            .label_counts((config.label_latency_days * 86_400.0) as i64)
+            .unwrap();
+        (labelled, risky)
+    }
+
     /// The oldest 100 changes alternate risky/safe, the rest are safe, so the time-ordered
     /// hold-out (newest 20%) has no risky change and training must fail.
     fn store_with_unusable_labels(dir: &Path, now: i64) -> Store {
@@ -1130,7 +1138,8 @@ mod tests {
             label_latency_days: 0.0,
             ..RiskConfig::default()
         };
-        let (_, source, first, reason) = choose_model(&mut store, &config, &[], now).unwrap();
+        let l = labels(&store, &config);
+        let (_, source, first, reason) = choose_model(&mut store, &config, l, &[], now).unwrap();
         assert_eq!(source, Source::Repository, "{reason:?}");
         // 60 labelled predictions: `good` ranks them right, the other score inverts it.
         let tracked = |base_good: bool| -> Vec<omen_store::TrackedPrediction> {
@@ -1152,14 +1161,15 @@ mod tests {
                 .collect()
         };
         // The second stage's output may be wrong; the model's own ranking is what counts.
-        let (_, _, same, _) = choose_model(&mut store, &config, &tracked(true), now + 60).unwrap();
+        let (_, _, same, _) =
+            choose_model(&mut store, &config, l, &tracked(true), now + 60).unwrap();
         assert_eq!(same, first);
         let (_, _, retrained, _) =
-            choose_model(&mut store, &config, &tracked(false), now + 120).unwrap();
+            choose_model(&mut store, &config, l, &tracked(false), now + 120).unwrap();
         assert!(retrained.is_some() && retrained != first, "{retrained:?}");
         // Those predictions came before the new model, so they do not judge it.
         let (_, _, kept, _) =
-            choose_model(&mut store, &config, &tracked(false), now + 180).unwrap();
+            choose_model(&mut store, &config, l, &tracked(false), now + 180).unwrap();
         assert_eq!(kept, retrained);
     }
 
@@ -1172,20 +1182,21 @@ mod tests {
             label_latency_days: 0.0,
             ..RiskConfig::default()
         };
-        let (_, source, _, reason) = choose_model(&mut store, &config, &[], now).unwrap();
+        let l = labels(&store, &config);
+        let (_, source, _, reason) = choose_model(&mut store, &config, l, &[], now).unwrap();
         assert_eq!(source, Source::Prior);
         let reason = reason.unwrap();
         assert!(reason.contains("hold-out"), "{reason}");
         let first = store.latest_model().unwrap().unwrap();
         assert_eq!(first.kind, FAILED_TRAINING);
         // The next run reuses the recorded failure: same reason, no new attempt.
-        let (_, source, _, again) = choose_model(&mut store, &config, &[], now + 60).unwrap();
+        let (_, source, _, again) = choose_model(&mut store, &config, l, &[], now + 60).unwrap();
         assert_eq!(source, Source::Prior);
         assert_eq!(again.as_deref(), Some(reason.as_str()));
         assert_eq!(store.latest_model().unwrap().unwrap().id, first.id);
         // After `retrain_days` it is tried again.
         let later = now + 31 * 86_400;
-        choose_model(&mut store, &config, &[], later).unwrap();
+        choose_model(&mut store, &config, l, &[], later).unwrap();
         assert_ne!(store.latest_model().unwrap().unwrap().id, first.id);
     }
 }

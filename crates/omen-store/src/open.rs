@@ -342,7 +342,7 @@ mod tests {
         drop(conn);
         let opened = open(&path);
         assert!(opened.set_aside.is_none());
-        let tracked = opened.store.predictions_with_outcomes(0, 10).unwrap();
+        let tracked = opened.store.predictions_with_outcomes(10, 10).unwrap();
         assert_eq!(tracked.len(), 1);
         assert_eq!(
             (tracked[0].probability, tracked[0].base_probability),

@@ -305,18 +305,15 @@ impl Store {
     }
 
     /// Latest prediction (by time) per commit that now has a label, the newest `limit` of them,
-    /// oldest first. The label rule is [`Store::label_counts`]'s: risky once marked so; safe when not,
-    /// and older than `latency` seconds before the newest change.
+    /// oldest first. The label rule is [`Store::label_counts`]'s: risky once marked so; safe when
+    /// not and the change is older than `safe_before` (the newest change's time, which
+    /// `label_counts` returns, minus the label latency).
     pub fn predictions_with_outcomes(
         &self,
-        latency: i64,
+        safe_before: i64,
         limit: usize,
     ) -> Result<Vec<TrackedPrediction>, StoreError> {
         let path = &self.path;
-        let newest: i64 = self
-            .conn
-            .query_row("SELECT coalesce(max(at), 0) FROM changes", [], |r| r.get(0))
-            .ctx(path, "count changes")?;
         // Newest first by the `predictions_at` index, stopping after `limit` commits; the first
         // row seen for a commit is its latest prediction.
         let mut stmt = self
@@ -329,7 +326,7 @@ impl Store {
             )
             .ctx(path, "prepare prediction query")?;
         let rows = stmt
-            .query_map([newest - latency], |r| {
+            .query_map([safe_before], |r| {
                 Ok(TrackedPrediction {
                     head: r.get(0)?,
                     at: r.get(1)?,
@@ -488,8 +485,8 @@ mod tests {
             })
             .unwrap();
         // Only labelled commits, and only their latest prediction, with its signals. "a" is
-        // risky; "b" (at 101) counts as safe once a change 100 s newer exists and the latency
-        // is shorter than that, and not before.
+        // risky; "b" (at 101) counts as safe only when the cut is after it (the cut is the
+        // newest change's time minus the latency: 101 − 0, then 200 − 50, then 200 − 150).
         let tracked_a = TrackedPrediction {
             head: "a".into(),
             at: 10,
@@ -499,7 +496,7 @@ mod tests {
             risky: true,
         };
         assert_eq!(
-            store.predictions_with_outcomes(0, 10).unwrap(),
+            store.predictions_with_outcomes(101, 10).unwrap(),
             vec![tracked_a.clone()]
         );
         store
@@ -514,22 +511,22 @@ mod tests {
             risky: false,
         };
         assert_eq!(
-            store.predictions_with_outcomes(50, 10).unwrap(),
+            store.predictions_with_outcomes(150, 10).unwrap(),
             vec![tracked_a.clone(), tracked_b.clone()]
         );
         // Only the newest `limit`.
         assert_eq!(
-            store.predictions_with_outcomes(50, 1).unwrap(),
+            store.predictions_with_outcomes(150, 1).unwrap(),
             vec![tracked_b.clone()]
         );
         assert_eq!(
-            store.predictions_with_outcomes(150, 10).unwrap(),
+            store.predictions_with_outcomes(50, 10).unwrap(),
             vec![tracked_a]
         );
         // Pruning before b's time drops both of a's predictions, not b's.
         assert_eq!(store.prune_predictions(11).unwrap(), 2);
         assert_eq!(
-            store.predictions_with_outcomes(50, 10).unwrap(),
+            store.predictions_with_outcomes(150, 10).unwrap(),
             vec![tracked_b]
         );
         let d = DeployRow {
