@@ -84,20 +84,10 @@ pub enum Unused {
     ThinHoldout(usize),
     /// The signals did not improve on the model alone.
     #[error(
-        "on the newest {n} labelled predictions the signals did not beat the model alone (AUC {auc_before:.3} → {auc_after:.3}, Brier {brier_before:.3} → {brier_after:.3})"
+        "on the newest {} labelled predictions the signals did not beat the model alone (AUC {:.3} → {:.3}, Brier {:.3} → {:.3})",
+        .0.n, .0.auc_before, .0.auc_after, .0.brier_before, .0.brier_after
     )]
-    NoGain {
-        /// Hold-out size.
-        n: usize,
-        /// AUC of the base probability.
-        auc_before: f64,
-        /// AUC with the signals.
-        auc_after: f64,
-        /// Brier score of the base probability.
-        brier_before: f64,
-        /// Brier score with the signals.
-        brier_after: f64,
-    },
+    NoGain(Holdout),
     /// The regression could not be fitted.
     #[error("fitting failed: {0}")]
     Fit(#[from] FitError),
@@ -121,21 +111,27 @@ pub struct Holdout {
 /// A fitted, accepted second stage.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SignalModel {
-    /// Training mean of each column ([`columns`] order).
-    mean: Vec<f64>,
-    /// Training standard deviation of each column (0 for a constant column, which then adds
-    /// nothing).
-    scale: Vec<f64>,
-    /// Mean of each signal's known transformed values, imputed for unknown ones.
-    fill: [f64; Signal::ALL.len()],
-    /// Weights on the standardised columns.
-    logistic: Logistic,
+    fitted: Fitted,
     /// Rows learned from.
     pub samples: usize,
     /// Of which risky.
     pub risky: usize,
     /// How it compared with the base probability on the newest predictions.
     pub holdout: Holdout,
+}
+
+/// The regression and how its columns are prepared.
+#[derive(Debug, Clone, PartialEq)]
+struct Fitted {
+    /// Training mean of each column.
+    mean: [f64; COLUMNS],
+    /// Training standard deviation of each column (0 for a constant column, which then adds
+    /// nothing).
+    scale: [f64; COLUMNS],
+    /// Mean of each signal's known transformed values, imputed for unknown ones.
+    fill: [f64; Signal::ALL.len()],
+    /// Weights on the standardised columns.
+    logistic: Logistic,
 }
 
 /// One signal's effect on an adjusted probability.
@@ -213,7 +209,7 @@ pub fn fit(rows: &[TrackedRow], config: &SignalConfig) -> Result<SignalModel, Un
     {
         return Err(Unused::ThinHoldout(newest.len()));
     }
-    let trial = fit_unchecked(older, config.alpha)?;
+    let trial = Fitted::fit(older, config.alpha)?;
     let scored = |p: &dyn Fn(&TrackedRow) -> f64| -> Vec<Scored> {
         newest
             .iter()
@@ -236,71 +232,54 @@ pub fn fit(rows: &[TrackedRow], config: &SignalConfig) -> Result<SignalModel, Un
     if holdout.auc_after < holdout.auc_before + config.min_auc_gain
         || holdout.brier_after > holdout.brier_before
     {
-        return Err(Unused::NoGain {
-            n: holdout.n,
-            auc_before: holdout.auc_before,
-            auc_after: holdout.auc_after,
-            brier_before: holdout.brier_before,
-            brier_after: holdout.brier_after,
-        });
+        return Err(Unused::NoGain(holdout));
     }
     Ok(SignalModel {
+        fitted: Fitted::fit(&rows, config.alpha)?,
+        samples,
+        risky,
         holdout,
-        ..fit_unchecked(&rows, config.alpha)?
     })
 }
 
-/// Standardise and fit, without any check.
-fn fit_unchecked(rows: &[TrackedRow], alpha: f64) -> Result<SignalModel, FitError> {
-    let mut fill = [0.0; Signal::ALL.len()];
-    for (i, s) in Signal::ALL.into_iter().enumerate() {
-        let known: Vec<f64> = rows
-            .iter()
-            .filter_map(|r| r.signals.get(s).map(|v| transform(s, v)))
-            .collect();
-        if !known.is_empty() {
-            fill[i] = known.iter().sum::<f64>() / known.len() as f64;
+impl Fitted {
+    /// Standardise and fit, without any check.
+    fn fit(rows: &[TrackedRow], alpha: f64) -> Result<Fitted, FitError> {
+        let mut fill = [0.0; Signal::ALL.len()];
+        for (i, s) in Signal::ALL.into_iter().enumerate() {
+            let known: Vec<f64> = rows
+                .iter()
+                .filter_map(|r| r.signals.get(s).map(|v| transform(s, v)))
+                .collect();
+            if !known.is_empty() {
+                fill[i] = known.iter().sum::<f64>() / known.len() as f64;
+            }
         }
+        let raw: Vec<[f64; COLUMNS]> = rows
+            .iter()
+            .map(|r| raw_row(r.base_probability, &r.signals, &fill))
+            .collect();
+        let n = raw.len().max(1) as f64;
+        let mut mean = [0.0; COLUMNS];
+        let mut scale = [0.0; COLUMNS];
+        for j in 0..COLUMNS {
+            mean[j] = raw.iter().map(|r| r[j]).sum::<f64>() / n;
+            let var = raw.iter().map(|r| (r[j] - mean[j]).powi(2)).sum::<f64>() / n;
+            scale[j] = if var > 1e-12 { var.sqrt() } else { 0.0 };
+        }
+        let x = Array2::from_shape_fn((raw.len(), COLUMNS), |(i, j)| {
+            standardise(raw[i][j], mean[j], scale[j])
+        });
+        let y: Vec<bool> = rows.iter().map(|r| r.risky).collect();
+        let logistic = logistic::fit(x.view(), &y, alpha)?;
+        Ok(Fitted {
+            mean,
+            scale,
+            fill,
+            logistic,
+        })
     }
-    let raw: Vec<[f64; COLUMNS]> = rows
-        .iter()
-        .map(|r| raw_row(r.base_probability, &r.signals, &fill))
-        .collect();
-    let n = raw.len().max(1) as f64;
-    let mut mean = vec![0.0; COLUMNS];
-    let mut scale = vec![0.0; COLUMNS];
-    for j in 0..COLUMNS {
-        mean[j] = raw.iter().map(|r| r[j]).sum::<f64>() / n;
-        let var = raw.iter().map(|r| (r[j] - mean[j]).powi(2)).sum::<f64>() / n;
-        scale[j] = if var > 1e-12 { var.sqrt() } else { 0.0 };
-    }
-    let x = Array2::from_shape_fn((raw.len(), COLUMNS), |(i, j)| {
-        standardise(raw[i][j], mean[j], scale[j])
-    });
-    let y: Vec<bool> = rows.iter().map(|r| r.risky).collect();
-    let logistic = logistic::fit(x.view(), &y, alpha)?;
-    Ok(SignalModel {
-        mean,
-        scale,
-        fill,
-        logistic,
-        samples: rows.len(),
-        risky: y.iter().filter(|r| **r).count(),
-        holdout: Holdout {
-            n: 0,
-            auc_before: f64::NAN,
-            auc_after: f64::NAN,
-            brier_before: f64::NAN,
-            brier_after: f64::NAN,
-        },
-    })
-}
 
-fn standardise(v: f64, mean: f64, scale: f64) -> f64 {
-    if scale > 0.0 { (v - mean) / scale } else { 0.0 }
-}
-
-impl SignalModel {
     fn inputs(&self, base_probability: f64, signals: &Signals) -> Vec<f64> {
         raw_row(base_probability, signals, &self.fill)
             .iter()
@@ -309,20 +288,31 @@ impl SignalModel {
             .collect()
     }
 
-    /// The adjusted probability.
-    pub fn probability(&self, base_probability: f64, signals: &Signals) -> f64 {
+    fn probability(&self, base_probability: f64, signals: &Signals) -> f64 {
         sigmoid(
             self.logistic
                 .margin(&self.inputs(base_probability, signals)),
         )
+    }
+}
+
+fn standardise(v: f64, mean: f64, scale: f64) -> f64 {
+    if scale > 0.0 { (v - mean) / scale } else { 0.0 }
+}
+
+impl SignalModel {
+    /// The adjusted probability.
+    pub fn probability(&self, base_probability: f64, signals: &Signals) -> f64 {
+        self.fitted.probability(base_probability, signals)
     }
 
     /// Each *known* signal's effect on the adjusted probability: the probability minus the
     /// probability with that signal's value and flag at their training means (a typical
     /// change). Strongest first.
     pub fn effects(&self, base_probability: f64, signals: &Signals) -> Vec<SignalEffect> {
-        let z = self.inputs(base_probability, signals);
-        let p = sigmoid(self.logistic.margin(&z));
+        let z = self.fitted.inputs(base_probability, signals);
+        let logistic = &self.fitted.logistic;
+        let p = sigmoid(logistic.margin(&z));
         let mut out: Vec<SignalEffect> = Signal::ALL
             .into_iter()
             .enumerate()
@@ -333,7 +323,7 @@ impl SignalModel {
                 zi[2 + 2 * i] = 0.0;
                 SignalEffect {
                     signal,
-                    effect: p - sigmoid(self.logistic.margin(&zi)),
+                    effect: p - sigmoid(logistic.margin(&zi)),
                 }
             })
             .collect();
@@ -408,12 +398,12 @@ mod tests {
     fn signals_that_say_nothing_are_not_used() {
         let data = rows(600, 0.0, 11);
         match fit(&data, &SignalConfig::default()) {
-            Err(Unused::NoGain {
+            Err(Unused::NoGain(Holdout {
                 n,
                 auc_before,
                 auc_after,
                 ..
-            }) => {
+            })) => {
                 assert_eq!(n, 180);
                 assert!(auc_after < auc_before + 0.01, "{auc_before} {auc_after}");
             }
