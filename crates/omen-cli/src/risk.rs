@@ -701,7 +701,7 @@ fn sync_history(
             label_source: None,
         });
     }
-    store.record_changes(&rows, &history.encode(), base, now)?;
+    store.record_changes(&rows, &history.encode(), history.len(), base, now)?;
     if !reverts.is_empty() {
         // Abbreviated ids in revert messages are resolved by git.
         let full: Vec<String> = reverts
@@ -1103,7 +1103,7 @@ mod tests {
             })
             .collect();
         store
-            .record_changes(&rows, &RepoHistory::default().encode(), "head", now)
+            .record_changes(&rows, &RepoHistory::default().encode(), 0, "head", now)
             .unwrap();
         let risky: Vec<String> = (0..400)
             .filter(|i| risky(*i))

@@ -139,4 +139,11 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     r#"
     CREATE INDEX predictions_at ON predictions (at, id);
     "#,
+    // 6 → 7: every scoring run counts the labelled changes and finds the newest one
+    // (Store::label_counts) and every default-branch run lists the fixes SZZ has not analysed
+    // (Store::fixes_pending_szz); without these indexes each was a scan of every change.
+    r#"
+    CREATE INDEX changes_at ON changes (at, risky);
+    CREATE INDEX changes_szz_pending ON changes (seq) WHERE fix = 1 AND szz_done = 0;
+    "#,
 ];

@@ -116,6 +116,14 @@ fn decode_features(b: &[u8]) -> Vec<f64> {
         .collect()
 }
 
+// Queries of every scoring run, each answered from an index (schema 7), not by reading every
+// change; a test checks their query plans.
+const NEWEST_CHANGE: &str = "SELECT coalesce(max(at), 0) FROM changes";
+const LABEL_COUNTS: &str =
+    "SELECT count(*), coalesce(sum(risky = 1), 0) FROM changes WHERE risky = 1 OR at < ?1";
+const FIXES_PENDING_SZZ: &str =
+    "SELECT sha FROM changes WHERE fix = 1 AND szz_done = 0 ORDER BY seq DESC";
+
 impl Store {
     /// The stored repository history state and the last commit it includes.
     pub fn risk_state(&self) -> Result<Option<(Vec<u8>, String)>, StoreError> {
@@ -130,10 +138,13 @@ impl Store {
     }
 
     /// Store newly observed changes and the history state after them, in one transaction.
+    /// `commits` is how many commits that state has observed (it is stored beside it; counting
+    /// the `changes` rows instead would read every one of them on each run).
     pub fn record_changes(
         &mut self,
         rows: &[ChangeRow],
         state: &[u8],
+        commits: u32,
         last_commit: &str,
         now: i64,
     ) -> Result<(), StoreError> {
@@ -161,9 +172,6 @@ impl Store {
                     .ctx(&path, "insert a change")?;
             }
         }
-        let commits: i64 = tx
-            .query_row("SELECT count(*) FROM changes", [], |r| r.get(0))
-            .ctx(&path, "count changes")?;
         tx.execute(
             "INSERT OR REPLACE INTO risk_state (id, history, last_commit, commits, updated_at) VALUES (1, ?1, ?2, ?3, ?4)",
             params![state, last_commit, commits, now],
@@ -201,15 +209,13 @@ impl Store {
     pub fn label_counts(&self, latency: i64) -> Result<(i64, i64, i64), StoreError> {
         let newest: i64 = self
             .conn
-            .query_row("SELECT coalesce(max(at), 0) FROM changes", [], |r| r.get(0))
+            .query_row(NEWEST_CHANGE, [], |r| r.get(0))
             .ctx(&self.path, "count changes")?;
         let (labelled, risky): (i64, i64) = self
             .conn
-            .query_row(
-                "SELECT count(*), coalesce(sum(risky = 1), 0) FROM changes WHERE risky = 1 OR at < ?1",
-                [newest - latency],
-                |r| Ok((r.get(0)?, r.get(1)?)),
-            )
+            .query_row(LABEL_COUNTS, [newest - latency], |r| {
+                Ok((r.get(0)?, r.get(1)?))
+            })
             .ctx(&self.path, "count labelled changes")?;
         Ok((labelled, risky, newest))
     }
@@ -219,7 +225,7 @@ impl Store {
         let path = &self.path;
         let mut stmt = self
             .conn
-            .prepare("SELECT sha FROM changes WHERE fix = 1 AND szz_done = 0 ORDER BY seq DESC")
+            .prepare(FIXES_PENDING_SZZ)
             .ctx(path, "prepare fix query")?;
         let rows = stmt.query_map([], |r| r.get(0)).ctx(path, "read fixes")?;
         rows.collect::<Result<_, _>>().ctx(path, "read fixes")
@@ -396,6 +402,39 @@ impl Store {
 mod tests {
     use super::*;
 
+    /// The queries every scoring run makes are answered from indexes. Without them each read
+    /// every change: about 20 ms per run on a 50,000-commit history.
+    #[test]
+    fn per_run_change_queries_read_indexes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("h.db"), 1).unwrap().store;
+        let plan = |sql: &str| -> String {
+            let mut stmt = store
+                .conn
+                .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))
+                .unwrap();
+            let params = vec![0_i64; stmt.parameter_count()];
+            let steps = stmt
+                .query_map(rusqlite::params_from_iter(params), |r| {
+                    r.get::<_, String>(3)
+                })
+                .unwrap();
+            steps.map(|s| s.unwrap()).collect::<Vec<_>>().join("; ")
+        };
+        assert_eq!(
+            plan(NEWEST_CHANGE),
+            "SEARCH changes USING COVERING INDEX changes_at"
+        );
+        assert_eq!(
+            plan(LABEL_COUNTS),
+            "SCAN changes USING COVERING INDEX changes_at"
+        );
+        assert_eq!(
+            plan(FIXES_PENDING_SZZ),
+            "SCAN changes USING COVERING INDEX changes_szz_pending"
+        );
+    }
+
     #[test]
     fn changes_labels_models_predictions_and_deploys_round_trip() {
         let dir = tempfile::tempdir().unwrap();
@@ -412,16 +451,27 @@ mod tests {
             label_source: None,
         };
         store
-            .record_changes(&[row("a", 0, false), row("b", 1, true)], b"state", "b", 5)
+            .record_changes(
+                &[row("a", 0, false), row("b", 1, true)],
+                b"state",
+                2,
+                "b",
+                5,
+            )
             .unwrap();
         // Recording the same commit again keeps the first row.
         store
-            .record_changes(&[row("b", 7, true)], b"state2", "b", 6)
+            .record_changes(&[row("b", 7, true)], b"state2", 2, "b", 6)
             .unwrap();
         assert_eq!(
             store.risk_state().unwrap(),
             Some((b"state2".to_vec(), "b".into()))
         );
+        let commits: i64 = store
+            .conn
+            .query_row("SELECT commits FROM risk_state", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(commits, 2);
         assert_eq!(store.fixes_pending_szz().unwrap(), vec!["b".to_string()]);
         assert_eq!(
             store
@@ -500,7 +550,7 @@ mod tests {
             vec![tracked_a.clone()]
         );
         store
-            .record_changes(&[row("c", 100, false)], b"state3", "c", 7)
+            .record_changes(&[row("c", 100, false)], b"state3", 3, "c", 7)
             .unwrap();
         let tracked_b = TrackedPrediction {
             head: "b".into(),
