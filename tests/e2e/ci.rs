@@ -50,6 +50,30 @@ impl Runner {
 
     /// `omen ci` as the action runs it on a pull request.
     fn ci(&self, gh: &FakeGitHub, run_id: &str, extra: &[&str]) -> omen_tests::Run {
+        let mut cmd = self.actions(gh, run_id, extra);
+        cmd.env("GITHUB_EVENT_NAME", "pull_request")
+            .env("GITHUB_EVENT_PATH", self.path("event.json"))
+            .env("GITHUB_HEAD_REF", "feature")
+            .env("GITHUB_REF_NAME", format!("{PR}/merge"));
+        run(&mut cmd)
+    }
+
+    /// `omen ci` as the action runs it on a push to the default branch `main`.
+    fn push(&self, gh: &FakeGitHub, run_id: &str, extra: &[&str]) -> omen_tests::Run {
+        std::fs::write(
+            self.path("push.json"),
+            r#"{"ref": "refs/heads/main", "repository": {"default_branch": "main"}}"#,
+        )
+        .unwrap();
+        let mut cmd = self.actions(gh, run_id, extra);
+        cmd.env("GITHUB_EVENT_NAME", "push")
+            .env("GITHUB_EVENT_PATH", self.path("push.json"))
+            .env("GITHUB_REF_NAME", "main");
+        run(&mut cmd)
+    }
+
+    /// `omen ci` in GitHub Actions, before the event's own variables.
+    fn actions(&self, gh: &FakeGitHub, run_id: &str, extra: &[&str]) -> Command {
         for f in ["summary.md", "output.txt"] {
             let _ = std::fs::remove_file(self.path(f));
         }
@@ -61,18 +85,14 @@ impl Runner {
             .env("GITHUB_REPOSITORY", REPO)
             .env("GITHUB_API_URL", &gh.url)
             .env("GITHUB_SERVER_URL", "https://github.com")
-            .env("GITHUB_EVENT_NAME", "pull_request")
-            .env("GITHUB_EVENT_PATH", self.path("event.json"))
             .env("GITHUB_SHA", format!("{run_id:0>40}"))
-            .env("GITHUB_HEAD_REF", "feature")
-            .env("GITHUB_REF_NAME", format!("{PR}/merge"))
             .env("GITHUB_RUN_ID", run_id)
             .env("GITHUB_RUN_ATTEMPT", "1")
             .env("GITHUB_JOB", "test")
             .env("GITHUB_STEP_SUMMARY", self.path("summary.md"))
             .env("GITHUB_OUTPUT", self.path("output.txt"))
             .env("RUNNER_TEMP", self.dir.path());
-        run(&mut cmd)
+        cmd
     }
 
     fn read(&self, p: &str) -> String {
@@ -768,4 +788,88 @@ fn learned_signals_adjust_the_score_once_they_beat_the_model_alone() {
         body.contains("weights were learned from 5000 past predictions"),
         "{body}"
     );
+}
+
+/// A push to the default branch has no pull request event, so `omen ci` asks GitHub which merged
+/// pull request produced the commit and records how long it was open: the predictions the
+/// default branch's database keeps then carry the review-time signal too. A failed lookup leaves
+/// the signal unknown and costs the build nothing.
+#[test]
+fn a_push_records_how_long_its_merged_pull_request_was_open() {
+    use omen_risk::signals::Signal;
+    let gh = FakeGitHub::start();
+    let r = Runner::new();
+    let d = r.dir.path();
+    init_app_repo(d);
+    std::fs::write(d.join("src/app.py"), "def f():\n    return 2\n").unwrap();
+    commit_all(d, "bob", 1, "Return 2 (#7)");
+    let head = git_as(d, "bob", 0, &["rev-parse", "HEAD"])
+        .trim()
+        .to_owned();
+    gh.seed_merged_pull(&head, 7, "2024-01-01T08:00:00Z", "2024-01-02T10:00:00Z");
+    r.report(&[("test_ok", false)]);
+
+    let push = r.push(&gh, "1", &[]);
+    push.code(0);
+    let signals = latest_prediction_signals(&d.join("h.db"));
+    assert_eq!(signals.get(Signal::ReviewHours), Some(26.0), "{push}");
+    let lookups: Vec<_> = gh
+        .seen()
+        .into_iter()
+        .filter(|s| s.path.ends_with("/pulls"))
+        .collect();
+    assert_eq!(lookups.len(), 1, "{lookups:?}");
+    assert_eq!(lookups[0].method, "GET");
+    assert_eq!(
+        lookups[0].path,
+        format!("/repos/{REPO}/commits/{head}/pulls")
+    );
+    assert_eq!(
+        lookups[0].auth.as_deref(),
+        Some(&*format!("Bearer {TOKEN}"))
+    );
+    assert_eq!(lookups[0].status, 200);
+    assert!(
+        r.read("summary.md")
+            .contains("7 was open for 26 h before it was merged"),
+        "{}",
+        r.read("summary.md")
+    );
+    assert!(!push.stderr.contains(TOKEN) && !push.stdout.contains(TOKEN));
+
+    // A direct push (no pull request) and a lookup GitHub refuses both leave it unknown.
+    std::fs::write(d.join("src/app.py"), "def f():\n    return 3\n").unwrap();
+    commit_all(d, "bob", 2, "Return 3");
+    r.push(&gh, "2", &[]).code(0);
+    assert_eq!(
+        latest_prediction_signals(&d.join("h.db")).get(Signal::ReviewHours),
+        None
+    );
+    gh.script(
+        Some("GET"),
+        403,
+        &[],
+        r#"{"message": "Resource not accessible by integration"}"#,
+    );
+    std::fs::write(d.join("src/app.py"), "def f():\n    return 4\n").unwrap();
+    commit_all(d, "bob", 3, "Return 4 (#8)");
+    let refused = r.push(&gh, "3", &["--strict"]);
+    refused.code(0);
+    assert_eq!(
+        latest_prediction_signals(&d.join("h.db")).get(Signal::ReviewHours),
+        None
+    );
+    // Pull request runs read their own event and never look a commit up.
+    let before = gh
+        .seen()
+        .iter()
+        .filter(|s| s.path.ends_with("/pulls"))
+        .count();
+    r.ci(&gh, "4", &["--comment", "off"]).code(0);
+    let after = gh
+        .seen()
+        .iter()
+        .filter(|s| s.path.ends_with("/pulls"))
+        .count();
+    assert_eq!(before, after);
 }

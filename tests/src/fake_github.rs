@@ -1,5 +1,5 @@
-//! A fake GitHub REST API on 127.0.0.1 for the tests: the issue-comment endpoints Omen uses,
-//! checked the way GitHub checks them, with scripted failures.
+//! A fake GitHub REST API on 127.0.0.1 for the tests: the issue-comment endpoints Omen uses and
+//! the pull requests of a commit, checked the way GitHub checks them, with scripted failures.
 
 use std::collections::VecDeque;
 use std::io::{BufRead, BufReader, Read, Write};
@@ -40,6 +40,8 @@ pub struct Scripted {
 #[derive(Debug, Default)]
 struct State {
     comments: Vec<(u64, String)>,
+    /// (commit, pull request as GitHub returns it) for `GET /repos/…/commits/{sha}/pulls`.
+    pulls: Vec<(String, serde_json::Value)>,
     next_id: u64,
     seen: Vec<Seen>,
     script: VecDeque<Scripted>,
@@ -109,6 +111,21 @@ impl FakeGitHub {
         st.next_id += 1;
         st.comments.push((id, body.to_owned()));
         id
+    }
+
+    /// Make `sha` the merge of pull request `number`, opened and merged at these RFC 3339 times.
+    pub fn seed_merged_pull(&self, sha: &str, number: u64, created_at: &str, merged_at: &str) {
+        self.state.lock().unwrap().pulls.push((
+            sha.to_owned(),
+            serde_json::json!({
+                "number": number,
+                "state": "closed",
+                "created_at": created_at,
+                "merged_at": merged_at,
+                "merge_commit_sha": sha,
+                "user": { "login": "bob" },
+            }),
+        ));
     }
 
     /// Answer the next `method` request (any method if `None`) with this instead.
@@ -328,6 +345,22 @@ fn route(
                 }
                 None => (404, vec![], msg("Not Found")),
             }
+        }
+        ("GET", p)
+            if p.starts_with(&format!("/repos/{REPO}/commits/")) && p.ends_with("/pulls") =>
+        {
+            let sha = &p[format!("/repos/{REPO}/commits/").len()..p.len() - "/pulls".len()];
+            // GitHub: a full or abbreviated hex SHA it knows, else 422.
+            if sha.len() < 7 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return (422, vec![], msg(&format!("No commit found for SHA: {sha}")));
+            }
+            let items: Vec<_> = st
+                .pulls
+                .iter()
+                .filter(|(s, _)| s == sha)
+                .map(|(_, p)| p.clone())
+                .collect();
+            (200, vec![], serde_json::Value::Array(items).to_string())
         }
         _ => (404, vec![], msg("Not Found")),
     }

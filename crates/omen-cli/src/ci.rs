@@ -9,7 +9,7 @@ use anyhow::Context;
 use omen_core::flakiness::{State, Verdict, assess, explain, judge_failure};
 use omen_core::history::failure_signature;
 use omen_core::run::TestResult;
-use omen_forge::{ForgeError, GitHub, Token};
+use omen_forge::{ForgeError, GitHub, RetryPolicy, Token};
 use omen_metadata::exit_code;
 use omen_metadata::quarantine::{Mode, QUARANTINE_VERSION, QuarantineFile};
 use omen_render::{
@@ -199,7 +199,19 @@ pub fn run(args: &CiArgs, config: &crate::config::Config) -> anyhow::Result<Outc
         now,
         quarantine_changes,
     );
-    let ci_signals = ci_signals(&report);
+    let mut ci_signals = ci_signals(&report);
+    // A push's commit has no pull request event, but the merged pull request that produced it
+    // says how long it was reviewed: the signal is then known for the predictions the default
+    // branch keeps, which are the ones the second stage learns from.
+    if args.risk != RiskMode::Off
+        && is_default
+        && meta.pull_request.is_none()
+        && store.is_some()
+        && let Some(gh) = github_client(LOOKUP_RETRY)
+        && let Ok(sha) = crate::git::rev_parse(&args.repo, "HEAD")
+    {
+        ci_signals.merged_pull = merged_pull(&gh, &sha);
+    }
     let risk = match (args.risk, store.as_mut()) {
         (RiskMode::Off, _) => None,
         (RiskMode::Auto, None) => {
@@ -548,6 +560,47 @@ fn build_report(
     }
 }
 
+/// Retries for lookups that only enrich the report: a few seconds at most, never the budget a
+/// comment gets.
+const LOOKUP_RETRY: RetryPolicy = RetryPolicy {
+    attempts: 2,
+    backoff: std::time::Duration::from_secs(1),
+    budget: std::time::Duration::from_secs(5),
+};
+
+/// A GitHub client from the Actions environment (`GITHUB_TOKEN`, `GITHUB_REPOSITORY`,
+/// `GITHUB_API_URL`), or `None` outside GitHub Actions or without a token.
+fn github_client(retry: RetryPolicy) -> Option<GitHub> {
+    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+    let token = Token::new(env("GITHUB_TOKEN")?);
+    let repository = env("GITHUB_REPOSITORY")?;
+    let api = env("GITHUB_API_URL").unwrap_or_else(|| "https://api.github.com".to_owned());
+    GitHub::new(&api, &token, &repository, retry)
+        .map_err(|e| tracing::info!("{e}"))
+        .ok()
+}
+
+/// `(number, hours open)` of the merged pull request that produced `sha`. Any trouble is only
+/// logged: the signal is then unknown, as it is for a direct push.
+fn merged_pull(gh: &GitHub, sha: &str) -> Option<(u64, f64)> {
+    let pull = match gh.merged_pull_of(sha) {
+        Ok(p) => p?,
+        Err(e) => {
+            tracing::info!("the pull request of {sha} could not be looked up: {e}");
+            return None;
+        }
+    };
+    let times = crate::parse_time(&pull.created_at)
+        .and_then(|c| Ok((c, crate::parse_time(&pull.merged_at)?)));
+    match times {
+        Ok((created, merged)) => Some((pull.number, (merged - created).max(0) as f64 / 3600.0)),
+        Err(e) => {
+            tracing::info!("pull request #{}: {e:#}", pull.number);
+            None
+        }
+    }
+}
+
 /// This run's own CI signals: new failures, and the change in the number of tests.
 fn ci_signals(report: &CiReport) -> crate::risk::CiSignals {
     let new = report
@@ -556,6 +609,7 @@ fn ci_signals(report: &CiReport) -> crate::risk::CiSignals {
         .filter(|f| matches!(f.class, FailureClass::New))
         .count();
     crate::risk::CiSignals {
+        merged_pull: None,
         new_failures: Some(new as u64),
         test_delta: report
             .base

@@ -332,6 +332,9 @@ pub struct CiSignals {
     pub new_failures: Option<u64>,
     /// Tests in this run minus tests in the latest default-branch run.
     pub test_delta: Option<i64>,
+    /// On a default-branch push: the merged pull request that brought the commit in, as
+    /// (number, hours it was open before merging). Pull request runs read their own event.
+    pub merged_pull: Option<(u64, f64)>,
 }
 
 /// Score `base...head` of the checkout `repo` with the history in `store`. Without `base`, the
@@ -586,6 +589,12 @@ fn signals(
         values.set(Signal::ReviewHours, hours);
         out.push(format!(
             "pull request open for {}",
+            omen_risk::signals::hours(hours)
+        ));
+    } else if let Some((number, hours)) = ci.merged_pull {
+        values.set(Signal::ReviewHours, hours);
+        out.push(format!(
+            "pull request #{number} was open for {} before it was merged",
             omen_risk::signals::hours(hours)
         ));
     }

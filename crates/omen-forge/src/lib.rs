@@ -90,6 +90,28 @@ struct Comment {
     html_url: String,
 }
 
+/// A pull request as the commit-pulls endpoint returns it.
+#[derive(Debug, Deserialize)]
+struct PullSummary {
+    number: u64,
+    created_at: String,
+    #[serde(default)]
+    merged_at: Option<String>,
+    #[serde(default)]
+    merge_commit_sha: Option<String>,
+}
+
+/// The merged pull request that brought a commit into the default branch.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MergedPull {
+    /// Its number.
+    pub number: u64,
+    /// When it was opened (RFC 3339, as GitHub gives it).
+    pub created_at: String,
+    /// When it was merged (RFC 3339).
+    pub merged_at: String,
+}
+
 /// A GitHub repository client. It owns a current-thread runtime: `omen` makes a handful of calls
 /// per run, and the rest of Omen stays synchronous.
 #[derive(Debug)]
@@ -165,6 +187,41 @@ impl GitHub {
                 None => Ok(None),
             }
         })
+    }
+
+    /// The merged pull request whose merge (merge, squash or rebase) produced `sha`, if any.
+    /// Reads `GET /repos/{owner}/{repo}/commits/{sha}/pulls`; among merged pull requests it
+    /// prefers the one whose `merge_commit_sha` is `sha`.
+    pub fn merged_pull_of(&self, sha: &str) -> Result<Option<MergedPull>, ForgeError> {
+        const ACTION: &str = "list the pull requests of the commit";
+        let path = format!("/repos/{}/{}/commits/{sha}/pulls", self.owner, self.repo);
+        let text = self
+            .runtime
+            .block_on(self.send(ACTION, http::Method::GET, &path, None))?;
+        let pulls: Vec<PullSummary> =
+            serde_json::from_str(&text).map_err(|e| ForgeError::Failed {
+                action: ACTION,
+                status: 200,
+                attempts: 1,
+                message: format!("unexpected answer: {e}"),
+            })?;
+        let mut merged: Vec<_> = pulls
+            .into_iter()
+            .filter_map(|p| {
+                let exact = p.merge_commit_sha.as_deref() == Some(sha);
+                let merged_at = p.merged_at?;
+                Some((
+                    exact,
+                    MergedPull {
+                        number: p.number,
+                        created_at: p.created_at,
+                        merged_at,
+                    },
+                ))
+            })
+            .collect();
+        merged.sort_by_key(|(exact, _)| !exact);
+        Ok(merged.into_iter().next().map(|(_, p)| p))
     }
 
     async fn upsert(&self, pr: u64, marker: &str, body: &str) -> Result<Posted, ForgeError> {
