@@ -2,7 +2,8 @@
 # Omen's main job on the bundled example history (examples/history, made by
 # `cargo run --release -p omen-bench -- gen-examples`): ingest every CI run, 30 default-branch
 # commits with their re-runs plus pull-request runs, then list flaky and broken tests and write
-# the quarantine file. Embedded SQLite, no server, no token.
+# the quarantine file. Then score the deploy risk of this checkout's newest commit from its own
+# git history. Embedded SQLite, no server, no token.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 history="$root/examples/history"
@@ -33,3 +34,12 @@ echo
 "$omen" quarantine --db "$db" --out "$work/quarantine.json" --now "$last"
 echo
 echo "compare with the truth the history was generated from: $history/TRUTH.tsv"
+
+# Deploy risk needs a git checkout with history: a tarball or a depth-1 clone has none to learn from.
+echo
+if git -C "$root" rev-parse --verify --quiet HEAD~1 > /dev/null 2>&1; then
+  echo "omen: deploy risk of this checkout's newest commit ($(git -C "$root" log -1 --format='%h %s' | cut -c1-72))"
+  "$omen" risk score --repo "$root" --db "$db" --base HEAD~1 --head HEAD
+else
+  echo "omen: deploy risk skipped: $root is not a git checkout with at least two commits"
+fi
