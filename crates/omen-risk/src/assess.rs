@@ -92,10 +92,11 @@ impl Levels {
 /// One reason behind a score.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Factor {
-    /// The feature.
+    /// The feature, or for a fact several inputs measure, the one that names it (see
+    /// [`topic`]).
     pub feature: Feature,
-    /// How much the probability moves because of this feature's value, compared with a typical
-    /// change (the feature at its training mean); positive raises risk.
+    /// How much the probability moves because of this value, compared with a typical change
+    /// (every input of the fact at its training mean); positive raises risk.
     pub effect: f64,
     /// Plain words, e.g. "touches 14 files in 5 directories".
     pub text: String,
@@ -132,11 +133,27 @@ pub struct Assessment {
 /// Smallest change of probability worth naming as a factor.
 pub const MIN_EFFECT: f64 = 0.005;
 
+/// The fact a reviewer reads `f` as, named by its lead feature. A ratio or a second measure of
+/// the same thing is explained with its lead: NUC and NUC/NF are one fact ("these files were
+/// changed 19 times before, 9.5 times each"), so it is never listed twice, once raising the risk
+/// and once lowering it, as correlated inputs with opposite weights would otherwise be.
+pub fn topic(f: Feature) -> Feature {
+    match f {
+        Feature::Nd => Feature::Nf,
+        Feature::LaPerLt => Feature::La,
+        Feature::LdPerLt => Feature::Ld,
+        Feature::LtPerNf => Feature::Lt,
+        Feature::NucPerNf => Feature::Nuc,
+        Feature::Rexp => Feature::Exp,
+        f => f,
+    }
+}
+
 /// Score `raw` with `model`, explain it with its `max_factors` strongest factors.
 ///
-/// A factor's effect is measured by occlusion: the probability minus the probability with that
-/// one input set to its training mean. This works the same for every scorer (logistic, forest,
-/// blend), and its sign says which way the value pushes.
+/// A factor's effect is measured by occlusion: the probability minus the probability with the
+/// inputs of one fact ([`topic`]) set to their training means. This works the same for every
+/// scorer (logistic, forest, blend), and its sign says which way the value pushes.
 pub fn assess(
     model: &RiskModel,
     source: Source,
@@ -146,16 +163,26 @@ pub fn assess(
 ) -> Assessment {
     let z = model.inputs(raw);
     let p = model.probability_of_inputs(&z);
+    let mut topics: Vec<Feature> = Vec::new();
+    for f in &model.features {
+        if !topics.contains(&topic(*f)) {
+            topics.push(topic(*f));
+        }
+    }
     let mut factors: Vec<Factor> = Vec::new();
-    for (i, f) in model.features.iter().enumerate() {
+    for t in topics {
         let mut zi = z.clone();
-        zi[i] = 0.0;
+        for (i, f) in model.features.iter().enumerate() {
+            if topic(*f) == t {
+                zi[i] = 0.0;
+            }
+        }
         let effect = p - model.probability_of_inputs(&zi);
         if effect.abs() >= MIN_EFFECT {
             factors.push(Factor {
-                feature: *f,
+                feature: t,
                 effect,
-                text: describe(*f, raw),
+                text: describe(t, raw),
             });
         }
     }
@@ -188,8 +215,25 @@ pub fn describe(f: Feature, v: &FeatureVector) -> String {
             "spreads its changes across files (entropy {:.2} bits)",
             v.get(f)
         ),
+        Feature::La if v.get(Feature::Lt) >= 1.0 => format!(
+            "adds {} line{} ({} of the touched files' size)",
+            n(f),
+            s(n(f)),
+            percent(Feature::LaPerLt.raw(v))
+        ),
         Feature::La => format!("adds {} line{}", n(f), s(n(f))),
+        Feature::Ld if v.get(Feature::Lt) >= 1.0 => format!(
+            "deletes {} line{} ({} of the touched files' lines)",
+            n(f),
+            s(n(f)),
+            percent(Feature::LdPerLt.raw(v))
+        ),
         Feature::Ld => format!("deletes {} line{}", n(f), s(n(f))),
+        Feature::Lt if n(Feature::Nf) > 1 => format!(
+            "the touched files had {} lines before ({:.0} per file)",
+            n(f),
+            Feature::LtPerNf.raw(v)
+        ),
         Feature::Lt => format!("the touched files had {} lines before", n(f)),
         Feature::Fix => {
             if v.get(f) > 0.0 {
@@ -200,6 +244,12 @@ pub fn describe(f: Feature, v: &FeatureVector) -> String {
         }
         Feature::Ndev => format!("{} developer{} changed these files before", n(f), s(n(f))),
         Feature::Age => format!("the files last changed {:.0} days ago on average", v.get(f)),
+        Feature::Nuc if n(Feature::Nf) > 1 => format!(
+            "these files were changed {} time{} before ({:.1} per file)",
+            n(f),
+            s(n(f)),
+            Feature::NucPerNf.raw(v)
+        ),
         Feature::Nuc => format!("these files were changed {} time{} before", n(f), s(n(f))),
         Feature::Exp => format!("the author has made {} earlier change{}", n(f), s(n(f))),
         Feature::Rexp => format!(
@@ -247,6 +297,16 @@ pub fn describe(f: Feature, v: &FeatureVector) -> String {
             "each touched file was changed {:.1} times before on average",
             f.raw(v)
         ),
+    }
+}
+
+/// A share as a percentage: one decimal below 10%, none above.
+fn percent(share: f64) -> String {
+    let p = share * 100.0;
+    if p < 10.0 {
+        format!("{p:.1}%")
+    } else {
+        format!("{p:.0}%")
     }
 }
 
@@ -312,6 +372,75 @@ mod tests {
             text: "the author has made 120 earlier changes".into(),
         };
         assert_eq!(f.line(), "− the author has made 120 earlier changes");
+    }
+
+    /// Correlated inputs of one fact, here with opposite weights, make one factor: their joint
+    /// effect, worded once. Alone, NUC would read "−" and NUC/NF "+" for the same files.
+    #[test]
+    fn inputs_of_one_fact_make_one_factor() {
+        let features = vec![Feature::Nuc, Feature::NucPerNf, Feature::Nf, Feature::Nd];
+        let model = RiskModel {
+            features: features.clone(),
+            mean: vec![1.0; 4],
+            scale: vec![1.0; 4],
+            logistic: Some((
+                Logistic::linear(vec![-1.0, 1.6, 0.8, -0.5], -1.0),
+                Platt::IDENTITY,
+            )),
+            ..heuristic_model()
+        };
+        let mut v = FeatureVector::default();
+        v.set(Feature::Nuc, 19.0);
+        v.set(Feature::Nf, 2.0);
+        v.set(Feature::Nd, 1.0);
+        let a = assess(&model, Source::Prior, &v, &Levels::default(), 5);
+        let lines: Vec<String> = a.factors.iter().map(Factor::line).collect();
+        assert_eq!(a.factors.len(), 2, "{lines:?}");
+        let z = model.inputs(&v);
+        let without = |idx: &[usize]| {
+            let mut zi = z.clone();
+            for &i in idx {
+                zi[i] = 0.0;
+            }
+            a.probability - model.probability_of_inputs(&zi)
+        };
+        let nuc = a
+            .factors
+            .iter()
+            .find(|f| f.feature == Feature::Nuc)
+            .unwrap();
+        assert!((nuc.effect - without(&[0, 1])).abs() < 1e-12);
+        assert_eq!(
+            nuc.text,
+            "these files were changed 19 times before (9.5 per file)"
+        );
+        let files = a.factors.iter().find(|f| f.feature == Feature::Nf).unwrap();
+        assert!((files.effect - without(&[2, 3])).abs() < 1e-12);
+        assert_eq!(files.text, "touches 2 files in 1 directory");
+    }
+
+    #[test]
+    fn size_facts_carry_their_ratios() {
+        let mut v = FeatureVector::default();
+        v.set(Feature::La, 40.0);
+        v.set(Feature::Ld, 3.0);
+        v.set(Feature::Lt, 800.0);
+        v.set(Feature::Nf, 4.0);
+        assert_eq!(
+            describe(Feature::La, &v),
+            "adds 40 lines (5.0% of the touched files' size)"
+        );
+        assert_eq!(
+            describe(Feature::Ld, &v),
+            "deletes 3 lines (0.4% of the touched files' lines)"
+        );
+        assert_eq!(
+            describe(Feature::Lt, &v),
+            "the touched files had 800 lines before (200 per file)"
+        );
+        // New files: no size to compare with.
+        v.set(Feature::Lt, 0.0);
+        assert_eq!(describe(Feature::La, &v), "adds 40 lines");
     }
 
     #[test]
