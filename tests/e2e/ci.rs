@@ -577,11 +577,11 @@ fn deploy_risk_reaches_the_comment_the_outputs_and_the_gate() {
     assert!(body.contains(&format!("Deploy risk: {level}")), "{body}");
     assert!(body.contains("**Gate: blocked** (threshold 0%)"), "{body}");
     assert!(
-        body.contains("TODO/FIXME"),
+        body.contains("adds 480 TODO/FIXME lines"),
         "the diff hint is shown\n{body}"
     );
     assert!(
-        body.contains("adds 1 new function") && body.contains("touches no test file"),
+        body.contains("adds 1 new function and touches no test file"),
         "{body}"
     );
     assert!(r.read("summary.md").contains("Deploy risk:"));
@@ -735,7 +735,18 @@ fn learned_signals_adjust_the_score_once_they_beat_the_model_alone() {
     r.ci(&gh, "1", &["--fail-on", "never"]).code(0);
     let (p, base) = latest_probabilities(&d.join("h.db"));
     assert_eq!(p, base);
-    assert!(!gh.comments()[0].1.contains("before CI signals"));
+    let body = gh.comments()[0].1.clone();
+    assert!(!body.contains("before CI signals"));
+    const FAILED: &str =
+        "1 test failed in this run that is neither known flaky nor failing on the default branch";
+    assert!(
+        body.contains(&format!("- {FAILED}")),
+        "a signal line\n{body}"
+    );
+    assert!(
+        !body.contains(&format!("+ {FAILED}")),
+        "not a factor\n{body}"
+    );
 
     seed_labelled_predictions(&d.join("h.db"), 0, 400);
     // Same change, same new failure: now the learned signals raise the risk and say why.
@@ -751,11 +762,11 @@ fn learned_signals_adjust_the_score_once_they_beat_the_model_alone() {
         base * 100.0
     );
     assert!(body.contains(&model_line), "{body}");
-    assert!(
-        body.contains(
-            "+ 1 test failed in this run that is neither known flaky nor failing on the default branch"
-        ),
-        "{body}"
+    assert!(body.contains(&format!("+ {FAILED}")), "{body}");
+    assert_eq!(
+        body.matches(FAILED).count(),
+        1,
+        "a factor, no longer also a signal line\n{body}"
     );
 
     // The same change without the failure scores lower, and the base probability recorded is

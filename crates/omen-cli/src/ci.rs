@@ -623,18 +623,23 @@ fn risk_section(
     ci: &crate::risk::CiSignals,
     gate: Option<(f64, GateVerdict)>,
 ) -> RiskSection {
+    use omen_risk::signals::Signal;
     let mut signals = Vec::new();
     if let Some(new) = ci.new_failures.filter(|n| *n > 0) {
-        signals.push(format!(
-            "{new} failing test(s) in this run are neither known flaky nor failing on the default branch"
-        ));
+        signals.push(Signal::NewFailures.describe(new as f64));
     }
     if let Some(delta) = ci.test_delta.filter(|d| *d != 0) {
-        signals.push(format!(
-            "{delta:+} tests compared with the latest default-branch run"
-        ));
+        signals.push(Signal::TestDelta.describe(delta as f64));
     }
     signals.extend(r.signals.iter().cloned());
+    // A signal the second stage weighed is already a factor, with its direction.
+    signals.retain(|s| {
+        !r.factors.iter().any(|f| {
+            f.strip_prefix("+ ")
+                .or_else(|| f.strip_prefix("− "))
+                .is_some_and(|t| t == s.as_str())
+        })
+    });
     let mut model = format!("{} ({})", r.model, r.kind);
     if let Some(stage) = r.signals_stage.as_ref().filter(|s| s.applied) {
         model.push_str(&format!(

@@ -497,20 +497,21 @@ fn round4(x: f64) -> f64 {
 fn hints(f: &FeatureVector, diff: &DiffHints) -> Vec<String> {
     let mut out = Vec::new();
     let n = |x: Feature| f.get(x).round() as i64;
+    let s = |x: i64| if x == 1 { "" } else { "s" };
     if n(Feature::TodoAdded) > 0 {
-        out.push(format!("adds {} TODO/FIXME line(s)", n(Feature::TodoAdded)));
+        let todo = n(Feature::TodoAdded);
+        out.push(format!("adds {todo} TODO/FIXME line{}", s(todo)));
     }
     if n(Feature::LongLinesAdded) > 0 {
-        out.push(format!(
-            "adds {} line(s) over 120 characters",
-            n(Feature::LongLinesAdded)
-        ));
+        let long = n(Feature::LongLinesAdded);
+        out.push(format!("adds {long} line{} over 120 characters", s(long)));
     }
     if f.get(Feature::CodeWithoutTests) > 0.0 {
         if diff.functions > 0 {
+            let functions = i64::from(diff.functions);
             out.push(format!(
-                "adds {} new function(s) and touches no test file",
-                diff.functions
+                "adds {functions} new function{} and touches no test file",
+                s(functions)
             ));
         } else {
             out.push("changes source files but no test file".into());

@@ -96,7 +96,7 @@ fn report() -> CiReport {
                 "+ touches 14 files in 5 directories".into(),
                 "− the author has changed these files 120 times".into(),
             ],
-            hints: vec!["adds 2 TODO/FIXME line(s)".into()],
+            hints: vec!["adds 2 TODO/FIXME lines".into()],
             signals: vec!["2 authors in this change".into()],
             missing: vec![],
             gate: Some((0.5, GateVerdict::Blocked)),
@@ -264,7 +264,7 @@ fn risk_section_shows_level_factors_and_how_to_override_a_blocked_gate() {
     assert!(c.contains("`omen:accept-risk`"), "{c}");
     // Escaped Markdown: renders as "+ touches 14 files in 5 directories".
     assert!(c.contains("- \\+ touches 14 files in 5 directories"), "{c}");
-    assert!(c.contains("hint: adds 2 TODO/FIXME line\\(s\\)"), "{c}");
+    assert!(c.contains("hint: adds 2 TODO/FIXME lines"), "{c}");
     assert!(r.risk.as_ref().unwrap().is_notable());
     // Accepted: no block, and a LOW passing change is not worth a comment on its own.
     let mut low = r.risk.clone().unwrap();

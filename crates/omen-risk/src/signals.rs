@@ -57,9 +57,17 @@ impl Signal {
                 s(n),
                 if n == 1 { "is" } else { "are" }
             ),
-            Signal::TestDelta if n > 0 => format!("adds {n} test{}", s(n)),
-            Signal::TestDelta if n < 0 => format!("removes {} test{}", -n, s(n)),
-            Signal::TestDelta => "keeps the number of tests".into(),
+            Signal::TestDelta if n > 0 => {
+                format!("adds {n} test{} to the latest default-branch run's", s(n))
+            }
+            Signal::TestDelta if n < 0 => {
+                format!(
+                    "removes {} test{} of the latest default-branch run's",
+                    -n,
+                    s(n)
+                )
+            }
+            Signal::TestDelta => "keeps the latest default-branch run's number of tests".into(),
             Signal::Authors => format!("{n} author{}", s(n)),
             Signal::HoursSinceDeploy => format!("{} since the last successful deploy", hours(v)),
             Signal::ChangeFailureRate => format!(
@@ -141,8 +149,14 @@ mod tests {
             d(Signal::NewFailures, 1.0),
             "1 test failed in this run that is neither known flaky nor failing on the default branch"
         );
-        assert_eq!(d(Signal::TestDelta, -3.0), "removes 3 tests");
-        assert_eq!(d(Signal::TestDelta, 1.0), "adds 1 test");
+        assert_eq!(
+            d(Signal::TestDelta, -3.0),
+            "removes 3 tests of the latest default-branch run's"
+        );
+        assert_eq!(
+            d(Signal::TestDelta, 1.0),
+            "adds 1 test to the latest default-branch run's"
+        );
         assert_eq!(d(Signal::Authors, 2.0), "2 authors");
         assert_eq!(
             d(Signal::HoursSinceDeploy, 0.5),
