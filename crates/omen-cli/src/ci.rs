@@ -273,7 +273,7 @@ pub fn run(args: &CiArgs, config: &crate::config::Config) -> anyhow::Result<Outc
             (threshold, verdict)
         });
 
-    report.risk = risk.as_ref().map(|r| risk_section(r, &ci_signals, gate));
+    report.risk = risk.as_ref().map(|r| risk_section(r, gate));
     let comment = omen_render::comment(&report);
     let summary = omen_render::summary(&report);
 
@@ -617,29 +617,12 @@ fn ci_signals(report: &CiReport) -> crate::risk::CiSignals {
     }
 }
 
-/// The comment's deploy-risk section: the score, plus this run's own CI signals.
+/// The comment's deploy-risk section: the score, its factors, and the signals (this run's own
+/// among them, which `score_in` worded from the `CiSignals` it was given).
 fn risk_section(
     r: &omen_metadata::risk::RiskReport,
-    ci: &crate::risk::CiSignals,
     gate: Option<(f64, GateVerdict)>,
 ) -> RiskSection {
-    use omen_risk::signals::Signal;
-    let mut signals = Vec::new();
-    if let Some(new) = ci.new_failures.filter(|n| *n > 0) {
-        signals.push(Signal::NewFailures.describe(new as f64));
-    }
-    if let Some(delta) = ci.test_delta.filter(|d| *d != 0) {
-        signals.push(Signal::TestDelta.describe(delta as f64));
-    }
-    signals.extend(r.signals.iter().cloned());
-    // A signal the second stage weighed is already a factor, with its direction.
-    signals.retain(|s| {
-        !r.factors.iter().any(|f| {
-            f.strip_prefix("+ ")
-                .or_else(|| f.strip_prefix("− "))
-                .is_some_and(|t| t == s.as_str())
-        })
-    });
     let mut model = format!("{} ({})", r.model, r.kind);
     if let Some(stage) = r.signals_stage.as_ref().filter(|s| s.applied) {
         model.push_str(&format!(
@@ -660,7 +643,7 @@ fn risk_section(
         model,
         factors: r.factors.clone(),
         hints: r.hints.clone(),
-        signals,
+        signals: r.signals.clone(),
         missing: r.missing.clone(),
         gate,
         accept_label: crate::risk::ACCEPT_LABEL.to_owned(),

@@ -386,14 +386,28 @@ pub fn score_in(
     diff_hints.apply(&mut features);
     const MAX_FACTORS: usize = 5;
     let a = assess::assess(&model, source, &features, &config.levels, MAX_FACTORS);
-    let (signals, values) = signals(store, repo, &base, &head, ci, now);
-    // (effect, line) of the model's factors and, when the signals answered, theirs.
-    let mut factors: Vec<(f64, String)> = a.factors.iter().map(|f| (f.effect, f.line())).collect();
+    let (signal_lines, values) = signals(store, repo, &base, &head, ci, now);
+    // The model's factors and, when the signals answered, theirs.
+    let mut factors: Vec<RankedFactor> = a
+        .factors
+        .iter()
+        .map(|f| RankedFactor {
+            effect: f.effect,
+            line: f.line(),
+            signal: None,
+        })
+        .collect();
     let (probability, stage_report, signal_factors) =
         adjust_by_signals(&tracked, a.probability, &values);
     factors.extend(signal_factors);
-    factors.sort_by(|x, y| y.0.abs().total_cmp(&x.0.abs()));
+    factors.sort_by(|x, y| y.effect.abs().total_cmp(&x.effect.abs()));
     factors.truncate(MAX_FACTORS);
+    // A signal shown as a factor, with its direction, is not listed again.
+    let signals: Vec<String> = signal_lines
+        .into_iter()
+        .filter(|(s, _)| !factors.iter().any(|f| f.signal == Some(*s)))
+        .map(|(_, line)| line)
+        .collect();
     store.record_prediction(&omen_store::NewPrediction {
         head: &head,
         base: Some(&base),
@@ -414,7 +428,7 @@ pub fn score_in(
         model: source.name().into(),
         kind: a.kind.name().into(),
         fallback_reason,
-        factors: factors.into_iter().map(|(_, line)| line).collect(),
+        factors: factors.into_iter().map(|f| f.line).collect(),
         hints: hints(&features, &diff_hints),
         signals,
         signals_stage: Some(stage_report),
@@ -427,14 +441,24 @@ pub fn score_in(
     })
 }
 
+/// A factor of the model or of the second stage, ranked with the others by size.
+struct RankedFactor {
+    /// Change of probability it explains.
+    effect: f64,
+    /// `+ words` or `− words`.
+    line: String,
+    /// The signal, for a second-stage factor.
+    signal: Option<Signal>,
+}
+
 /// The second stage: `base` adjusted by this change's signal `values` when a stage fitted on
 /// `tracked` beats the model alone. Returns the probability, what the report says about the
-/// stage, and the signals' factors as (effect, line).
+/// stage, and the signals' factors.
 fn adjust_by_signals(
     tracked: &[omen_store::TrackedPrediction],
     base: f64,
     values: &Signals,
-) -> (f64, SignalsStage, Vec<(f64, String)>) {
+) -> (f64, SignalsStage, Vec<RankedFactor>) {
     match signal_model::fit(&training_rows(tracked), &SignalConfig::default()) {
         Ok(m) => {
             let factors = m
@@ -444,7 +468,11 @@ fn adjust_by_signals(
                     let v = values.get(e.signal)?;
                     (e.effect.abs() >= assess::MIN_EFFECT).then(|| {
                         let sign = if e.effect >= 0.0 { '+' } else { '−' };
-                        (e.effect, format!("{sign} {}", e.signal.describe(v)))
+                        RankedFactor {
+                            effect: e.effect,
+                            line: format!("{sign} {}", e.signal.describe(v)),
+                            signal: Some(e.signal),
+                        }
                     })
                 })
                 .collect();
@@ -527,8 +555,8 @@ fn hints(f: &FeatureVector, diff: &DiffHints) -> Vec<String> {
     out
 }
 
-/// CI and deploy signals that are not model inputs (see [`RiskReport::signals`]): the lines
-/// shown for those read here (`omen ci` words its own), and every value for the record.
+/// CI and deploy signals that are not model inputs (see [`RiskReport::signals`]): a line for
+/// each one worth showing, tagged with its signal, and every value for the record.
 fn signals(
     store: &Store,
     repo: &Path,
@@ -536,20 +564,26 @@ fn signals(
     head: &str,
     ci: &CiSignals,
     now: i64,
-) -> (Vec<String>, Signals) {
+) -> (Vec<(Signal, String)>, Signals) {
     let mut out = Vec::new();
     let mut values = Signals::default();
     if let Some(n) = ci.new_failures {
         values.set(Signal::NewFailures, n as f64);
+        if n > 0 {
+            out.push((Signal::NewFailures, Signal::NewFailures.describe(n as f64)));
+        }
     }
     if let Some(d) = ci.test_delta {
         values.set(Signal::TestDelta, d as f64);
+        if d != 0 {
+            out.push((Signal::TestDelta, Signal::TestDelta.describe(d as f64)));
+        }
     }
     match git::authors(repo, base, head) {
         Ok(authors) => {
             values.set(Signal::Authors, authors as f64);
             if authors > 1 {
-                out.push(format!("{authors} authors in this change"));
+                out.push((Signal::Authors, format!("{authors} authors in this change")));
             }
         }
         Err(e) => tracing::debug!("authors of {base}..{head}: {e:#}"),
@@ -565,10 +599,13 @@ fn signals(
     {
         let hours = (now - last.at).max(0) as f64 / 3600.0;
         values.set(Signal::HoursSinceDeploy, hours);
-        out.push(format!(
-            "last successful deploy {} ago ({})",
-            omen_risk::signals::hours(hours),
-            last.environment
+        out.push((
+            Signal::HoursSinceDeploy,
+            format!(
+                "last successful deploy {} ago ({})",
+                omen_risk::signals::hours(hours),
+                last.environment
+            ),
         ));
     }
     let window = now - 30 * 86_400;
@@ -579,24 +616,27 @@ fn signals(
             Signal::ChangeFailureRate,
             failed as f64 / recent.len() as f64,
         );
-        out.push(format!(
+        out.push((Signal::ChangeFailureRate, format!(
             "change failure rate {:.0}% over the last 30 days ({failed} of {} deploys failed or were rolled back)",
             failed as f64 / recent.len() as f64 * 100.0,
             recent.len()
-        ));
+        )));
     }
     if let Some(opened) = pr_opened_at() {
         let hours = (now - opened).max(0) as f64 / 3600.0;
         values.set(Signal::ReviewHours, hours);
-        out.push(format!(
-            "pull request open for {}",
-            omen_risk::signals::hours(hours)
+        out.push((
+            Signal::ReviewHours,
+            format!("pull request open for {}", omen_risk::signals::hours(hours)),
         ));
     } else if let Some((number, hours)) = ci.merged_pull {
         values.set(Signal::ReviewHours, hours);
-        out.push(format!(
-            "pull request #{number} was open for {} before it was merged",
-            omen_risk::signals::hours(hours)
+        out.push((
+            Signal::ReviewHours,
+            format!(
+                "pull request #{number} was open for {} before it was merged",
+                omen_risk::signals::hours(hours)
+            ),
         ));
     }
     (out, values)
