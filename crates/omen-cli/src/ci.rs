@@ -207,7 +207,8 @@ pub fn run(args: &CiArgs, config: &crate::config::Config) -> anyhow::Result<Outc
         && is_default
         && meta.pull_request.is_none()
         && store.is_some()
-        && let Some(gh) = github_client(LOOKUP_RETRY)
+        && let Some(gh) =
+            github_client(LOOKUP_RETRY).and_then(|c| c.map_err(|e| tracing::info!("{e}")).ok())
         && let Ok(sha) = crate::git::rev_parse(&args.repo, "HEAD")
     {
         ci_signals.merged_pull = merged_pull(&gh, &sha);
@@ -310,23 +311,19 @@ pub fn run(args: &CiArgs, config: &crate::config::Config) -> anyhow::Result<Outc
             }
         }
         (Some(pr), mode) => {
-            let token = env("GITHUB_TOKEN").map(Token::new);
-            let repository = env("GITHUB_REPOSITORY");
-            let api = env("GITHUB_API_URL").unwrap_or_else(|| "https://api.github.com".to_owned());
-            match (token, repository) {
-                (Some(token), Some(repository)) => {
-                    let posted =
-                        GitHub::new(&api, &token, &repository, config.github).and_then(|gh| {
-                            if wants_comment {
-                                gh.upsert_comment(pr, omen_render::MARKER, &comment)
-                                    .map(Some)
-                            } else if mode == CommentMode::Auto {
-                                // A clean run posts nothing new, but keeps an earlier comment truthful.
-                                gh.update_comment_if_present(pr, omen_render::MARKER, &comment)
-                            } else {
-                                Ok(None)
-                            }
-                        });
+            match github_client(config.github) {
+                Some(client) => {
+                    let posted = client.and_then(|gh| {
+                        if wants_comment {
+                            gh.upsert_comment(pr, omen_render::MARKER, &comment)
+                                .map(Some)
+                        } else if mode == CommentMode::Auto {
+                            // A clean run posts nothing new, but keeps an earlier comment truthful.
+                            gh.update_comment_if_present(pr, omen_render::MARKER, &comment)
+                        } else {
+                            Ok(None)
+                        }
+                    });
                     match posted {
                         Ok(Some(p)) => comment_url = p.url,
                         Ok(None) => {}
@@ -347,7 +344,7 @@ pub fn run(args: &CiArgs, config: &crate::config::Config) -> anyhow::Result<Outc
                         }
                     }
                 }
-                _ => {
+                None => {
                     let saved = save_comment(args, &comment);
                     tracing::warn!(
                         "GITHUB_TOKEN or GITHUB_REPOSITORY is not set: nothing posted; the comment was saved to {saved}"
@@ -569,15 +566,13 @@ const LOOKUP_RETRY: RetryPolicy = RetryPolicy {
 };
 
 /// A GitHub client from the Actions environment (`GITHUB_TOKEN`, `GITHUB_REPOSITORY`,
-/// `GITHUB_API_URL`), or `None` outside GitHub Actions or without a token.
-fn github_client(retry: RetryPolicy) -> Option<GitHub> {
+/// `GITHUB_API_URL`), or `None` without a token or repository (outside GitHub Actions).
+fn github_client(retry: RetryPolicy) -> Option<Result<GitHub, ForgeError>> {
     let env = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
     let token = Token::new(env("GITHUB_TOKEN")?);
     let repository = env("GITHUB_REPOSITORY")?;
     let api = env("GITHUB_API_URL").unwrap_or_else(|| "https://api.github.com".to_owned());
-    GitHub::new(&api, &token, &repository, retry)
-        .map_err(|e| tracing::info!("{e}"))
-        .ok()
+    Some(GitHub::new(&api, &token, &repository, retry))
 }
 
 /// `(number, hours open)` of the merged pull request that produced `sha`. Any trouble is only
