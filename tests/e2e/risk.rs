@@ -132,6 +132,37 @@ fn the_history_keeps_past_changes_diff_hints_as_features() {
 }
 
 #[test]
+fn a_history_stored_before_typical_values_gets_them_from_the_stored_changes() {
+    let s = scripted_repo();
+    let d = s.dir.path();
+    let score = || {
+        let r = run(omen(d).args([
+            "risk", "score", "--base", &s.c6, "--head", &s.c7, "--format", "json",
+        ]));
+        r.code(0);
+        r.json()["features"].clone()
+    };
+    let fresh = score();
+    assert_eq!(fresh["ndev_typical"].as_f64(), Some(1.0));
+    // Strip the typical values off the stored history, as an earlier version stored it: for
+    // each of NDEV and EXP a count (one byte for 7) and 7 little-endian f64s.
+    let db = d.join(".omen/history.db");
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let blob: Vec<u8> = conn
+        .query_row("SELECT history FROM risk_state", [], |r| r.get(0))
+        .unwrap();
+    let trailer = 2 * (1 + 7 * 8);
+    assert_eq!(&blob[blob.len() - trailer..][..1], &[7u8]);
+    conn.execute(
+        "UPDATE risk_state SET history = ?1",
+        [&blob[..blob.len() - trailer]],
+    )
+    .unwrap();
+    drop(conn);
+    assert_eq!(score(), fresh);
+}
+
+#[test]
 fn score_computes_features_and_bootstraps_labels_from_a_real_history() {
     let s = scripted_repo();
     let d = s.dir.path();
@@ -167,6 +198,13 @@ fn score_computes_features_and_bootstraps_labels_from_a_real_history() {
         "last changed on day 50, change on day 60\n{r}"
     );
     assert_eq!(f["exp"].as_f64(), Some(0.0), "dave's first change\n{r}");
+    // What is typical lately, over c1..c6 (the merge is not a change): NDEV 0, 1, 2, 0, 1, 1, 2
+    // (median 1) and EXP 0, 0, 1, 0, 2, 0, 1 (median 0).
+    assert_eq!(
+        (f["ndev_typical"].as_f64(), f["exp_typical"].as_f64()),
+        (Some(1.0), Some(0.0)),
+        "{r}"
+    );
     assert_eq!(f["todo_added"].as_f64(), Some(1.0));
     assert_eq!(f["long_lines_added"].as_f64(), Some(1.0));
     assert_eq!(f["code_without_tests"].as_f64(), Some(1.0));

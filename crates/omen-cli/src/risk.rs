@@ -694,8 +694,25 @@ fn sync_history(
     missing: &mut Vec<String>,
 ) -> anyhow::Result<RepoHistory> {
     let stored = store.risk_state()?;
+    let decoded = |bytes: &[u8]| -> Result<RepoHistory, omen_core::codec::DecodeError> {
+        let mut h = RepoHistory::decode(bytes)?;
+        if h.needs_typical() {
+            // Stored by an earlier version: what is typical lately comes from the stored changes.
+            match store.recent_change_features(omen_risk::typical::WINDOW) {
+                Ok(rows) => {
+                    let recent: Vec<FeatureVector> =
+                        rows.iter().map(|r| feature_vector(r)).collect();
+                    h.seed_typical(&recent);
+                }
+                Err(e) => tracing::warn!(
+                    "recent changes could not be read ({e}); NDEV and EXP are compared with this run's changes only"
+                ),
+            }
+        }
+        Ok(h)
+    };
     let (mut history, from) = match stored {
-        Some((bytes, last)) => match RepoHistory::decode(&bytes) {
+        Some((bytes, last)) => match decoded(&bytes) {
             Ok(h) if last == base => return Ok(h),
             Ok(h) if git::git(repo, &["merge-base", "--is-ancestor", &last, base]).is_ok() => {
                 (h, Some(last))
@@ -794,25 +811,34 @@ fn label_szz(store: &mut Store, repo: &Path, budget: Duration) -> anyhow::Result
     Ok(())
 }
 
-/// Labelled training changes: risky ones, and safe ones older than the label latency.
+/// Labelled training changes: risky ones, and safe ones older than the label latency. `rows`
+/// are every observed change in observation order: what was typical before each change is
+/// recomputed from them (rows stored by earlier versions of Omen do not carry it).
 pub fn training_set(rows: &[ChangeRow], latency_days: f64) -> Vec<LabelledChange> {
     let newest = rows.iter().map(|r| r.at).max().unwrap_or(0);
     let cut = newest - (latency_days * 86_400.0) as i64;
+    let mut features: Vec<FeatureVector> =
+        rows.iter().map(|r| feature_vector(&r.features)).collect();
+    omen_risk::typical::fill(features.iter_mut());
     rows.iter()
-        .filter(|r| r.risky == Some(true) || r.at < cut)
-        .map(|r| {
-            let mut f = FeatureVector::default();
-            for (i, v) in r.features.iter().enumerate().take(f.0.len()) {
-                f.0[i] = *v;
-            }
-            LabelledChange {
-                id: r.sha.clone(),
-                time: r.at,
-                features: f,
-                risky: r.risky == Some(true),
-            }
+        .zip(features)
+        .filter(|(r, _)| r.risky == Some(true) || r.at < cut)
+        .map(|(r, f)| LabelledChange {
+            id: r.sha.clone(),
+            time: r.at,
+            features: f,
+            risky: r.risky == Some(true),
         })
         .collect()
+}
+
+/// A stored feature row as a vector (rows of older versions are shorter; the rest stay 0).
+fn feature_vector(stored: &[f64]) -> FeatureVector {
+    let mut f = FeatureVector::default();
+    for (slot, v) in f.0.iter_mut().zip(stored) {
+        *slot = *v;
+    }
+    f
 }
 
 /// The model features of a repository's own model: the public ones plus path-based hints
@@ -1175,6 +1201,52 @@ mod tests {
     /// hold-out (newest 20%) has no risky change and training must fail.
     fn store_with_unusable_labels(dir: &Path, now: i64) -> Store {
         store_with(dir, now, |i| (i % 7) as f64, |i| i < 100 && i % 2 == 0)
+    }
+
+    #[test]
+    fn training_compares_each_change_with_every_change_before_it() {
+        // Rows as an earlier version stored them: 23 features, no typical values. Only the
+        // risky ones and those older than the latency are labelled, but every change counts
+        // towards what is typical.
+        let day = 86_400;
+        let rows: Vec<ChangeRow> = (0..5i64)
+            .map(|i| {
+                let mut features = vec![0.0; 23];
+                features[Feature::Ndev.index()] = [4.0, 8.0, 2.0, 6.0, 1.0][i as usize];
+                features[Feature::Exp.index()] = 10.0 * i as f64;
+                ChangeRow {
+                    sha: format!("c{i}"),
+                    seq: i,
+                    at: i * 100 * day,
+                    author: "a@x".into(),
+                    fix: false,
+                    features,
+                    risky: (i == 4).then_some(true),
+                    label_source: None,
+                }
+            })
+            .collect();
+        let set = training_set(&rows, 150.0);
+        let got: Vec<(&str, f64, f64)> = set
+            .iter()
+            .map(|c| {
+                (
+                    c.id.as_str(),
+                    c.features.get(Feature::NdevTypical),
+                    c.features.get(Feature::ExpTypical),
+                )
+            })
+            .collect();
+        // c3 is too new to count as safe; c4 is risky and compared with c0..c3, c3 included.
+        assert_eq!(
+            got,
+            vec![
+                ("c0", 4.0, 0.0),
+                ("c1", 4.0, 0.0),
+                ("c2", 6.0, 5.0),
+                ("c4", 5.0, 15.0)
+            ]
+        );
     }
 
     #[test]

@@ -144,7 +144,8 @@ pub fn topic(f: Feature) -> Feature {
         Feature::LdPerLt => Feature::Ld,
         Feature::LtPerNf => Feature::Lt,
         Feature::NucPerNf => Feature::Nuc,
-        Feature::Rexp => Feature::Exp,
+        Feature::Rexp | Feature::ExpTypical | Feature::ExpVsTypical => Feature::Exp,
+        Feature::NdevTypical | Feature::NdevVsTypical => Feature::Ndev,
         f => f,
     }
 }
@@ -242,7 +243,16 @@ pub fn describe(f: Feature, v: &FeatureVector) -> String {
                 "is not a bug fix".into()
             }
         }
-        Feature::Ndev => format!("{} developer{} changed these files before", n(f), s(n(f))),
+        Feature::Ndev | Feature::NdevVsTypical => format!(
+            "{} developer{} changed these files before{}",
+            n(Feature::Ndev),
+            s(n(Feature::Ndev)),
+            lately(v, Feature::NdevTypical)
+        ),
+        Feature::NdevTypical => format!(
+            "changes lately touched files with {:.0} earlier developers (median)",
+            v.get(f)
+        ),
         Feature::Age => format!("the files last changed {:.0} days ago on average", v.get(f)),
         Feature::Nuc if n(Feature::Nf) > 1 => format!(
             "these files were changed {} time{} before ({:.1} per file)",
@@ -251,7 +261,16 @@ pub fn describe(f: Feature, v: &FeatureVector) -> String {
             Feature::NucPerNf.raw(v)
         ),
         Feature::Nuc => format!("these files were changed {} time{} before", n(f), s(n(f))),
-        Feature::Exp => format!("the author has made {} earlier change{}", n(f), s(n(f))),
+        Feature::Exp | Feature::ExpVsTypical => format!(
+            "the author has made {} earlier change{}{}",
+            n(Feature::Exp),
+            s(n(Feature::Exp)),
+            lately(v, Feature::ExpTypical)
+        ),
+        Feature::ExpTypical => format!(
+            "authors of changes lately had made {:.0} earlier changes (median)",
+            v.get(f)
+        ),
         Feature::Rexp => format!(
             "the author's recent experience is {:.1} (changes weighted by recency)",
             v.get(f)
@@ -297,6 +316,16 @@ pub fn describe(f: Feature, v: &FeatureVector) -> String {
             "each touched file was changed {:.1} times before on average",
             f.raw(v)
         ),
+    }
+}
+
+/// What is typical lately for a count, in words (nothing before the repository has a past).
+fn lately(v: &FeatureVector, typical: Feature) -> String {
+    let t = v.get(typical);
+    if t >= 1.0 {
+        format!(" (typical lately: {t:.0})")
+    } else {
+        String::new()
     }
 }
 

@@ -87,6 +87,8 @@ pub enum DatasetError {
 }
 
 /// Read every row of `text` (a whole CSV file) in `layout`; `None` detects it from the header.
+/// The rows come back oldest first, with the typical values of [`crate::typical`] set. (An
+/// ApacheJIT file mixes projects; their changes share one window.)
 pub fn read(
     text: &str,
     layout: Option<Layout>,
@@ -242,6 +244,9 @@ pub fn read(
             risky,
         });
     }
+    // What is typical lately is read off the changes before each one.
+    out.sort_by_key(|c| c.time);
+    crate::typical::fill(out.iter_mut().map(|c| &mut c.features));
     Ok((layout, out))
 }
 

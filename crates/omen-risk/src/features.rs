@@ -54,11 +54,20 @@ pub enum Feature {
     LtPerNf,
     /// Derived: earlier changes per touched file (`nuc / nf`).
     NucPerNf,
+    /// NDEV typical of the repository lately: its median over the previous
+    /// [`typical::WINDOW`](crate::typical::WINDOW) changes. Context for NDEV, not an input.
+    NdevTypical,
+    /// EXP typical of the repository lately, as [`Feature::NdevTypical`].
+    ExpTypical,
+    /// Derived: NDEV relative to what is typical lately, `(1 + ndev) / (1 + ndev_typical)`.
+    NdevVsTypical,
+    /// Derived: EXP relative to what is typical lately, `(1 + exp) / (1 + exp_typical)`.
+    ExpVsTypical,
 }
 
 impl Feature {
     /// Every feature, in storage order.
-    pub const ALL: [Feature; 23] = [
+    pub const ALL: [Feature; 27] = [
         Feature::Ns,
         Feature::Nd,
         Feature::Nf,
@@ -82,10 +91,15 @@ impl Feature {
         Feature::LdPerLt,
         Feature::LtPerNf,
         Feature::NucPerNf,
+        Feature::NdevTypical,
+        Feature::ExpTypical,
+        Feature::NdevVsTypical,
+        Feature::ExpVsTypical,
     ];
 
-    /// What public datasets allow: the 14 metrics and the ratios derived from them. The
-    /// default feature set of models trained without diff hints.
+    /// What public datasets allow: the 14 metrics and the ratios derived from them, with NDEV
+    /// and EXP relative to what is typical lately ([`crate::typical`]). The default feature set
+    /// of models trained without diff hints.
     pub const PUBLIC: [Feature; 18] = [
         Feature::Ns,
         Feature::Nd,
@@ -95,10 +109,10 @@ impl Feature {
         Feature::Ld,
         Feature::Lt,
         Feature::Fix,
-        Feature::Ndev,
+        Feature::NdevVsTypical,
         Feature::Age,
         Feature::Nuc,
-        Feature::Exp,
+        Feature::ExpVsTypical,
         Feature::Rexp,
         Feature::Sexp,
         Feature::LaPerLt,
@@ -156,6 +170,10 @@ impl Feature {
             Feature::LdPerLt => "ld_per_lt",
             Feature::LtPerNf => "lt_per_nf",
             Feature::NucPerNf => "nuc_per_nf",
+            Feature::NdevTypical => "ndev_typical",
+            Feature::ExpTypical => "exp_typical",
+            Feature::NdevVsTypical => "ndev_vs_typical",
+            Feature::ExpVsTypical => "exp_vs_typical",
         }
     }
 
@@ -171,8 +189,15 @@ impl Feature {
             Feature::LdPerLt => Some((Feature::Ld, Feature::Lt)),
             Feature::LtPerNf => Some((Feature::Lt, Feature::Nf)),
             Feature::NucPerNf => Some((Feature::Nuc, Feature::Nf)),
+            Feature::NdevVsTypical => Some((Feature::Ndev, Feature::NdevTypical)),
+            Feature::ExpVsTypical => Some((Feature::Exp, Feature::ExpTypical)),
             _ => None,
         }
+    }
+
+    /// Is this a count relative to what is typical lately (`(1 + x) / (1 + typical)`)?
+    fn is_relative(self) -> bool {
+        matches!(self, Feature::NdevVsTypical | Feature::ExpVsTypical)
     }
 
     /// Does this feature read `other` (itself, or as part of a ratio)?
@@ -186,6 +211,9 @@ impl Feature {
     /// The raw value of this feature for a change (derived features are computed here).
     pub fn raw(self, v: &FeatureVector) -> f64 {
         match self.ratio_of() {
+            Some((a, b)) if self.is_relative() => {
+                (1.0 + v.get(a).max(0.0)) / (1.0 + v.get(b).max(0.0))
+            }
             Some((a, b)) => v.get(a).max(0.0) / v.get(b).max(1.0),
             None => v.get(self),
         }
@@ -197,8 +225,16 @@ impl Feature {
     }
 
     /// The value the model sees: counts are heavy-tailed, so they enter as `ln(1 + x)`;
-    /// entropy and flags enter as they are. Negative inputs (never valid) are clamped to 0.
+    /// entropy and flags enter as they are; a count relative to what is typical enters as the
+    /// log of the ratio (0 when typical). Negative inputs (never valid) are clamped to 0.
     pub fn transform(self, raw: f64) -> f64 {
+        if self.is_relative() {
+            return if raw.is_finite() && raw > 0.0 {
+                raw.ln()
+            } else {
+                0.0
+            };
+        }
         let raw = if raw.is_finite() { raw.max(0.0) } else { 0.0 };
         match self {
             Feature::Entropy

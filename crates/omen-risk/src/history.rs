@@ -9,6 +9,7 @@
 use std::collections::{HashMap, HashSet};
 
 use crate::features::{Feature, FeatureVector};
+use crate::typical::Typical;
 
 /// One changed file of a commit, as `git log --numstat` reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,6 +62,7 @@ pub struct RepoHistory {
     authors: HashMap<String, u32>,
     author_states: Vec<AuthorState>,
     changes: u32,
+    typical: Typical,
 }
 
 /// Seconds in a year for REXP's recency weight.
@@ -161,12 +163,14 @@ impl RepoHistory {
             flag(files.iter().any(|f| is_ci_path(&f.path))),
         );
         v.set(Feature::CodeWithoutTests, flag(code && !tests));
+        self.typical.apply(&mut v);
         v
     }
 
     /// Compute `commit`'s metrics, then add it to the history.
     pub fn observe(&mut self, commit: &Commit) -> FeatureVector {
         let v = self.metrics(commit);
+        self.typical.observe(&v);
         let index = self.changes;
         self.changes += 1;
         let next = self.author_states.len() as u32;
@@ -226,6 +230,7 @@ impl RepoHistory {
             put_ids(&mut out, &s.authors);
             put_ids(&mut out, &s.changes);
         }
+        self.typical.encode(&mut out);
         out
     }
 
@@ -259,7 +264,26 @@ impl RepoHistory {
             };
             h.files.insert(path, s);
         }
+        // Histories stored before the typical values (schema 7 and older) end here; see
+        // [`RepoHistory::needs_typical`].
+        if !c.is_empty() {
+            h.typical = Typical::decode(&mut c)?;
+        }
         Ok(h)
+    }
+
+    /// A history stored before Omen tracked what is typical lately has observed changes but no
+    /// recent values: [`RepoHistory::seed_typical`] restores them from the stored changes.
+    pub fn needs_typical(&self) -> bool {
+        self.changes > 0 && self.typical.is_empty()
+    }
+
+    /// Count the latest observed changes' features, oldest first, towards what is typical
+    /// (the last [`WINDOW`](crate::typical::WINDOW) of them matter).
+    pub fn seed_typical<'a>(&mut self, recent: impl IntoIterator<Item = &'a FeatureVector>) {
+        for v in recent {
+            self.typical.observe(v);
+        }
     }
 }
 
@@ -401,6 +425,7 @@ pub fn is_ci_path(path: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::typical::fill as typical_fill;
 
     fn fc(path: &str, added: u64, deleted: u64) -> FileChange {
         FileChange {
@@ -517,6 +542,54 @@ mod tests {
         );
         assert_eq!(back.metrics(&probe), h.metrics(&probe));
         assert_eq!(h.metrics(&probe).get(Feature::CodeWithoutTests), 0.0);
+    }
+
+    #[test]
+    fn typical_values_agree_with_a_fill_over_the_same_changes() {
+        let mut h = RepoHistory::default();
+        let mut observed = Vec::new();
+        for i in 0..40i64 {
+            let author = ["alice", "bob", "carol"][(i % 3) as usize];
+            let file = format!("src/f{}.rs", i % 7);
+            observed.push(h.observe(&commit(
+                &format!("c{i}"),
+                author,
+                i * 60,
+                "edit",
+                vec![fc(&file, 3, 1)],
+            )));
+        }
+        let mut refilled = observed.clone();
+        typical_fill(refilled.iter_mut());
+        assert_eq!(refilled, observed);
+        assert!(observed[39].get(Feature::NdevTypical) > 0.0);
+        assert!(observed[39].get(Feature::ExpTypical) > 0.0);
+    }
+
+    #[test]
+    fn a_history_stored_without_typical_values_is_seeded_from_the_stored_changes() {
+        let mut h = RepoHistory::default();
+        let mut observed = Vec::new();
+        for i in 0..30i64 {
+            let author = ["alice", "bob"][(i % 2) as usize];
+            observed.push(h.observe(&commit(
+                &format!("c{i}"),
+                author,
+                i * 60,
+                "edit",
+                vec![fc("src/a.rs", 1, 0)],
+            )));
+        }
+        // The encoding of schema 7 ended after the files.
+        let mut old = h.encode();
+        let mut trailer = Vec::new();
+        h.typical.encode(&mut trailer);
+        old.truncate(old.len() - trailer.len());
+        let mut back = RepoHistory::decode(&old).unwrap();
+        assert!(back.needs_typical());
+        assert!(!h.needs_typical());
+        back.seed_typical(&observed);
+        assert_eq!(back, h);
     }
 
     #[test]

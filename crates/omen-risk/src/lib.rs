@@ -1,6 +1,7 @@
 //! Omen's deploy-risk model.
 //!
 //! - [`features`]: the change metrics (Kamei et al.'s 14 plus diff hints) and their transforms.
+//! - [`typical`]: what NDEV and EXP are lately (trailing medians), which they enter relative to.
 //! - [`dataset`]: readers for public JIT defect datasets (ISSTA'21, Kamei 2013, ApacheJIT).
 //! - [`train`]: fitting (smartcore trees), time-ordered hold-out, calibration, model choice.
 //! - [`logistic`]: L2 logistic regression by Newton's method on ndarray.
@@ -25,3 +26,4 @@ pub mod prior;
 pub mod signal_model;
 pub mod signals;
 pub mod train;
+pub mod typical;

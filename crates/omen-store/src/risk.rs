@@ -204,6 +204,25 @@ impl Store {
         rows.collect::<Result<_, _>>().ctx(path, "read changes")
     }
 
+    /// The raw features of the latest `limit` observed changes, oldest first.
+    pub fn recent_change_features(&self, limit: usize) -> Result<Vec<Vec<f64>>, StoreError> {
+        let path = &self.path;
+        let mut stmt = self
+            .conn
+            .prepare("SELECT features FROM changes ORDER BY seq DESC LIMIT ?1")
+            .ctx(path, "prepare recent change query")?;
+        let rows = stmt
+            .query_map([limit as i64], |r| {
+                Ok(decode_features(&r.get::<_, Vec<u8>>(0)?))
+            })
+            .ctx(path, "read recent changes")?;
+        let mut out: Vec<Vec<f64>> = rows
+            .collect::<Result<_, _>>()
+            .ctx(path, "read recent changes")?;
+        out.reverse();
+        Ok(out)
+    }
+
     /// `(labelled, risky, newest)`: changes that are risky or older than `latency` seconds before
     /// the newest change, how many of them are risky, and the newest change time.
     pub fn label_counts(&self, latency: i64) -> Result<(i64, i64, i64), StoreError> {
@@ -432,6 +451,32 @@ mod tests {
         assert_eq!(
             plan(FIXES_PENDING_SZZ),
             "SCAN changes USING COVERING INDEX changes_szz_pending"
+        );
+    }
+
+    #[test]
+    fn recent_change_features_are_the_latest_oldest_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("h.db"), 1).unwrap().store;
+        assert!(store.recent_change_features(10).unwrap().is_empty());
+        // Inserted out of order: `seq`, not insertion, decides.
+        let rows: Vec<ChangeRow> = [2i64, 0, 3, 1]
+            .iter()
+            .map(|seq| ChangeRow {
+                sha: format!("c{seq}"),
+                seq: *seq,
+                at: 100 + seq,
+                author: "a@x".into(),
+                fix: false,
+                features: vec![*seq as f64, 10.0 * *seq as f64],
+                risky: None,
+                label_source: None,
+            })
+            .collect();
+        store.record_changes(&rows, b"s", 4, "c3", 5).unwrap();
+        assert_eq!(
+            store.recent_change_features(3).unwrap(),
+            vec![vec![1.0, 10.0], vec![2.0, 20.0], vec![3.0, 30.0]]
         );
     }
 
