@@ -33,6 +33,11 @@ pub fn put_f32(out: &mut Vec<u8>, v: f32) {
     out.extend_from_slice(&v.to_le_bytes());
 }
 
+/// Append `v` as 8 little-endian bytes.
+pub fn put_f64(out: &mut Vec<u8>, v: f64) {
+    out.extend_from_slice(&v.to_le_bytes());
+}
+
 /// A cursor over encoded bytes.
 #[derive(Debug)]
 pub struct Cursor<'a> {
@@ -99,6 +104,18 @@ impl<'a> Cursor<'a> {
         self.pos = end;
         Ok(f32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]))
     }
+
+    /// Read 8 little-endian bytes as `f64`.
+    pub fn f64(&mut self) -> Result<f64, DecodeError> {
+        let end = self.pos + 8;
+        let bytes: [u8; 8] = self
+            .bytes
+            .get(self.pos..end)
+            .and_then(|b| b.try_into().ok())
+            .ok_or(DecodeError::Truncated(self.pos))?;
+        self.pos = end;
+        Ok(f64::from_le_bytes(bytes))
+    }
 }
 
 #[cfg(test)]
@@ -116,6 +133,7 @@ mod tests {
             put_i64(&mut out, v);
         }
         put_f32(&mut out, 1.25);
+        put_f64(&mut out, -0.1);
         let mut c = Cursor::new(&out);
         for v in values {
             assert_eq!(c.u64(), Ok(v));
@@ -124,6 +142,7 @@ mod tests {
             assert_eq!(c.i64(), Ok(v));
         }
         assert_eq!(c.f32(), Ok(1.25));
+        assert_eq!(c.f64(), Ok(-0.1));
         assert!(c.is_empty());
         assert_eq!(c.u8(), Err(DecodeError::Truncated(out.len())));
     }

@@ -6,6 +6,7 @@
 //! across smartcore versions).
 
 use crate::features::{Feature, FeatureVector};
+use omen_core::codec::put_f64;
 
 /// Which fitted scorer a model uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -501,10 +502,6 @@ pub fn logit(p: f64) -> f64 {
     (p / (1.0 - p)).ln()
 }
 
-fn put_f64(out: &mut Vec<u8>, v: f64) {
-    out.extend_from_slice(&v.to_le_bytes());
-}
-
 fn put_len(out: &mut Vec<u8>, n: usize) {
     omen_core::codec::put_u64(out, n as u64);
 }
@@ -515,11 +512,7 @@ fn put_str(out: &mut Vec<u8>, s: &str) {
 }
 
 fn get_f64(c: &mut omen_core::codec::Cursor<'_>) -> Result<f64, ModelDecodeError> {
-    let mut b = [0u8; 8];
-    for x in &mut b {
-        *x = c.u8().map_err(|_| ModelDecodeError::Damaged("truncated"))?;
-    }
-    Ok(f64::from_le_bytes(b))
+    c.f64().map_err(|_| ModelDecodeError::Damaged("truncated"))
 }
 
 fn get_len(c: &mut omen_core::codec::Cursor<'_>, max: usize) -> Result<usize, ModelDecodeError> {

@@ -11,7 +11,7 @@
 
 use std::collections::VecDeque;
 
-use omen_core::codec::{Cursor, DecodeError, put_u64};
+use omen_core::codec::{Cursor, DecodeError, put_f64, put_u64};
 
 use crate::features::{Feature, FeatureVector};
 
@@ -105,7 +105,7 @@ impl Typical {
         for m in &self.medians {
             put_u64(out, m.order.len() as u64);
             for x in &m.order {
-                out.extend_from_slice(&x.to_le_bytes());
+                put_f64(out, *x);
             }
         }
     }
@@ -115,11 +115,7 @@ impl Typical {
         let mut t = Typical::default();
         for m in &mut t.medians {
             for _ in 0..c.u64()? {
-                let mut b = [0u8; 8];
-                for byte in &mut b {
-                    *byte = c.u8()?;
-                }
-                m.push(f64::from_le_bytes(b));
+                m.push(c.f64()?);
             }
         }
         Ok(t)
