@@ -125,6 +125,13 @@ enum Bench {
         #[arg(long)]
         alpha: Option<f64>,
     },
+    /// Deploy-risk evaluation on the real test period of both public datasets (`omen risk
+    /// evaluate`), with the targets marked `ok` or `MISSED`.
+    RiskEval {
+        /// Exit 1 when a target is missed.
+        #[arg(long)]
+        check: bool,
+    },
     /// Deploy risk: training, prediction, bootstrap of a 50,000-commit history, incremental run.
     RiskPerf {
         /// Exit 1 when a target is missed.
@@ -193,6 +200,10 @@ fn main() -> anyhow::Result<()> {
             })
         }
         Bench::GenPrior { out } => risk::gen_prior(&out),
+        Bench::RiskEval { check } => match risk::eval_targets()? {
+            missed if check && missed > 0 => bail!("{missed} target(s) missed"),
+            _ => Ok(()),
+        },
         Bench::RiskPerf {
             check,
             tolerance,
