@@ -160,6 +160,17 @@ fn a_history_stored_before_typical_values_gets_them_from_the_stored_changes() {
     .unwrap();
     drop(conn);
     assert_eq!(score(), fresh);
+    // The seeded history is stored, so the next run does not seed it again: the same typical
+    // values as the fresh run stored (the rest of the blob lists maps in hash order).
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    let stored: Vec<u8> = conn
+        .query_row("SELECT history FROM risk_state", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(stored.len(), blob.len());
+    assert_eq!(
+        &stored[stored.len() - trailer..],
+        &blob[blob.len() - trailer..]
+    );
 }
 
 #[test]

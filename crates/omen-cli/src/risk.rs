@@ -694,8 +694,10 @@ fn sync_history(
     missing: &mut Vec<String>,
 ) -> anyhow::Result<RepoHistory> {
     let stored = store.risk_state()?;
-    let decoded = |bytes: &[u8]| -> Result<RepoHistory, omen_core::codec::DecodeError> {
+    // Also says whether the history was seeded, so that it is stored seeded.
+    let decoded = |bytes: &[u8]| -> Result<(RepoHistory, bool), omen_core::codec::DecodeError> {
         let mut h = RepoHistory::decode(bytes)?;
+        let mut seeded = false;
         if h.needs_typical() {
             // Stored by an earlier version: what is typical lately comes from the stored changes.
             match store.recent_change_features(omen_risk::typical::WINDOW) {
@@ -703,18 +705,27 @@ fn sync_history(
                     let recent: Vec<FeatureVector> =
                         rows.iter().map(|r| feature_vector(r)).collect();
                     h.seed_typical(&recent);
+                    seeded = true;
                 }
                 Err(e) => tracing::warn!(
                     "recent changes could not be read ({e}); NDEV and EXP are compared with this run's changes only"
                 ),
             }
         }
-        Ok(h)
+        Ok((h, seeded))
     };
     let (mut history, from) = match stored {
         Some((bytes, last)) => match decoded(&bytes) {
-            Ok(h) if last == base => return Ok(h),
-            Ok(h) if git::git(repo, &["merge-base", "--is-ancestor", &last, base]).is_ok() => {
+            Ok((h, seeded)) if last == base => {
+                // No new commit to record it with: store the seeded history now, so the next
+                // run does not seed it again.
+                if seeded && let Err(e) = store.record_changes(&[], &h.encode(), h.len(), base, now)
+                {
+                    tracing::warn!("the seeded repository history could not be stored: {e}");
+                }
+                return Ok(h);
+            }
+            Ok((h, _)) if git::git(repo, &["merge-base", "--is-ancestor", &last, base]).is_ok() => {
                 (h, Some(last))
             }
             Ok(_) => {
