@@ -450,11 +450,11 @@ pub fn eval_targets() -> anyhow::Result<usize> {
         );
         // The report rounds to four places; compare in ten-thousandths so 0.7577 against
         // 0.7377 + 0.02 is not lost to floating point.
-        let tenths = |x: f64| (x * 10_000.0).round() as i64;
+        let ten_thousandths = |x: f64| (x * 10_000.0).round() as i64;
         let checks = [
             (
                 format!("AUC >= LApredict + {AUC_GAIN} ({:+.4})", m.auc - la.auc),
-                tenths(m.auc) >= tenths(la.auc) + tenths(AUC_GAIN),
+                ten_thousandths(m.auc) >= ten_thousandths(la.auc) + ten_thousandths(AUC_GAIN),
             ),
             (
                 "Brier below the base-rate predictor's".to_owned(),
