@@ -466,18 +466,13 @@ fn evaluation_on_openstack_and_qt() {
 
 #[test]
 fn shipped_prior_is_reproducible_from_the_committed_datasets() {
-    use omen_risk::features::Feature;
     let mut all = Vec::new();
     for name in ["openstack_k_feature.csv", "qt_k_feature.csv"] {
         let text = std::fs::read_to_string(corpus(&format!("jit/{name}"))).unwrap();
         all.extend(omen_risk::dataset::read(&text, None).unwrap().1);
     }
     let newest = all.iter().map(|c| c.time).max().unwrap();
-    let config = omen_risk::train::TrainConfig {
-        features: Feature::PUBLIC.to_vec(),
-        trees: 0,
-        ..Default::default()
-    };
+    let config = omen_risk::prior::training_config();
     let model = omen_risk::train::train(&all, &config, newest).unwrap();
     let prior = omen_risk::prior::prior_model().unwrap();
     // Bit-identical on the machine that generated it; elsewhere the matrix kernels (chosen by CPU

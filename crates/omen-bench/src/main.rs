@@ -96,9 +96,10 @@ enum Bench {
         out: PathBuf,
     },
     /// Deploy-risk evaluation on the development split: each public dataset's oldest 65%, whose
-    /// own newest 35% is the test. Training settings are chosen on these figures, never on the
-    /// real test period (`omen risk evaluate` on the whole file). Options override the default
-    /// training settings, to compare candidates.
+    /// own newest 35% is the test, and three later-tested folds of the same 65% (each tested on
+    /// a disjoint 12% after everything older). Training settings are chosen on these figures,
+    /// never on the real test period (`omen risk evaluate` on the whole file). Options override
+    /// the default training settings, to compare candidates.
     RiskDevSplit {
         /// Trees in the forest.
         #[arg(long)]
@@ -124,6 +125,9 @@ enum Bench {
         /// L2 penalty of the logistic part.
         #[arg(long)]
         alpha: Option<f64>,
+        /// Days of changes the logistic part learns from (0: all).
+        #[arg(long)]
+        logistic_days: Option<f64>,
     },
     /// Deploy-risk evaluation on the real test period of both public datasets (`omen risk
     /// evaluate`), with the targets marked `ok` or `MISSED`.
@@ -185,6 +189,7 @@ fn main() -> anyhow::Result<()> {
             min_leaf,
             feature_share,
             alpha,
+            logistic_days,
         } => {
             let d = omen_risk::train::TrainConfig::default();
             risk::dev_split(&omen_risk::train::TrainConfig {
@@ -196,6 +201,7 @@ fn main() -> anyhow::Result<()> {
                 min_leaf: min_leaf.unwrap_or(d.min_leaf),
                 feature_share: feature_share.unwrap_or(d.feature_share),
                 alpha: alpha.unwrap_or(d.alpha),
+                logistic_days: logistic_days.unwrap_or(d.logistic_days),
                 ..d
             })
         }

@@ -9,7 +9,8 @@
 //!    smartcore decision trees are fitted. Imbalance: each tree sees a *balanced* bootstrap (as
 //!    many safe as risky changes, drawn with replacement) and a random subset of the features;
 //!    logistic regression is fitted on the data as it is (its ranking does not depend on the
-//!    class ratio).
+//!    class ratio), and only on the last `logistic_days` (365) of its changes, because what makes
+//!    a change risky drifts (see `logistic_start`); the forest sees every change.
 //! 4. Each part is calibrated on the hold-out by Platt scaling (a one-feature logistic
 //!    regression). The blend averages the two calibrated probabilities.
 //! 5. The blend is kept unless the logistic or the forest alone beats it on the hold-out by
@@ -61,6 +62,9 @@ pub struct TrainConfig {
     /// Knots per feature of the logistic part, at evenly spaced quantiles of the fitting set
     /// (0: linear).
     pub knots: usize,
+    /// The logistic part learns from the changes of the last this many days before the newest
+    /// one it is fitted on (0: from all of them). The forest always sees every change.
+    pub logistic_days: f64,
 }
 
 impl Default for TrainConfig {
@@ -79,6 +83,7 @@ impl Default for TrainConfig {
             min_per_class: 30,
             threads: 0,
             knots: 2,
+            logistic_days: 365.0,
         }
     }
 }
@@ -148,7 +153,8 @@ pub fn train(
     let hold_effort: Vec<f64> = hold.iter().map(|c| c.features.effort()).collect();
 
     // 3. Fit both parts on the older changes.
-    let lr = fit_spline_logistic(&fit_z, &fit_y, config)?;
+    let recent = logistic_start(fit, config);
+    let lr = fit_spline_logistic(&fit_z[recent..], &fit_y[recent..], config)?;
     let forest = if config.trees > 0 {
         Some(fit_forest(&fit_z, &fit_y, config)?)
     } else {
@@ -220,7 +226,11 @@ pub fn train(
     let all_y: Vec<bool> = sorted.iter().map(|c| c.risky).collect();
     let logistic = match kind {
         ModelKind::Logistic | ModelKind::Blend => {
-            Some((fit_spline_logistic(&all_z, &all_y, config)?, lr_platt))
+            let recent = logistic_start(&sorted, config);
+            Some((
+                fit_spline_logistic(&all_z[recent..], &all_y[recent..], config)?,
+                lr_platt,
+            ))
         }
         ModelKind::Forest => None,
     };
@@ -250,6 +260,34 @@ pub fn train(
         .collect();
     model.quantiles = quantiles(&mut train_probs);
     Ok(model)
+}
+
+/// Where the logistic part's changes start in the time-sorted `cs`: at the first change within
+/// `config.logistic_days` of the newest, or at 0 when the window is off or holds fewer changes
+/// (or fewer of either class) than training needs.
+///
+/// Why a window: the properties of risky changes drift as a project ages (McIntosh and Kamei,
+/// "Are Fix-Inducing Changes a Moving Target?", TSE 2018, on the same Qt and OpenStack data),
+/// and a logistic regression fits one global weight per input, so old changes pull it towards
+/// what used to matter. The forest splits locally and keeps every change.
+fn logistic_start(cs: &[&LabelledChange], config: &TrainConfig) -> usize {
+    let Some(newest) = cs.last().map(|c| c.time) else {
+        return 0;
+    };
+    if config.logistic_days <= 0.0 {
+        return 0;
+    }
+    let from = newest.saturating_sub((config.logistic_days * 86_400.0) as i64);
+    let start = cs.partition_point(|c| c.time < from);
+    let window = &cs[start..];
+    let risky = window.iter().filter(|c| c.risky).count();
+    if window.len() < config.min_samples
+        || risky < config.min_per_class
+        || window.len() - risky < config.min_per_class
+    {
+        return 0;
+    }
+    start
 }
 
 fn has_both(cs: &[&LabelledChange]) -> bool {
@@ -737,6 +775,82 @@ mod tests {
             lr.weights.len(),
             3 + lr.knots.iter().map(Vec::len).sum::<usize>()
         );
+    }
+
+    /// Changes 4 hours apart over 3.5 years: for the first 2 years risk follows `nf`, after
+    /// that it follows `la`.
+    fn drifting(seed: u64) -> Vec<LabelledChange> {
+        let mut rng = SplitMix(seed);
+        let mut unit = move || (rng.next() >> 11) as f64 / (1u64 << 53) as f64;
+        let step = 4 * 3600;
+        let switch = 2 * 365 * 86_400 / step;
+        (0..(3.5 * 365.0 * 86_400.0) as i64 / step)
+            .map(|i| {
+                let (a, b) = (unit(), unit());
+                let driver = if i < switch { b } else { a };
+                let mut features = FeatureVector::default();
+                features.set(Feature::La, (a * 8.0).exp() - 1.0);
+                features.set(Feature::Nf, (b * 4.0).exp());
+                LabelledChange {
+                    id: format!("c{i}"),
+                    time: 1_500_000_000 + i * step,
+                    features,
+                    risky: unit() < sigmoid(6.0 * driver - 4.0),
+                }
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_logistic_part_learns_from_the_latest_year() {
+        let changes = drifting(5);
+        let newest = changes.last().map(|c| c.time).unwrap();
+        let latest: Vec<LabelledChange> = changes
+            .iter()
+            .filter(|c| c.time > newest - 200 * 86_400)
+            .cloned()
+            .collect();
+        let fit = |logistic_days| {
+            let cfg = TrainConfig {
+                logistic_days,
+                ..config(0, 0)
+            };
+            let model = train(&changes, &cfg, 0).unwrap();
+            let (lr, _) = model.logistic.as_ref().unwrap();
+            // Inputs are standardised, so the weights compare: [la, nf, fix].
+            (lr.weights[0], lr.weights[1], auc_of(&model, &latest))
+        };
+        let (la, nf, windowed) = fit(365.0);
+        assert!(
+            nf.abs() < 0.2 * la,
+            "la {la}, nf {nf}: only the latest year"
+        );
+        let (la_all, nf_all, everything) = fit(0.0);
+        assert!(
+            nf_all > 0.5 * la_all,
+            "la {la_all}, nf {nf_all}: every change"
+        );
+        assert!(
+            windowed > everything + 0.03,
+            "AUC on the latest changes: windowed {windowed}, all {everything}"
+        );
+    }
+
+    #[test]
+    fn a_window_with_too_few_changes_is_not_used() {
+        let changes = u_shaped(1000, 6);
+        let sorted: Vec<&LabelledChange> = changes.iter().collect();
+        // 1,000 changes an hour apart: the last day holds 25, fewer than training needs.
+        let day = TrainConfig {
+            logistic_days: 1.0,
+            ..config(0, 0)
+        };
+        assert_eq!(logistic_start(&sorted, &day), 0);
+        let month = TrainConfig {
+            logistic_days: 30.0,
+            ..config(0, 0)
+        };
+        assert_eq!(logistic_start(&sorted, &month), 1000 - 30 * 24 - 1);
     }
 
     #[test]
