@@ -13,7 +13,9 @@ work="${OMEN_DEMO_DIR:-$root/target/omen-demo}"
 unset GITHUB_ACTIONS GITHUB_RUN_ID GITHUB_EVENT_NAME GITHUB_EVENT_PATH GITLAB_CI CI_PIPELINE_ID
 
 cargo build --quiet --release -p omen-cli --manifest-path "$root/Cargo.toml"
-omen="$root/target/release/omen"
+target="${CARGO_TARGET_DIR:-$root/target}"
+case "$target" in /*) ;; *) target="$PWD/$target" ;; esac
+omen="$target/release/omen"
 rm -rf "$work" && mkdir -p "$work"
 db="$work/history.db"
 
@@ -38,7 +40,9 @@ echo "compare with the truth the history was generated from: $history/TRUTH.tsv"
 # Deploy risk needs a git checkout with history: a tarball or a depth-1 clone has none to learn from.
 echo
 if git -C "$root" rev-parse --verify --quiet HEAD~1 > /dev/null 2>&1; then
-  echo "omen: deploy risk of this checkout's newest commit ($(git -C "$root" log -1 --format='%h %s' | cut -c1-72))"
+  newest="$(git -C "$root" log -1 --format='%h %s')"
+  if [ "${#newest}" -gt 72 ]; then newest="${newest:0:71}…"; fi
+  echo "omen: deploy risk of this checkout's newest commit ($newest)"
   "$omen" risk score --repo "$root" --db "$db" --base HEAD~1 --head HEAD
 else
   echo "omen: deploy risk skipped: $root is not a git checkout with at least two commits"
