@@ -41,7 +41,10 @@ echo "compare with the truth the history was generated from: $history/TRUTH.tsv"
 echo
 if git -C "$root" rev-parse --verify --quiet HEAD~1 > /dev/null 2>&1; then
   newest="$(git -C "$root" log -1 --format='%h %s')"
-  if [ "${#newest}" -gt 72 ]; then newest="${newest:0:71}…"; fi
+  if [ "${#newest}" -gt 72 ]; then
+    newest="${newest:0:71}"
+    newest="${newest%"${newest##*[! ]}"}…"
+  fi
   echo "omen: deploy risk of this checkout's newest commit ($newest)"
   "$omen" risk score --repo "$root" --db "$db" --base HEAD~1 --head HEAD
 else
