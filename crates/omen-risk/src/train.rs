@@ -120,17 +120,13 @@ pub fn train(
     let mut sorted: Vec<&LabelledChange> = changes.iter().collect();
     sorted.sort_by_key(|c| c.time);
     let positives = sorted.iter().filter(|c| c.risky).count();
-    let negatives = sorted.len() - positives;
     let too_few = || TrainError::TooFew {
         samples: sorted.len(),
         positives,
         need: config.min_samples,
         need_per_class: config.min_per_class,
     };
-    if sorted.len() < config.min_samples
-        || positives < config.min_per_class
-        || negatives < config.min_per_class
-    {
+    if !enough_to_train(&sorted, config) {
         return Err(too_few());
     }
     let n_fit = ((1.0 - config.holdout) * sorted.len() as f64).round() as usize;
@@ -279,15 +275,20 @@ fn logistic_start(cs: &[&LabelledChange], config: &TrainConfig) -> usize {
     }
     let from = newest.saturating_sub((config.logistic_days * 86_400.0) as i64);
     let start = cs.partition_point(|c| c.time < from);
-    let window = &cs[start..];
-    let risky = window.iter().filter(|c| c.risky).count();
-    if window.len() < config.min_samples
-        || risky < config.min_per_class
-        || window.len() - risky < config.min_per_class
-    {
-        return 0;
+    if enough_to_train(&cs[start..], config) {
+        start
+    } else {
+        0
     }
-    start
+}
+
+/// True when `cs` has the changes training needs: `min_samples` in all, `min_per_class` of each
+/// class.
+fn enough_to_train(cs: &[&LabelledChange], config: &TrainConfig) -> bool {
+    let risky = cs.iter().filter(|c| c.risky).count();
+    cs.len() >= config.min_samples
+        && risky >= config.min_per_class
+        && cs.len() - risky >= config.min_per_class
 }
 
 fn has_both(cs: &[&LabelledChange]) -> bool {
