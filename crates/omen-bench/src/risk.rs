@@ -464,6 +464,12 @@ pub fn eval_targets() -> anyhow::Result<usize> {
             report.base_rate_brier,
             capture * 100.0
         );
+        if let Some(g) = &report.gain_over_lapredict {
+            println!(
+                "  AUC gain over LApredict {:+.4}, standard error {:.4}, 95% CI {:+.4} to {:+.4} (DeLong)",
+                g.auc, g.std_error, g.ci95[0], g.ci95[1]
+            );
+        }
         // The report rounds to four places; compare in ten-thousandths so 0.7577 against
         // 0.7377 + 0.02 is not lost to floating point.
         let ten_thousandths = |x: f64| (x * 10_000.0).round() as i64;

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use omen_metadata::risk::{
-    EvalBaselines, EvalFigures, EvaluationReport, GateReport, RISK_REPORT_VERSION, RiskReport,
-    SignalsStage,
+    AucGain, EvalBaselines, EvalFigures, EvaluationReport, GateReport, RISK_REPORT_VERSION,
+    RiskReport, SignalsStage,
 };
 use omen_risk::assess::{self, Source};
 use omen_risk::features::{DiffHints, Feature, FeatureVector, LabelledChange};
@@ -1076,6 +1076,14 @@ fn evaluate_command(args: &EvaluateArgs) -> anyhow::Result<Outcome> {
             la_rank: figures(&ev.la_rank),
             lapredict: figures(&ev.lapredict),
         },
+        gain_over_lapredict: ev.gain_over_lapredict.map(|d| {
+            let (low, high) = d.ci95();
+            AucGain {
+                auc: round4(d.difference),
+                std_error: round4(d.std_error),
+                ci95: [round4(low), round4(high)],
+            }
+        }),
     };
     match args.format {
         Format::Json => output::print_json(&report)?,
@@ -1115,6 +1123,12 @@ fn evaluate_command(args: &EvaluateArgs) -> anyhow::Result<Outcome> {
             );
             s += &line("la_rank", &report.baselines.la_rank);
             s += &line("lapredict", &report.baselines.lapredict);
+            if let Some(g) = &report.gain_over_lapredict {
+                s += &format!(
+                    "AUC gain over lapredict {:+.4} (standard error {:.4}, 95% CI {:+.4} to {:+.4}, DeLong)\n",
+                    g.auc, g.std_error, g.ci95[0], g.ci95[1]
+                );
+            }
             output::print(&s);
         }
     }

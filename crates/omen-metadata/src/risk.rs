@@ -131,4 +131,19 @@ pub struct EvaluationReport {
     pub model: EvalFigures,
     /// The baselines.
     pub baselines: EvalBaselines,
+    /// Omen's AUC minus LApredict's on the same test changes, with its uncertainty (`null`
+    /// with fewer than two test changes of either class).
+    #[serde(default)]
+    pub gain_over_lapredict: Option<AucGain>,
+}
+
+/// A paired AUC difference between two scorers of the same changes (DeLong).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AucGain {
+    /// The first scorer's AUC minus the second's.
+    pub auc: f64,
+    /// Standard error of that difference.
+    pub std_error: f64,
+    /// Two-sided 95% confidence interval, `[low, high]`.
+    pub ci95: [f64; 2],
 }

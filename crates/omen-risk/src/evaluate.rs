@@ -6,7 +6,7 @@
 //! weeks later, inside the test period. Nothing dated after the training cut is read.
 
 use crate::features::{Feature, LabelledChange};
-use crate::metrics::{self, Confusion, Scored};
+use crate::metrics::{self, AucDifference, Confusion, Scored};
 use crate::train::{self, TrainConfig, TrainError, best_f1_threshold};
 
 /// Split settings.
@@ -70,6 +70,9 @@ pub struct Evaluation {
     pub la_rank: Figures,
     /// Logistic regression on lines added alone.
     pub lapredict: Figures,
+    /// Omen's AUC minus LApredict's on the same test changes, with DeLong's standard error;
+    /// `None` with fewer than two test changes of either class.
+    pub gain_over_lapredict: Option<AucDifference>,
 }
 
 /// Train on the older changes and score the test period; see the module docs.
@@ -143,6 +146,7 @@ pub fn evaluate(
         model: model_figures,
         la_rank: la_figures,
         lapredict: lap_figures,
+        gain_over_lapredict: metrics::auc_difference(&omen, &lap),
     })
 }
 
