@@ -361,15 +361,9 @@ mod tests {
     #[test]
     fn placements_agree_with_counting_pairs() {
         // Scores on a coarse grid so many tie, within and across classes.
-        let mut state = 12345u64;
-        let mut next = || {
-            state = state
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (state >> 33) as u32
-        };
+        let mut rng = crate::train::SplitMix(12345);
         let xs: Vec<Scored> = (0..200)
-            .map(|_| s(f64::from(next() % 7), next() % 3 == 0, 1.0))
+            .map(|_| s((rng.next() % 7) as f64, rng.next().is_multiple_of(3), 1.0))
             .collect();
         let (pos, neg) = placements(&xs).unwrap();
         let risky: Vec<f64> = xs.iter().filter(|x| x.risky).map(|x| x.score).collect();
@@ -400,29 +394,23 @@ mod tests {
     #[test]
     fn delong_error_agrees_with_a_paired_bootstrap() {
         // Two correlated noisy scorers of 2,000 changes, 40% risky so both classes' terms
-        // weigh; resampling changes with replacement 400 times spreads the AUC difference as
-        // DeLong's error says, within the bootstrap's own noise (about 4%). Leaving out the
-        // safe changes' term puts the ratio at 1.26.
-        let mut state = 99u64;
-        let mut uniform = || {
-            state = state
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
-            (state >> 11) as f64 / (1u64 << 53) as f64
-        };
+        // weigh; resampling changes with replacement 1,000 times spreads the AUC difference as
+        // DeLong's error says, within the bootstrap's own noise (about 2%). Leaving out the
+        // safe changes' term puts the ratio at 1.25.
+        let mut rng = crate::train::SplitMix(99);
         let (mut a, mut b) = (Vec::new(), Vec::new());
         for _ in 0..2_000 {
-            let risky = uniform() < 0.4;
-            let signal = if risky { 0.6 } else { 0.0 } + uniform();
-            let shared = uniform();
-            a.push(s(signal + shared + uniform(), risky, 1.0));
-            b.push(s(0.5 * signal + shared + uniform(), risky, 1.0));
+            let risky = rng.unit() < 0.4;
+            let signal = if risky { 0.6 } else { 0.0 } + rng.unit();
+            let shared = rng.unit();
+            a.push(s(signal + shared + rng.unit(), risky, 1.0));
+            b.push(s(0.5 * signal + shared + rng.unit(), risky, 1.0));
         }
         let d = auc_difference(&a, &b).unwrap();
         let mut diffs = Vec::new();
-        for _ in 0..400 {
+        for _ in 0..1_000 {
             let pick: Vec<usize> = (0..a.len())
-                .map(|_| ((uniform() * a.len() as f64) as usize).min(a.len() - 1))
+                .map(|_| ((rng.unit() * a.len() as f64) as usize).min(a.len() - 1))
                 .collect();
             let ra: Vec<Scored> = pick.iter().map(|&i| a[i]).collect();
             let rb: Vec<Scored> = pick.iter().map(|&i| b[i]).collect();

@@ -692,7 +692,7 @@ mod tests {
     /// `n` changes whose risk is U-shaped in `ln(1 + la)`: both tiny and huge changes are risky.
     fn u_shaped(n: usize, seed: u64) -> Vec<LabelledChange> {
         let mut rng = SplitMix(seed);
-        let mut unit = move || (rng.next() >> 11) as f64 / (1u64 << 53) as f64;
+        let mut unit = move || rng.unit();
         (0..n)
             .map(|i| {
                 let log_la = unit() * 8.0;
@@ -782,7 +782,7 @@ mod tests {
     /// that it follows `la`.
     fn drifting(seed: u64) -> Vec<LabelledChange> {
         let mut rng = SplitMix(seed);
-        let mut unit = move || (rng.next() >> 11) as f64 / (1u64 << 53) as f64;
+        let mut unit = move || rng.unit();
         let step = 4 * 3600;
         let switch = 2 * 365 * 86_400 / step;
         (0..(3.5 * 365.0 * 86_400.0) as i64 / step)
