@@ -3,6 +3,7 @@
 
 mod ci;
 mod corpus;
+mod faults;
 mod flaky;
 mod ingest;
 mod install;

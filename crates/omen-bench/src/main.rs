@@ -238,7 +238,7 @@ fn child_parse(report: &Path) -> anyhow::Result<()> {
     let start = Instant::now();
     let file = std::fs::File::open(report)?;
     let mut cases = 0u64;
-    let (_, counts) = omen_core::junit::parse_with(
+    let omen_core::junit::Summary { counts, .. } = omen_core::junit::parse_with(
         std::io::BufReader::with_capacity(256 * 1024, file),
         omen_core::junit::Limits::default(),
         |_| cases += 1,

@@ -111,71 +111,61 @@ pub fn run(args: &CiArgs, config: &crate::config::Config) -> anyhow::Result<Outc
     let mut trouble = run.trouble;
     let is_default = meta.is_default_branch();
 
-    let quarantine = match crate::quarantine::read_file(&args.quarantine_file) {
-        Ok(file) => file.unwrap_or(QuarantineFile {
-            version: QUARANTINE_VERSION,
-            tests: vec![],
-        }),
-        Err(err) => {
-            tracing::warn!("{err:#}; nothing is treated as quarantined");
-            trouble = true;
-            QuarantineFile {
+    // A quarantine file Omen cannot read is never replaced: it may hold someone's manual entries.
+    let (quarantine, readable) = match crate::quarantine::read_file(&args.quarantine_file) {
+        Ok(file) => (
+            file.unwrap_or(QuarantineFile {
                 version: QUARANTINE_VERSION,
                 tests: vec![],
-            }
+            }),
+            true,
+        ),
+        Err(err) => {
+            tracing::warn!(
+                "{err:#}; nothing is treated as quarantined, and the file is left untouched"
+            );
+            trouble = true;
+            (
+                QuarantineFile {
+                    version: QUARANTINE_VERSION,
+                    tests: vec![],
+                },
+                false,
+            )
         }
     };
 
     // On the default branch, refresh the quarantine from the history just updated.
     let mut quarantine_changes = Vec::new();
-    if is_default && let Some(s) = store.as_ref() {
-        match crate::quarantine::regenerate(
+    if is_default
+        && readable
+        && let Some(s) = store.as_ref()
+    {
+        match crate::quarantine::refresh(
             s,
+            &args.quarantine_file,
             &quarantine,
             &config.quarantine,
             &config.flakiness,
             Mode::RunIgnore,
             now,
+            false,
         ) {
-            Ok((file, changes, releases, suite)) => {
-                let automatic = file
-                    .tests
-                    .iter()
-                    .filter(|e| e.source == omen_metadata::quarantine::Source::Auto)
-                    .count();
-                if let Some(refusal) =
-                    omen_core::quarantine::guard(automatic, suite, &config.quarantine)
-                {
-                    tracing::warn!("quarantine not updated: {refusal}");
-                } else {
-                    let text = file.render();
-                    if std::fs::read_to_string(&args.quarantine_file).unwrap_or_default() != text {
-                        if let Some(parent) = args
-                            .quarantine_file
-                            .parent()
-                            .filter(|p| !p.as_os_str().is_empty())
-                        {
-                            let _ = std::fs::create_dir_all(parent);
-                        }
-                        if let Err(e) = std::fs::write(&args.quarantine_file, text) {
-                            tracing::warn!("cannot write {}: {e}", args.quarantine_file.display());
-                        }
-                    }
-                    for k in releases {
-                        let _ = s.record_release(k, now);
-                    }
-                    for (what, ids) in [
-                        ("added", changes.added),
-                        ("released", changes.released),
-                        ("removed, broken", changes.broken),
-                        ("dropped", changes.dropped),
-                    ] {
-                        quarantine_changes.extend(ids.into_iter().map(|id| (what.to_owned(), id)));
-                    }
+            Ok(crate::quarantine::Refreshed::Refused(refusal)) => {
+                tracing::warn!("quarantine not updated: {refusal}");
+            }
+            Ok(crate::quarantine::Refreshed::Written { changes, .. }) => {
+                for (what, ids) in [
+                    ("added", changes.added),
+                    ("released", changes.released),
+                    ("removed, broken", changes.broken),
+                    ("dropped", changes.dropped),
+                ] {
+                    quarantine_changes.extend(ids.into_iter().map(|id| (what.to_owned(), id)));
                 }
             }
             Err(err) => {
-                tracing::warn!("{err:#}");
+                tracing::warn!("quarantine not updated: {err:#}");
                 trouble = true;
             }
         }

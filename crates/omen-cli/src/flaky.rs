@@ -33,6 +33,10 @@ pub struct FlakyReport {
     pub version: u32,
     /// Tests, most urgent first: broken, then flaky, then the rest by score.
     pub tests: Vec<FlakyTest>,
+    /// Set when the history could not be read: `tests` is then empty because nothing is known,
+    /// not because no test is flaky.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// One listed test.
@@ -208,13 +212,16 @@ pub fn run(args: &FlakyArgs, config: &crate::config::Config) -> anyhow::Result<O
         Ok(store) => store,
         Err(err) => {
             tracing::warn!("{err}");
-            tracing::warn!(
-                "hint: run `omen ingest` on the default branch first to build the history"
-            );
+            if matches!(err, omen_store::StoreError::Missing { .. }) {
+                tracing::warn!(
+                    "hint: run `omen ingest` on the default branch first to build the history"
+                );
+            }
             if args.format == Format::Json {
                 output::print_json(&FlakyReport {
                     version: FLAKY_REPORT_VERSION,
                     tests: vec![],
+                    error: Some(err.to_string()),
                 })?;
             }
             return Ok(Outcome::with_trouble(true, args.strict));
@@ -229,6 +236,7 @@ pub fn run(args: &FlakyArgs, config: &crate::config::Config) -> anyhow::Result<O
         Format::Json => output::print_json(&FlakyReport {
             version: FLAKY_REPORT_VERSION,
             tests,
+            error: None,
         })?,
         Format::Text => output::print(&render_text(&tests)),
     }
@@ -236,6 +244,7 @@ pub fn run(args: &FlakyArgs, config: &crate::config::Config) -> anyhow::Result<O
 }
 
 fn render_text(tests: &[FlakyTest]) -> String {
+    use omen_render::escape::line;
     use std::fmt::Write;
     if tests.is_empty() {
         return "omen: no flaky or broken tests on the default branch\n".to_owned();
@@ -253,20 +262,20 @@ fn render_text(tests: &[FlakyTest]) -> String {
         } else {
             format!("{:>5.1}%", t.score * 100.0)
         };
-        let _ = writeln!(out, "\n  {:<7} {score}  {}", t.state, t.selector);
-        let _ = writeln!(out, "          {}", t.explanation);
+        let _ = writeln!(out, "\n  {:<7} {score}  {}", t.state, line(&t.selector));
+        let _ = writeln!(out, "          {}", line(&t.explanation));
         if let Some(since) = &t.broken_since {
             let _ = writeln!(
                 out,
                 "          broken since commit {}",
-                &since[..since.len().min(12)]
+                line(&since.chars().take(12).collect::<String>())
             );
         }
         if let Some(f) = &t.last_failure
             && let Some(m) = &f.message
         {
             let m: String = m.chars().take(120).collect();
-            let _ = writeln!(out, "          last failure: {m}");
+            let _ = writeln!(out, "          last failure: {}", line(&m));
         }
     }
     out

@@ -79,14 +79,26 @@ pub fn parse_reports(patterns: &[String], max_size: u64, roots: &[String]) -> Pa
         };
         let shown = path.display().to_string();
         match parse_file(&path, max_size, limits) {
-            Ok((runner, file_cases, counts, hash)) => {
+            Ok((runner, file_cases, counts, hash, truncated)) => {
                 let counts = to_counts(counts);
+                if let Some(cut) = &truncated {
+                    let place = match (cut.line, cut.column) {
+                        (Some(l), Some(c)) => format!(":{l}:{c}"),
+                        _ => String::new(),
+                    };
+                    tracing::warn!(
+                        "{shown}{place}: {}; its {} test(s) read still count",
+                        cut.message,
+                        counts.tests
+                    );
+                }
                 add_counts(&mut totals, &counts);
                 files.push(FileSummary {
                     path: shown.clone(),
                     counts,
                     runner: Some(runner.as_str().to_owned()),
                     error: None,
+                    truncated,
                 });
                 hashes.push(hash);
                 cases.extend(file_cases.into_iter().map(|c| (c, runner)));
@@ -106,6 +118,7 @@ pub fn parse_reports(patterns: &[String], max_size: u64, roots: &[String]) -> Pa
                     counts: Counts::default(),
                     runner: None,
                     error: Some(error),
+                    truncated: None,
                 });
             }
         }
@@ -124,7 +137,13 @@ pub fn parse_reports(patterns: &[String], max_size: u64, roots: &[String]) -> Pa
     }
 }
 
-type FileParse = (Runner, Vec<TestCase>, omen_core::Counts, [u8; 32]);
+type FileParse = (
+    Runner,
+    Vec<TestCase>,
+    omen_core::Counts,
+    [u8; 32],
+    Option<FileError>,
+);
 
 fn parse_file(path: &Path, max_size: u64, limits: Limits) -> Result<FileParse, FileError> {
     let error = |message: String| FileError {
@@ -152,11 +171,22 @@ fn parse_file(path: &Path, max_size: u64, limits: Limits) -> Result<FileParse, F
     let mut cases = Vec::new();
     let parsed = junit::parse_with(&mut reader, limits, |case| cases.push(case));
     match parsed {
-        Ok((runner, counts)) => {
+        Ok(summary) => {
             // Hash whatever follows the root element too, so the content hash covers every byte.
             let _ = std::io::copy(&mut reader, &mut std::io::sink());
             let hash = reader.into_inner().hasher.finalize().into();
-            Ok((runner, cases, counts, hash))
+            let truncated = summary.truncated_at.map(|offset| {
+                let (line, column) = File::open(path)
+                    .ok()
+                    .and_then(|f| junit::line_col(BufReader::new(f), offset).ok())
+                    .map_or((None, None), |(l, c)| (Some(l), Some(c)));
+                FileError {
+                    message: "unexpected end of file: the report stops before its root element closes (a run that crashed mid-suite, or a cut upload)".to_owned(),
+                    line,
+                    column,
+                }
+            });
+            Ok((summary.runner, cases, summary.counts, hash, truncated))
         }
         Err(err) => {
             let (line, column) = match err.offset() {
@@ -334,8 +364,10 @@ pub fn run(args: &IngestArgs, config: &crate::config::Config) -> anyhow::Result<
         &store_config,
         false,
     )?;
+    let incomplete = run.files.iter().any(|f| f.truncated.is_some());
     let report = IngestReport {
         version: omen_metadata::ingest::INGEST_REPORT_VERSION,
+        incomplete,
         files: run.files,
         totals: run.totals,
         duplicate: run.duplicate,
@@ -366,6 +398,7 @@ pub fn run_info(meta: &RunMeta, source: Source) -> RunInfo {
 }
 
 fn render_text(report: &IngestReport) -> String {
+    use omen_render::escape::line;
     use std::fmt::Write;
     let mut s = String::new();
     let t = &report.totals;
@@ -375,10 +408,10 @@ fn render_text(report: &IngestReport) -> String {
         s,
         "omen: {usable} of {} report(s) read for {}{}",
         report.files.len(),
-        run.branch.as_deref().unwrap_or("(unknown branch)"),
+        line(run.branch.as_deref().unwrap_or("(unknown branch)")),
         run.commit
             .as_deref()
-            .map(|c| format!(" @ {}", &c[..c.len().min(12)]))
+            .map(|c| format!(" @ {}", line(&c.chars().take(12).collect::<String>())))
             .unwrap_or_default()
     );
     let _ = writeln!(
@@ -392,26 +425,32 @@ fn render_text(report: &IngestReport) -> String {
                 (Some(l), Some(c)) => format!(":{l}:{c}"),
                 _ => String::new(),
             };
-            let _ = writeln!(s, "  unusable: {}{place}: {}", f.path, e.message);
+            let _ = writeln!(
+                s,
+                "  unusable: {}{place}: {}",
+                line(&f.path),
+                line(&e.message)
+            );
         }
     }
     let db = &report.database;
     if let Some(aside) = &db.set_aside {
         let _ = writeln!(
             s,
-            "  the old database was unusable and was moved to {aside}"
+            "  the old database was unusable and was moved to {}",
+            line(aside)
         );
     }
     if report.duplicate {
         let _ = writeln!(
             s,
             "  this run was already stored in {}: nothing changed",
-            db.path
+            line(&db.path)
         );
     } else if db.failed {
         let _ = writeln!(s, "  results were NOT stored (see the warning above)");
     } else if db.stored > 0 {
-        let _ = writeln!(s, "  stored {} results in {}", db.stored, db.path);
+        let _ = writeln!(s, "  stored {} results in {}", db.stored, line(&db.path));
     }
     s
 }
@@ -446,6 +485,7 @@ fn summary_error(path: String, message: String, line: Option<u64>) -> FileSummar
             line,
             column: None,
         }),
+        truncated: None,
     }
 }
 

@@ -6,7 +6,7 @@ use omen_metadata::exit_code;
 
 fn main() {
     tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
+        .with_writer(omen_cli::output::SafeStderr)
         .with_ansi(false)
         .with_target(false)
         .without_time()

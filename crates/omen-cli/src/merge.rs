@@ -1,5 +1,6 @@
 //! `omen merge`: combine databases from parallel shards or matrix jobs.
 
+use omen_render::escape::line;
 use std::path::PathBuf;
 
 use omen_store::{Store, StoreConfig};
@@ -84,10 +85,10 @@ pub fn run(args: &MergeArgs, config: &crate::config::Config) -> anyhow::Result<O
             let mut text = String::new();
             for s in &report.sources {
                 text.push_str(&match &s.error {
-                    Some(e) => format!("omen: skipped {}: {e}\n", s.path),
+                    Some(e) => format!("omen: skipped {}: {}\n", line(&s.path), line(e)),
                     None => format!(
                         "omen: merged {}: {} run(s) added, {} already present, {} compacted and not mergeable\n",
-                        s.path, s.runs_added, s.runs_already_present, s.runs_without_results
+                        line(&s.path), s.runs_added, s.runs_already_present, s.runs_without_results
                     ),
                 });
             }

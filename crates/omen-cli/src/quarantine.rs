@@ -210,6 +210,112 @@ pub fn regenerate(
     Ok((file, changes, releases, suite))
 }
 
+/// What [`refresh`] did.
+#[derive(Debug)]
+pub enum Refreshed {
+    /// The file now holds `file` (it was rewritten only if its text changed); releases recorded.
+    Written {
+        /// The quarantine as written.
+        file: QuarantineFile,
+        /// What changed against the previous file.
+        changes: Changes,
+        /// Tests with default-branch history.
+        suite: usize,
+    },
+    /// The guard refused the new quarantine; nothing was written or recorded.
+    Refused(String),
+}
+
+/// The one quarantine refresh, used by `omen quarantine` and `omen ci`: regenerate from `store`
+/// and the `previous` file (which must have been read successfully — a file Omen cannot read is
+/// never replaced), apply the guard unless `force`, write atomically to `path`, and record the
+/// releases so a test that bounces back is not released automatically again. Every error is
+/// returned, none dropped.
+#[allow(clippy::too_many_arguments)]
+pub fn refresh(
+    store: &Store,
+    path: &Path,
+    previous: &QuarantineFile,
+    policy: &QuarantinePolicy,
+    config: &FlakinessConfig,
+    mode: Mode,
+    now: i64,
+    force: bool,
+) -> anyhow::Result<Refreshed> {
+    let (file, changes, releases, suite) = regenerate(store, previous, policy, config, mode, now)?;
+    // Only automatic entries count: a person's manual entries are not a sign of an outage.
+    let automatic = file
+        .tests
+        .iter()
+        .filter(|e| e.source == Source::Auto)
+        .count();
+    if let Some(refusal) = guard(automatic, suite, policy) {
+        if !force {
+            return Ok(Refreshed::Refused(refusal));
+        }
+        tracing::warn!("{refusal}; writing it anyway because of --force");
+    }
+    let text = file.render();
+    if std::fs::read_to_string(path).ok().as_deref() != Some(text.as_str()) {
+        write_atomically(path, text.as_bytes())?;
+    }
+    for key in &releases {
+        store
+            .record_release(*key, now)
+            .context("cannot record a quarantine release in the history")?;
+    }
+    Ok(Refreshed::Written {
+        file,
+        changes,
+        suite,
+    })
+}
+
+/// Replace `path` with `bytes` so that a reader sees the old file or the new one, never a part:
+/// write a fresh temporary file beside it (a new name, so an existing `<out>.tmp` is never
+/// touched), flush it to disk, rename it over. A symlink is followed and its target replaced, so
+/// the link stays. On failure the temporary file is removed and `path` is as it was.
+pub fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write;
+    let is_link = path
+        .symlink_metadata()
+        .is_ok_and(|m| m.file_type().is_symlink());
+    let target = if is_link {
+        std::fs::canonicalize(path)
+            .with_context(|| format!("cannot follow the symlink `{}`", path.display()))?
+    } else {
+        path.to_owned()
+    };
+    let dir = match target.parent().filter(|p| !p.as_os_str().is_empty()) {
+        Some(dir) => dir.to_owned(),
+        None => PathBuf::from("."),
+    };
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create `{}`", dir.display()))?;
+    let name = target
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .suffix(".tmp")
+        .tempfile_in(&dir)
+        .with_context(|| format!("cannot create a temporary file in `{}`", dir.display()))?;
+    tmp.write_all(bytes)
+        .and_then(|()| tmp.as_file().sync_all())
+        .with_context(|| format!("cannot write `{}`", target.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&target).map_or(0o644, |m| m.permissions().mode() & 0o7777);
+        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(mode))
+            .with_context(|| format!("cannot set the permissions of `{}`", target.display()))?;
+    }
+    tmp.persist(&target)
+        .map_err(|e| e.error)
+        .with_context(|| format!("cannot replace `{}`", target.display()))?;
+    Ok(())
+}
+
 /// Read the quarantine file at `path`; a missing file is an empty quarantine.
 pub fn read_file(path: &Path) -> anyhow::Result<Option<QuarantineFile>> {
     match std::fs::read_to_string(path) {
@@ -231,6 +337,17 @@ pub fn run(args: &QuarantineArgs, config: &crate::config::Config) -> anyhow::Res
     };
     let previous = match read_file(&args.out) {
         Ok(file) => file,
+        Err(err) if args.check && args.format == QuarantineFormat::Json => {
+            // The staleness gate: a committed file Omen cannot read is not what it would write.
+            output::print(&format!(
+                "omen: {} cannot be read, so it is not up to date: {}\n",
+                args.out.display(),
+                omen_render::escape::line(&format!("{err:#}"))
+            ));
+            return Ok(Outcome {
+                code: exit_code::GATE,
+            });
+        }
         Err(err) => {
             // Never overwrite a file we cannot read: it may hold someone's manual entries.
             tracing::warn!("{err:#}");
@@ -302,73 +419,89 @@ pub fn run(args: &QuarantineArgs, config: &crate::config::Config) -> anyhow::Res
         version: QUARANTINE_VERSION,
         tests: vec![],
     });
-    let (file, changes, releases, suite) =
+    if !args.check {
+        // Recording releases writes the history, so this path opens it for writing.
+        drop(opened);
+        let writable = match Store::open(&args.db, now) {
+            Ok(opened) => opened.store,
+            Err(err) => {
+                tracing::warn!("{err}");
+                return Ok(Outcome::with_trouble(true, args.strict));
+            }
+        };
+        return match refresh(
+            &writable,
+            &args.out,
+            &previous,
+            &policy,
+            &config.flakiness,
+            mode,
+            now,
+            args.force,
+        )? {
+            Refreshed::Refused(refusal) => {
+                tracing::error!("{refusal}");
+                tracing::error!("hint: look at `omen flaky`; pass --force to write it anyway");
+                Ok(Outcome {
+                    code: exit_code::GATE,
+                })
+            }
+            Refreshed::Written {
+                file,
+                changes,
+                suite,
+            } => {
+                output::print(&summary(&args.out, &file, &changes, suite));
+                Ok(Outcome::OK)
+            }
+        };
+    }
+    let (file, _changes, _releases, suite) =
         regenerate(&opened, &previous, &policy, &config.flakiness, mode, now)?;
-    // Only automatic entries count: a person's manual entries are not a sign of an outage.
     let automatic = file
         .tests
         .iter()
         .filter(|e| e.source == Source::Auto)
         .count();
-    if let Some(refusal) = guard(automatic, suite, &policy) {
-        if !args.force {
-            tracing::error!("{refusal}");
-            tracing::error!("hint: look at `omen flaky`; pass --force to write it anyway");
-            return Ok(Outcome {
-                code: exit_code::GATE,
-            });
-        }
-        tracing::warn!("{refusal}; writing it anyway because of --force");
-    }
-    let new_text = file.render();
-    let old_text = std::fs::read_to_string(&args.out).unwrap_or_default();
-    if args.check {
-        if new_text == old_text {
-            output::print(&format!("omen: {} is up to date\n", args.out.display()));
-            return Ok(Outcome::OK);
-        }
-        let diff = similar::TextDiff::from_lines(&old_text, &new_text)
-            .unified_diff()
-            .header(
-                &format!("{} (committed)", args.out.display()),
-                &format!("{} (from history)", args.out.display()),
-            )
-            .to_string();
-        output::print(&format!(
-            "omen: {} is out of date; run `omen quarantine` to update it\n{diff}",
-            args.out.display()
-        ));
+    if let Some(refusal) = guard(automatic, suite, &policy)
+        && !args.force
+    {
+        tracing::error!("{refusal}");
+        tracing::error!("hint: look at `omen flaky`; pass --force to check it anyway");
         return Ok(Outcome {
             code: exit_code::GATE,
         });
     }
-    if new_text != old_text {
-        if let Some(parent) = args.out.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent)
-                .with_context(|| format!("cannot create `{}`", parent.display()))?;
-        }
-        let tmp = args.out.with_extension("json.tmp");
-        std::fs::write(&tmp, &new_text)
-            .with_context(|| format!("cannot write `{}`", tmp.display()))?;
-        std::fs::rename(&tmp, &args.out)
-            .with_context(|| format!("cannot replace `{}`", args.out.display()))?;
+    let new_text = file.render();
+    let old_text = std::fs::read_to_string(&args.out).unwrap_or_default();
+    if new_text == old_text {
+        output::print(&format!("omen: {} is up to date\n", args.out.display()));
+        return Ok(Outcome::OK);
     }
-    // Remember releases so a test that bounces back is not released automatically again.
-    if !releases.is_empty() {
-        let writable = Store::open(&args.db, now)?.store;
-        for key in &releases {
-            writable.record_release(*key, now)?;
-        }
-    }
-    output::print(&summary(&args.out, &file, &changes, suite));
-    Ok(Outcome::OK)
+    let diff = similar::TextDiff::from_lines(&old_text, &new_text)
+        .unified_diff()
+        .header(
+            &format!("{} (committed)", args.out.display()),
+            &format!("{} (from history)", args.out.display()),
+        )
+        .to_string();
+    output::print(&format!(
+        "omen: {} is out of date; run `omen quarantine` to update it\n{}",
+        args.out.display(),
+        diff.lines()
+            .map(|l| format!("{}\n", omen_render::escape::line(l)))
+            .collect::<String>()
+    ));
+    Ok(Outcome {
+        code: exit_code::GATE,
+    })
 }
 
 fn summary(path: &Path, file: &QuarantineFile, c: &Changes, suite: usize) -> String {
     let mut s = format!(
         "omen: {} test(s) quarantined of {suite} in {}\n",
         file.tests.len(),
-        path.display()
+        omen_render::escape::line(&path.display().to_string())
     );
     for (label, ids) in [
         ("added", &c.added),
@@ -377,7 +510,7 @@ fn summary(path: &Path, file: &QuarantineFile, c: &Changes, suite: usize) -> Str
         ("dropped, no longer in the history", &c.dropped),
     ] {
         for id in ids {
-            s.push_str(&format!("  {label}: {id}\n"));
+            s.push_str(&format!("  {label}: {}\n", omen_render::escape::line(id)));
         }
     }
     s

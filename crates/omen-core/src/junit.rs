@@ -95,26 +95,40 @@ pub struct ParsedReport {
     pub counts: Counts,
 }
 
+/// What [`parse_with`] learned about a report besides its cases.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Summary {
+    /// The runner that wrote it, as far as the report tells.
+    pub runner: Runner,
+    /// Totals over the cases handed out.
+    pub counts: Counts,
+    /// Byte offset of the end of input when the file ends before its root element closes, between
+    /// two test cases (a run that crashed mid-suite, a cut upload): the cases read are complete
+    /// and count, but the report does not describe the whole run.
+    pub truncated_at: Option<u64>,
+}
+
 /// Parse a whole report into memory. See [`parse_with`] to stream cases instead.
 pub fn parse(reader: impl BufRead, limits: Limits) -> Result<ParsedReport, ParseError> {
     let mut cases = Vec::new();
-    let (runner, counts) = parse_with(reader, limits, |case| cases.push(case))?;
+    let summary = parse_with(reader, limits, |case| cases.push(case))?;
     Ok(ParsedReport {
-        runner,
+        runner: summary.runner,
         cases,
-        counts,
+        counts: summary.counts,
     })
 }
 
 /// Parse a report, handing each test case to `on_case` as soon as its element ends.
 ///
-/// Returns the detected runner and the totals. On error, cases already handed out came from a
-/// file that turned out to be unusable: callers that must not keep partial data should buffer.
+/// Returns the detected runner, the totals and whether the file was cut short between cases. On
+/// error, cases already handed out came from a file that turned out to be unusable: callers that
+/// must not keep partial data should buffer.
 pub fn parse_with(
     mut input: impl BufRead,
     limits: Limits,
     mut on_case: impl FnMut(TestCase),
-) -> Result<(Runner, Counts), ParseError> {
+) -> Result<Summary, ParseError> {
     let skipped_bom = skip_bom(&mut input)?;
     let mut reader = Reader::from_reader(input);
     {
@@ -134,6 +148,8 @@ pub fn parse_with(
         seen_root: false,
     };
     let mut buf = Vec::with_capacity(64 * 1024);
+    // Elements open at this point; above zero at the end of input means the file was cut.
+    let mut depth = 0usize;
     loop {
         let before = reader.buffer_position();
         let event = match reader.read_event_into(&mut buf) {
@@ -153,12 +169,16 @@ pub fn parse_with(
         };
         match event {
             Event::Start(start) => {
+                depth += 1;
                 parser.start(&start, false, before + skipped_bom, &mut on_case)?
             }
             Event::Empty(start) => {
                 parser.start(&start, true, before + skipped_bom, &mut on_case)?
             }
-            Event::End(end) => parser.end(end.local_name().as_ref(), &mut on_case),
+            Event::End(end) => {
+                depth = depth.saturating_sub(1);
+                parser.end(end.local_name().as_ref(), &mut on_case)
+            }
             Event::Text(text) => parser.text(&String::from_utf8_lossy(&text)),
             Event::CData(cdata) => parser.text(&String::from_utf8_lossy(&cdata)),
             Event::GeneralRef(reference) if parser.capturing() => {
@@ -181,7 +201,11 @@ pub fn parse_with(
             offset: reader.buffer_position() + skipped_bom,
         });
     }
-    Ok((parser.runner, parser.counts))
+    Ok(Summary {
+        runner: parser.runner,
+        counts: parser.counts,
+        truncated_at: (depth > 0).then(|| reader.buffer_position() + skipped_bom),
+    })
 }
 
 /// Convert a byte offset into a 1-based line and column (in bytes), reading `input` up to it.
@@ -693,6 +717,19 @@ mod tests {
         assert_eq!(report.cases[0].outcome, Outcome::Failed);
         assert!(!report.cases[0].flaky);
         assert_eq!(report.cases[0].retries.len(), 1);
+    }
+
+    #[test]
+    fn a_report_cut_between_cases_counts_what_was_read_and_says_it_was_cut() {
+        let text = "<testsuites><testsuite name=\"s\">\n<testcase name=\"a\"/>\n<testcase name=\"b\"><failure/></testcase>\n";
+        let mut cases = Vec::new();
+        let summary = parse_with(text.as_bytes(), Limits::default(), |c| cases.push(c)).unwrap();
+        assert_eq!(cases.len(), 2);
+        assert_eq!((summary.counts.tests, summary.counts.failures), (2, 1));
+        assert_eq!(summary.truncated_at, Some(text.len() as u64));
+        let whole = format!("{text}</testsuite></testsuites>");
+        let summary = parse_with(whole.as_bytes(), Limits::default(), |_| {}).unwrap();
+        assert_eq!(summary.truncated_at, None);
     }
 
     #[test]

@@ -21,6 +21,10 @@ pub struct IngestReport {
     pub run: RunInfo,
     /// Where the history database is, and what happened to it.
     pub database: DatabaseInfo,
+    /// True when a report was cut short (see [`FileSummary::truncated`]): the results read count,
+    /// but the run may have had more tests than were stored.
+    #[serde(default)]
+    pub incomplete: bool,
 }
 
 /// Per-testcase totals, counted by the rules in `tests/corpus/junit/MANIFEST.json`.
@@ -52,6 +56,10 @@ pub struct FileSummary {
     pub runner: Option<String>,
     /// Why the file could not be used, or null.
     pub error: Option<FileError>,
+    /// Where the file ends unexpectedly, when it was cut between two test cases; its cases still
+    /// count. Absent for a complete file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub truncated: Option<FileError>,
 }
 
 /// Why a file could not be used.

@@ -9,6 +9,36 @@
 /// Zero-width space: breaks mentions and references without changing what a reader sees.
 const ZWSP: char = '\u{200B}';
 
+/// Characters that reorder or hide the text around them: the bidi embeddings, overrides and
+/// isolates (the "Trojan Source" characters) and the invisible marks.
+pub fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{061C}')
+}
+
+/// Make untrusted `text` safe as part of one line printed to a terminal or a CI log: newlines,
+/// every other control character (ESC, BEL, BS, VT, FF, DEL, the C1 range) and bidi controls
+/// are written as visible escapes (`\n`, `\u{1b}`), so the text can neither start a new line
+/// (where `::error::` would become a workflow command) nor move the cursor, set a link or write
+/// the clipboard. A leading `::` is broken for the same reason. Printable text is unchanged.
+pub fn line(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() || is_bidi_control(c) => {
+                out.push_str(&format!("\\u{{{:x}}}", u32::from(c)));
+            }
+            c => out.push(c),
+        }
+    }
+    if out.trim_start().starts_with("::") {
+        out = out.replacen("::", "\\u{3a}:", 1);
+    }
+    out
+}
+
 /// Escape `text` for inline use in Markdown (a sentence, a table cell), cut to `max_chars`.
 pub fn inline(text: &str, max_chars: usize) -> String {
     let mut out = String::with_capacity(text.len() + 16);
@@ -42,6 +72,9 @@ pub fn inline(text: &str, max_chars: usize) -> String {
             }
             '\n' | '\r' | '\t' => out.push(' '),
             c if c.is_control() => {}
+            c if is_bidi_control(c) => {
+                out.push_str(&format!("&lt;U+{:04X}&gt;", u32::from(c)));
+            }
             c => out.push(c),
         }
     }
@@ -63,11 +96,26 @@ pub fn code_block(text: &str, max_chars: usize) -> String {
     format!("{fence}text\n{body}\n{fence}")
 }
 
-/// Escape a value for a GitHub workflow command's message (`::error ...::MESSAGE`).
+/// Escape a value for a GitHub workflow command's message (`::error ...::MESSAGE`). Newlines are
+/// percent-encoded as the runner expects; every other control character and the bidi controls
+/// become visible symbols (U+2400 + code, U+2421 for DEL, U+FFFD otherwise), since the log viewer
+/// would interpret them and the command syntax has no escape for them.
 pub fn command_data(text: &str) -> String {
-    text.replace('%', "%25")
-        .replace('\r', "%0D")
-        .replace('\n', "%0A")
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '%' => out.push_str("%25"),
+            '\r' => out.push_str("%0D"),
+            '\n' => out.push_str("%0A"),
+            '\u{7f}' => out.push('\u{2421}'),
+            c if u32::from(c) < 0x20 => {
+                out.push(char::from_u32(0x2400 + u32::from(c)).unwrap_or('\u{FFFD}'));
+            }
+            c if c.is_control() || is_bidi_control(c) => out.push('\u{FFFD}'),
+            c => out.push(c),
+        }
+    }
+    out
 }
 
 /// Escape a value for a GitHub workflow command's property (`file=`, `title=`).
@@ -108,6 +156,43 @@ mod tests {
         );
         assert_eq!(inline("abcdef", 3), "abc…");
         assert_eq!(inline("bell\u{7}", 10), "bell");
+    }
+
+    #[test]
+    fn terminal_lines_show_controls_instead_of_obeying_them() {
+        let check = |input: &str, expected: &str| assert_eq!(line(input), expected, "{input:?}");
+        check("plain tests/x.py::test_a[1]", "plain tests/x.py::test_a[1]");
+        check("a\n::error::x", "a\\n::error::x");
+        check("::warning::x", "\\u{3a}:warning::x");
+        check("  ::x", "  \\u{3a}:x");
+        check("\u{1b}]52;c;ZXZpbA==\u{7}", "\\u{1b}]52;c;ZXZpbA==\\u{7}");
+        check("\u{1b}]8;;http://x\u{1b}\\", "\\u{1b}]8;;http://x\\u{1b}\\");
+        check(
+            "bs\u{8}vt\u{b}ff\u{c}del\u{7f}c1\u{9b}",
+            "bs\\u{8}vt\\u{b}ff\\u{c}del\\u{7f}c1\\u{9b}",
+        );
+        check("abc\u{202e}fed", "abc\\u{202e}fed");
+        check("tab\tcr\r", "tab\\tcr\\r");
+        check("ünïcödé ✓", "ünïcödé ✓");
+    }
+
+    #[test]
+    fn workflow_command_data_carries_no_raw_control() {
+        let s = command_data("50%\nnext\r\u{1b}[2J\u{7}\u{8}\u{b}\u{c}\u{7f}\u{202e}");
+        assert_eq!(
+            s,
+            "50%25%0Anext%0D\u{241b}[2J\u{2407}\u{2408}\u{240b}\u{240c}\u{2421}\u{fffd}"
+        );
+        assert!(!s.chars().any(|c| c.is_control()));
+        assert_eq!(command_property("a:b,c\u{1b}"), "a%3Ab%2Cc\u{241b}");
+    }
+
+    #[test]
+    fn bidi_overrides_are_shown_in_markdown_not_obeyed() {
+        assert_eq!(
+            inline("a\u{202e}b\u{2066}c", 100),
+            "a&lt;U+202E&gt;b&lt;U+2066&gt;c"
+        );
     }
 
     #[test]

@@ -25,6 +25,21 @@ pub enum StoreError {
         #[source]
         source: std::io::Error,
     },
+    /// There is no database at the path (read-only opens).
+    #[error("history database `{path}` does not exist")]
+    Missing {
+        /// The path.
+        path: PathBuf,
+    },
+    /// Omen cannot use the file now — locked by another process past the wait, unreadable, a
+    /// directory, a full disk — and left it untouched. Not evidence of corruption.
+    #[error("history database `{path}` cannot be used now: {reason}")]
+    Unavailable {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
     /// The file is not a usable Omen database (only for read-only opens, which never repair).
     #[error("history database `{path}` is not usable: {reason}")]
     Unusable {

@@ -2,8 +2,10 @@
 //!
 //! Architecture invariants:
 //! - This is the only crate that speaks SQL.
-//! - Opening never fails on a bad file: a corrupt, truncated, foreign or newer-schema database is
-//!   moved aside (`<name>.corrupt-<unix seconds>`), never overwritten, and a fresh one is created.
+//! - A file is set aside only on evidence of corruption: a corrupt, truncated, foreign or
+//!   newer-schema database is moved aside (`<name>.corrupt-<unix seconds>`), never overwritten,
+//!   and a fresh one is created. A lock, a permission, a directory, a full disk or a crash's hot
+//!   journal is never such evidence: the file is left as it is ([`StoreError::Unavailable`]).
 //! - Ingest is idempotent: a run is keyed by run id, attempt, job and a SHA-256 of the report
 //!   content; storing the same key twice changes nothing.
 //! - Scoring reads one row per test ([`omen_core::history::TestHistory`]), never the raw results,
@@ -21,7 +23,7 @@ mod risk;
 pub use error::StoreError;
 pub use ingest::{IngestOutcome, ResultRecord, StoreConfig};
 pub use merge::MergeOutcome;
-pub use open::{Opened, SCHEMA_VERSION};
+pub use open::{DEFAULT_LOCK_WAIT, Opened, SCHEMA_VERSION};
 pub use query::{RunRow, Stats, TestRow};
 pub use risk::{ChangeRow, DeployRow, ModelRow, NewPrediction, TrackedPrediction};
 
