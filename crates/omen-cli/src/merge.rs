@@ -38,6 +38,10 @@ struct SourceReport {
     runs_already_present: u64,
     runs_without_results: u64,
     results: u64,
+    /// Runs older than the target's newest run; the histories were rebuilt in time order when
+    /// `histories_rebuilt`.
+    runs_out_of_order: u64,
+    histories_rebuilt: bool,
     error: Option<String>,
 }
 
@@ -55,6 +59,8 @@ pub fn run(args: &MergeArgs, config: &crate::config::Config) -> anyhow::Result<O
             runs_already_present: 0,
             runs_without_results: 0,
             results: 0,
+            runs_out_of_order: 0,
+            histories_rebuilt: false,
             error: None,
         };
         let merged =
@@ -65,6 +71,8 @@ pub fn run(args: &MergeArgs, config: &crate::config::Config) -> anyhow::Result<O
                 report.runs_already_present = o.runs_already_present;
                 report.runs_without_results = o.runs_without_results;
                 report.results = o.results;
+                report.runs_out_of_order = o.out_of_order;
+                report.histories_rebuilt = o.rebuilt;
             }
             Err(err) => {
                 tracing::warn!("{err}; the other databases are still merged");

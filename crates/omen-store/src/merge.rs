@@ -3,12 +3,20 @@
 //! Merging replays each source run through [`Store::ingest`] in time order, so the run key makes
 //! it idempotent: a run already present (the shards started from the same restored database, or a
 //! merge is repeated) is skipped, never counted twice.
+//!
+//! Per-test histories are folds over runs in time order, and a fold cannot take a run back out.
+//! When a merged run is older than the target's newest run, every history is therefore rebuilt by
+//! replaying all stored runs in time order, so the evidence is exactly that of a time-ordered
+//! ingest. That needs every run's raw results: when the target has compacted some, the older runs
+//! are appended and the merge says so (`MergeOutcome::out_of_order`).
 
 use std::collections::HashMap;
 
-use omen_core::Runner;
+use omen_core::hash::{commit_hash, fnv1a64};
+use omen_core::history::{Observation, TestHistory, failure_signature};
 use omen_core::identity::derive_selector;
 use omen_core::run::RunMeta;
+use omen_core::{Failure, Runner};
 use rusqlite::OptionalExtension;
 
 use crate::error::{SqlContext, StoreError};
@@ -26,6 +34,10 @@ pub struct MergeOutcome {
     pub runs_without_results: u64,
     /// Results replayed.
     pub results: u64,
+    /// Merged runs older than the target's newest run before the merge.
+    pub out_of_order: u64,
+    /// True when the histories were rebuilt in time order because of `out_of_order` runs.
+    pub rebuilt: bool,
 }
 
 type SourceTest = (
@@ -47,6 +59,10 @@ impl Store {
     ) -> Result<MergeOutcome, StoreError> {
         let mut outcome = MergeOutcome::default();
         let mut tests: HashMap<i64, SourceTest> = HashMap::new();
+        let newest: Option<i64> = self
+            .conn
+            .query_row("SELECT max(at) FROM runs", [], |r| r.get(0))
+            .ctx(&self.path, "read the newest run")?;
         for run in source.runs()? {
             let present: Option<i64> = self
                 .conn
@@ -98,8 +114,83 @@ impl Store {
             outcome.results += records.len() as u64;
             self.ingest(&meta_of(&run), &run.run_key, records, config)?;
             outcome.runs_added += 1;
+            if newest.is_some_and(|newest| run.at < newest) {
+                outcome.out_of_order += 1;
+            }
+        }
+        if outcome.out_of_order > 0 {
+            let compacted: i64 = self
+                .conn
+                .query_row("SELECT count(*) FROM runs WHERE results IS NULL", [], |r| {
+                    r.get(0)
+                })
+                .ctx(&self.path, "count compacted runs")?;
+            if compacted == 0 {
+                self.rebuild_histories()?;
+                outcome.rebuilt = true;
+            } else {
+                tracing::warn!(
+                    database = %self.path.display(),
+                    "{} merged run(s) are older than this database's newest run, and {compacted} of its runs were compacted, so the histories cannot be replayed in time order: the older runs were added after the newer ones",
+                    outcome.out_of_order
+                );
+            }
         }
         Ok(outcome)
+    }
+
+    /// Recompute every test's history by replaying all stored runs in time order (`at`, then
+    /// ingest order), as if they had been ingested in that order. Needs every run's raw results.
+    pub(crate) fn rebuild_histories(&mut self) -> Result<(), StoreError> {
+        let runs = self.runs()?;
+        let mut histories: HashMap<i64, TestHistory> = HashMap::new();
+        for run in &runs {
+            let commit = match run.commit.as_deref() {
+                Some(sha) if !sha.trim().is_empty() => commit_hash(sha),
+                _ => fnv1a64(run.run_key.as_bytes()),
+            };
+            for packed in self.run_results(run.id)? {
+                let failure_signature = if packed.outcome.is_failure() {
+                    self.failure(packed.test_id, run.id)?
+                        .as_ref()
+                        .and_then(Failure::headline)
+                        .map(failure_signature)
+                } else {
+                    None
+                };
+                histories
+                    .entry(packed.test_id)
+                    .or_default()
+                    .observe(&Observation {
+                        outcome: packed.outcome,
+                        mixed: packed.mixed,
+                        default_branch: run.is_default,
+                        commit,
+                        at: run.at,
+                        run: run.id as u64,
+                        duration_ms: packed.duration_ms,
+                        failure_signature,
+                        outage: run.outage,
+                    });
+            }
+        }
+        let path = self.path.clone();
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .ctx(&path, "start the history rebuild")?;
+        {
+            let mut update = tx
+                .prepare("UPDATE tests SET history = ?2 WHERE id = ?1")
+                .ctx(&path, "prepare the history rebuild")?;
+            for (id, history) in &histories {
+                update
+                    .execute(rusqlite::params![id, history.encode()])
+                    .ctx(&path, "rebuild a history")?;
+            }
+        }
+        tx.commit().ctx(&path, "commit the history rebuild")?;
+        Ok(())
     }
 
     fn source_test(&self, id: i64) -> Result<SourceTest, StoreError> {
@@ -356,5 +447,90 @@ mod tests {
             .unwrap();
         assert_eq!(evidence, 0);
         assert!(s.runs().unwrap()[0].outage);
+    }
+
+    /// Every test's history, with the run numbers (opaque ids, which differ between two
+    /// databases holding the same runs) replaced by the time of the run they point at.
+    fn histories(s: &Store) -> Vec<(String, TestHistory)> {
+        let mut out = Vec::new();
+        s.for_each_test(|t| out.push((t.name, t.history))).unwrap();
+        let at = |id: u64| s.run(id as i64).unwrap().map_or(0, |r| r.at as u64);
+        for (_, h) in &mut out {
+            h.streak_run = at(h.streak_run);
+            h.last_run = at(h.last_run);
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    #[test]
+    fn an_older_merged_run_gives_the_histories_of_a_time_ordered_ingest() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = StoreConfig::default();
+        let commit = |m: RunMeta, sha: &str| RunMeta {
+            commit: Some(sha.into()),
+            ..m
+        };
+        // x fails on c2 and passes on its re-run (flaky), then breaks from c5 on; y always passes.
+        let runs: Vec<(RunMeta, &str, Vec<ResultRecord>)> = (1..=6)
+            .map(|i| {
+                let x = if i == 2 || i >= 5 {
+                    Outcome::Failed
+                } else {
+                    Outcome::Passed
+                };
+                (
+                    commit(meta(&i.to_string(), "unit", i * 100), &format!("c{i}")),
+                    "",
+                    vec![record("x", x), record("y", Outcome::Passed)],
+                )
+            })
+            .chain(std::iter::once((
+                commit(meta("2", "unit-retry", 250), "c2"),
+                "",
+                vec![record("x", Outcome::Passed), record("y", Outcome::Passed)],
+            )))
+            .collect();
+        let key = |m: &RunMeta| {
+            format!(
+                "{}-{}",
+                m.run_id.as_deref().unwrap(),
+                m.job.as_deref().unwrap()
+            )
+        };
+        let mut ordered_runs: Vec<&(RunMeta, &str, Vec<ResultRecord>)> = runs.iter().collect();
+        ordered_runs.sort_by_key(|r| r.0.at);
+        let mut ordered = store(dir.path(), "ordered.db");
+        for (m, _, results) in &ordered_runs {
+            ordered.ingest(m, &key(m), results.clone(), &cfg).unwrap();
+        }
+        // The target got everything but the re-run of c2, which a shard ingested.
+        let mut target = store(dir.path(), "target.db");
+        let mut shard = store(dir.path(), "shard.db");
+        for (m, _, results) in &runs {
+            let s = if m.job.as_deref() == Some("unit-retry") {
+                &mut shard
+            } else {
+                &mut target
+            };
+            s.ingest(m, &key(m), results.clone(), &cfg).unwrap();
+        }
+        assert_ne!(histories(&target), histories(&ordered));
+        let merged = target.merge_from(&shard, &cfg).unwrap();
+        assert_eq!(
+            (merged.runs_added, merged.out_of_order, merged.rebuilt),
+            (1, 1, true)
+        );
+        assert_eq!(histories(&target), histories(&ordered));
+        // A newer run merged later needs no rebuild.
+        let mut late = store(dir.path(), "late.db");
+        let m = commit(meta("7", "unit", 700), "c7");
+        late.ingest(&m, &key(&m), vec![record("x", Outcome::Failed)], &cfg)
+            .unwrap();
+        let merged = target.merge_from(&late, &cfg).unwrap();
+        assert_eq!(
+            (merged.runs_added, merged.out_of_order, merged.rebuilt),
+            (1, 0, false)
+        );
     }
 }
