@@ -698,3 +698,115 @@ fn a_report_cut_between_two_testcases_is_reported_and_still_counts() {
     assert_eq!(json["incomplete"], false, "{out}");
     assert!(json["files"][0].get("truncated").is_none(), "{out}");
 }
+
+/// Write a report whose one token (`attr`, `text` or `comment`) is `size` bytes, streaming.
+fn huge_token_report(path: &Path, kind: &str, size: usize) {
+    use std::io::Write;
+    let mut f = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    f.write_all(
+        b"<testsuites><testsuite name=\"pytest\">\n<testcase classname=\"t\" name=\"first\"/>\n",
+    )
+    .unwrap();
+    let (open, close): (&[u8], &[u8]) = match kind {
+        "attr" => (b"<testcase classname=\"t\" name=\"", b"\"/>\n"),
+        "text" => (
+            b"<testcase classname=\"t\" name=\"fails\"><failure message=\"m\">",
+            b"</failure></testcase>\n",
+        ),
+        _ => (b"<!--", b"-->\n"),
+    };
+    f.write_all(open).unwrap();
+    let chunk = vec![b'x'; 1 << 20];
+    for _ in 0..size / chunk.len() {
+        f.write_all(&chunk).unwrap();
+    }
+    f.write_all(close).unwrap();
+    f.write_all(b"<testcase classname=\"t\" name=\"last\"/>\n</testsuite></testsuites>\n")
+        .unwrap();
+}
+
+#[test]
+fn a_256_mib_token_is_cut_in_bounded_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for kind in ["attr", "text", "comment"] {
+        let report = d.join(format!("{kind}.xml"));
+        huge_token_report(&report, kind, 256 << 20);
+        // 300 MB of address space: a parser that buffers the token cannot even hold it once.
+        let cmd = ingest_cmd(d, &format!("{kind}.db"), 1, &report);
+        let mut limited = Command::new("bash");
+        limited
+            .arg("-c")
+            .arg("ulimit -v 300000; exec \"$@\"")
+            .arg("bash")
+            .arg(cmd.get_program())
+            .args(cmd.get_args())
+            .args(["--format", "json"])
+            .env_clear()
+            .env("RUST_LOG", "warn")
+            .current_dir(d);
+        let out = run(&mut limited);
+        out.code(0);
+        let json = out.json();
+        let expected = if kind == "comment" { 2 } else { 3 };
+        assert_eq!(json["totals"]["tests"], expected, "{kind}: {out}");
+        assert_eq!(json["database"]["stored"], expected, "{kind}: {out}");
+        std::fs::remove_file(&report).unwrap();
+        let conn = rusqlite::Connection::open(d.join(format!("{kind}.db"))).unwrap();
+        let longest: i64 = conn
+            .query_row("SELECT max(length(name)) FROM tests", [], |r| r.get(0))
+            .unwrap();
+        let stored_text: i64 = conn
+            .query_row(
+                "SELECT coalesce(max(length(message) + length(text)), 0) FROM failures",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
+        assert!(
+            longest <= 4097,
+            "{kind}: a {longest}-character name was stored"
+        );
+        assert!(
+            stored_text <= 4096 + 1024 + 8,
+            "{kind}: {stored_text} bytes of failure text"
+        );
+        if kind == "attr" {
+            let name: String = conn
+                .query_row("SELECT name FROM tests WHERE length(name) > 100", [], |r| {
+                    r.get(0)
+                })
+                .unwrap();
+            assert!(name.ends_with('…'), "a cut name ends with the marker");
+        }
+    }
+}
+
+#[test]
+fn every_fuzz_corpus_input_gets_an_answer() {
+    // Each input `omen-bench fuzz` starts from or found failing is parsed by the real binary:
+    // reports through `omen ingest`, quarantine files through `omen quarantine --check`.
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let corpus = omen_tests::corpus("fuzz");
+    let mut seen = 0;
+    for entry in std::fs::read_dir(&corpus).unwrap() {
+        let path = entry.unwrap().path();
+        let out = match path.extension().and_then(|e| e.to_str()) {
+            Some("xml") => run(&mut ingest_cmd(d, "h.db", seen + 1, &path)),
+            Some("json") => {
+                std::fs::copy(&path, d.join("q.json")).unwrap();
+                run(omen(d).args(["quarantine", "--check", "--db", "h.db", "--out", "q.json"]))
+            }
+            _ => continue,
+        };
+        seen += 1;
+        assert!(matches!(out.code, 0 | 1), "{}: {out}", path.display());
+        assert!(
+            !out.stderr.contains("panicked"),
+            "{}: {out}",
+            path.display()
+        );
+    }
+    assert!(seen >= 6, "the fuzz corpus is missing files");
+}

@@ -9,6 +9,7 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod eval;
+mod fuzz;
 mod generate;
 mod risk;
 mod sim;
@@ -161,6 +162,21 @@ enum Bench {
     /// (internal) Run `omen ingest` on one report and print timings.
     #[command(hide = true)]
     ChildIngest { report: PathBuf, db: PathBuf },
+    /// Seeded, structure-aware mutation fuzzing of the JUnit parser and the quarantine reader.
+    Fuzz {
+        /// Executions in all (split over two threads).
+        #[arg(long, default_value_t = 10_000_000)]
+        executions: u64,
+        /// Seed of the mutation sequence.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// The committed corpus (`junit/` and `fuzz/` are read).
+        #[arg(long, default_value = "tests/corpus")]
+        corpus: PathBuf,
+        /// Where failing inputs are written.
+        #[arg(long, default_value = "target/fuzz-failures")]
+        failures: PathBuf,
+    },
 }
 
 const CASES: usize = 100_000;
@@ -228,6 +244,12 @@ fn main() -> anyhow::Result<()> {
         Bench::ChildCmd { args } => child_cmd(&args),
         Bench::ChildParse { report } => child_parse(&report),
         Bench::ChildIngest { report, db } => child_ingest(&report, &db),
+        Bench::Fuzz {
+            executions,
+            seed,
+            corpus,
+            failures,
+        } => fuzz::run(executions, seed, &corpus, &failures),
     }
 }
 

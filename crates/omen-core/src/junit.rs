@@ -20,6 +20,7 @@ use quick_xml::Reader;
 use quick_xml::events::{BytesStart, Event};
 
 use crate::report::{Counts, Failure, FailureKind, Outcome, Runner, TestCase};
+use crate::xml_bounds::Bounded;
 
 /// Size bounds for the text kept per failure.
 #[derive(Debug, Clone, Copy)]
@@ -130,7 +131,9 @@ pub fn parse_with(
     mut on_case: impl FnMut(TestCase),
 ) -> Result<Summary, ParseError> {
     let skipped_bom = skip_bom(&mut input)?;
-    let mut reader = Reader::from_reader(input);
+    // Every token is bounded before quick-xml buffers it, so memory never grows with one name,
+    // message, text or comment; offsets are mapped back to the file's own.
+    let mut reader = Reader::from_reader(Bounded::new(input));
     {
         let config = reader.config_mut();
         // Tolerate mismatched end tags: some generators write them, and the outcome is unambiguous.
@@ -151,7 +154,7 @@ pub fn parse_with(
     // Elements open at this point; above zero at the end of input means the file was cut.
     let mut depth = 0usize;
     loop {
-        let before = reader.buffer_position();
+        let before = reader.get_ref().original_offset(reader.buffer_position());
         let event = match reader.read_event_into(&mut buf) {
             Ok(event) => event,
             Err(quick_xml::Error::Io(err)) => {
@@ -163,7 +166,7 @@ pub fn parse_with(
             Err(err) => {
                 return Err(ParseError::Malformed {
                     message: err.to_string(),
-                    offset: reader.error_position() + skipped_bom,
+                    offset: reader.get_ref().original_offset(reader.error_position()) + skipped_bom,
                 });
             }
         };
@@ -198,13 +201,14 @@ pub fn parse_with(
     if parser.case.is_some() {
         return Err(ParseError::Malformed {
             message: "the file ends inside a <testcase> element (truncated report?)".to_owned(),
-            offset: reader.buffer_position() + skipped_bom,
+            offset: reader.get_ref().original_offset(reader.buffer_position()) + skipped_bom,
         });
     }
     Ok(Summary {
         runner: parser.runner,
         counts: parser.counts,
-        truncated_at: (depth > 0).then(|| reader.buffer_position() + skipped_bom),
+        truncated_at: (depth > 0)
+            .then(|| reader.get_ref().original_offset(reader.buffer_position()) + skipped_bom),
     })
 }
 

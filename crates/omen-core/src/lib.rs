@@ -13,5 +13,6 @@ pub mod junit;
 pub mod quarantine;
 pub mod report;
 pub mod run;
+pub mod xml_bounds;
 
 pub use report::{Counts, Failure, FailureKind, Outcome, Runner, TestCase};
