@@ -49,7 +49,12 @@ pub enum RiskCommand {
 #[derive(Debug, clap::Args)]
 pub struct ScoreArgs {
     /// History database.
-    #[arg(long, default_value = ".omen/history.db", value_name = "PATH")]
+    #[arg(
+        long,
+        default_value = ".omen/history.db",
+        value_name = "PATH",
+        env = "OMEN_DB"
+    )]
     pub db: PathBuf,
     /// The git checkout.
     #[arg(long, default_value = ".", value_name = "DIR")]
@@ -122,7 +127,12 @@ pub enum DeployCommand {
 #[derive(Debug, clap::Args)]
 pub struct RecordArgs {
     /// History database.
-    #[arg(long, default_value = ".omen/history.db", value_name = "PATH")]
+    #[arg(
+        long,
+        default_value = ".omen/history.db",
+        value_name = "PATH",
+        env = "OMEN_DB"
+    )]
     pub db: PathBuf,
     /// Deployed commit.
     #[arg(long, value_name = "SHA")]

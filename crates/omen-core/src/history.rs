@@ -241,14 +241,6 @@ impl TestHistory {
         ((self.window ^ (self.window >> 1)) & mask).count_ones()
     }
 
-    /// Flake events at or after `since` (unix seconds), as far as [`FLAKE_TIMES`] remembers.
-    pub fn flake_events_since(&self, since: i64) -> u32 {
-        self.flake_times
-            .iter()
-            .filter(|&&t| t != 0 && t >= since)
-            .count() as u32
-    }
-
     /// Encode in Omen's compact stored format.
     pub fn encode(&self) -> Vec<u8> {
         let mut out = Vec::with_capacity(48);

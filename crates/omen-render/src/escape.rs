@@ -81,21 +81,6 @@ pub fn inline(text: &str, max_chars: usize) -> String {
     out
 }
 
-/// Put `text` in a fenced code block that it cannot break out of, cut to `max_chars`.
-pub fn code_block(text: &str, max_chars: usize) -> String {
-    let mut body: String = text
-        .chars()
-        .filter(|c| !c.is_control() || *c == '\n' || *c == '\t')
-        .take(max_chars)
-        .collect();
-    if text.chars().count() > max_chars {
-        body.push_str("\n…");
-    }
-    let longest = body.split(|c| c != '`').map(str::len).max().unwrap_or(0);
-    let fence = "`".repeat(longest.max(2) + 1);
-    format!("{fence}text\n{body}\n{fence}")
-}
-
 /// Escape a value for a GitHub workflow command's message (`::error ...::MESSAGE`). Newlines are
 /// percent-encoded as the runner expects; every other control character and the bidi controls
 /// become visible symbols (U+2400 + code, U+2421 for DEL, U+FFFD otherwise), since the log viewer
@@ -193,13 +178,6 @@ mod tests {
             inline("a\u{202e}b\u{2066}c", 100),
             "a&lt;U+202E&gt;b&lt;U+2066&gt;c"
         );
-    }
-
-    #[test]
-    fn code_blocks_cannot_be_escaped() {
-        let block = code_block("a ``` b\n```` c", 100);
-        assert!(block.starts_with("`````text\n"), "{block}");
-        assert!(block.ends_with("\n`````"), "{block}");
     }
 
     #[test]
