@@ -56,7 +56,7 @@ pub fn evaluate(config: &SimConfig, table: &Path, work: &Path) -> anyhow::Result
     // Identity key → (test index, is the current name).
     let mut index: HashMap<String, usize> = HashMap::new();
     for (i, t) in tests.iter().enumerate() {
-        index.insert(format!("{}::{}", t.module, t.name), i);
+        index.insert(omen_core::identity::key_of(&t.module, &t.name), i);
         if let Some((_, new)) = &t.renamed {
             index.insert(format!("{}::{new}", t.module), i);
         }
@@ -112,7 +112,7 @@ pub fn evaluate(config: &SimConfig, table: &Path, work: &Path) -> anyhow::Result
             results += records.len() as u64;
             store.ingest(&run.meta, &key, records, &StoreConfig::default())?;
             for (t, failed) in tests.iter().zip(&run.failed) {
-                let key = format!("{}::{}", t.module, t.name_at(main));
+                let key = omen_core::identity::key_of(&t.module, t.name_at(main));
                 if run.meta.is_default_branch() {
                     default_sequences
                         .entry(key.clone())
@@ -138,7 +138,7 @@ pub fn evaluate(config: &SimConfig, table: &Path, work: &Path) -> anyhow::Result
         }
         // Assess after every default-branch commit.
         store.for_each_test(|row| {
-            let key = format!("{}::{}", row.scope, row.name);
+            let key = omen_core::identity::key_of(&row.scope, &row.name);
             let Some(&t) = index.get(&key) else { return };
             if assess(&row.history, &flaky_config).state == State::Flaky {
                 detected_at.entry(key).or_insert(main);
@@ -198,7 +198,7 @@ pub fn evaluate(config: &SimConfig, table: &Path, work: &Path) -> anyhow::Result
     let mut final_state: HashMap<String, (State, String)> = HashMap::new();
     store.for_each_test(|row| {
         let a = assess(&row.history, &flaky_config);
-        let key = format!("{}::{}", row.scope, row.name);
+        let key = omen_core::identity::key_of(&row.scope, &row.name);
         if a.state == State::Flaky {
             omen_flaky.insert(key.clone());
         }
@@ -210,13 +210,13 @@ pub fn evaluate(config: &SimConfig, table: &Path, work: &Path) -> anyhow::Result
     let must_find: Vec<String> = tests
         .iter()
         .filter(|t| matches!(t.truth, Truth::Flaky { rate, fixed_at: None } if rate >= MIN_RATE))
-        .map(|t| format!("{}::{}", t.module, t.name_at(config.runs)))
+        .map(|t| omen_core::identity::key_of(&t.module, t.name_at(config.runs)))
         .collect();
 
     let any_rate: Vec<String> = tests
         .iter()
         .filter(|t| matches!(t.truth, Truth::Flaky { fixed_at: None, .. }))
-        .map(|t| format!("{}::{}", t.module, t.name_at(config.runs)))
+        .map(|t| omen_core::identity::key_of(&t.module, t.name_at(config.runs)))
         .collect();
     let detection_of = |detected: &HashMap<String, usize>| -> Option<f64> {
         let mut d: Vec<usize> = must_find

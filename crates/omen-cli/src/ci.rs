@@ -6,10 +6,11 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use omen_core::flakiness::{State, Verdict, assess, explain, judge_failure};
+use omen_core::classify::{Classification, Failing, classify_failure, slow_regression};
+use omen_core::gate::{ACCEPT_LABEL, Gate};
 use omen_core::history::failure_signature;
 use omen_core::run::TestResult;
-use omen_forge::{ForgeError, GitHub, RetryPolicy, Token};
+use omen_forge::{Forge, ForgeError, GitHub, RetryPolicy, Token};
 use omen_metadata::exit_code;
 use omen_metadata::quarantine::{Mode, QUARANTINE_VERSION, QuarantineFile};
 use omen_render::{
@@ -94,10 +95,71 @@ pub struct CiArgs {
     pub run: RunArgs,
 }
 
-/// Run `omen ci`.
+/// The CI environment `omen ci` acts in, read once at the start.
+#[derive(Debug, Default)]
+struct CiEnv {
+    /// Running inside GitHub Actions (`GITHUB_ACTIONS=true`): annotations are printed, the
+    /// comment is not echoed to the log.
+    in_actions: bool,
+    /// `GITHUB_STEP_SUMMARY`: where the job summary is appended.
+    step_summary: Option<PathBuf>,
+    /// `GITHUB_OUTPUT`: where the step's outputs are appended.
+    outputs: Option<PathBuf>,
+    /// This run's page, for the comment's link to the job summary.
+    run_url: Option<String>,
+    /// `RUNNER_TEMP`: where an unposted comment is saved by default.
+    runner_temp: Option<PathBuf>,
+    /// The forge's API, repository and token, when all are set.
+    github: Option<(String, String, Token)>,
+    /// The pull request carries [`ACCEPT_LABEL`].
+    accept_label: bool,
+}
+
+impl CiEnv {
+    fn read() -> CiEnv {
+        let env = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+        let run_url = match (
+            env("GITHUB_SERVER_URL"),
+            env("GITHUB_REPOSITORY"),
+            env("GITHUB_RUN_ID"),
+        ) {
+            (Some(server), Some(repo), Some(run)) => {
+                Some(format!("{server}/{repo}/actions/runs/{run}"))
+            }
+            _ => None,
+        };
+        let github = match (env("GITHUB_TOKEN"), env("GITHUB_REPOSITORY")) {
+            (Some(token), Some(repository)) => Some((
+                env("GITHUB_API_URL").unwrap_or_else(|| "https://api.github.com".to_owned()),
+                repository,
+                Token::new(token),
+            )),
+            _ => None,
+        };
+        CiEnv {
+            in_actions: env("GITHUB_ACTIONS").as_deref() == Some("true"),
+            step_summary: env("GITHUB_STEP_SUMMARY").map(PathBuf::from),
+            outputs: env("GITHUB_OUTPUT").map(PathBuf::from),
+            run_url,
+            runner_temp: env("RUNNER_TEMP").map(PathBuf::from),
+            github,
+            accept_label: crate::risk::pr_has_label(ACCEPT_LABEL),
+        }
+    }
+
+    /// The forge client, or `None` without a token and repository (outside CI).
+    fn forge(&self, retry: RetryPolicy) -> Option<Result<Box<dyn Forge>, ForgeError>> {
+        let (api, repository, token) = self.github.as_ref()?;
+        Some(GitHub::new(api, token, repository, retry).map(|gh| Box::new(gh) as Box<dyn Forge>))
+    }
+}
+
+/// Run `omen ci`: ingest → quarantine → classify → risk → gate → publish → outputs → exit code.
 pub fn run(args: &CiArgs, config: &crate::config::Config) -> anyhow::Result<Outcome> {
     let now = crate::now();
-    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
+    let env = CiEnv::read();
+    let risk_gate = Gate::new(args.risk_threshold.unwrap_or(config.risk.gate_threshold))
+        .map_err(|e| crate::UsageError(anyhow::anyhow!("--risk-threshold: {e}")))?;
     // Omen's trouble in storing the run is a warning: the comment still tells what failed.
     let run = crate::ingest::ingest_run(
         &args.reports,
@@ -107,77 +169,18 @@ pub fn run(args: &CiArgs, config: &crate::config::Config) -> anyhow::Result<Outc
         &config.store,
         true,
     )?;
-    let (meta, mut store) = (run.meta, run.store);
     let mut trouble = run.trouble;
-    let is_default = meta.is_default_branch();
+    let mut store = run.store;
+    let meta = run.meta;
 
-    // A quarantine file Omen cannot read is never replaced: it may hold someone's manual entries.
-    let (quarantine, readable) = match crate::quarantine::read_file(&args.quarantine_file) {
-        Ok(file) => (
-            file.unwrap_or(QuarantineFile {
-                version: QUARANTINE_VERSION,
-                tests: vec![],
-            }),
-            true,
-        ),
-        Err(err) => {
-            tracing::warn!(
-                "{err:#}; nothing is treated as quarantined, and the file is left untouched"
-            );
-            trouble = true;
-            (
-                QuarantineFile {
-                    version: QUARANTINE_VERSION,
-                    tests: vec![],
-                },
-                false,
-            )
+    let quarantine = read_quarantine(&args.quarantine_file, &mut trouble);
+    let quarantine_changes = match (&quarantine, store.as_ref()) {
+        (Some(q), Some(s)) if meta.is_default_branch() => {
+            refresh_quarantine(s, &args.quarantine_file, q, config, now, &mut trouble)
         }
+        _ => Vec::new(),
     };
-
-    // On the default branch, refresh the quarantine from the history just updated.
-    let mut quarantine_changes = Vec::new();
-    if is_default
-        && readable
-        && let Some(s) = store.as_ref()
-    {
-        match crate::quarantine::refresh(
-            s,
-            &args.quarantine_file,
-            &quarantine,
-            &config.quarantine,
-            &config.flakiness,
-            Mode::RunIgnore,
-            now,
-            false,
-        ) {
-            Ok(crate::quarantine::Refreshed::Refused(refusal)) => {
-                tracing::warn!("quarantine not updated: {refusal}");
-            }
-            Ok(crate::quarantine::Refreshed::Written { changes, .. }) => {
-                for (what, ids) in [
-                    ("added", changes.added),
-                    ("released", changes.released),
-                    ("removed, broken", changes.broken),
-                    ("dropped", changes.dropped),
-                ] {
-                    quarantine_changes.extend(ids.into_iter().map(|id| (what.to_owned(), id)));
-                }
-            }
-            Err(err) => {
-                tracing::warn!("quarantine not updated: {err:#}");
-                trouble = true;
-            }
-        }
-    }
-
-    let threshold = args.risk_threshold.unwrap_or(config.risk.gate_threshold);
-    if !(0.0..=1.0).contains(&threshold) {
-        return Err(crate::UsageError(anyhow::anyhow!(
-            "--risk-threshold must be between 0 and 1, got {threshold}"
-        ))
-        .into());
-    }
+    let quarantine = quarantine.unwrap_or_else(empty_quarantine);
     let mut report = build_report(
         &run.results,
         &run.totals,
@@ -189,185 +192,23 @@ pub fn run(args: &CiArgs, config: &crate::config::Config) -> anyhow::Result<Outc
         now,
         quarantine_changes,
     );
-    let mut ci_signals = ci_signals(&report);
-    // A push's commit has no pull request event, but the merged pull request that produced it
-    // says how long it was reviewed: the signal is then known for the predictions the default
-    // branch keeps, which are the ones the second stage learns from.
-    if args.risk != RiskMode::Off
-        && is_default
-        && meta.pull_request.is_none()
-        && store.is_some()
-        && let Some(gh) =
-            github_client(LOOKUP_RETRY).and_then(|c| c.map_err(|e| tracing::info!("{e}")).ok())
-        && let Ok(sha) = crate::git::rev_parse(&args.repo, "HEAD")
-    {
-        ci_signals.merged_pull = merged_pull(&gh, &sha);
-    }
-    let risk = match (args.risk, store.as_mut()) {
-        (RiskMode::Off, _) => None,
-        (RiskMode::Auto, None) => {
-            tracing::warn!("deploy risk not scored: the history database is unavailable");
-            None
-        }
-        (RiskMode::Auto, Some(s)) if crate::git::is_work_tree(&args.repo) => {
-            // Only the default branch's database is kept, so SZZ labelling runs there only.
-            let budget = if is_default {
-                std::time::Duration::from_secs_f64(config.risk.szz_budget_s)
-            } else {
-                std::time::Duration::ZERO
-            };
-            match crate::risk::score_in(
-                s,
-                &args.repo,
-                None,
-                "HEAD",
-                &config.risk,
-                budget,
-                &ci_signals,
-                now,
-            ) {
-                Ok(r) => Some(r),
-                Err(err) => {
-                    tracing::warn!("deploy risk could not be scored: {err:#}");
-                    trouble = true;
-                    None
-                }
-            }
-        }
-        (RiskMode::Auto, Some(_)) => {
-            tracing::info!(
-                "deploy risk not scored: {} is not a git checkout",
-                args.repo.display()
-            );
-            None
-        }
-    };
-    // The gate guards merges: on a push the change is already in, and the pull request's
-    // `omen:accept-risk` label is no longer visible, so it would block what a reviewer accepted.
-    // Deploy jobs gate with `omen risk gate`.
-    if args.risk_gate && meta.pull_request.is_none() {
-        tracing::info!(
-            "the risk gate applies to pull request runs; this run only reports the risk (use `omen risk gate` in a deploy job)"
-        );
-    }
-    let gate = risk
-        .as_ref()
-        .filter(|_| args.risk_gate && meta.pull_request.is_some())
-        .map(|r| {
-            let accepted = args.accept_risk || crate::risk::pr_has_label(crate::risk::ACCEPT_LABEL);
-            let over = r.probability >= threshold;
-            let verdict = match (over, accepted) {
-                (false, _) => GateVerdict::Passes,
-                (true, true) => GateVerdict::Accepted,
-                (true, false) => GateVerdict::Blocked,
-            };
-            (threshold, verdict)
-        });
+    report.summary_url = env.run_url.clone();
 
+    let risk = score_risk(
+        args,
+        config,
+        &env,
+        &meta,
+        store.as_mut(),
+        &report,
+        now,
+        &mut trouble,
+    );
+    let gate = risk_gate_verdict(args, &env, &meta, risk.as_ref(), risk_gate);
     report.risk = risk.as_ref().map(|r| risk_section(r, gate));
-    let comment = omen_render::comment(&report);
-    let summary = omen_render::summary(&report);
 
-    // Job summary and annotations.
-    if let Some(path) = env("GITHUB_STEP_SUMMARY") {
-        append(Path::new(&path), &summary).unwrap_or_else(|e| {
-            tracing::warn!("cannot write the job summary: {e:#}");
-        });
-    }
-    let in_actions = env("GITHUB_ACTIONS").as_deref() == Some("true");
-    if in_actions {
-        let lines = omen_render::annotations(&report);
-        if !lines.is_empty() {
-            output::print(&(lines.join("\n") + "\n"));
-        }
-    }
-
-    // The comment.
-    let wants_comment = match args.comment {
-        CommentMode::Off => false,
-        CommentMode::Always => true,
-        CommentMode::Auto => {
-            !report.failures.is_empty()
-                || !report.quarantine_changes.is_empty()
-                || report.risk.as_ref().is_some_and(|r| r.is_notable())
-        }
-    };
-    let mut comment_url = String::new();
-    match (meta.pull_request, args.comment) {
-        (_, CommentMode::Off) => {}
-        (None, _) => {
-            if !in_actions {
-                output::print(&comment);
-            }
-        }
-        (Some(pr), mode) => {
-            match github_client(config.github) {
-                Some(client) => {
-                    let posted = client.and_then(|gh| {
-                        if wants_comment {
-                            gh.upsert_comment(pr, omen_render::MARKER, &comment)
-                                .map(Some)
-                        } else if mode == CommentMode::Auto {
-                            // A clean run posts nothing new, but keeps an earlier comment truthful.
-                            gh.update_comment_if_present(pr, omen_render::MARKER, &comment)
-                        } else {
-                            Ok(None)
-                        }
-                    });
-                    match posted {
-                        Ok(Some(p)) => comment_url = p.url,
-                        Ok(None) => {}
-                        Err(ForgeError::Forbidden {
-                            status, message, ..
-                        }) => {
-                            let saved = save_comment(args, &comment);
-                            tracing::warn!(
-                                "the token cannot comment on this pull request (HTTP {status}: {message}); nothing was posted. \
-                                 The comment was saved to {saved}. For pull requests from forks, publish it from a \
-                                 `workflow_run` workflow with `omen comment --body <file> --pr {pr}` (see examples/github/)"
-                            );
-                        }
-                        Err(err) => {
-                            let saved = save_comment(args, &comment);
-                            tracing::warn!("{err}; the comment was saved to {saved}");
-                            trouble = true;
-                        }
-                    }
-                }
-                None => {
-                    let saved = save_comment(args, &comment);
-                    tracing::warn!(
-                        "GITHUB_TOKEN or GITHUB_REPOSITORY is not set: nothing posted; the comment was saved to {saved}"
-                    );
-                    if !in_actions {
-                        output::print(&comment);
-                    }
-                }
-            }
-        }
-    }
-
-    // Outputs.
-    if let Some(path) = env("GITHUB_OUTPUT") {
-        let count = |pick: fn(&FailureClass) -> bool| {
-            report.failures.iter().filter(|f| pick(&f.class)).count()
-        };
-        let outputs = format!(
-            "tests={}\nfailed={}\nnew-failures={}\nflaky={}\nquarantined={}\nrisk={}\nrisk-level={}\ncomment-url={}\n",
-            report.totals.tests,
-            report.totals.failed,
-            count(|c| matches!(c, FailureClass::New)),
-            count(|c| matches!(c, FailureClass::KnownFlaky { .. })),
-            count(|c| matches!(c, FailureClass::Quarantined { .. })),
-            risk.as_ref()
-                .map(|r| format!("{:.4}", r.probability))
-                .unwrap_or_default(),
-            risk.as_ref().map(|r| r.level.clone()).unwrap_or_default(),
-            comment_url,
-        );
-        append(Path::new(&path), &outputs)
-            .unwrap_or_else(|e| tracing::warn!("cannot write outputs: {e:#}"));
-    }
+    let comment_url = publish(args, config, &env, &meta, &report, &mut trouble);
+    write_outputs(&env, &report, risk.as_ref(), &comment_url);
 
     let unexcused = report.unexcused();
     let mut blocked = false;
@@ -377,13 +218,8 @@ pub fn run(args: &CiArgs, config: &crate::config::Config) -> anyhow::Result<Outc
         );
         blocked = true;
     }
-    if let (Some(r), Some((t, GateVerdict::Blocked))) = (&risk, gate) {
-        tracing::error!(
-            "deploy risk {:.2} ({}) is at or above the gate threshold {t:.2}. To merge anyway, add the label `{}` to the pull request and re-run, or set the action input `accept-risk: true` (OMEN_ACCEPT_RISK=true).",
-            r.probability,
-            r.level,
-            crate::risk::ACCEPT_LABEL
-        );
+    if let (Some(r), Some((_, GateVerdict::Blocked))) = (&risk, gate) {
+        tracing::error!("{}", risk_gate.blocked_message(r.probability, &r.level));
         blocked = true;
     }
     if blocked {
@@ -392,6 +228,261 @@ pub fn run(args: &CiArgs, config: &crate::config::Config) -> anyhow::Result<Outc
         });
     }
     Ok(Outcome::with_trouble(trouble, args.strict))
+}
+
+fn empty_quarantine() -> QuarantineFile {
+    QuarantineFile {
+        version: QUARANTINE_VERSION,
+        tests: vec![],
+    }
+}
+
+/// The quarantine file, or `None` when it cannot be read — it is then never replaced (it may
+/// hold someone's manual entries) and nothing is treated as quarantined.
+fn read_quarantine(path: &Path, trouble: &mut bool) -> Option<QuarantineFile> {
+    match crate::quarantine::read_file(path) {
+        Ok(file) => Some(file.unwrap_or_else(empty_quarantine)),
+        Err(err) => {
+            tracing::warn!(
+                "{err:#}; nothing is treated as quarantined, and the file is left untouched"
+            );
+            *trouble = true;
+            None
+        }
+    }
+}
+
+/// On the default branch, refresh the quarantine from the history just updated; returns what
+/// changed, as `(what, test)` rows for the comment.
+fn refresh_quarantine(
+    store: &Store,
+    path: &Path,
+    previous: &QuarantineFile,
+    config: &crate::config::Config,
+    now: i64,
+    trouble: &mut bool,
+) -> Vec<(String, String)> {
+    let refreshed = crate::quarantine::refresh(
+        store,
+        path,
+        previous,
+        &config.quarantine,
+        &config.flakiness,
+        Mode::RunIgnore,
+        now,
+        false,
+    );
+    match refreshed {
+        Ok(crate::quarantine::Refreshed::Refused(refusal)) => {
+            tracing::warn!("quarantine not updated: {refusal}");
+            Vec::new()
+        }
+        Ok(crate::quarantine::Refreshed::Written { changes, .. }) => [
+            ("added", changes.added),
+            ("released", changes.released),
+            ("removed, broken", changes.broken),
+            ("dropped", changes.dropped),
+        ]
+        .into_iter()
+        .flat_map(|(what, ids)| ids.into_iter().map(move |id| (what.to_owned(), id)))
+        .collect(),
+        Err(err) => {
+            tracing::warn!("quarantine not updated: {err:#}");
+            *trouble = true;
+            Vec::new()
+        }
+    }
+}
+
+/// Score the change's deploy risk when asked and possible; trouble is a warning.
+#[allow(clippy::too_many_arguments)]
+fn score_risk(
+    args: &CiArgs,
+    config: &crate::config::Config,
+    env: &CiEnv,
+    meta: &omen_core::run::RunMeta,
+    store: Option<&mut Store>,
+    report: &CiReport,
+    now: i64,
+    trouble: &mut bool,
+) -> Option<omen_metadata::risk::RiskReport> {
+    if args.risk == RiskMode::Off {
+        return None;
+    }
+    let Some(store) = store else {
+        tracing::warn!("deploy risk not scored: the history database is unavailable");
+        return None;
+    };
+    if !crate::git::is_work_tree(&args.repo) {
+        tracing::info!(
+            "deploy risk not scored: {} is not a git checkout",
+            args.repo.display()
+        );
+        return None;
+    }
+    let is_default = meta.is_default_branch();
+    let mut signals = ci_signals(report);
+    // A push's commit has no pull request event, but the merged pull request that produced it
+    // says how long it was reviewed: the signal is then known for the predictions the default
+    // branch keeps, which are the ones the second stage learns from.
+    if is_default
+        && meta.pull_request.is_none()
+        && let Some(forge) = env
+            .forge(LOOKUP_RETRY)
+            .and_then(|c| c.map_err(|e| tracing::info!("{e}")).ok())
+        && let Ok(sha) = crate::git::rev_parse(&args.repo, "HEAD")
+    {
+        signals.merged_pull = merged_pull(forge.as_ref(), &sha);
+    }
+    // Only the default branch's database is kept, so SZZ labelling runs there only.
+    let budget = if is_default {
+        std::time::Duration::from_secs_f64(config.risk.szz_budget_s)
+    } else {
+        std::time::Duration::ZERO
+    };
+    let scored = crate::risk::score_in(
+        store,
+        &args.repo,
+        None,
+        "HEAD",
+        &config.risk,
+        budget,
+        &signals,
+        now,
+    );
+    match scored {
+        Ok(r) => Some(r),
+        Err(err) => {
+            tracing::warn!("deploy risk could not be scored: {err:#}");
+            *trouble = true;
+            None
+        }
+    }
+}
+
+/// The risk gate's verdict. The gate guards merges: on a push the change is already in, and the
+/// pull request's `omen:accept-risk` label is no longer visible, so it would block what a
+/// reviewer accepted. Deploy jobs gate with `omen risk gate`.
+fn risk_gate_verdict(
+    args: &CiArgs,
+    env: &CiEnv,
+    meta: &omen_core::run::RunMeta,
+    risk: Option<&omen_metadata::risk::RiskReport>,
+    gate: Gate,
+) -> Option<(f64, GateVerdict)> {
+    if !args.risk_gate {
+        return None;
+    }
+    if meta.pull_request.is_none() {
+        tracing::info!(
+            "the risk gate applies to pull request runs; this run only reports the risk (use `omen risk gate` in a deploy job)"
+        );
+        return None;
+    }
+    let accepted = args.accept_risk || env.accept_label;
+    risk.map(|r| (gate.threshold(), gate.judge(r.probability, accepted)))
+}
+
+/// Job summary, annotations and the pull request comment. Returns the comment's URL, or "".
+fn publish(
+    args: &CiArgs,
+    config: &crate::config::Config,
+    env: &CiEnv,
+    meta: &omen_core::run::RunMeta,
+    report: &CiReport,
+    trouble: &mut bool,
+) -> String {
+    let comment = omen_render::comment(report);
+    if let Some(path) = &env.step_summary {
+        append(path, &omen_render::summary(report)).unwrap_or_else(|e| {
+            tracing::warn!("cannot write the job summary: {e:#}");
+        });
+    }
+    if env.in_actions {
+        let lines = omen_render::annotations(report);
+        if !lines.is_empty() {
+            output::print(&(lines.join("\n") + "\n"));
+        }
+    }
+    let (pr, mode) = match (meta.pull_request, args.comment) {
+        (_, CommentMode::Off) => return String::new(),
+        (None, _) => {
+            if !env.in_actions {
+                output::print(&comment);
+            }
+            return String::new();
+        }
+        (Some(pr), mode) => (pr, mode),
+    };
+    let Some(client) = env.forge(config.github) else {
+        let saved = save_comment(args, env, &comment);
+        tracing::warn!(
+            "GITHUB_TOKEN or GITHUB_REPOSITORY is not set: nothing posted; the comment was saved to {saved}"
+        );
+        if !env.in_actions {
+            output::print(&comment);
+        }
+        return String::new();
+    };
+    let wants_comment = mode == CommentMode::Always
+        || !report.failures.is_empty()
+        || !report.quarantine_changes.is_empty()
+        || report.risk.as_ref().is_some_and(|r| r.is_notable());
+    let posted = client.and_then(|forge| {
+        if wants_comment {
+            forge
+                .upsert_comment(pr, omen_render::MARKER, &comment)
+                .map(Some)
+        } else {
+            // A clean run posts nothing new, but keeps an earlier comment truthful.
+            forge.update_comment_if_present(pr, omen_render::MARKER, &comment)
+        }
+    });
+    match posted {
+        Ok(Some(p)) => return p.url,
+        Ok(None) => {}
+        Err(ForgeError::Forbidden {
+            status, message, ..
+        }) => {
+            let saved = save_comment(args, env, &comment);
+            tracing::warn!(
+                "the token cannot comment on this pull request (HTTP {status}: {message}); nothing was posted. \
+                 The comment was saved to {saved}. For pull requests from forks, publish it from a \
+                 `workflow_run` workflow with `omen comment --body <file> --pr {pr}` (see examples/github/)"
+            );
+        }
+        Err(err) => {
+            let saved = save_comment(args, env, &comment);
+            tracing::warn!("{err}; the comment was saved to {saved}");
+            *trouble = true;
+        }
+    }
+    String::new()
+}
+
+/// The step's outputs (`GITHUB_OUTPUT`).
+fn write_outputs(
+    env: &CiEnv,
+    report: &CiReport,
+    risk: Option<&omen_metadata::risk::RiskReport>,
+    comment_url: &str,
+) {
+    let Some(path) = &env.outputs else { return };
+    let count =
+        |pick: fn(&FailureClass) -> bool| report.failures.iter().filter(|f| pick(&f.class)).count();
+    let outputs = format!(
+        "tests={}\nfailed={}\nnew-failures={}\nflaky={}\nquarantined={}\nrisk={}\nrisk-level={}\ncomment-url={}\n",
+        report.totals.tests,
+        report.totals.failed,
+        count(|c| matches!(c, FailureClass::New)),
+        count(|c| matches!(c, FailureClass::KnownFlaky { .. })),
+        count(|c| matches!(c, FailureClass::Quarantined { .. })),
+        risk.map(|r| format!("{:.4}", r.probability))
+            .unwrap_or_default(),
+        risk.map(|r| r.level.clone()).unwrap_or_default(),
+        comment_url,
+    );
+    append(path, &outputs).unwrap_or_else(|e| tracing::warn!("cannot write outputs: {e:#}"));
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -419,20 +510,14 @@ fn build_report(
         let known = store.and_then(|s| s.find_test(&id.scope, &id.name).ok().flatten());
         if !r.outcome.is_failure() {
             // Slowest regressions: far above the test's usual passing time on the default branch.
-            if let (Some(ms), Some(row)) = (r.duration_ms, known.as_ref()) {
-                let h = &row.history;
-                let mean = f64::from(h.duration_mean);
-                let sd = f64::from(h.duration_stddev().unwrap_or(0.0));
-                if h.duration_count >= 5
-                    && f64::from(ms) > (2.0 * mean).max(mean + 3.0 * sd)
-                    && f64::from(ms) - mean >= 1000.0
-                {
-                    slow.push(SlowRow {
-                        name: id.selector.clone(),
-                        duration_ms: ms,
-                        baseline_ms: mean,
-                    });
-                }
+            if let (Some(ms), Some(row)) = (r.duration_ms, known.as_ref())
+                && let Some(baseline_ms) = slow_regression(&row.history, ms)
+            {
+                slow.push(SlowRow {
+                    name: id.selector.clone(),
+                    duration_ms: ms,
+                    baseline_ms,
+                });
             }
             continue;
         }
@@ -441,31 +526,23 @@ fn build_report(
             .as_ref()
             .and_then(|f| f.headline())
             .map(str::to_owned);
-        let class = if let Some(mode) = active.get(format!("{}::{}", id.scope, id.name).as_str()) {
-            FailureClass::Quarantined {
-                mode: (*mode).to_owned(),
+        let failing = Failing {
+            quarantined: active.get(id.key.as_str()).copied(),
+            history: known.as_ref().map(|row| &row.history),
+            signature: message.as_deref().map(failure_signature),
+            on_default_branch: meta.is_default_branch(),
+        };
+        let class = match classify_failure(&failing, &config.flakiness) {
+            Classification::New => FailureClass::New,
+            Classification::FailingOnDefault { streak_run } => FailureClass::FailingOnDefault {
+                since: store
+                    .and_then(|s| s.run(streak_run as i64).ok().flatten())
+                    .and_then(|run| run.commit),
+            },
+            Classification::KnownFlaky { score, evidence } => {
+                FailureClass::KnownFlaky { score, evidence }
             }
-        } else if let Some(row) = known.as_ref() {
-            let a = assess(&row.history, &config.flakiness);
-            let verdict =
-                judge_failure(&a, &row.history, message.as_deref().map(failure_signature));
-            if verdict == Verdict::Excused {
-                FailureClass::KnownFlaky {
-                    score: a.score,
-                    evidence: explain(&a),
-                }
-            } else if a.state == State::Broken
-                || (!meta.is_default_branch() && row.history.fail_streak > 0)
-            {
-                let since = store
-                    .and_then(|s| s.run(row.history.streak_run as i64).ok().flatten())
-                    .and_then(|run| run.commit);
-                FailureClass::FailingOnDefault { since }
-            } else {
-                FailureClass::New
-            }
-        } else {
-            FailureClass::New
+            Classification::Quarantined { mode } => FailureClass::Quarantined { mode },
         };
         failures.push(FailureRow {
             name: id.selector.clone(),
@@ -508,17 +585,6 @@ fn build_report(
             })
             .collect();
     }
-    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
-    let summary_url = match (
-        env("GITHUB_SERVER_URL"),
-        env("GITHUB_REPOSITORY"),
-        env("GITHUB_RUN_ID"),
-    ) {
-        (Some(server), Some(repo), Some(run)) => {
-            Some(format!("{server}/{repo}/actions/runs/{run}"))
-        }
-        _ => None,
-    };
     CiReport {
         commit: meta.commit.clone(),
         default_branch: meta.default_branch.clone(),
@@ -542,7 +608,7 @@ fn build_report(
                     .map(|e| (f.path.clone(), e.message.clone()))
             })
             .collect(),
-        summary_url,
+        summary_url: None,
         risk: None,
     }
 }
@@ -555,19 +621,9 @@ const LOOKUP_RETRY: RetryPolicy = RetryPolicy {
     budget: std::time::Duration::from_secs(5),
 };
 
-/// A GitHub client from the Actions environment (`GITHUB_TOKEN`, `GITHUB_REPOSITORY`,
-/// `GITHUB_API_URL`), or `None` without a token or repository (outside GitHub Actions).
-fn github_client(retry: RetryPolicy) -> Option<Result<GitHub, ForgeError>> {
-    let env = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
-    let token = Token::new(env("GITHUB_TOKEN")?);
-    let repository = env("GITHUB_REPOSITORY")?;
-    let api = env("GITHUB_API_URL").unwrap_or_else(|| "https://api.github.com".to_owned());
-    Some(GitHub::new(&api, &token, &repository, retry))
-}
-
 /// `(number, hours open)` of the merged pull request that produced `sha`. Any trouble is only
 /// logged: the signal is then unknown, as it is for a direct push.
-fn merged_pull(gh: &GitHub, sha: &str) -> Option<(u64, f64)> {
+fn merged_pull(gh: &dyn Forge, sha: &str) -> Option<(u64, f64)> {
     let pull = match gh.merged_pull_of(sha) {
         Ok(p) => p?,
         Err(e) => {
@@ -631,7 +687,7 @@ fn risk_section(
         signals: r.signals.clone(),
         missing: r.missing.clone(),
         gate,
-        accept_label: crate::risk::ACCEPT_LABEL.to_owned(),
+        accept_label: ACCEPT_LABEL.to_owned(),
     }
 }
 
@@ -645,10 +701,10 @@ fn append(path: &Path, text: &str) -> anyhow::Result<()> {
         .with_context(|| format!("cannot write `{}`", path.display()))
 }
 
-fn save_comment(args: &CiArgs, body: &str) -> String {
+fn save_comment(args: &CiArgs, env: &CiEnv, body: &str) -> String {
     let path = args.comment_file.clone().unwrap_or_else(|| {
-        std::env::var_os("RUNNER_TEMP")
-            .map(PathBuf::from)
+        env.runner_temp
+            .clone()
             .unwrap_or_else(|| PathBuf::from(".omen"))
             .join("omen-comment.md")
     });

@@ -172,7 +172,7 @@ pub fn describe(store: &Store, row: &TestRow, a: &Assessment) -> anyhow::Result<
     };
     let e = &a.evidence;
     Ok(FlakyTest {
-        id: format!("{}::{}", row.scope, row.name),
+        id: omen_core::identity::key_of(&row.scope, &row.name),
         classname: row.scope.clone(),
         name: row.name.clone(),
         file: row.file.clone(),

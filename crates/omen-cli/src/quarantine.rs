@@ -128,7 +128,7 @@ pub fn regenerate(
     let mut flaky_ids = Vec::new();
     for (id, a) in wanted {
         let Some(row) = store.test(id)? else { continue };
-        let key = format!("{}::{}", row.scope, row.name);
+        let key = omen_core::identity::key_of(&row.scope, &row.name);
         if a.state == State::Flaky && !previous_ids.contains(key.as_str()) {
             flaky_ids.push(key.clone());
         }

@@ -151,8 +151,7 @@ pub struct RecordArgs {
     pub strict: bool,
 }
 
-/// The PR label that accepts a change's risk.
-pub const ACCEPT_LABEL: &str = "omen:accept-risk";
+pub use omen_core::gate::ACCEPT_LABEL;
 
 /// Run `omen risk …`.
 pub fn run(args: &RiskArgs, config: &Config) -> anyhow::Result<Outcome> {
@@ -187,37 +186,29 @@ fn score_command(
     };
     let mut report = report;
     let mut code = omen_metadata::exit_code::OK;
+    let mut blocked = None;
     if let Some(g) = gate {
-        let threshold = g.threshold.unwrap_or(config.risk.gate_threshold);
-        if !(0.0..=1.0).contains(&threshold) {
-            return Err(crate::UsageError(anyhow::anyhow!(
-                "--threshold must be between 0 and 1, got {threshold}"
-            ))
-            .into());
-        }
+        let gate = omen_core::gate::Gate::new(g.threshold.unwrap_or(config.risk.gate_threshold))
+            .map_err(|e| crate::UsageError(anyhow::anyhow!("--threshold: {e}")))?;
         let accepted = g.accept_risk || pr_has_label(ACCEPT_LABEL);
-        let over = report.probability >= threshold;
-        let blocked = over && !accepted;
+        let verdict = gate.judge(report.probability, accepted);
         report.gate = Some(GateReport {
-            threshold,
-            over,
+            threshold: gate.threshold(),
+            over: verdict != omen_core::gate::GateVerdict::Passes,
             accepted,
-            blocked,
+            blocked: verdict == omen_core::gate::GateVerdict::Blocked,
         });
-        if blocked {
+        if verdict == omen_core::gate::GateVerdict::Blocked {
             code = omen_metadata::exit_code::GATE;
+            blocked = Some(gate.blocked_message(report.probability, &report.level));
         }
     }
     match args.format {
         Format::Json => output::print_json(&report)?,
         Format::Text => output::print(&render_text(&report)),
     }
-    if code != omen_metadata::exit_code::OK {
-        tracing::error!(
-            "deploy risk {:.2} is at or above the gate threshold {:.2}. To merge anyway, add the label `{ACCEPT_LABEL}` to the pull request and re-run, or set OMEN_ACCEPT_RISK=true (action input `accept-risk: true`).",
-            report.probability,
-            report.gate.as_ref().map_or(0.0, |g| g.threshold)
-        );
+    if let Some(message) = blocked {
+        tracing::error!("{message}");
     }
     Ok(Outcome { code })
 }

@@ -46,6 +46,12 @@ pub fn identify(case: &TestCase, runner: Runner, roots: &[String]) -> Identity {
     identify_cached(case, runner, roots, &mut IdentityCache::default())
 }
 
+/// The stored key of a test: `scope::name`, the one spelling used for matching quarantine
+/// entries and history rows (humans see the selector instead).
+pub fn key_of(scope: &str, name: &str) -> String {
+    format!("{scope}::{name}")
+}
+
 /// Normalised file paths and scopes already computed in a run. A report of 100,000 cases names
 /// only a few hundred files and classes, so [`identify_cached`] normalises each once.
 #[derive(Debug, Default)]
@@ -111,7 +117,7 @@ pub fn identify_cached(
         }
     };
     let name = normalize_name(&case.name);
-    let key = format!("{scope}::{name}");
+    let key = key_of(&scope, &name);
     let hash = fnv1a64(key.as_bytes());
     let selector = match runner {
         Runner::Nextest => {

@@ -4,8 +4,10 @@
 //! environment or the clock, or spawns a process. Callers hand it bytes or readers and the current
 //! time; `tests/no_io.rs` keeps that true.
 
+pub mod classify;
 pub mod codec;
 pub mod flakiness;
+pub mod gate;
 pub mod hash;
 pub mod history;
 pub mod identity;

@@ -112,6 +112,40 @@ pub struct MergedPull {
     pub merged_at: String,
 }
 
+/// What `omen ci` needs from a forge: keep one marked comment current on a change request and
+/// find the change request that produced a commit. GitHub implements it; a GitLab client (merge
+/// request notes) is the second implementation, and `omen ci`'s steps only see this trait.
+pub trait Forge {
+    /// Create Omen's comment on change request `number`, or update the one carrying `marker`.
+    fn upsert_comment(&self, number: u64, marker: &str, body: &str) -> Result<Posted, ForgeError>;
+    /// Update Omen's comment on `number` if there is one; post nothing otherwise.
+    fn update_comment_if_present(
+        &self,
+        number: u64,
+        marker: &str,
+        body: &str,
+    ) -> Result<Option<Posted>, ForgeError>;
+    /// The merged change request whose merge produced `sha`, if any.
+    fn merged_pull_of(&self, sha: &str) -> Result<Option<MergedPull>, ForgeError>;
+}
+
+impl Forge for GitHub {
+    fn upsert_comment(&self, number: u64, marker: &str, body: &str) -> Result<Posted, ForgeError> {
+        GitHub::upsert_comment(self, number, marker, body)
+    }
+    fn update_comment_if_present(
+        &self,
+        number: u64,
+        marker: &str,
+        body: &str,
+    ) -> Result<Option<Posted>, ForgeError> {
+        GitHub::update_comment_if_present(self, number, marker, body)
+    }
+    fn merged_pull_of(&self, sha: &str) -> Result<Option<MergedPull>, ForgeError> {
+        GitHub::merged_pull_of(self, sha)
+    }
+}
+
 /// A GitHub repository client. It owns a current-thread runtime: `omen` makes a handful of calls
 /// per run, and the rest of Omen stays synchronous.
 #[derive(Debug)]

@@ -106,16 +106,7 @@ pub struct TrendPoint {
     pub duration_s: f64,
 }
 
-/// What the gate decided about the change's deploy risk.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum GateVerdict {
-    /// Under the threshold.
-    Passes,
-    /// Over the threshold, accepted by a reviewer.
-    Accepted,
-    /// Over the threshold: the step fails.
-    Blocked,
-}
+pub use omen_core::gate::GateVerdict;
 
 /// The deploy-risk section. Every string is Omen's own wording, but it is escaped like the rest.
 #[derive(Debug, Clone, PartialEq)]

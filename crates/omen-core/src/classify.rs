@@ -1,0 +1,275 @@
+//! What a failing test in this run means, and which passing tests got much slower: the rules of
+//! `omen ci`'s report, free of I/O so they are tested here and reused by every forge.
+
+use crate::flakiness::{
+    Assessment, FlakinessConfig, State, Verdict, assess, explain, judge_failure,
+};
+use crate::history::TestHistory;
+
+/// The class of one failure in this run.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Classification {
+    /// Not failing on the default branch, not flaky: most likely this change.
+    New,
+    /// Also failing on the default branch; the store's run number where its failing streak began.
+    FailingOnDefault {
+        /// Run number (see [`TestHistory::streak_run`]).
+        streak_run: u64,
+    },
+    /// A known flaky test failing the way it usually does.
+    KnownFlaky {
+        /// Flakiness score.
+        score: f64,
+        /// The evidence in words.
+        evidence: String,
+    },
+    /// In the quarantine file, with this entry mode.
+    Quarantined {
+        /// The entry's mode (`run-ignore`, `skip`, …).
+        mode: String,
+    },
+}
+
+impl Classification {
+    /// Whether the failure is excused (does not fail `--fail-on unexcused-failures`).
+    pub fn is_excused(&self) -> bool {
+        matches!(
+            self,
+            Classification::KnownFlaky { .. } | Classification::Quarantined { .. }
+        )
+    }
+}
+
+/// What is known about one failing test.
+#[derive(Debug, Clone, Copy)]
+pub struct Failing<'a> {
+    /// The mode of its active (unexpired) quarantine entry, if any.
+    pub quarantined: Option<&'a str>,
+    /// Its default-branch history, when the store knows it.
+    pub history: Option<&'a TestHistory>,
+    /// [`crate::history::failure_signature`] of this failure's headline.
+    pub signature: Option<u32>,
+    /// This run is on the default branch.
+    pub on_default_branch: bool,
+}
+
+/// Classify one failure. The rule, in order: a quarantined test is `Quarantined`; a flaky test
+/// failing with one of its known flaky signatures (or with no message) is `KnownFlaky`; a
+/// broken test — or, on a pull request, a test in a failing streak on the default branch — is
+/// `FailingOnDefault`; anything else, including a test never seen, is `New`.
+pub fn classify_failure(f: &Failing<'_>, config: &FlakinessConfig) -> Classification {
+    if let Some(mode) = f.quarantined {
+        return Classification::Quarantined {
+            mode: mode.to_owned(),
+        };
+    }
+    let Some(h) = f.history else {
+        return Classification::New;
+    };
+    let a: Assessment = assess(h, config);
+    if judge_failure(&a, h, f.signature) == Verdict::Excused {
+        return Classification::KnownFlaky {
+            score: a.score,
+            evidence: explain(&a),
+        };
+    }
+    if a.state == State::Broken || (!f.on_default_branch && h.fail_streak > 0) {
+        return Classification::FailingOnDefault {
+            streak_run: h.streak_run,
+        };
+    }
+    Classification::New
+}
+
+/// Passing runs' durations needed before a test can be called slower than usual.
+pub const SLOW_MIN_SAMPLES: u32 = 5;
+/// A slowdown smaller than this is never reported, however large relatively.
+pub const SLOW_MIN_EXTRA_MS: f64 = 1000.0;
+
+/// The test's usual duration when this passing run of `duration_ms` is a slow outlier: at least
+/// [`SLOW_MIN_SAMPLES`] known durations, above both twice the mean and the mean plus three
+/// standard deviations, and at least [`SLOW_MIN_EXTRA_MS`] slower.
+pub fn slow_regression(h: &TestHistory, duration_ms: u32) -> Option<f64> {
+    let mean = f64::from(h.duration_mean);
+    let sd = f64::from(h.duration_stddev().unwrap_or(0.0));
+    let ms = f64::from(duration_ms);
+    (h.duration_count >= SLOW_MIN_SAMPLES
+        && ms > (2.0 * mean).max(mean + 3.0 * sd)
+        && ms - mean >= SLOW_MIN_EXTRA_MS)
+        .then_some(mean)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Outcome;
+    use crate::hash::commit_hash;
+    use crate::history::{Observation, failure_signature};
+
+    /// A default-branch history from `(commit, outcome)` runs, one per hour.
+    fn history(runs: &[(&str, Outcome, Option<&str>)]) -> TestHistory {
+        let mut h = TestHistory::default();
+        for (i, (commit, outcome, message)) in runs.iter().enumerate() {
+            h.observe(&Observation {
+                outcome: *outcome,
+                mixed: false,
+                default_branch: true,
+                commit: commit_hash(commit),
+                at: 1_700_000_000 + i as i64 * 3600,
+                run: i as u64 + 1,
+                duration_ms: Some(100),
+                failure_signature: message.map(failure_signature),
+                outage: false,
+            });
+        }
+        h
+    }
+
+    fn passes(n: usize) -> Vec<(String, Outcome, Option<&'static str>)> {
+        (0..n)
+            .map(|i| (format!("p{i}"), Outcome::Passed, None))
+            .collect()
+    }
+
+    fn runs(v: &[(String, Outcome, Option<&'static str>)]) -> TestHistory {
+        let borrowed: Vec<(&str, Outcome, Option<&str>)> =
+            v.iter().map(|(c, o, m)| (c.as_str(), *o, *m)).collect();
+        history(&borrowed)
+    }
+
+    fn flaky() -> TestHistory {
+        // Failed, then passed on a re-run of the same commit, twice, in a long passing history.
+        let mut v = passes(20);
+        for c in ["f1", "f2"] {
+            v.push((
+                c.to_owned(),
+                Outcome::Failed,
+                Some("TimeoutError: timed out after 5 s"),
+            ));
+            v.push((c.to_owned(), Outcome::Passed, None));
+            v.extend(passes(10));
+        }
+        runs(&v)
+    }
+
+    fn broken() -> TestHistory {
+        let mut v = passes(20);
+        for i in 0..12 {
+            v.push((
+                format!("b{i}"),
+                Outcome::Failed,
+                Some("AssertionError: 41 != 42"),
+            ));
+        }
+        runs(&v)
+    }
+
+    fn classify(f: Failing<'_>) -> Classification {
+        classify_failure(&f, &FlakinessConfig::default())
+    }
+
+    fn failing<'a>(
+        history: Option<&'a TestHistory>,
+        message: Option<&str>,
+        on_default: bool,
+    ) -> Failing<'a> {
+        Failing {
+            quarantined: None,
+            history,
+            signature: message.map(failure_signature),
+            on_default_branch: on_default,
+        }
+    }
+
+    #[test]
+    fn quarantine_wins_over_everything() {
+        let b = broken();
+        let mut f = failing(Some(&b), None, false);
+        f.quarantined = Some("skip");
+        assert_eq!(
+            classify(f),
+            Classification::Quarantined {
+                mode: "skip".into()
+            }
+        );
+    }
+
+    #[test]
+    fn an_unknown_test_is_new() {
+        assert_eq!(
+            classify(failing(None, Some("boom"), false)),
+            Classification::New
+        );
+    }
+
+    #[test]
+    fn a_flaky_test_is_excused_only_with_its_usual_failure() {
+        let h = flaky();
+        let usual = classify(failing(
+            Some(&h),
+            Some("TimeoutError: timed out after 5 s"),
+            false,
+        ));
+        assert!(
+            matches!(usual, Classification::KnownFlaky { .. }),
+            "{usual:?}"
+        );
+        assert!(usual.is_excused());
+        let other = classify(failing(Some(&h), Some("KeyError: 'user'"), false));
+        assert_eq!(other, Classification::New);
+        assert!(!other.is_excused());
+    }
+
+    #[test]
+    fn a_broken_test_fails_on_the_default_branch_since_its_streak() {
+        let h = broken();
+        assert_eq!(
+            classify(failing(Some(&h), Some("AssertionError: 41 != 42"), true)),
+            Classification::FailingOnDefault { streak_run: 21 }
+        );
+    }
+
+    #[test]
+    fn a_default_branch_streak_explains_a_pull_request_failure_only() {
+        // One failure at the end of a passing history: a streak, not yet broken.
+        let mut v = passes(20);
+        v.push(("x".to_owned(), Outcome::Failed, Some("E")));
+        let h = runs(&v);
+        assert_eq!(
+            classify(failing(Some(&h), Some("E"), false)),
+            Classification::FailingOnDefault { streak_run: 21 }
+        );
+        assert_eq!(
+            classify(failing(Some(&h), Some("E"), true)),
+            Classification::New
+        );
+        let clean = runs(&passes(20));
+        assert_eq!(
+            classify(failing(Some(&clean), Some("E"), false)),
+            Classification::New
+        );
+    }
+
+    #[test]
+    fn slow_needs_samples_a_relative_and_an_absolute_margin() {
+        let mut h = TestHistory::default();
+        let check = |h: &TestHistory, ms: u32, expected: Option<f64>| {
+            assert_eq!(slow_regression(h, ms), expected, "{ms} ms");
+        };
+        h.duration_count = 4;
+        h.duration_mean = 2000.0;
+        check(&h, 10_000, None);
+        h.duration_count = 5;
+        check(&h, 10_000, Some(2000.0));
+        check(&h, 4000, None); // twice the mean is not more than twice
+        check(&h, 4001, Some(2000.0));
+        h.duration_mean = 300.0;
+        check(&h, 1200, None); // 4x slower, but only 900 ms
+        check(&h, 1300, Some(300.0));
+        // Three standard deviations when the test is noisy.
+        h.duration_mean = 2000.0;
+        h.duration_m2 = 4.0 * 1000.0 * 1000.0 * 4.0; // stddev 2000 ms
+        check(&h, 7000, None);
+        check(&h, 8001, Some(2000.0));
+    }
+}
