@@ -9,6 +9,7 @@ use anyhow::Context;
 use omen_core::classify::{Classification, Failing, classify_failure, slow_regression};
 use omen_core::gate::{ACCEPT_LABEL, Gate};
 use omen_core::history::failure_signature;
+use omen_core::quarantine::QuarantineChange;
 use omen_core::run::TestResult;
 use omen_forge::{Forge, ForgeError, GitHub, RetryPolicy, Token};
 use omen_metadata::exit_code;
@@ -253,7 +254,7 @@ fn read_quarantine(path: &Path, trouble: &mut bool) -> Option<QuarantineFile> {
 }
 
 /// On the default branch, refresh the quarantine from the history just updated; returns what
-/// changed, as `(what, test)` rows for the comment.
+/// changed, for the comment.
 fn refresh_quarantine(
     store: &Store,
     path: &Path,
@@ -261,7 +262,7 @@ fn refresh_quarantine(
     config: &crate::config::Config,
     now: i64,
     trouble: &mut bool,
-) -> Vec<(String, String)> {
+) -> Vec<QuarantineChange> {
     let refreshed = crate::quarantine::refresh(
         store,
         path,
@@ -277,15 +278,10 @@ fn refresh_quarantine(
             tracing::warn!("quarantine not updated: {refusal}");
             Vec::new()
         }
-        Ok(crate::quarantine::Refreshed::Written { changes, .. }) => [
-            ("added", changes.added),
-            ("released", changes.released),
-            ("removed, broken", changes.broken),
-            ("dropped", changes.dropped),
-        ]
-        .into_iter()
-        .flat_map(|(what, ids)| ids.into_iter().map(move |id| (what.to_owned(), id)))
-        .collect(),
+        Ok(crate::quarantine::Refreshed::Written { mut changes, .. }) => {
+            changes.sort_by_key(|c| c.kind);
+            changes
+        }
         Err(err) => {
             tracing::warn!("quarantine not updated: {err:#}");
             *trouble = true;
@@ -495,7 +491,7 @@ fn build_report(
     meta: &omen_core::run::RunMeta,
     config: &crate::config::Config,
     now: i64,
-    quarantine_changes: Vec<(String, String)>,
+    quarantine_changes: Vec<QuarantineChange>,
 ) -> CiReport {
     let active: std::collections::HashMap<&str, &str> = quarantine
         .tests

@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use omen_core::flakiness::{Assessment, FlakinessConfig, State, assess, explain};
 use omen_core::hash::fnv1a64;
-use omen_core::quarantine::{Decision, Existing, QuarantinePolicy, decide, guard};
+use omen_core::quarantine::{
+    ChangeKind, Decision, Existing, QuarantineChange, QuarantinePolicy, decide, guard,
+};
 use omen_metadata::exit_code;
 use omen_metadata::quarantine::{
     Mode, QUARANTINE_VERSION, QuarantineEntry, QuarantineFile, Source,
@@ -83,17 +85,15 @@ pub enum ModeArg {
     Skip,
 }
 
-/// What regeneration changed.
-#[derive(Debug, Default)]
-pub struct Changes {
-    /// Ids added.
-    pub added: Vec<String>,
-    /// Ids released after enough clean runs.
-    pub released: Vec<String>,
-    /// Ids removed because the test is broken.
-    pub broken: Vec<String>,
-    /// Ids dropped because the history no longer knows them.
-    pub dropped: Vec<String>,
+/// What regeneration changed, in the order it happened.
+pub type Changes = Vec<QuarantineChange>;
+
+fn change(kind: ChangeKind, entry: &QuarantineEntry) -> QuarantineChange {
+    QuarantineChange {
+        kind,
+        key: entry.id.clone(),
+        selector: entry.selector.clone(),
+    }
 }
 
 /// Regenerate the quarantine from `store` and the `previous` file.
@@ -136,7 +136,7 @@ pub fn regenerate(
     }
     flaky_ids.sort();
     let released_before = store.released_tests()?;
-    let mut changes = Changes::default();
+    let mut changes = Changes::new();
     let mut entries = Vec::new();
     let mut releases = Vec::new();
     let expires = format_time(now + policy.expires_days * 86_400);
@@ -162,13 +162,13 @@ pub fn regenerate(
                 entries.push(renewed);
             }
             Decision::Release => {
-                changes.released.push(entry.id.clone());
+                changes.push(change(ChangeKind::Released, entry));
                 if let Some((row, _)) = k {
                     releases.push(row.key_hash);
                 }
             }
-            Decision::RemoveBroken => changes.broken.push(entry.id.clone()),
-            Decision::DropUnknown => changes.dropped.push(entry.id.clone()),
+            Decision::RemoveBroken => changes.push(change(ChangeKind::RemovedBroken, entry)),
+            Decision::DropUnknown => changes.push(change(ChangeKind::Dropped, entry)),
         }
     }
     for id in flaky_ids {
@@ -179,7 +179,11 @@ pub fn regenerate(
         if let Decision::Add { auto_release } =
             decide(None, Some((&row.history, a)), released, now, policy)
         {
-            changes.added.push(id.clone());
+            changes.push(QuarantineChange {
+                kind: ChangeKind::Added,
+                key: id.clone(),
+                selector: row.selector.clone(),
+            });
             entries.push(QuarantineEntry {
                 id,
                 selector: row.selector.clone(),
@@ -503,15 +507,14 @@ fn summary(path: &Path, file: &QuarantineFile, c: &Changes, suite: usize) -> Str
         file.tests.len(),
         omen_render::escape::line(&path.display().to_string())
     );
-    for (label, ids) in [
-        ("added", &c.added),
-        ("released after clean runs", &c.released),
-        ("removed, now broken (not flaky)", &c.broken),
-        ("dropped, no longer in the history", &c.dropped),
-    ] {
-        for id in ids {
-            s.push_str(&format!("  {label}: {}\n", omen_render::escape::line(id)));
-        }
+    let mut sorted: Vec<&QuarantineChange> = c.iter().collect();
+    sorted.sort_by_key(|ch| ch.kind);
+    for ch in sorted {
+        s.push_str(&format!(
+            "  {}: {}\n",
+            ch.kind.describe(),
+            omen_render::escape::line(&ch.selector)
+        ));
     }
     s
 }

@@ -54,6 +54,43 @@ pub struct Existing {
     pub expires_at: i64,
 }
 
+/// What a refresh did to one test's quarantine entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ChangeKind {
+    /// Quarantined now.
+    Added,
+    /// Released after enough clean runs.
+    Released,
+    /// Taken out: broken, not flaky.
+    RemovedBroken,
+    /// Dropped: expired, and the history no longer knows the test.
+    Dropped,
+}
+
+impl ChangeKind {
+    /// The change in words, as the comment and `omen quarantine` say it.
+    pub fn describe(self) -> &'static str {
+        match self {
+            ChangeKind::Added => "added",
+            ChangeKind::Released => "released after clean runs",
+            ChangeKind::RemovedBroken => "removed, now broken (not flaky)",
+            ChangeKind::Dropped => "dropped, no longer in the history",
+        }
+    }
+}
+
+/// One change to the quarantine: the test by its stored key (for matching) and its
+/// runner-native selector (what people see).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuarantineChange {
+    /// What happened.
+    pub kind: ChangeKind,
+    /// The stored key, `scope::name`.
+    pub key: String,
+    /// The runner-native selector.
+    pub selector: String,
+}
+
 /// The decision for one test.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Decision {

@@ -154,8 +154,8 @@ pub struct CiReport {
     pub base: Option<Totals>,
     /// Failed tests.
     pub failures: Vec<FailureRow>,
-    /// Quarantine changes: (what happened, test id).
-    pub quarantine_changes: Vec<(String, String)>,
+    /// Quarantine changes.
+    pub quarantine_changes: Vec<omen_core::quarantine::QuarantineChange>,
     /// Slowest regressions.
     pub slow: Vec<SlowRow>,
     /// Recent default-branch runs, oldest first.
@@ -367,12 +367,12 @@ fn body(report: &CiReport, rows: usize, full: bool) -> String {
             "<details><summary>Quarantine changes ({})</summary>\n",
             report.quarantine_changes.len()
         );
-        for (what, id) in report.quarantine_changes.iter().take(rows.max(20)) {
+        for change in report.quarantine_changes.iter().take(rows.max(20)) {
             let _ = writeln!(
                 s,
                 "- {}: {}",
-                escape::inline(what, 60),
-                escape::inline(id, 300)
+                change.kind.describe(),
+                escape::inline(&change.selector, 300)
             );
         }
         let _ = writeln!(s, "\n</details>\n");

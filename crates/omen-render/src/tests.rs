@@ -67,7 +67,11 @@ fn report() -> CiReport {
                 },
             },
         ],
-        quarantine_changes: vec![("added".into(), "tests.test_cache::test_ttl".into())],
+        quarantine_changes: vec![omen_core::quarantine::QuarantineChange {
+            kind: omen_core::quarantine::ChangeKind::Added,
+            key: "tests.test_cache::test_ttl".into(),
+            selector: "tests/test_cache.py::test_ttl".into(),
+        }],
         slow: vec![SlowRow {
             name: "tests/test_api.py::test_bulk".into(),
             duration_ms: 9_400,
