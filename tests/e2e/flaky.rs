@@ -168,7 +168,8 @@ fn quarantine_file_check_and_manual_entries() {
     ]));
     out.code(0);
     assert!(
-        out.stdout.contains("added: tests/test_app.py::test_flaky_b"),
+        out.stdout
+            .contains("added: tests/test_app.py::test_flaky_b"),
         "{out}"
     );
     let written = std::fs::read_to_string(&q).unwrap();

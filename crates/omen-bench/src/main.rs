@@ -11,6 +11,7 @@
 mod eval;
 mod fuzz;
 mod generate;
+mod peer;
 mod risk;
 mod sim;
 
@@ -162,6 +163,16 @@ enum Bench {
     /// (internal) Run `omen ingest` on one report and print timings.
     #[command(hide = true)]
     ChildIngest { report: PathBuf, db: PathBuf },
+    /// The real `omen ingest` (whole process) against EnricoMi's parser on the same report, side
+    /// by side; the ratio target is marked `ok` or `MISSED` (reported, not failed).
+    IngestPeer {
+        /// Where generated data is kept between runs (shared with `ingest`).
+        #[arg(long, default_value = "target/bench-data")]
+        data: PathBuf,
+        /// The peer's folder (code, licence, timing script).
+        #[arg(long, default_value = "../shared/peers/enricomi")]
+        peer: PathBuf,
+    },
     /// Seeded, structure-aware mutation fuzzing of the JUnit parser and the quarantine reader.
     Fuzz {
         /// Executions in all (split over two threads).
@@ -244,6 +255,16 @@ fn main() -> anyhow::Result<()> {
         Bench::ChildCmd { args } => child_cmd(&args),
         Bench::ChildParse { report } => child_parse(&report),
         Bench::ChildIngest { report, db } => child_ingest(&report, &db),
+        Bench::IngestPeer { data, peer } => {
+            std::fs::create_dir_all(&data)?;
+            let report = data.join("report-100k.xml");
+            if !report.exists() {
+                generate::junit_report(&report, CASES, 1)?;
+            }
+            let base = data.join(format!("base-{CASES}x{BASE_RUNS}.db"));
+            ensure_base(&data, &base)?;
+            peer::run(&data, &report, &base, &peer).map(|_| ())
+        }
         Bench::Fuzz {
             executions,
             seed,
