@@ -3,7 +3,7 @@
 use omen_core::hash::{commit_hash, fnv1a64};
 use omen_core::history::{Observation, TestHistory, failure_signature};
 use omen_core::identity::derive_selector;
-use omen_core::run::{OutageRule, RunMeta, TestResult};
+use omen_core::run::{BuildU64, OutageRule, RunMeta, TestResult};
 use omen_core::{Failure, FailureKind, Outcome, Runner};
 use std::collections::HashMap;
 
@@ -125,9 +125,9 @@ impl Store {
         }
         // One result per identity (scope and name, not only the hash), the last one winning;
         // callers fold retries before this.
-        let mut last: HashMap<(String, String), usize> = HashMap::with_capacity(results.len());
+        let mut last: HashMap<(&str, &str), usize> = HashMap::with_capacity(results.len());
         for (i, r) in results.iter().enumerate() {
-            last.insert((r.scope.clone(), r.name.clone()), i);
+            last.insert((r.scope.as_str(), r.name.as_str()), i);
         }
         if last.len() != results.len() {
             let keep: std::collections::HashSet<usize> = last.into_values().collect();
@@ -213,9 +213,10 @@ impl Store {
             let total: i64 = tx
                 .query_row("SELECT count(*) FROM tests", [], |r| r.get(0))
                 .ctx(path, "count tests")?;
-            let mut preloaded: Option<HashMap<u64, Preloaded>> = None;
+            let mut preloaded: Option<HashMap<u64, Preloaded, BuildU64>> = None;
             if results.len() >= 1_000 && results.len() as i64 * 4 >= total {
-                let mut all = HashMap::with_capacity(total as usize);
+                let mut all =
+                    HashMap::with_capacity_and_hasher(total as usize, BuildU64::default());
                 let mut scan = tx
                     .prepare("SELECT key_hash, id, scope, name, history FROM tests")
                     .ctx(path, "prepare the test scan")?;
