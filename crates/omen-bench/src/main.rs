@@ -12,6 +12,7 @@ mod eval;
 mod fuzz;
 mod generate;
 mod peer;
+mod report;
 mod risk;
 mod sim;
 
@@ -173,6 +174,16 @@ enum Bench {
         #[arg(long, default_value = "../shared/peers/enricomi")]
         peer: PathBuf,
     },
+    /// Write BENCHMARKS.md from the captured output of the benchmark run (sections start with
+    /// `== bench: COMMAND`).
+    BenchmarksMd {
+        /// The captured output.
+        #[arg(long, default_value = "target/bench-log.txt")]
+        log: PathBuf,
+        /// Where to write.
+        #[arg(long, default_value = "BENCHMARKS.md")]
+        out: PathBuf,
+    },
     /// Seeded, structure-aware mutation fuzzing of the JUnit parser and the quarantine reader.
     Fuzz {
         /// Executions in all (split over two threads).
@@ -255,6 +266,7 @@ fn main() -> anyhow::Result<()> {
         Bench::ChildCmd { args } => child_cmd(&args),
         Bench::ChildParse { report } => child_parse(&report),
         Bench::ChildIngest { report, db } => child_ingest(&report, &db),
+        Bench::BenchmarksMd { log, out } => report::write(&log, &out),
         Bench::IngestPeer { data, peer } => {
             std::fs::create_dir_all(&data)?;
             let report = data.join("report-100k.xml");

@@ -1,6 +1,6 @@
 //! The flakiness model: per test a score, a state, and the evidence in words and numbers.
 //!
-//! What it rests on (see `ARCHITECTURE.md` for the sources):
+//! What it rests on (see `docs/design/flakiness.md` for the sources):
 //! - The strongest evidence is one commit both passing and failing: a retry inside a run or a
 //!   re-run of the job. One such event is enough to call a test flaky.
 //! - Without it, failures are judged as *episodes* on the default branch: a short run of failures

@@ -1,6 +1,6 @@
 //! Stable test identity and runner-native selectors.
 //!
-//! The rule (also in `ARCHITECTURE.md`):
+//! The rule (also in `docs/design/identity-and-parsing.md`):
 //!
 //! 1. **Scope** is the `classname`; when it is empty, the innermost suite name; when that is empty
 //!    too, the file path. A scope that looks like a path (has `/` or `\`, or ends in a source

@@ -23,7 +23,7 @@ pub struct QuarantineFile {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct QuarantineEntry {
-    /// Omen's stable identity (`scope::name`, see ARCHITECTURE.md).
+    /// Omen's stable identity (`scope::name`, see docs/design/identity-and-parsing.md).
     pub id: String,
     /// Runner-native selector: pytest node id, nextest `binary-id test::path`, else the id.
     pub selector: String,

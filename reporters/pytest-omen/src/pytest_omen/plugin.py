@@ -64,7 +64,7 @@ _ADDRESS = re.compile(r"0x[0-9a-fA-F]{6,}")
 
 
 def _normalize_name(name: str) -> str:
-    """Omen's name rule: collapse whitespace, mask memory addresses (see ARCHITECTURE.md)."""
+    """Omen's name rule: collapse whitespace, mask memory addresses (see docs/design/identity-and-parsing.md)."""
     return _ADDRESS.sub("0x\u2026", _collapse(name))
 
 
