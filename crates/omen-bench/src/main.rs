@@ -814,7 +814,7 @@ fn child_cmd(args: &[String]) -> anyhow::Result<()> {
     let secs = start.elapsed().as_secs_f64();
     eprintln!(
         "{}",
-        json!({ "seconds": secs, "exit": outcome.code, "peak_rss": generate::peak_rss() })
+        json!({ "seconds": secs, "exit": outcome.exit_code(cli.strict), "peak_rss": generate::peak_rss() })
     );
     Ok(())
 }

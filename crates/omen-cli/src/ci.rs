@@ -71,9 +71,6 @@ pub struct CiArgs {
     /// Where the comment body is saved when it cannot be posted.
     #[arg(long, value_name = "PATH")]
     pub comment_file: Option<PathBuf>,
-    /// Exit 3 on Omen's own trouble (default: warn, exit 0).
-    #[arg(long)]
-    pub strict: bool,
     /// Score the change's deploy risk (base branch...HEAD of the checkout in `--repo`).
     #[arg(long, value_enum, default_value_t = RiskMode::Auto)]
     pub risk: RiskMode,
@@ -228,7 +225,7 @@ pub fn run(args: &CiArgs, config: &crate::config::Config) -> anyhow::Result<Outc
             code: exit_code::GATE,
         });
     }
-    Ok(Outcome::with_trouble(trouble, args.strict))
+    Ok(Outcome::with_trouble(trouble))
 }
 
 fn empty_quarantine() -> QuarantineFile {
@@ -722,9 +719,6 @@ pub struct CommentArgs {
     /// Pull request number.
     #[arg(long, value_name = "N")]
     pub pr: u64,
-    /// Exit 3 when posting fails (default: warn, exit 0).
-    #[arg(long)]
-    pub strict: bool,
 }
 
 /// Run `omen comment`: post or update Omen's comment from a saved body (the `workflow_run`
@@ -757,7 +751,7 @@ pub fn comment(args: &CommentArgs, config: &crate::config::Config) -> anyhow::Re
         }
         Err(err) => {
             tracing::warn!("{err}");
-            Ok(Outcome::with_trouble(true, args.strict))
+            Ok(Outcome::with_trouble(true))
         }
     }
 }

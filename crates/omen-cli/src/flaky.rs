@@ -18,9 +18,6 @@ pub struct FlakyArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
-    /// Exit 3 when the database cannot be read (default: warn, exit 0).
-    #[arg(long)]
-    pub strict: bool,
 }
 
 /// Version of the `omen flaky --format json` document.
@@ -224,7 +221,7 @@ pub fn run(args: &FlakyArgs, config: &crate::config::Config) -> anyhow::Result<O
                     error: Some(err.to_string()),
                 })?;
             }
-            return Ok(Outcome::with_trouble(true, args.strict));
+            return Ok(Outcome::with_trouble(true));
         }
     };
     let listed = assess_all(&store, &config.flakiness)?;

@@ -28,9 +28,6 @@ pub struct IngestArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
-    /// Exit 3 when a report is unusable or the database cannot be written (default: warn, exit 0).
-    #[arg(long)]
-    pub strict: bool,
     /// Refuse reports larger than this many bytes.
     #[arg(long, default_value_t = 1 << 30, value_name = "BYTES")]
     pub max_report_size: u64,
@@ -378,7 +375,7 @@ pub fn run(args: &IngestArgs, config: &crate::config::Config) -> anyhow::Result<
         Format::Json => output::print_json(&report)?,
         Format::Text => output::print(&render_text(&report)),
     }
-    Ok(Outcome::with_trouble(run.trouble, args.strict))
+    Ok(Outcome::with_trouble(run.trouble))
 }
 
 /// The JSON `run` object.

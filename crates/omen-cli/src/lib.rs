@@ -29,6 +29,10 @@ pub struct Cli {
     /// Thresholds file (default: .omen/config.toml when it exists).
     #[arg(long, global = true, value_name = "PATH", env = "OMEN_CONFIG")]
     pub config: Option<std::path::PathBuf>,
+    /// Exit 3 on Omen's own trouble (an unusable report or database, a failed post) instead of
+    /// warning and exiting 0.
+    #[arg(long, global = true)]
+    pub strict: bool,
     /// The command to run.
     #[command(subcommand)]
     pub command: Command,
@@ -144,14 +148,24 @@ impl Outcome {
         code: exit_code::OK,
     };
 
-    /// Exit 0, or 3 when there was trouble and `--strict` was given.
-    pub fn with_trouble(trouble: bool, strict: bool) -> Outcome {
+    /// Exit 0, or [`exit_code::OMEN_FAILURE`] when Omen had trouble of its own. `main` turns
+    /// that into 0 with a warning unless `--strict` was given: the one place strictness decides.
+    pub fn with_trouble(trouble: bool) -> Outcome {
         Outcome {
-            code: if trouble && strict {
+            code: if trouble {
                 exit_code::OMEN_FAILURE
             } else {
                 exit_code::OK
             },
+        }
+    }
+
+    /// The process exit code under `strict`.
+    pub fn exit_code(self, strict: bool) -> i32 {
+        if self.code == exit_code::OMEN_FAILURE && !strict {
+            exit_code::OK
+        } else {
+            self.code
         }
     }
 }
@@ -168,23 +182,6 @@ pub fn run(cli: &Cli) -> anyhow::Result<Outcome> {
         Command::Comment(args) => ci::comment(args, &config),
         Command::Risk(args) => risk::run(args, &config),
         Command::Deploy(args) => risk::deploy(args, now()),
-    }
-}
-
-/// Whether the command asked for strict mode (decides the exit code of a top-level error).
-pub fn is_strict(cli: &Cli) -> bool {
-    match &cli.command {
-        Command::Ingest(args) => args.strict,
-        Command::Merge(args) => args.strict,
-        Command::Flaky(args) => args.strict,
-        Command::Quarantine(args) => args.strict,
-        Command::Ci(args) => args.strict,
-        Command::Comment(args) => args.strict,
-        Command::Risk(args) => risk::is_strict(args),
-        Command::Deploy(args) => {
-            let risk::DeployCommand::Record(a) = &args.command;
-            a.strict
-        }
     }
 }
 
@@ -211,4 +208,43 @@ pub fn parse_time(text: &str) -> anyhow::Result<i64> {
 pub fn format_time(secs: i64) -> String {
     let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs.max(0) as u64);
     humantime::format_rfc3339_seconds(t).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strictness_decides_only_the_exit_code_of_omen_s_own_trouble() {
+        let check = |outcome: Outcome, strict: bool, expected: i32| {
+            assert_eq!(
+                outcome.exit_code(strict),
+                expected,
+                "{outcome:?} strict={strict}"
+            );
+        };
+        let gate = Outcome {
+            code: exit_code::GATE,
+        };
+        check(Outcome::OK, false, exit_code::OK);
+        check(Outcome::OK, true, exit_code::OK);
+        check(Outcome::with_trouble(true), false, exit_code::OK);
+        check(Outcome::with_trouble(true), true, exit_code::OMEN_FAILURE);
+        check(Outcome::with_trouble(false), true, exit_code::OK);
+        check(gate, false, exit_code::GATE);
+        check(gate, true, exit_code::GATE);
+    }
+
+    #[test]
+    fn strict_is_accepted_before_and_after_the_command() {
+        for argv in [
+            &["omen", "--strict", "flaky"][..],
+            &["omen", "flaky", "--strict"][..],
+        ] {
+            let cli = <Cli as Parser>::try_parse_from(argv).unwrap();
+            assert!(cli.strict, "{argv:?}");
+        }
+        let cli = <Cli as Parser>::try_parse_from(["omen", "flaky"]).unwrap();
+        assert!(!cli.strict);
+    }
 }

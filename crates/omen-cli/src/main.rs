@@ -1,7 +1,7 @@
 //! The `omen` binary: parse arguments, run, map the outcome to an exit code.
 
 use clap::Parser;
-use omen_cli::{Cli, is_strict, run};
+use omen_cli::{Cli, run};
 use omen_metadata::exit_code;
 
 fn main() {
@@ -27,14 +27,14 @@ fn main() {
         }
     };
     let code = match run(&cli) {
-        Ok(outcome) => outcome.code,
+        Ok(outcome) => outcome.exit_code(cli.strict),
         Err(err) if err.downcast_ref::<omen_cli::UsageError>().is_some() => {
             tracing::error!("{err:#}");
             exit_code::USAGE
         }
         Err(err) => {
             tracing::error!("{err:#}");
-            if is_strict(&cli) {
+            if cli.strict {
                 exit_code::OMEN_FAILURE
             } else {
                 tracing::warn!(

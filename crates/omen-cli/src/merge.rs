@@ -19,9 +19,6 @@ pub struct MergeArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
-    /// Exit 3 when a source cannot be read (default: warn, exit 0).
-    #[arg(long)]
-    pub strict: bool,
 }
 
 #[derive(Debug, serde::Serialize)]
@@ -103,5 +100,5 @@ pub fn run(args: &MergeArgs, config: &crate::config::Config) -> anyhow::Result<O
             output::print(&text);
         }
     }
-    Ok(Outcome::with_trouble(trouble, args.strict))
+    Ok(Outcome::with_trouble(trouble))
 }

@@ -71,9 +71,6 @@ pub struct QuarantineArgs {
     /// `--format nextest`: the profile it inherits from, e.g. your CI profile.
     #[arg(long, default_value = "default", value_name = "NAME")]
     pub nextest_inherits: String,
-    /// Exit 3 on Omen's own trouble (default: warn, exit 0).
-    #[arg(long)]
-    pub strict: bool,
 }
 
 /// Entry modes on the command line.
@@ -356,7 +353,7 @@ pub fn run(args: &QuarantineArgs, config: &crate::config::Config) -> anyhow::Res
             // Never overwrite a file we cannot read: it may hold someone's manual entries.
             tracing::warn!("{err:#}");
             tracing::warn!("hint: fix or delete the file; it was left untouched");
-            return Ok(Outcome::with_trouble(true, args.strict));
+            return Ok(Outcome::with_trouble(true));
         }
     };
     match args.format {
@@ -393,7 +390,7 @@ pub fn run(args: &QuarantineArgs, config: &crate::config::Config) -> anyhow::Res
         tracing::warn!(
             "hint: the quarantine is computed from the default branch's history; run `omen ingest` there first"
         );
-        return Ok(Outcome::with_trouble(true, args.strict));
+        return Ok(Outcome::with_trouble(true));
     }
     // Read-only is enough unless the schema needs migrating (opening for writing does that, and
     // checks every page) or there are releases to remember (below).
@@ -404,7 +401,7 @@ pub fn run(args: &QuarantineArgs, config: &crate::config::Config) -> anyhow::Res
             Err(err) => {
                 tracing::warn!("{read_only}");
                 tracing::warn!("{err}");
-                return Ok(Outcome::with_trouble(true, args.strict));
+                return Ok(Outcome::with_trouble(true));
             }
         },
     };
@@ -430,7 +427,7 @@ pub fn run(args: &QuarantineArgs, config: &crate::config::Config) -> anyhow::Res
             Ok(opened) => opened.store,
             Err(err) => {
                 tracing::warn!("{err}");
-                return Ok(Outcome::with_trouble(true, args.strict));
+                return Ok(Outcome::with_trouble(true));
             }
         };
         return match refresh(

@@ -68,9 +68,6 @@ pub struct ScoreArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
-    /// Exit 3 when Omen itself fails (default: warn, exit 0).
-    #[arg(long)]
-    pub strict: bool,
 }
 
 /// Arguments of `omen risk gate`.
@@ -146,9 +143,6 @@ pub struct RecordArgs {
     /// When (RFC 3339; default now).
     #[arg(long, value_name = "RFC3339")]
     pub at: Option<String>,
-    /// Exit 3 when Omen itself fails.
-    #[arg(long)]
-    pub strict: bool,
 }
 
 pub use omen_core::gate::ACCEPT_LABEL;
@@ -162,15 +156,6 @@ pub fn run(args: &RiskArgs, config: &Config) -> anyhow::Result<Outcome> {
     }
 }
 
-/// Whether the risk command asked for strict mode.
-pub fn is_strict(args: &RiskArgs) -> bool {
-    match &args.command {
-        RiskCommand::Score(a) => a.strict,
-        RiskCommand::Gate(g) => g.score.strict,
-        RiskCommand::Evaluate(_) => false,
-    }
-}
-
 fn score_command(
     args: &ScoreArgs,
     gate: Option<&GateArgs>,
@@ -181,7 +166,7 @@ fn score_command(
         Err(err) if err.downcast_ref::<crate::UsageError>().is_some() => return Err(err),
         Err(err) => {
             tracing::warn!("deploy risk could not be scored: {err:#}");
-            return Ok(Outcome::with_trouble(true, args.strict));
+            return Ok(Outcome::with_trouble(true));
         }
     };
     let mut report = report;
@@ -1173,7 +1158,7 @@ pub fn deploy(args: &DeployArgs, now: i64) -> anyhow::Result<Outcome> {
         Ok(()) => Ok(Outcome::OK),
         Err(e) => {
             tracing::warn!("could not record the deploy: {e:#}");
-            Ok(Outcome::with_trouble(true, a.strict))
+            Ok(Outcome::with_trouble(true))
         }
     }
 }
