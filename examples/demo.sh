@@ -33,7 +33,7 @@ echo "omen: ingested $runs CI runs ($default on the default branch, $prs for pul
 echo
 "$omen" flaky --db "$db"
 echo
-"$omen" quarantine --db "$db" --out "$work/quarantine.json" --now "$last"
+"$omen" quarantine --db "$db" --quarantine-file "$work/quarantine.json" --now "$last"
 echo
 echo "compare with the truth the history was generated from: $history/TRUTH.tsv"
 

@@ -518,7 +518,13 @@ fn the_quarantine_file_is_replaced_atomically_through_symlinks_never_truncated()
     flaky_history(d);
     std::fs::copy(d.join("h.xml"), d.join("r.xml")).unwrap();
     let text = manual_entries(20);
-    let check = run(omen(d).args(["quarantine", "--db", "h.db", "--out", "probe.json"]));
+    let check = run(omen(d).args([
+        "quarantine",
+        "--db",
+        "h.db",
+        "--quarantine-file",
+        "probe.json",
+    ]));
     check.code(0);
     std::fs::create_dir_all(d.join(".omen")).unwrap();
     let q = d.join(".omen/quarantine.json");
@@ -802,7 +808,14 @@ fn every_fuzz_corpus_input_gets_an_answer() {
             Some("xml") => run(&mut ingest_cmd(d, "h.db", seen + 1, &path)),
             Some("json") => {
                 std::fs::copy(&path, d.join("q.json")).unwrap();
-                run(omen(d).args(["quarantine", "--check", "--db", "h.db", "--out", "q.json"]))
+                run(omen(d).args([
+                    "quarantine",
+                    "--check",
+                    "--db",
+                    "h.db",
+                    "--quarantine-file",
+                    "q.json",
+                ]))
             }
             _ => continue,
         };

@@ -441,7 +441,7 @@ fn publish(
             tracing::warn!(
                 "the token cannot comment on this pull request (HTTP {status}: {message}); nothing was posted. \
                  The comment was saved to {saved}. For pull requests from forks, publish it from a \
-                 `workflow_run` workflow with `omen comment --body <file> --pr {pr}` (see examples/github/)"
+                 `workflow_run` workflow with `omen comment --body <file> --pull-request {pr}` (see examples/github/)"
             );
         }
         Err(err) => {
@@ -716,8 +716,8 @@ pub struct CommentArgs {
     /// The comment body (written by `omen ci` when it could not post).
     #[arg(long, value_name = "FILE")]
     pub body: PathBuf,
-    /// Pull request number.
-    #[arg(long, value_name = "N")]
+    /// Pull request number (`--pr` is an older spelling).
+    #[arg(long = "pull-request", alias = "pr", value_name = "N")]
     pub pr: u64,
 }
 

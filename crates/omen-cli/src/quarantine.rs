@@ -35,8 +35,15 @@ pub struct QuarantineArgs {
     /// History database (its default-branch evidence decides).
     #[arg(long, default_value = ".omen/history.db", env = "OMEN_DB")]
     pub db: PathBuf,
-    /// The quarantine file: read (manual entries, history of entries) and rewritten.
-    #[arg(long, default_value = ".omen/quarantine.json", env = "OMEN_QUARANTINE")]
+    /// The quarantine file: read (manual entries, history of entries) and rewritten (`--out` is
+    /// an older spelling).
+    #[arg(
+        long = "quarantine-file",
+        alias = "out",
+        default_value = ".omen/quarantine.json",
+        env = "OMEN_QUARANTINE",
+        value_name = "PATH"
+    )]
     pub out: PathBuf,
     /// What to produce.
     #[arg(long, value_enum, default_value_t = QuarantineFormat::Json)]

@@ -76,8 +76,9 @@ pub struct GateArgs {
     /// Everything `score` takes.
     #[command(flatten)]
     pub score: ScoreArgs,
-    /// Block at or above this probability (default: `[risk] gate_threshold`, 0.7).
-    #[arg(long, value_name = "P")]
+    /// Block at or above this probability (default: `[risk] gate_threshold`, 0.7; `--threshold`
+    /// is an older spelling).
+    #[arg(long = "risk-threshold", alias = "threshold", value_name = "P")]
     pub threshold: Option<f64>,
     /// A reviewer accepted the risk: report, never block. Also set by the pull request label
     /// `omen:accept-risk` or `OMEN_ACCEPT_RISK=true`.
