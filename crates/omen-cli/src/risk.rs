@@ -18,6 +18,7 @@ use omen_risk::assess::{self, Source};
 use omen_risk::features::{DiffHints, Feature, FeatureVector, LabelledChange};
 use omen_risk::history::RepoHistory;
 use omen_risk::model::RiskModel;
+use omen_risk::review::{self, feature_vector, hints, repository_features};
 use omen_risk::signal_model::{self, SignalConfig, TrackedRow};
 use omen_risk::signals::{Signal, Signals};
 use omen_risk::train::{TrainConfig, TrainError};
@@ -508,40 +509,6 @@ fn round4(x: f64) -> f64 {
     (x * 10_000.0).round() / 10_000.0
 }
 
-/// Quiet review hints from the diff (the seed design's list).
-fn hints(f: &FeatureVector, diff: &DiffHints) -> Vec<String> {
-    let mut out = Vec::new();
-    let n = |x: Feature| f.get(x).round() as i64;
-    let s = |x: i64| if x == 1 { "" } else { "s" };
-    if n(Feature::TodoAdded) > 0 {
-        let todo = n(Feature::TodoAdded);
-        out.push(format!("adds {todo} TODO/FIXME line{}", s(todo)));
-    }
-    if n(Feature::LongLinesAdded) > 0 {
-        let long = n(Feature::LongLinesAdded);
-        out.push(format!("adds {long} line{} over 120 characters", s(long)));
-    }
-    if f.get(Feature::CodeWithoutTests) > 0.0 {
-        if diff.functions > 0 {
-            let functions = i64::from(diff.functions);
-            out.push(format!(
-                "adds {functions} new function{} and touches no test file",
-                s(functions)
-            ));
-        } else {
-            out.push("changes source files but no test file".into());
-        }
-    }
-    if n(Feature::La) + n(Feature::Ld) > 400 || n(Feature::Nf) > 20 {
-        out.push(format!(
-            "large change ({} lines in {} files): consider splitting it",
-            n(Feature::La) + n(Feature::Ld),
-            n(Feature::Nf)
-        ));
-    }
-    out
-}
-
 /// CI and deploy signals that are not model inputs (see [`RiskReport::signals`]): a line for
 /// each one worth showing, tagged with its signal, and every value for the record.
 fn signals(
@@ -809,48 +776,18 @@ fn label_szz(store: &mut Store, repo: &Path, budget: Duration) -> anyhow::Result
     Ok(())
 }
 
-/// Labelled training changes: risky ones, and safe ones older than the label latency. `rows`
-/// are every observed change in observation order: what was typical before each change is
-/// recomputed from them (rows stored by earlier versions of Omen do not carry it).
+/// Labelled training changes by `omen_risk::review::training_set`'s rule, from the store's rows.
 pub fn training_set(rows: &[ChangeRow], latency_days: f64) -> Vec<LabelledChange> {
-    let newest = rows.iter().map(|r| r.at).max().unwrap_or(0);
-    let cut = newest - (latency_days * 86_400.0) as i64;
-    let mut features: Vec<FeatureVector> =
-        rows.iter().map(|r| feature_vector(&r.features)).collect();
-    omen_risk::typical::fill(features.iter_mut());
-    rows.iter()
-        .zip(features)
-        .filter(|(r, _)| r.risky == Some(true) || r.at < cut)
-        .map(|(r, f)| LabelledChange {
-            id: r.sha.clone(),
-            time: r.at,
-            features: f,
-            risky: r.risky == Some(true),
+    let observed: Vec<review::Observed<'_>> = rows
+        .iter()
+        .map(|r| review::Observed {
+            id: &r.sha,
+            at: r.at,
+            features: &r.features,
+            risky: r.risky,
         })
-        .collect()
-}
-
-/// A stored feature row as a vector (rows of older versions are shorter; the rest stay 0).
-fn feature_vector(stored: &[f64]) -> FeatureVector {
-    let mut f = FeatureVector::default();
-    for (slot, v) in f.0.iter_mut().zip(stored) {
-        *slot = *v;
-    }
-    f
-}
-
-/// The model features of a repository's own model: the public ones plus path-based hints
-/// (diff-content hints exist only for the change being scored, so they are not trained on).
-pub fn repository_features() -> Vec<Feature> {
-    let mut f = Feature::PUBLIC.to_vec();
-    f.extend([
-        Feature::TodoAdded,
-        Feature::LongLinesAdded,
-        Feature::DepsTouched,
-        Feature::CiTouched,
-        Feature::CodeWithoutTests,
-    ]);
-    f
+        .collect();
+    review::training_set(&observed, latency_days)
 }
 
 type Chosen = (RiskModel, Source, Option<i64>, Option<String>);

@@ -23,6 +23,7 @@ pub mod logistic;
 pub mod metrics;
 pub mod model;
 pub mod prior;
+pub mod review;
 pub mod signal_model;
 pub mod signals;
 pub mod train;
