@@ -10,6 +10,7 @@ use omen_core::classify::{Classification, Failing, classify_failure, slow_regres
 use omen_core::gate::{ACCEPT_LABEL, Gate};
 use omen_core::history::failure_signature;
 use omen_core::quarantine::QuarantineChange;
+use omen_core::risk_level::RiskLevel;
 use omen_core::run::TestResult;
 use omen_forge::{Forge, ForgeError, GitHub, RetryPolicy, Token};
 use omen_metadata::exit_code;
@@ -671,7 +672,10 @@ fn risk_section(
         ));
     }
     RiskSection {
-        level: r.level.clone(),
+        level: RiskLevel::from_name(&r.level).unwrap_or_else(|| {
+            tracing::warn!("unknown risk level `{}`; shown as LOW", r.level);
+            RiskLevel::Low
+        }),
         probability: r.probability,
         percentile: r.percentile,
         model,

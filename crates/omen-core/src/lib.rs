@@ -14,6 +14,7 @@ pub mod identity;
 pub mod junit;
 pub mod quarantine;
 pub mod report;
+pub mod risk_level;
 pub mod run;
 pub mod xml_bounds;
 

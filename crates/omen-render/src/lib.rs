@@ -111,8 +111,8 @@ pub use omen_core::gate::GateVerdict;
 /// The deploy-risk section. Every string is Omen's own wording, but it is escaped like the rest.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RiskSection {
-    /// `LOW`, `MEDIUM`, `HIGH` or `CRITICAL`.
-    pub level: String,
+    /// The level.
+    pub level: omen_core::risk_level::RiskLevel,
     /// Calibrated probability, 0–1.
     pub probability: f64,
     /// Percentile among the repository's past changes.
@@ -136,8 +136,7 @@ pub struct RiskSection {
 impl RiskSection {
     /// Worth a comment on its own (`comment: auto`): high or critical, or blocked.
     pub fn is_notable(&self) -> bool {
-        matches!(self.level.as_str(), "HIGH" | "CRITICAL")
-            || matches!(self.gate, Some((_, GateVerdict::Blocked)))
+        self.level.is_notable() || matches!(self.gate, Some((_, GateVerdict::Blocked)))
     }
 }
 
@@ -410,16 +409,17 @@ fn body(report: &CiReport, rows: usize, full: bool) -> String {
 }
 
 fn risk_section(s: &mut String, r: &RiskSection, rows: usize) {
-    let icon = match r.level.as_str() {
-        "CRITICAL" => "🔴",
-        "HIGH" => "🟠",
-        "MEDIUM" => "🟡",
-        _ => "🟢",
+    use omen_core::risk_level::RiskLevel;
+    let icon = match r.level {
+        RiskLevel::Critical => "🔴",
+        RiskLevel::High => "🟠",
+        RiskLevel::Medium => "🟡",
+        RiskLevel::Low => "🟢",
     };
     let _ = writeln!(
         s,
         "#### {icon} Deploy risk: {} — {:.0}%, riskier than {:.0}% of past changes\n",
-        escape::inline(&r.level, 20),
+        r.level.name(),
         r.probability * 100.0,
         r.percentile
     );

@@ -92,7 +92,7 @@ fn report() -> CiReport {
         unusable: vec![],
         summary_url: Some("https://github.com/o/r/actions/runs/1".into()),
         risk: Some(RiskSection {
-            level: "HIGH".into(),
+            level: omen_core::risk_level::RiskLevel::High,
             probability: 0.62,
             percentile: 91.0,
             model: "repository (logistic+forest)".into(),
@@ -272,7 +272,7 @@ fn risk_section_shows_level_factors_and_how_to_override_a_blocked_gate() {
     assert!(r.risk.as_ref().unwrap().is_notable());
     // Accepted: no block, and a LOW passing change is not worth a comment on its own.
     let mut low = r.risk.clone().unwrap();
-    low.level = "LOW".into();
+    low.level = omen_core::risk_level::RiskLevel::Low;
     low.gate = Some((0.5, GateVerdict::Passes));
     assert!(!low.is_notable());
     low.gate = Some((0.5, GateVerdict::Accepted));
@@ -288,10 +288,8 @@ fn risk_text_is_escaped() {
     let mut r = report();
     let risk = r.risk.as_mut().unwrap();
     risk.factors = vec!["+ <img src=x onerror=alert(1)> [x](javascript:y)".into()];
-    risk.level = "<b>HIGH</b>".into();
     let c = comment(&r);
     assert!(!c.contains("<img"), "{c}");
-    assert!(!c.contains("<b>HIGH"), "{c}");
     assert!(!c.contains("](javascript:"), "{c}");
 }
 

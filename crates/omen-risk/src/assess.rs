@@ -26,30 +26,7 @@ impl Source {
     }
 }
 
-/// Risk level of a change.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Level {
-    /// Below `medium`.
-    Low,
-    /// From `medium`.
-    Medium,
-    /// From `high`.
-    High,
-    /// From `critical`.
-    Critical,
-}
-
-impl Level {
-    /// Upper-case name.
-    pub fn name(self) -> &'static str {
-        match self {
-            Level::Low => "LOW",
-            Level::Medium => "MEDIUM",
-            Level::High => "HIGH",
-            Level::Critical => "CRITICAL",
-        }
-    }
-}
+pub use omen_core::risk_level::RiskLevel;
 
 /// Probability thresholds of the levels. Levels are read off the *calibrated* probability, so
 /// "HIGH" means "at least half of such changes turned out risky", a statement that holds across
@@ -76,15 +53,15 @@ impl Default for Levels {
 
 impl Levels {
     /// The level of probability `p`.
-    pub fn of(&self, p: f64) -> Level {
+    pub fn of(&self, p: f64) -> RiskLevel {
         if p >= self.critical {
-            Level::Critical
+            RiskLevel::Critical
         } else if p >= self.high {
-            Level::High
+            RiskLevel::High
         } else if p >= self.medium {
-            Level::Medium
+            RiskLevel::Medium
         } else {
-            Level::Low
+            RiskLevel::Low
         }
     }
 }
@@ -121,7 +98,7 @@ pub struct Assessment {
     /// Percentile among the changes the model learned from (0–100).
     pub percentile: f64,
     /// The level.
-    pub level: Level,
+    pub level: RiskLevel,
     /// Which model answered.
     pub source: Source,
     /// Its scorer.
@@ -384,10 +361,10 @@ mod tests {
     #[test]
     fn levels_and_factor_lines() {
         let l = Levels::default();
-        assert_eq!(l.of(0.1), Level::Low);
-        assert_eq!(l.of(0.2), Level::Medium);
-        assert_eq!(l.of(0.79), Level::High);
-        assert_eq!(l.of(0.8), Level::Critical);
+        assert_eq!(l.of(0.1), RiskLevel::Low);
+        assert_eq!(l.of(0.2), RiskLevel::Medium);
+        assert_eq!(l.of(0.79), RiskLevel::High);
+        assert_eq!(l.of(0.8), RiskLevel::Critical);
         let mut v = FeatureVector::default();
         v.set(Feature::Nf, 14.0);
         v.set(Feature::Nd, 5.0);
