@@ -287,7 +287,13 @@ fn score_computes_features_and_bootstraps_labels_from_a_real_history() {
         "meh",
     ]));
     bad.code(2);
-    assert!(bad.stderr.contains("--outcome must be"), "{bad}");
+    assert!(
+        bad.stderr.contains("--outcome")
+            && bad
+                .stderr
+                .contains("must be success, failure or rolled-back"),
+        "{bad}"
+    );
 
     // Signals beside the score: a successful deploy an hour ago, one failure and one success in
     // the last 30 days, and the authors of a multi-commit range (the merge commit not counted).

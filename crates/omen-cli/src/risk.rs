@@ -140,14 +140,20 @@ pub struct RecordArgs {
     #[arg(long, value_name = "NAME")]
     pub environment: String,
     /// Outcome.
-    #[arg(long, value_name = "success|failure|rolled-back")]
-    pub outcome: String,
+    #[arg(long, value_name = "success|failure|rolled-back", value_parser = parse_outcome)]
+    pub outcome: DeployOutcome,
     /// When (RFC 3339; default now).
     #[arg(long, value_name = "RFC3339")]
     pub at: Option<String>,
 }
 
+use omen_core::deploy::DeployOutcome;
 pub use omen_core::gate::ACCEPT_LABEL;
+
+fn parse_outcome(text: &str) -> Result<DeployOutcome, String> {
+    DeployOutcome::from_name(text)
+        .ok_or_else(|| format!("must be success, failure or rolled-back, got `{text}`"))
+}
 
 /// Run `omen risk …`.
 pub fn run(args: &RiskArgs, config: &Config) -> anyhow::Result<Outcome> {
@@ -548,7 +554,7 @@ fn signals(
     });
     if let Some(last) = deploys
         .iter()
-        .filter(|d| d.outcome == "success")
+        .filter(|d| d.outcome == DeployOutcome::Success)
         .max_by_key(|d| d.at)
     {
         let hours = (now - last.at).max(0) as f64 / 3600.0;
@@ -565,7 +571,7 @@ fn signals(
     let window = now - 30 * 86_400;
     let recent: Vec<_> = deploys.iter().filter(|d| d.at >= window).collect();
     if !recent.is_empty() {
-        let failed = recent.iter().filter(|d| d.outcome != "success").count();
+        let failed = recent.iter().filter(|d| d.outcome.labels_risky()).count();
         values.set(
             Signal::ChangeFailureRate,
             failed as f64 / recent.len() as f64,
@@ -1062,13 +1068,6 @@ fn evaluate_command(args: &EvaluateArgs) -> anyhow::Result<Outcome> {
 /// Run `omen deploy record`.
 pub fn deploy(args: &DeployArgs, now: i64) -> anyhow::Result<Outcome> {
     let DeployCommand::Record(a) = &args.command;
-    if !matches!(a.outcome.as_str(), "success" | "failure" | "rolled-back") {
-        return Err(crate::UsageError(anyhow::anyhow!(
-            "--outcome must be success, failure or rolled-back, got `{}`",
-            a.outcome
-        ))
-        .into());
-    }
     let at = match &a.at {
         Some(t) => crate::parse_time(t).map_err(crate::UsageError)?,
         None => now,
@@ -1078,10 +1077,10 @@ pub fn deploy(args: &DeployArgs, now: i64) -> anyhow::Result<Outcome> {
         store.record_deploy(&omen_store::DeployRow {
             commit_sha: a.commit.clone(),
             environment: a.environment.clone(),
-            outcome: a.outcome.clone(),
+            outcome: a.outcome,
             at,
         })?;
-        if a.outcome != "success" {
+        if a.outcome.labels_risky() {
             let n = store.label_risky(std::slice::from_ref(&a.commit), "deploy", None)?;
             if n == 0 {
                 tracing::info!(

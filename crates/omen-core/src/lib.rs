@@ -6,6 +6,7 @@
 
 pub mod classify;
 pub mod codec;
+pub mod deploy;
 pub mod flakiness;
 pub mod gate;
 pub mod hash;

@@ -96,8 +96,8 @@ pub struct DeployRow {
     pub commit_sha: String,
     /// Environment name.
     pub environment: String,
-    /// `success`, `failure` or `rolled-back`.
-    pub outcome: String,
+    /// How it ended.
+    pub outcome: omen_core::deploy::DeployOutcome,
     /// Unix seconds.
     pub at: i64,
 }
@@ -390,7 +390,7 @@ impl Store {
         self.conn
             .execute(
                 "INSERT INTO deploys (commit_sha, environment, outcome, at) VALUES (?1, ?2, ?3, ?4)",
-                params![d.commit_sha, d.environment, d.outcome, d.at],
+                params![d.commit_sha, d.environment, d.outcome.name(), d.at],
             )
             .map(|_| ())
             .ctx(&self.path, "record a deploy")
@@ -405,15 +405,31 @@ impl Store {
             .ctx(path, "prepare deploy query")?;
         let rows = stmt
             .query_map([], |r| {
-                Ok(DeployRow {
-                    commit_sha: r.get(0)?,
-                    environment: r.get(1)?,
-                    outcome: r.get(2)?,
-                    at: r.get(3)?,
-                })
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, i64>(3)?,
+                ))
             })
             .ctx(path, "read deploys")?;
-        rows.collect::<Result<_, _>>().ctx(path, "read deploys")
+        let mut deploys = Vec::new();
+        for row in rows {
+            let (commit_sha, environment, outcome, at) = row.ctx(path, "read deploys")?;
+            match omen_core::deploy::DeployOutcome::from_name(&outcome) {
+                Some(outcome) => deploys.push(DeployRow {
+                    commit_sha,
+                    environment,
+                    outcome,
+                    at,
+                }),
+                None => tracing::warn!(
+                    database = %path.display(),
+                    "deploy of {commit_sha} has the unknown outcome `{outcome}` (written by a newer Omen?); it is ignored"
+                ),
+            }
+        }
+        Ok(deploys)
     }
 }
 
@@ -627,7 +643,7 @@ mod tests {
         let d = DeployRow {
             commit_sha: "a".into(),
             environment: "prod".into(),
-            outcome: "failure".into(),
+            outcome: omen_core::deploy::DeployOutcome::Failure,
             at: 50,
         };
         store.record_deploy(&d).unwrap();
