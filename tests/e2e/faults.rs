@@ -114,23 +114,7 @@ os._exit(0)
             "ingest" => run(&mut ingest_cmd(d, &db, 6, &r)),
             "flaky" => run(omen(d).args(["flaky", "--format", "json", "--db", &db])),
             "quarantine" => run(omen(d).args(["quarantine", "--db", &db])),
-            _ => run(omen(d).args([
-                "ci",
-                "--reports",
-                "next.xml",
-                "--db",
-                &db,
-                "--comment",
-                "off",
-                "--branch",
-                "main",
-                "--default-branch",
-                "main",
-                "--commit",
-                "c6",
-                "--run-id",
-                "6",
-            ])),
+            _ => run(&mut ci_cmd(d, "next.xml", &db, "c6", "6")),
         };
         out.code(0);
         assert!(!out.stderr.contains("unusable"), "{command}: {out}");
@@ -359,18 +343,10 @@ fn a_database_half_created_on_a_full_disk_is_completed_by_the_next_run() {
     let r = report(d, "r.xml", 20_000, &[]);
     // RLIMIT_FSIZE stands in for a full disk: writes past 64 KiB fail with EFBIG, which stops the
     // schema's creation part-way (measured: a 40 KiB file at schema version 2).
-    let cmd = ingest_cmd(d, "h.db", 1, &r);
-    let mut limited = Command::new("bash");
-    limited
-        .arg("-c")
-        .arg("trap '' XFSZ; ulimit -f 64; exec \"$@\"")
-        .arg("bash")
-        .arg(cmd.get_program())
-        .args(cmd.get_args())
-        .env_clear()
-        .env("RUST_LOG", "warn")
-        .current_dir(d);
-    let out = run(&mut limited);
+    let out = run(&mut under(
+        "trap '' XFSZ; ulimit -f 64",
+        &ingest_cmd(d, "h.db", 1, &r),
+    ));
     out.code(0);
     assert!(
         out.stderr.contains("NOT stored") || out.stderr.contains("failed"),
@@ -438,26 +414,41 @@ fn flaky_history(d: &Path) {
     }
 }
 
+/// `omen ci` on the default branch `main`: no comment, never failing the step for tests.
+fn ci_cmd(d: &Path, report: &str, db: &str, commit: &str, run_id: &str) -> Command {
+    let mut cmd = omen(d);
+    cmd.args(["ci", "--reports", report, "--db", db, "--comment", "off"])
+        .args([
+            "--fail-on",
+            "never",
+            "--branch",
+            "main",
+            "--default-branch",
+            "main",
+        ])
+        .args(["--commit", commit, "--run-id", run_id]);
+    cmd
+}
+
 fn ci_on_main(d: &Path, report: &str, run_id: &str) -> omen_tests::Run {
-    run(omen(d).args([
-        "ci",
-        "--reports",
-        report,
-        "--db",
-        "h.db",
-        "--comment",
-        "off",
-        "--fail-on",
-        "never",
-        "--branch",
-        "main",
-        "--default-branch",
-        "main",
-        "--commit",
-        "c7",
-        "--run-id",
-        run_id,
-    ]))
+    run(&mut ci_cmd(d, report, "h.db", "c7", run_id))
+}
+
+/// `cmd` run by bash after `limits` (e.g. `ulimit -f 64`), with the same clean environment.
+fn under(limits: &str, cmd: &Command) -> Command {
+    let mut limited = Command::new("bash");
+    limited
+        .arg("-c")
+        .arg(format!("{limits}; exec \"$@\""))
+        .arg("bash")
+        .arg(cmd.get_program())
+        .args(cmd.get_args())
+        .env_clear()
+        .env("RUST_LOG", "warn");
+    if let Some(dir) = cmd.get_current_dir() {
+        limited.current_dir(dir);
+    }
+    limited
 }
 
 #[test]
@@ -533,37 +524,11 @@ fn the_quarantine_file_is_replaced_atomically_through_symlinks_never_truncated()
     std::fs::write(d.join(".omen/quarantine.json.tmp"), "someone's file").unwrap();
 
     // A full disk: the new file cannot be written; the old one stays whole, no temp file left.
-    let mut limited = Command::new("bash");
-    let ci = omen(d);
-    limited
-        .arg("-c")
-        .arg("trap '' XFSZ; ulimit -f 8; exec \"$@\"")
-        .arg("bash")
-        .arg(ci.get_program())
-        .args([
-            "ci",
-            "--reports",
-            "r.xml",
-            "--db",
-            "h.db",
-            "--comment",
-            "off",
-            "--fail-on",
-            "never",
-            "--branch",
-            "main",
-            "--default-branch",
-            "main",
-            // The last stored run again: a duplicate, so the history is not written.
-            "--commit",
-            "c6",
-            "--run-id",
-            "6",
-        ])
-        .env_clear()
-        .env("RUST_LOG", "warn")
-        .current_dir(d);
-    let out = run(&mut limited);
+    // The last stored run again (c6, run 6): a duplicate, so the history is not written.
+    let out = run(&mut under(
+        "trap '' XFSZ; ulimit -f 8",
+        &ci_cmd(d, "r.xml", "h.db", "c6", "6"),
+    ));
     out.code(0);
     assert!(out.stderr.contains("quarantine not updated"), "{out}");
     assert_eq!(std::fs::read_to_string(&q).unwrap(), text, "{out}");
@@ -621,27 +586,7 @@ fn hostile_text_never_starts_a_line_or_reaches_the_terminal_raw() {
     flaky.code(0);
     assert!(flaky.stdout.contains("test_osc"), "{flaky}");
     assert_safe("flaky", &flaky);
-    let ci = run(omen(d)
-        .args([
-            "ci",
-            "--reports",
-            "good.xml",
-            "--db",
-            "fresh.db",
-            "--comment",
-            "off",
-            "--fail-on",
-            "never",
-            "--branch",
-            "main",
-            "--default-branch",
-            "main",
-            "--commit",
-            "c9",
-            "--run-id",
-            "9",
-        ])
-        .env("GITHUB_ACTIONS", "true"));
+    let ci = run(ci_cmd(d, "good.xml", "fresh.db", "c9", "9").env("GITHUB_ACTIONS", "true"));
     ci.code(0);
     assert!(
         ci.stdout.contains("::error"),
@@ -745,19 +690,11 @@ fn a_256_mib_token_is_cut_in_bounded_memory() {
         let report = d.join(format!("{kind}.xml"));
         huge_token_report(&report, kind, 256 << 20);
         // 300 MB of address space: a parser that buffers the token cannot even hold it once.
-        let cmd = ingest_cmd(d, &format!("{kind}.db"), 1, &report);
-        let mut limited = Command::new("bash");
-        limited
-            .arg("-c")
-            .arg("ulimit -v 300000; exec \"$@\"")
-            .arg("bash")
-            .arg(cmd.get_program())
-            .args(cmd.get_args())
-            .args(["--format", "json"])
-            .env_clear()
-            .env("RUST_LOG", "warn")
-            .current_dir(d);
-        let out = run(&mut limited);
+        let mut limited = under(
+            "ulimit -v 300000",
+            &ingest_cmd(d, &format!("{kind}.db"), 1, &report),
+        );
+        let out = run(limited.args(["--format", "json"]));
         out.code(0);
         let json = out.json();
         let expected = if kind == "comment" { 2 } else { 3 };

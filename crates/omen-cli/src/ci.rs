@@ -110,12 +110,13 @@ struct CiEnv {
     runner_temp: Option<PathBuf>,
     /// The forge's API, repository and token, when all are set.
     github: Option<(String, String, Token)>,
-    /// The pull request carries [`ACCEPT_LABEL`].
+    /// The pull request carries [`ACCEPT_LABEL`] (read only when the risk gate is on: it means
+    /// reading the event payload again).
     accept_label: bool,
 }
 
 impl CiEnv {
-    fn read() -> CiEnv {
+    fn read(risk_gate: bool) -> CiEnv {
         let env = |k: &str| std::env::var(k).ok().filter(|v| !v.trim().is_empty());
         let run_url = match (
             env("GITHUB_SERVER_URL"),
@@ -142,7 +143,7 @@ impl CiEnv {
             run_url,
             runner_temp: env("RUNNER_TEMP").map(PathBuf::from),
             github,
-            accept_label: crate::risk::pr_has_label(ACCEPT_LABEL),
+            accept_label: risk_gate && crate::risk::pr_has_label(ACCEPT_LABEL),
         }
     }
 
@@ -156,7 +157,7 @@ impl CiEnv {
 /// Run `omen ci`: ingest → quarantine → classify → risk → gate → publish → outputs → exit code.
 pub fn run(args: &CiArgs, config: &crate::config::Config) -> anyhow::Result<Outcome> {
     let now = crate::now();
-    let env = CiEnv::read();
+    let env = CiEnv::read(args.risk_gate);
     let risk_gate = Gate::new(args.risk_threshold.unwrap_or(config.risk.gate_threshold))
         .map_err(|e| crate::UsageError(anyhow::anyhow!("--risk-threshold: {e}")))?;
     // Omen's trouble in storing the run is a warning: the comment still tells what failed.
@@ -735,16 +736,10 @@ pub fn comment(args: &CommentArgs, config: &crate::config::Config) -> anyhow::Re
         "`{}` is not a comment written by `omen ci` (it lacks Omen's marker)",
         args.body.display()
     );
-    let token = std::env::var("GITHUB_TOKEN")
-        .ok()
-        .filter(|t| !t.is_empty())
-        .map(Token::new)
-        .context("GITHUB_TOKEN is not set")?;
-    let repository = std::env::var("GITHUB_REPOSITORY").context("GITHUB_REPOSITORY is not set")?;
-    let api =
-        std::env::var("GITHUB_API_URL").unwrap_or_else(|_| "https://api.github.com".to_owned());
-    let gh = GitHub::new(&api, &token, &repository, config.github)?;
-    match gh.upsert_comment(args.pr, omen_render::MARKER, &body) {
+    let forge = CiEnv::read(false)
+        .forge(config.github)
+        .context("GITHUB_TOKEN or GITHUB_REPOSITORY is not set")??;
+    match forge.upsert_comment(args.pr, omen_render::MARKER, &body) {
         Ok(posted) => {
             output::print(&format!(
                 "omen: {} {}\n",

@@ -399,14 +399,21 @@ pub fn run(args: &QuarantineArgs, config: &crate::config::Config) -> anyhow::Res
         );
         return Ok(Outcome::with_trouble(true));
     }
-    // Read-only is enough unless the schema needs migrating (opening for writing does that, and
-    // checks every page) or there are releases to remember (below).
-    let opened = match Store::open_read_only(&args.db) {
+    // Writing the file records releases in the history, so that path opens it for writing; the
+    // check only reads, unless the schema needs migrating (opening for writing does that).
+    let read_only = if args.check {
+        Store::open_read_only(&args.db).map_err(Some)
+    } else {
+        Err(None)
+    };
+    let opened = match read_only {
         Ok(store) => store,
-        Err(read_only) => match omen_store::Store::open(&args.db, now) {
+        Err(read_only) => match Store::open(&args.db, now) {
             Ok(opened) => opened.store,
             Err(err) => {
-                tracing::warn!("{read_only}");
+                if let Some(read_only) = read_only {
+                    tracing::warn!("{read_only}");
+                }
                 tracing::warn!("{err}");
                 return Ok(Outcome::with_trouble(true));
             }
@@ -428,17 +435,8 @@ pub fn run(args: &QuarantineArgs, config: &crate::config::Config) -> anyhow::Res
         tests: vec![],
     });
     if !args.check {
-        // Recording releases writes the history, so this path opens it for writing.
-        drop(opened);
-        let writable = match Store::open(&args.db, now) {
-            Ok(opened) => opened.store,
-            Err(err) => {
-                tracing::warn!("{err}");
-                return Ok(Outcome::with_trouble(true));
-            }
-        };
         return match refresh(
-            &writable,
+            &opened,
             &args.out,
             &previous,
             &policy,

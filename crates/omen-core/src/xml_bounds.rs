@@ -182,36 +182,22 @@ impl Machine {
         };
     }
 
-    /// Judge the leading bytes of `rest` from index `from` that are kept; returns the index of
-    /// the first byte that is not, with its action (`None`: all of `rest` is kept).
-    fn scan_keep(&mut self, rest: &[u8], from: usize) -> (usize, Option<Action>) {
+    /// Judge the leading bytes of `rest` from index `from` whose action is `like` (`Keep` or
+    /// `Drop`); returns the index of the first byte that differs, with its action (`None`: all
+    /// of `rest` has that action). The fast paths skip runs that cannot change the state.
+    fn scan(&mut self, rest: &[u8], from: usize, like: Action) -> (usize, Option<Action>) {
         let mut i = from;
         while i < rest.len() {
-            let n = self.bulk(&rest[i..]);
+            let n = match like {
+                Action::Keep => self.bulk(&rest[i..]),
+                _ => self.bulk_drop(&rest[i..]),
+            };
             if n > 0 {
                 i += n;
                 continue;
             }
             match self.step(rest[i]) {
-                Action::Keep => i += 1,
-                other => return (i, Some(other)),
-            }
-        }
-        (i, None)
-    }
-
-    /// Judge the leading bytes of `rest` from `from` that are dropped; returns the index of the
-    /// first byte that is not, with its action.
-    fn scan_drop(&mut self, rest: &[u8], from: usize) -> (usize, Option<Action>) {
-        let mut i = from;
-        while i < rest.len() {
-            let n = self.bulk_drop(&rest[i..]);
-            if n > 0 {
-                i += n;
-                continue;
-            }
-            match self.step(rest[i]) {
-                Action::Drop => i += 1,
+                action if action == like => i += 1,
                 other => return (i, Some(other)),
             }
         }
@@ -517,7 +503,7 @@ impl<R: BufRead> BufRead for Bounded<R> {
             let first = match self.pending.take() {
                 Some(action) => action,
                 None => {
-                    let (kept, next) = self.m.scan_keep(chunk, 0);
+                    let (kept, next) = self.m.scan(chunk, 0, Action::Keep);
                     self.pending = next;
                     if kept > 0 {
                         self.pass = kept;
@@ -531,12 +517,12 @@ impl<R: BufRead> BufRead for Bounded<R> {
             };
             match first {
                 Action::Keep => {
-                    let (kept, next) = self.m.scan_keep(chunk, 1);
+                    let (kept, next) = self.m.scan(chunk, 1, Action::Keep);
                     self.pending = next;
                     self.pass = kept;
                 }
                 Action::Drop => {
-                    let (dropped, next) = self.m.scan_drop(chunk, 1);
+                    let (dropped, next) = self.m.scan(chunk, 1, Action::Drop);
                     self.pending = next;
                     self.inner.consume(dropped);
                     self.consumed += dropped as u64;

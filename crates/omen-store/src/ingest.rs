@@ -95,6 +95,15 @@ pub struct IngestOutcome {
     pub compacted_runs: u64,
 }
 
+/// The commit identity a run's observations carry. Without a commit, each run is its own
+/// "commit": never invent same-commit evidence.
+pub(crate) fn observed_commit(commit: Option<&str>, run_key: &str) -> u64 {
+    match commit {
+        Some(sha) if !sha.trim().is_empty() => commit_hash(sha),
+        _ => fnv1a64(run_key.as_bytes()),
+    }
+}
+
 impl Store {
     /// Store one run under `run_key`. Idempotent: a key already stored changes nothing.
     pub fn ingest(
@@ -177,11 +186,7 @@ impl Store {
         )
         .ctx(path, "insert the run")?;
         let run = tx.last_insert_rowid();
-        // Without a commit, each run is its own "commit": never invent same-commit evidence.
-        let commit = match meta.commit.as_deref() {
-            Some(sha) if !sha.trim().is_empty() => commit_hash(sha),
-            _ => fnv1a64(run_key.as_bytes()),
-        };
+        let commit = observed_commit(meta.commit.as_deref(), run_key);
 
         let mut packed = Vec::with_capacity(results.len());
         let mut new_tests = 0u64;

@@ -12,7 +12,6 @@
 
 use std::collections::HashMap;
 
-use omen_core::hash::{commit_hash, fnv1a64};
 use omen_core::history::{Observation, TestHistory, failure_signature};
 use omen_core::identity::derive_selector;
 use omen_core::run::RunMeta;
@@ -20,7 +19,7 @@ use omen_core::{Failure, Runner};
 use rusqlite::OptionalExtension;
 
 use crate::error::{SqlContext, StoreError};
-use crate::ingest::{ResultRecord, StoreConfig};
+use crate::ingest::{ResultRecord, StoreConfig, observed_commit};
 use crate::{RunRow, Store};
 
 /// What a merge did.
@@ -145,10 +144,7 @@ impl Store {
         let runs = self.runs()?;
         let mut histories: HashMap<i64, TestHistory> = HashMap::new();
         for run in &runs {
-            let commit = match run.commit.as_deref() {
-                Some(sha) if !sha.trim().is_empty() => commit_hash(sha),
-                _ => fnv1a64(run.run_key.as_bytes()),
-            };
+            let commit = observed_commit(run.commit.as_deref(), &run.run_key);
             for packed in self.run_results(run.id)? {
                 let failure_signature = if packed.outcome.is_failure() {
                     self.failure(packed.test_id, run.id)?

@@ -63,14 +63,7 @@ impl Store {
     /// about `Opened::set_aside`. A file Omen cannot use now (locked for longer than `lock_wait`,
     /// unreadable, a directory, a full disk) is an error and is left untouched.
     pub fn open_with(path: &Path, now: i64, lock_wait: Duration) -> Result<Opened, StoreError> {
-        let existed = match std::fs::metadata(path) {
-            Ok(md) if md.is_dir() => {
-                return Err(unavailable(path, "it is a directory, not a database file"));
-            }
-            Ok(_) => true,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
-            Err(e) => return Err(unavailable(path, &format!("cannot read it: {e}"))),
-        };
+        let existed = exists(path)?;
         if !existed && let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(parent).map_err(|source| StoreError::Io {
                 path: parent.to_owned(),
@@ -131,17 +124,10 @@ impl Store {
     /// reads the whole file (85 ms for 100,000 tests), and every CI job already ran it when
     /// `omen ingest` opened the database for writing. Corruption met while reading is an error.
     pub fn open_read_only(path: &Path) -> Result<Store, StoreError> {
-        match std::fs::metadata(path) {
-            Ok(md) if md.is_dir() => {
-                return Err(unavailable(path, "it is a directory, not a database file"));
-            }
-            Ok(_) => {}
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(StoreError::Missing {
-                    path: path.to_owned(),
-                });
-            }
-            Err(e) => return Err(unavailable(path, &format!("cannot read it: {e}"))),
+        if !exists(path)? {
+            return Err(StoreError::Missing {
+                path: path.to_owned(),
+            });
         }
         if let Some(reason) = header_evidence(path)? {
             return Err(StoreError::Unusable {
@@ -201,6 +187,17 @@ impl Store {
             }
         }
         Ok(())
+    }
+}
+
+/// Whether a database file is at `path`. A directory there, or a path Omen cannot look at, is
+/// `Unavailable`: never evidence of corruption.
+fn exists(path: &Path) -> Result<bool, StoreError> {
+    match std::fs::metadata(path) {
+        Ok(md) if md.is_dir() => Err(unavailable(path, "it is a directory, not a database file")),
+        Ok(_) => Ok(true),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(unavailable(path, &format!("cannot read it: {e}"))),
     }
 }
 
