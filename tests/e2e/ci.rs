@@ -506,15 +506,12 @@ fn when_github_keeps_failing_omen_warns_saves_the_comment_and_does_not_fail_the_
 
 /// The CI and deploy signals stored with the newest prediction in `db`.
 fn latest_prediction_signals(db: &Path) -> omen_risk::signals::Signals {
-    let conn = rusqlite::Connection::open(db).unwrap();
-    let blob: Vec<u8> = conn
-        .query_row(
-            "SELECT signals FROM predictions ORDER BY id DESC LIMIT 1",
-            [],
-            |r| r.get(0),
-        )
-        .unwrap();
-    omen_risk::signals::Signals::decode(&blob).unwrap()
+    let newest = omen_store::Store::open_read_only(db)
+        .unwrap()
+        .latest_prediction()
+        .unwrap()
+        .expect("a prediction was recorded");
+    omen_risk::signals::Signals::decode(&newest.signals.expect("with its signals")).unwrap()
 }
 
 /// Commit everything in `dir` as `author`, `days` days after 2024-01-01.
@@ -680,9 +677,13 @@ fn deploy_risk_reaches_the_comment_the_outputs_and_the_gate() {
 fn seed_labelled_predictions(db: &Path, from: usize, n: usize) {
     use omen_risk::features::Feature;
     use omen_risk::signals::{Signal, Signals};
-    let mut conn = rusqlite::Connection::open(db).unwrap();
-    let conn = conn.transaction().unwrap();
-    let zeros = vec![0u8; 8 * Feature::ALL.len()];
+    let mut store = omen_store::Store::open(db, 0).unwrap().store;
+    let state = store
+        .risk_state()
+        .unwrap()
+        .expect("a scored run stored the repository history");
+    let mut changes = Vec::new();
+    let mut risky_shas = Vec::new();
     for i in from..from + n {
         let sha = format!("5eed{i:036x}");
         let failures = if i % 3 == 0 { 2.0 } else { 0.0 };
@@ -692,33 +693,56 @@ fn seed_labelled_predictions(db: &Path, from: usize, n: usize) {
             i % 10 == 0
         };
         let at = 1_577_836_800 + i as i64 * 3600;
+        changes.push(omen_store::ChangeRow {
+            sha: sha.clone(),
+            seq: i as i64 - 1_000_000,
+            at,
+            author: "seed".into(),
+            fix: false,
+            features: vec![0.0; Feature::ALL.len()],
+            risky: None,
+            label_source: None,
+        });
+        if risky {
+            risky_shas.push(sha.clone());
+        }
         let mut signals = Signals::default();
         signals.set(Signal::NewFailures, failures);
         signals.set(Signal::Authors, 1.0);
-        conn.execute(
-            "INSERT INTO changes (sha, seq, at, author, fix, features, risky, label_source) VALUES (?1, ?2, ?3, 'seed', 0, ?4, ?5, ?6)",
-            rusqlite::params![sha, i as i64 - 1_000_000, at, zeros, risky.then_some(1), risky.then_some("revert")],
-        )
-        .unwrap();
-        conn.execute(
-            "INSERT INTO predictions (head, at, probability, base_probability, source, signals) VALUES (?1, ?2, 0.2, 0.2, 'prior', ?3)",
-            rusqlite::params![sha, at, signals.encode()],
-        )
-        .unwrap();
+        store
+            .record_prediction(&omen_store::NewPrediction {
+                head: &sha,
+                base: None,
+                at,
+                probability: 0.2,
+                base_probability: 0.2,
+                source: "prior",
+                model_id: None,
+                signals: Some(&signals.encode()),
+            })
+            .unwrap();
     }
-    conn.commit().unwrap();
+    // The repository history state is written back unchanged.
+    store
+        .record_changes(
+            &changes,
+            &state.history,
+            state.commits,
+            &state.last_commit,
+            0,
+        )
+        .unwrap();
+    store.label_risky(&risky_shas, "revert", None).unwrap();
 }
 
 /// (probability, base probability) of the latest prediction.
 fn latest_probabilities(db: &Path) -> (f64, f64) {
-    rusqlite::Connection::open(db)
+    let newest = omen_store::Store::open_read_only(db)
         .unwrap()
-        .query_row(
-            "SELECT probability, base_probability FROM predictions ORDER BY id DESC LIMIT 1",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
+        .latest_prediction()
         .unwrap()
+        .expect("a prediction was recorded");
+    (newest.probability, newest.base_probability)
 }
 
 #[test]
@@ -784,10 +808,10 @@ fn learned_signals_adjust_the_score_once_they_beat_the_model_alone() {
 
     // Past the 5,000 newest labelled predictions, older ones are never read again: pruned.
     seed_labelled_predictions(&d.join("h.db"), 400, 5_000);
-    let count = |db: &Path| -> i64 {
-        rusqlite::Connection::open(db)
+    let count = |db: &Path| -> u64 {
+        omen_store::Store::open_read_only(db)
             .unwrap()
-            .query_row("SELECT count(*) FROM predictions", [], |r| r.get(0))
+            .prediction_count()
             .unwrap()
     };
     assert_eq!(count(&d.join("h.db")), 5_403);

@@ -38,9 +38,11 @@ fn ingest(dir: &Path, extra: &[&str]) -> omen_tests::Run {
         .args(extra))
 }
 
-fn query_i64(db: &Path, sql: &str) -> i64 {
-    let conn = rusqlite::Connection::open(db).unwrap();
-    conn.query_row(sql, [], |r| r.get(0)).unwrap()
+fn stats(db: &Path) -> omen_store::Stats {
+    omen_store::Store::open_read_only(db)
+        .unwrap()
+        .stats()
+        .unwrap()
 }
 
 #[test]
@@ -69,10 +71,7 @@ fn same_run_twice_is_a_duplicate_and_changes_nothing() {
     // A new attempt of the same run is a new run (a re-run on the same commit).
     let third = ingest(dir.path(), &["--attempt", "2", "reports"]);
     assert_eq!(third.json()["duplicate"], false);
-    assert_eq!(
-        query_i64(&dir.path().join("h.db"), "SELECT count(*) FROM runs"),
-        2
-    );
+    assert_eq!(stats(&dir.path().join("h.db")).runs, 2);
 }
 
 #[test]
@@ -152,10 +151,7 @@ fn one_bad_report_never_hides_the_others() {
     let strict =
         run(omen(dir.path()).args(["ingest", "--strict", "--db", "s.db", "--commit", "x", "r"]));
     strict.code(3);
-    assert_eq!(
-        query_i64(&dir.path().join("s.db"), "SELECT count(*) FROM tests"),
-        3
-    );
+    assert_eq!(stats(&dir.path().join("s.db")).tests, 3);
 }
 
 #[test]
@@ -199,12 +195,19 @@ fn external_entities_are_never_resolved() {
     let out = ingest(dir.path(), &["xxe.xml"]);
     out.code(0);
     assert_eq!(out.json()["totals"]["failures"], 1);
-    let conn = rusqlite::Connection::open(dir.path().join("h.db")).unwrap();
-    let (message, text): (String, String) = conn
-        .query_row("SELECT message, text FROM failures", [], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })
-        .unwrap();
+    let store = omen_store::Store::open_read_only(&dir.path().join("h.db")).unwrap();
+    let test = store
+        .find_test("C", "t")
+        .unwrap()
+        .expect("the test is stored");
+    let (_, failure) = store
+        .last_failure(test.id)
+        .unwrap()
+        .expect("its failure is stored");
+    let (message, text) = (
+        failure.message.unwrap_or_default(),
+        failure.text.unwrap_or_default(),
+    );
     assert!(
         !message.contains("TOP-SECRET") && !text.contains("TOP-SECRET"),
         "{message} / {text}"
@@ -284,12 +287,8 @@ fn one_test_reported_two_ways_has_one_identity() {
     ]))
     .code(0);
     let db = dir.path().join("h.db");
-    assert_eq!(query_i64(&db, "SELECT count(*) FROM runs"), 2);
-    assert_eq!(
-        query_i64(&db, "SELECT count(*) FROM tests"),
-        1,
-        "both reports name the same test"
-    );
+    assert_eq!(stats(&db).runs, 2);
+    assert_eq!(stats(&db).tests, 1, "both reports name the same test");
 }
 
 #[test]
@@ -331,8 +330,8 @@ fn merge_combines_shards_without_double_counting() {
             .contains("bad.db")
     );
     let all = dir.path().join("all.db");
-    assert_eq!(query_i64(&all, "SELECT count(*) FROM runs"), 2);
-    assert_eq!(query_i64(&all, "SELECT sum(tests) FROM runs"), 2);
+    assert_eq!(stats(&all).runs, 2);
+    assert_eq!(stats(&all).results, 2);
     assert_eq!(
         std::fs::read(dir.path().join("bad.db")).unwrap(),
         b"not a database",

@@ -97,10 +97,16 @@ fn a_quarantined_pytest_failure_passes_the_build_and_omen_still_learns() {
         (Some(1), Some(1)),
         "{ingest}"
     );
-    let conn = rusqlite::Connection::open(dir.path().join("h.db")).unwrap();
-    let message: String = conn
-        .query_row("SELECT message FROM failures", [], |r| r.get(0))
-        .unwrap();
+    let store = omen_store::Store::open_read_only(&dir.path().join("h.db")).unwrap();
+    let mut ids = Vec::new();
+    store.for_each_test(|row| ids.push(row.id)).unwrap();
+    let failures: Vec<String> = ids
+        .into_iter()
+        .filter_map(|id| store.last_failure(id).unwrap())
+        .map(|(_, f)| f.message.unwrap_or_default())
+        .collect();
+    assert_eq!(failures.len(), 1, "{failures:?}");
+    let message = &failures[0];
     assert!(
         message.contains("timeout talking to the cache"),
         "{message}"

@@ -85,31 +85,24 @@ fn scripted_repo() -> Scripted {
 }
 
 fn labels(db: &Path) -> Vec<(String, Option<i64>, Option<String>)> {
-    let conn = rusqlite::Connection::open(db).unwrap();
-    let mut stmt = conn
-        .prepare("SELECT sha, risky, label_source FROM changes ORDER BY seq")
-        .unwrap();
-    stmt.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+    omen_store::Store::open_read_only(db)
         .unwrap()
-        .map(Result::unwrap)
+        .changes()
+        .unwrap()
+        .into_iter()
+        .map(|c| (c.sha, c.risky.map(i64::from), c.label_source))
         .collect()
 }
 
 /// The stored raw feature `index` of every change, by sha.
 fn stored_feature(db: &Path, index: usize) -> Vec<(String, f64)> {
-    let conn = rusqlite::Connection::open(db).unwrap();
-    let mut stmt = conn
-        .prepare("SELECT sha, features FROM changes ORDER BY seq")
-        .unwrap();
-    stmt.query_map([], |r| {
-        let blob: Vec<u8> = r.get(1)?;
-        let mut b = [0u8; 8];
-        b.copy_from_slice(&blob[index * 8..index * 8 + 8]);
-        Ok((r.get(0)?, f64::from_le_bytes(b)))
-    })
-    .unwrap()
-    .map(Result::unwrap)
-    .collect()
+    omen_store::Store::open_read_only(db)
+        .unwrap()
+        .changes()
+        .unwrap()
+        .into_iter()
+        .map(|c| (c.sha, c.features[index]))
+        .collect()
 }
 
 #[test]
@@ -147,25 +140,32 @@ fn a_history_stored_before_typical_values_gets_them_from_the_stored_changes() {
     // Strip the typical values off the stored history, as an earlier version stored it: for
     // each of NDEV and EXP a count (one byte for 7) and 7 little-endian f64s.
     let db = d.join(".omen/history.db");
-    let conn = rusqlite::Connection::open(&db).unwrap();
-    let blob: Vec<u8> = conn
-        .query_row("SELECT history FROM risk_state", [], |r| r.get(0))
-        .unwrap();
+    let state = || {
+        omen_store::Store::open_read_only(&db)
+            .unwrap()
+            .risk_state()
+            .unwrap()
+            .expect("the history is stored")
+    };
+    let old = state();
+    let blob = old.history.clone();
     let trailer = 2 * (1 + 7 * 8);
     assert_eq!(&blob[blob.len() - trailer..][..1], &[7u8]);
-    conn.execute(
-        "UPDATE risk_state SET history = ?1",
-        [&blob[..blob.len() - trailer]],
-    )
-    .unwrap();
-    drop(conn);
+    omen_store::Store::open(&db, 0)
+        .unwrap()
+        .store
+        .record_changes(
+            &[],
+            &blob[..blob.len() - trailer],
+            old.commits,
+            &old.last_commit,
+            0,
+        )
+        .unwrap();
     assert_eq!(score(), fresh);
     // The seeded history is stored, so the next run does not seed it again: the same typical
     // values as the fresh run stored (the rest of the blob lists maps in hash order).
-    let conn = rusqlite::Connection::open(&db).unwrap();
-    let stored: Vec<u8> = conn
-        .query_row("SELECT history FROM risk_state", [], |r| r.get(0))
-        .unwrap();
+    let stored = state().history;
     assert_eq!(stored.len(), blob.len());
     assert_eq!(
         &stored[stored.len() - trailer..],

@@ -6,6 +6,7 @@ use std::path::Path;
 
 use omen_core::flakiness::{FlakinessConfig, State, assess};
 use omen_core::quarantine::QuarantinePolicy;
+use omen_jobs::quarantine::{Refresh, Refreshed};
 use omen_metadata::quarantine::{Mode, QUARANTINE_VERSION, QuarantineFile};
 use omen_store::{ResultRecord, Store, StoreConfig};
 use serde_json::{Value, json};
@@ -42,6 +43,84 @@ const BASELINES: &[(&str, bool, Rule)] = &[
     }),
 ];
 
+/// What the replay tracks as it goes, for the report.
+#[derive(Default)]
+struct Tracking {
+    /// First main run at which a test was labelled flaky.
+    detected_at: HashMap<String, usize>,
+    ever_flaky_wrongly: HashSet<usize>,
+    ever_quarantined_wrongly: HashSet<usize>,
+    quarantined_at_fix: HashSet<usize>,
+    released_at: HashMap<usize, usize>,
+    guard_refusals: usize,
+    /// Per identity, final outcomes (true = failed) in ingest order, for the baselines: every run
+    /// as the baselines are specified ("the same histories"), and default-branch runs only.
+    sequences: HashMap<String, Vec<bool>>,
+    default_sequences: HashMap<String, Vec<bool>>,
+    /// Per baseline variant: first main run at which a test was labelled flaky.
+    baseline_detected: Vec<HashMap<String, usize>>,
+    results: u64,
+    runs: usize,
+    /// At the end: the tests Omen labels flaky, every test's state and evidence, the quarantine
+    /// size and the guard's limit.
+    omen_flaky: HashSet<String>,
+    final_state: HashMap<String, (State, String)>,
+    quarantine_size: usize,
+    max_share: f64,
+}
+
+impl Tracking {
+    /// Which tests are quarantined after main run `main`: wrong ones, and fixed ones' release.
+    fn quarantine_after(
+        &mut self,
+        main: usize,
+        tests: &[SimTest],
+        index: &HashMap<String, usize>,
+        quarantine: &QuarantineFile,
+    ) {
+        let in_quarantine: HashSet<usize> = quarantine
+            .tests
+            .iter()
+            .filter_map(|e| index.get(&e.id).copied())
+            .collect();
+        for &t in &in_quarantine {
+            if matches!(tests[t].truth, Truth::Regression { .. } | Truth::PrBroken) {
+                self.ever_quarantined_wrongly.insert(t);
+            }
+        }
+        for (t, test) in tests.iter().enumerate() {
+            if let Truth::Flaky {
+                fixed_at: Some(f), ..
+            } = test.truth
+            {
+                if main + 1 == f && in_quarantine.contains(&t) {
+                    self.quarantined_at_fix.insert(t);
+                }
+                if main >= f && self.quarantined_at_fix.contains(&t) && !in_quarantine.contains(&t)
+                {
+                    self.released_at.entry(t).or_insert(main);
+                }
+            }
+        }
+    }
+
+    /// Feed the baselines' detections after main run `main`.
+    fn baselines_after(&mut self, main: usize) {
+        for (b, (_, default_only, rule)) in BASELINES.iter().enumerate() {
+            let source = if *default_only {
+                &self.default_sequences
+            } else {
+                &self.sequences
+            };
+            for (key, seq) in source {
+                if rule(seq) {
+                    self.baseline_detected[b].entry(key.clone()).or_insert(main);
+                }
+            }
+        }
+    }
+}
+
 /// Run the evaluation; returns the report as JSON.
 pub fn evaluate(config: &SimConfig, table: &Path, work: &Path) -> anyhow::Result<Value> {
     let rates = flakeflagger_rates(table)?;
@@ -74,19 +153,10 @@ pub fn evaluate(config: &SimConfig, table: &Path, work: &Path) -> anyhow::Result
         version: QUARANTINE_VERSION,
         tests: vec![],
     };
-    let mut detected_at: HashMap<String, usize> = HashMap::new();
-    let mut ever_flaky_wrongly: HashSet<usize> = HashSet::new();
-    let mut ever_quarantined_wrongly: HashSet<usize> = HashSet::new();
-    let mut quarantined_at_fix: HashSet<usize> = HashSet::new();
-    let mut released_at: HashMap<usize, usize> = HashMap::new();
-    let mut guard_refusals = 0;
-    // Per identity, final outcomes (true = failed) in ingest order, for the baselines: every run
-    // as the baselines are specified ("the same histories"), and default-branch runs only.
-    let mut sequences: HashMap<String, Vec<bool>> = HashMap::new();
-    let mut default_sequences: HashMap<String, Vec<bool>> = HashMap::new();
-    // Per baseline variant: first main run at which a test was labelled flaky.
-    let mut baseline_detected: Vec<HashMap<String, usize>> = vec![HashMap::new(); BASELINES.len()];
-    let mut results = 0u64;
+    let mut track = Tracking {
+        baseline_detected: vec![HashMap::new(); BASELINES.len()],
+        ..Tracking::default()
+    };
 
     let mut i = 0;
     while i < all_runs.len() {
@@ -96,7 +166,7 @@ pub fn evaluate(config: &SimConfig, table: &Path, work: &Path) -> anyhow::Result
             let run = &all_runs[i];
             std::fs::write(&report_path, &run.xml)?;
             // The same parse → fold → store path as `omen ingest`.
-            let parsed = omen_cli::ingest::parse_reports(
+            let parsed = omen_jobs::reports::parse_reports(
                 &[report_path.display().to_string()],
                 u64::MAX,
                 &[],
@@ -106,104 +176,78 @@ pub fn evaluate(config: &SimConfig, table: &Path, work: &Path) -> anyhow::Result
                 "simulated report unusable: {:?}",
                 parsed.files
             );
-            let key = omen_cli::ingest::run_key(&run.meta, &parsed.content_hash);
+            let key = omen_jobs::reports::run_key(&run.meta, &parsed.content_hash);
             let records: Vec<ResultRecord> =
                 parsed.results.into_iter().map(ResultRecord::from).collect();
-            results += records.len() as u64;
+            track.results += records.len() as u64;
             store.ingest(&run.meta, &key, records, &StoreConfig::default())?;
             for (t, failed) in tests.iter().zip(&run.failed) {
                 let key = omen_core::identity::key_of(&t.module, t.name_at(main));
                 if run.meta.is_default_branch() {
-                    default_sequences
+                    track
+                        .default_sequences
                         .entry(key.clone())
                         .or_default()
                         .push(*failed);
                 }
-                sequences.entry(key).or_default().push(*failed);
+                track.sequences.entry(key).or_default().push(*failed);
             }
             last_at = run.meta.at;
             i += 1;
         }
-        for (b, (_, default_only, rule)) in BASELINES.iter().enumerate() {
-            let source = if *default_only {
-                &default_sequences
-            } else {
-                &sequences
-            };
-            for (key, seq) in source {
-                if rule(seq) {
-                    baseline_detected[b].entry(key.clone()).or_insert(main);
-                }
-            }
-        }
+        track.baselines_after(main);
         // Assess after every default-branch commit.
         store.for_each_test(|row| {
             let key = omen_core::identity::key_of(&row.scope, &row.name);
             let Some(&t) = index.get(&key) else { return };
             if assess(&row.history, &flaky_config).state == State::Flaky {
-                detected_at.entry(key).or_insert(main);
+                track.detected_at.entry(key).or_insert(main);
                 if matches!(tests[t].truth, Truth::Regression { .. } | Truth::PrBroken) {
-                    ever_flaky_wrongly.insert(t);
+                    track.ever_flaky_wrongly.insert(t);
                 }
             }
         })?;
-        let (file, _, releases, suite_size) = omen_cli::quarantine::regenerate(
-            &store,
-            &quarantine,
-            &policy,
-            &flaky_config,
-            Mode::RunIgnore,
-            last_at,
-        )?;
-        let automatic = file
-            .tests
-            .iter()
-            .filter(|e| e.source == omen_metadata::quarantine::Source::Auto)
-            .count();
-        if omen_core::quarantine::guard(automatic, suite_size, &policy).is_some() {
-            guard_refusals += 1;
-        } else {
-            for key in releases {
-                store.record_release(key, last_at)?;
-            }
-            quarantine = file;
+        // The one refresh `omen ci` and `omen quarantine` use, kept in memory.
+        let request = Refresh {
+            previous: &quarantine,
+            policy: &policy,
+            flakiness: &flaky_config,
+            mode: Mode::RunIgnore,
+            now: last_at,
+            force: false,
+        };
+        match omen_jobs::quarantine::refresh(&store, None, &request)? {
+            Refreshed::Refused(_) => track.guard_refusals += 1,
+            Refreshed::Written(regenerated) => quarantine = regenerated.file,
         }
-        let in_quarantine: HashSet<usize> = quarantine
-            .tests
-            .iter()
-            .filter_map(|e| index.get(&e.id).copied())
-            .collect();
-        for &t in &in_quarantine {
-            if matches!(tests[t].truth, Truth::Regression { .. } | Truth::PrBroken) {
-                ever_quarantined_wrongly.insert(t);
-            }
-        }
-        for (t, test) in tests.iter().enumerate() {
-            if let Truth::Flaky {
-                fixed_at: Some(f), ..
-            } = test.truth
-            {
-                if main + 1 == f && in_quarantine.contains(&t) {
-                    quarantined_at_fix.insert(t);
-                }
-                if main >= f && quarantined_at_fix.contains(&t) && !in_quarantine.contains(&t) {
-                    released_at.entry(t).or_insert(main);
-                }
-            }
-        }
+        track.quarantine_after(main, &tests, &index, &quarantine);
     }
 
     // Final labels, and the evidence for every test Omen should have found.
-    let mut omen_flaky: HashSet<String> = HashSet::new();
-    let mut final_state: HashMap<String, (State, String)> = HashMap::new();
     store.for_each_test(|row| {
         let a = assess(&row.history, &flaky_config);
         let key = omen_core::identity::key_of(&row.scope, &row.name);
         if a.state == State::Flaky {
-            omen_flaky.insert(key.clone());
+            track.omen_flaky.insert(key.clone());
         }
-        final_state.insert(key, (a.state, omen_core::flakiness::explain(&a)));
+        track
+            .final_state
+            .insert(key, (a.state, omen_core::flakiness::explain(&a)));
     })?;
+    track.runs = all_runs.len();
+    track.quarantine_size = quarantine.tests.len();
+    track.max_share = policy.max_share;
+    Ok(report(config, &tests, &index, &track))
+}
+
+/// The evaluation's figures: Omen's labels, detection and release, and every baseline's, scored
+/// against the simulation's truth.
+fn report(
+    config: &SimConfig,
+    tests: &[SimTest],
+    index: &HashMap<String, usize>,
+    track: &Tracking,
+) -> Value {
     let truth_of = |key: &str| index.get(key).map(|&t| &tests[t].truth);
     let is_flaky = |key: &str| matches!(truth_of(key), Some(Truth::Flaky { .. }));
     // Recall is over flaky tests at ≥2% that are still flaky, under their current name.
@@ -259,7 +303,8 @@ pub fn evaluate(config: &SimConfig, table: &Path, work: &Path) -> anyhow::Result
         })
     };
 
-    let mut release: Vec<usize> = released_at
+    let mut release: Vec<usize> = track
+        .released_at
         .iter()
         .filter_map(|(t, m)| match tests[*t].truth {
             Truth::Flaky {
@@ -275,9 +320,9 @@ pub fn evaluate(config: &SimConfig, table: &Path, work: &Path) -> anyhow::Result
         .enumerate()
         .map(|(b, (name, default_only, rule))| {
             let source = if *default_only {
-                &default_sequences
+                &track.default_sequences
             } else {
-                &sequences
+                &track.sequences
             };
             let labelled = baseline(source, rule);
             let mut v = score(&labelled);
@@ -287,19 +332,19 @@ pub fn evaluate(config: &SimConfig, table: &Path, work: &Path) -> anyhow::Result
             } else {
                 "all runs"
             });
-            v["median_runs_to_detection"] = json!(detection_of(&baseline_detected[b]));
+            v["median_runs_to_detection"] = json!(detection_of(&track.baseline_detected[b]));
             v
         })
         .collect();
 
     let counts = |f: &dyn Fn(&SimTest) -> bool| tests.iter().filter(|t| f(t)).count();
     let runs_per_day = 86_400.0 / config.interval as f64;
-    Ok(json!({
+    json!({
         "simulation": {
             "tests": config.tests,
             "default_branch_commits": config.runs,
-            "runs_ingested": all_runs.len(),
-            "results_ingested": results,
+            "runs_ingested": track.runs,
+            "results_ingested": track.results,
             "seed": config.seed,
             "flaky_tests": counts(&|t| matches!(t.truth, Truth::Flaky { .. })),
             "flaky_tests_at_least_2pct_still_flaky": must_find.len(),
@@ -312,30 +357,30 @@ pub fn evaluate(config: &SimConfig, table: &Path, work: &Path) -> anyhow::Result
             "retry_probability": config.retry_probability,
         },
         "omen": {
-            "final": score(&omen_flaky),
-            "median_runs_to_detection": detection_of(&detected_at),
-            "detected_ever": must_find.iter().filter(|k| detected_at.contains_key(*k)).count(),
-            "broken_or_pr_broken_ever_labelled_flaky": ever_flaky_wrongly.len(),
-            "broken_or_pr_broken_ever_quarantined": ever_quarantined_wrongly.len(),
-            "quarantined_when_fixed": quarantined_at_fix.len(),
+            "final": score(&track.omen_flaky),
+            "median_runs_to_detection": detection_of(&track.detected_at),
+            "detected_ever": must_find.iter().filter(|k| track.detected_at.contains_key(*k)).count(),
+            "broken_or_pr_broken_ever_labelled_flaky": track.ever_flaky_wrongly.len(),
+            "broken_or_pr_broken_ever_quarantined": track.ever_quarantined_wrongly.len(),
+            "quarantined_when_fixed": track.quarantined_at_fix.len(),
             "released_after_fix": release.len(),
             "median_runs_to_release_after_fix": median(&release),
             "median_days_to_release_after_fix": median(&release).map(|r| round3(r / runs_per_day)),
-            "quarantine_size_at_end": quarantine.tests.len(),
+            "quarantine_size_at_end": track.quarantine_size,
             "missed": must_find
                 .iter()
-                .filter(|k| !omen_flaky.contains(*k))
+                .filter(|k| !track.omen_flaky.contains(*k))
                 .map(|k| {
                     let rate = match truth_of(k) { Some(Truth::Flaky { rate, .. }) => *rate, _ => 0.0 };
-                    let (state, why) = final_state.get(k).cloned().unwrap_or((State::New, "never seen".into()));
+                    let (state, why) = track.final_state.get(k).cloned().unwrap_or((State::New, "never seen".into()));
                     json!({ "id": k, "rate": round3(rate), "state": state.as_str(), "evidence": why })
                 })
                 .collect::<Vec<_>>(),
-            "guard_refusals": guard_refusals,
-            "guard_max_share": policy.max_share,
+            "guard_refusals": track.guard_refusals,
+            "guard_max_share": track.max_share,
         },
         "baselines": baselines,
-    }))
+    })
 }
 
 fn baseline(sequences: &HashMap<String, Vec<bool>>, flaky: &Rule) -> HashSet<String> {

@@ -300,7 +300,7 @@ fn child_parse(report: &Path) -> anyhow::Result<()> {
     )?;
     let secs = start.elapsed().as_secs_f64();
     let start = Instant::now();
-    let parsed = omen_cli::ingest::parse_reports(&[report.display().to_string()], u64::MAX, &[]);
+    let parsed = omen_jobs::reports::parse_reports(&[report.display().to_string()], u64::MAX, &[]);
     let fold_secs = start.elapsed().as_secs_f64();
     println!(
         "{}",
@@ -644,7 +644,7 @@ fn gen_examples(out: &Path) -> anyhow::Result<()> {
             m.attempt,
             m.pull_request
                 .map_or_else(|| "-".to_owned(), |n| n.to_string()),
-            omen_cli::format_time(m.at),
+            omen_core::time::format_rfc3339(m.at),
         );
     }
     std::fs::write(out.join("runs.tsv"), tsv)?;
@@ -688,7 +688,8 @@ fn ensure_base(data: &Path, base: &Path) -> anyhow::Result<()> {
             let r = data.join(format!("base-run-{run}.xml"));
             generate::junit_report(&r, CASES, 100 + run as u64)?;
             // The same parse → fold → store path as `omen ingest`, without its printed summary.
-            let parsed = omen_cli::ingest::parse_reports(&[r.display().to_string()], u64::MAX, &[]);
+            let parsed =
+                omen_jobs::reports::parse_reports(&[r.display().to_string()], u64::MAX, &[]);
             let meta = omen_core::run::RunMeta {
                 commit: Some(format!("base-{run}")),
                 branch: Some("main".into()),
@@ -698,7 +699,7 @@ fn ensure_base(data: &Path, base: &Path) -> anyhow::Result<()> {
                 at: 1_767_225_600 + run as i64 * 86_400,
                 ..Default::default()
             };
-            let key = omen_cli::ingest::run_key(&meta, &parsed.content_hash);
+            let key = omen_jobs::reports::run_key(&meta, &parsed.content_hash);
             let records = parsed
                 .results
                 .into_iter()
@@ -847,11 +848,11 @@ fn ci_perf(data: &Path, check: bool, tolerance: f64) -> anyhow::Result<()> {
             attempt: f[5].parse()?,
             job: Some("test".into()),
             pull_request: f[6].parse().ok(),
-            at: omen_cli::parse_time(f[7])?,
+            at: omen_core::time::parse_rfc3339(f[7])?,
         };
         let dir = history.join(f[0]);
-        let parsed = omen_cli::ingest::parse_reports(&[dir.display().to_string()], u64::MAX, &[]);
-        let key = omen_cli::ingest::run_key(&meta, &parsed.content_hash);
+        let parsed = omen_jobs::reports::parse_reports(&[dir.display().to_string()], u64::MAX, &[]);
+        let key = omen_jobs::reports::run_key(&meta, &parsed.content_hash);
         let records = parsed
             .results
             .into_iter()

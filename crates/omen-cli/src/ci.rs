@@ -13,8 +13,9 @@ use omen_core::quarantine::QuarantineChange;
 use omen_core::risk_level::RiskLevel;
 use omen_core::run::TestResult;
 use omen_forge::{Forge, ForgeError, GitHub, RetryPolicy, Token};
+use omen_jobs::quarantine::{Refresh, Refreshed, refresh};
 use omen_metadata::exit_code;
-use omen_metadata::quarantine::{Mode, QUARANTINE_VERSION, QuarantineFile};
+use omen_metadata::quarantine::{Mode, QuarantineFile};
 use omen_render::{
     CiReport, FailureClass, FailureRow, GateVerdict, RiskSection, SlowRow, Totals, TrendPoint,
 };
@@ -180,7 +181,7 @@ pub fn run(args: &CiArgs, config: &crate::config::Config) -> anyhow::Result<Outc
         }
         _ => Vec::new(),
     };
-    let quarantine = quarantine.unwrap_or_else(empty_quarantine);
+    let quarantine = quarantine.unwrap_or_else(omen_jobs::quarantine::empty);
     let mut report = build_report(
         &run.results,
         &run.totals,
@@ -230,18 +231,11 @@ pub fn run(args: &CiArgs, config: &crate::config::Config) -> anyhow::Result<Outc
     Ok(Outcome::with_trouble(trouble))
 }
 
-fn empty_quarantine() -> QuarantineFile {
-    QuarantineFile {
-        version: QUARANTINE_VERSION,
-        tests: vec![],
-    }
-}
-
 /// The quarantine file, or `None` when it cannot be read — it is then never replaced (it may
 /// hold someone's manual entries) and nothing is treated as quarantined.
 fn read_quarantine(path: &Path, trouble: &mut bool) -> Option<QuarantineFile> {
-    match crate::quarantine::read_file(path) {
-        Ok(file) => Some(file.unwrap_or_else(empty_quarantine)),
+    match omen_jobs::quarantine::read_file(path) {
+        Ok(file) => Some(file.unwrap_or_else(omen_jobs::quarantine::empty)),
         Err(err) => {
             tracing::warn!(
                 "{err:#}; nothing is treated as quarantined, and the file is left untouched"
@@ -262,22 +256,21 @@ fn refresh_quarantine(
     now: i64,
     trouble: &mut bool,
 ) -> Vec<QuarantineChange> {
-    let refreshed = crate::quarantine::refresh(
-        store,
-        path,
+    let request = Refresh {
         previous,
-        &config.quarantine,
-        &config.flakiness,
-        Mode::RunIgnore,
+        policy: &config.quarantine,
+        flakiness: &config.flakiness,
+        mode: Mode::RunIgnore,
         now,
-        false,
-    );
-    match refreshed {
-        Ok(crate::quarantine::Refreshed::Refused(refusal)) => {
+        force: false,
+    };
+    match refresh(store, Some(path), &request) {
+        Ok(Refreshed::Refused(refusal)) => {
             tracing::warn!("quarantine not updated: {refusal}");
             Vec::new()
         }
-        Ok(crate::quarantine::Refreshed::Written { mut changes, .. }) => {
+        Ok(Refreshed::Written(regenerated)) => {
+            let mut changes = regenerated.changes;
             changes.sort_by_key(|c| c.kind);
             changes
         }

@@ -155,7 +155,7 @@ pub fn describe(store: &Store, row: &TestRow, a: &Assessment) -> anyhow::Result<
                 message: failure.headline().map(str::to_owned),
                 commit: run.as_ref().and_then(|r| r.commit.clone()),
                 run: run.as_ref().and_then(|r| r.run_id.clone()),
-                at: run.as_ref().map(|r| crate::format_time(r.at)),
+                at: run.as_ref().map(|r| omen_core::time::format_rfc3339(r.at)),
             })
         }
         None => None,

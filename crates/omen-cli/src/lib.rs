@@ -7,7 +7,6 @@
 pub mod ci;
 pub mod ci_env;
 pub mod config;
-pub mod discover;
 pub mod flaky;
 pub mod git;
 pub mod ingest;
@@ -17,7 +16,6 @@ pub mod output;
 pub mod quarantine;
 pub mod risk;
 
-use anyhow::Context;
 use clap::{Parser, Subcommand};
 use omen_core::run::RunMeta;
 use omen_metadata::exit_code;
@@ -192,22 +190,9 @@ pub fn now() -> i64 {
         .map_or(0, |d| d.as_secs() as i64)
 }
 
-/// Parse an RFC 3339 timestamp to unix seconds.
+/// Parse an RFC 3339 timestamp to unix seconds (a flag's or a file's value).
 pub fn parse_time(text: &str) -> anyhow::Result<i64> {
-    let t = humantime::parse_rfc3339_weak(text.trim()).with_context(|| {
-        format!("`{text}` is not an RFC 3339 timestamp (e.g. 2026-05-01T12:00:00Z)")
-    })?;
-    let secs = t
-        .duration_since(std::time::UNIX_EPOCH)
-        .with_context(|| format!("`{text}` is before 1970"))?
-        .as_secs();
-    Ok(secs as i64)
-}
-
-/// Format unix seconds as RFC 3339 (UTC, seconds precision).
-pub fn format_time(secs: i64) -> String {
-    let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs.max(0) as u64);
-    humantime::format_rfc3339_seconds(t).to_string()
+    Ok(omen_core::time::parse_rfc3339(text)?)
 }
 
 #[cfg(test)]

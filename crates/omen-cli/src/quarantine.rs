@@ -1,22 +1,15 @@
 //! `omen quarantine`: regenerate the quarantine file from default-branch evidence, check that the
 //! committed one is current, or turn it into nextest configuration.
 
-use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
-use omen_core::flakiness::{Assessment, FlakinessConfig, State, assess, explain};
-use omen_core::hash::fnv1a64;
-use omen_core::quarantine::{
-    ChangeKind, Decision, Existing, QuarantineChange, QuarantinePolicy, decide, guard,
-};
+use omen_core::quarantine::{QuarantineChange, QuarantinePolicy, Regenerated};
+use omen_jobs::quarantine::{Refresh, Refreshed, empty, preview, read_file, refresh};
 use omen_metadata::exit_code;
-use omen_metadata::quarantine::{
-    Mode, QUARANTINE_VERSION, QuarantineEntry, QuarantineFile, Source,
-};
-use omen_store::{Store, TestRow};
+use omen_metadata::quarantine::{Mode, QuarantineEntry};
+use omen_store::Store;
 
-use crate::{Outcome, format_time, output, parse_time};
+use crate::{Outcome, output, parse_time};
 
 /// Output of `omen quarantine`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -89,254 +82,6 @@ pub enum ModeArg {
     Skip,
 }
 
-/// What regeneration changed, in the order it happened.
-pub type Changes = Vec<QuarantineChange>;
-
-fn change(kind: ChangeKind, entry: &QuarantineEntry) -> QuarantineChange {
-    QuarantineChange {
-        kind,
-        key: entry.id.clone(),
-        selector: entry.selector.clone(),
-    }
-}
-
-/// Regenerate the quarantine from `store` and the `previous` file.
-pub fn regenerate(
-    store: &Store,
-    previous: &QuarantineFile,
-    policy: &QuarantinePolicy,
-    config: &FlakinessConfig,
-    mode: Mode,
-    now: i64,
-) -> anyhow::Result<(QuarantineFile, Changes, Vec<u64>, usize)> {
-    // Entries are matched to tests by identity hash; identity strings are read only for tests that
-    // are in the file or about to enter it.
-    let previous_hashes: HashSet<u64> = previous
-        .tests
-        .iter()
-        .map(|e| fnv1a64(e.id.as_bytes()))
-        .collect();
-    let mut wanted = Vec::new();
-    let mut suite = 0usize;
-    store.for_each_history(|id, key_hash, history| {
-        if history.db_runs > 0 {
-            suite += 1;
-        }
-        let a = assess(history, config);
-        if a.state == State::Flaky || previous_hashes.contains(&key_hash) {
-            wanted.push((id, a));
-        }
-    })?;
-    let previous_ids: HashSet<&str> = previous.tests.iter().map(|e| e.id.as_str()).collect();
-    let mut known: HashMap<String, (TestRow, Assessment)> = HashMap::new();
-    let mut flaky_ids = Vec::new();
-    for (id, a) in wanted {
-        let Some(row) = store.test(id)? else { continue };
-        let key = omen_core::identity::key_of(&row.scope, &row.name);
-        if a.state == State::Flaky && !previous_ids.contains(key.as_str()) {
-            flaky_ids.push(key.clone());
-        }
-        known.insert(key, (row, a));
-    }
-    flaky_ids.sort();
-    let released_before = store.released_tests()?;
-    let mut changes = Changes::new();
-    let mut entries = Vec::new();
-    let mut releases = Vec::new();
-    let expires = format_time(now + policy.expires_days * 86_400);
-    for entry in &previous.tests {
-        let existing = Existing {
-            manual: entry.source == Source::Manual,
-            auto_release: entry.auto_release,
-            expires_at: parse_time(&entry.expires).unwrap_or(0),
-        };
-        let k = known.get(&entry.id);
-        let released = k.is_some_and(|(row, _)| released_before.contains(&row.key_hash));
-        match decide(
-            Some(existing),
-            k.map(|(r, a)| (&r.history, a)),
-            released,
-            now,
-            policy,
-        ) {
-            Decision::Keep | Decision::Leave | Decision::Add { .. } => entries.push(entry.clone()),
-            Decision::Renew => {
-                let mut renewed = entry.clone();
-                renewed.expires = expires.clone();
-                entries.push(renewed);
-            }
-            Decision::Release => {
-                changes.push(change(ChangeKind::Released, entry));
-                if let Some((row, _)) = k {
-                    releases.push(row.key_hash);
-                }
-            }
-            Decision::RemoveBroken => changes.push(change(ChangeKind::RemovedBroken, entry)),
-            Decision::DropUnknown => changes.push(change(ChangeKind::Dropped, entry)),
-        }
-    }
-    for id in flaky_ids {
-        let Some((row, a)) = known.get(&id) else {
-            continue;
-        };
-        let released = released_before.contains(&row.key_hash);
-        if let Decision::Add { auto_release } =
-            decide(None, Some((&row.history, a)), released, now, policy)
-        {
-            changes.push(QuarantineChange {
-                kind: ChangeKind::Added,
-                key: id.clone(),
-                selector: row.selector.clone(),
-            });
-            entries.push(QuarantineEntry {
-                id,
-                selector: row.selector.clone(),
-                runner: row.runner.clone(),
-                classname: row.scope.clone(),
-                name: row.name.clone(),
-                file: row.file.clone(),
-                reason: if auto_release {
-                    "flaky on the default branch".to_owned()
-                } else {
-                    "flaky again after an automatic release: release it by hand".to_owned()
-                },
-                score: Some((a.score * 10_000.0).round() / 10_000.0),
-                evidence: Some(explain(a)),
-                added: format_time(now),
-                expires: expires.clone(),
-                owner: None,
-                mode,
-                source: Source::Auto,
-                auto_release,
-            });
-        }
-    }
-    let file = QuarantineFile {
-        version: QUARANTINE_VERSION,
-        tests: entries,
-    };
-    Ok((file, changes, releases, suite))
-}
-
-/// What [`refresh`] did.
-#[derive(Debug)]
-pub enum Refreshed {
-    /// The file now holds `file` (it was rewritten only if its text changed); releases recorded.
-    Written {
-        /// The quarantine as written.
-        file: QuarantineFile,
-        /// What changed against the previous file.
-        changes: Changes,
-        /// Tests with default-branch history.
-        suite: usize,
-    },
-    /// The guard refused the new quarantine; nothing was written or recorded.
-    Refused(String),
-}
-
-/// The one quarantine refresh, used by `omen quarantine` and `omen ci`: regenerate from `store`
-/// and the `previous` file (which must have been read successfully — a file Omen cannot read is
-/// never replaced), apply the guard unless `force`, write atomically to `path`, and record the
-/// releases so a test that bounces back is not released automatically again. Every error is
-/// returned, none dropped.
-#[allow(clippy::too_many_arguments)]
-pub fn refresh(
-    store: &Store,
-    path: &Path,
-    previous: &QuarantineFile,
-    policy: &QuarantinePolicy,
-    config: &FlakinessConfig,
-    mode: Mode,
-    now: i64,
-    force: bool,
-) -> anyhow::Result<Refreshed> {
-    let (file, changes, releases, suite) = regenerate(store, previous, policy, config, mode, now)?;
-    // Only automatic entries count: a person's manual entries are not a sign of an outage.
-    let automatic = file
-        .tests
-        .iter()
-        .filter(|e| e.source == Source::Auto)
-        .count();
-    if let Some(refusal) = guard(automatic, suite, policy) {
-        if !force {
-            return Ok(Refreshed::Refused(refusal));
-        }
-        tracing::warn!("{refusal}; writing it anyway because of --force");
-    }
-    let text = file.render();
-    if std::fs::read_to_string(path).ok().as_deref() != Some(text.as_str()) {
-        write_atomically(path, text.as_bytes())?;
-    }
-    for key in &releases {
-        store
-            .record_release(*key, now)
-            .context("cannot record a quarantine release in the history")?;
-    }
-    Ok(Refreshed::Written {
-        file,
-        changes,
-        suite,
-    })
-}
-
-/// Replace `path` with `bytes` so that a reader sees the old file or the new one, never a part:
-/// write a fresh temporary file beside it (a new name, so an existing `<out>.tmp` is never
-/// touched), flush it to disk, rename it over. A symlink is followed and its target replaced, so
-/// the link stays. On failure the temporary file is removed and `path` is as it was.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    use std::io::Write;
-    let is_link = path
-        .symlink_metadata()
-        .is_ok_and(|m| m.file_type().is_symlink());
-    let target = if is_link {
-        std::fs::canonicalize(path)
-            .with_context(|| format!("cannot follow the symlink `{}`", path.display()))?
-    } else {
-        path.to_owned()
-    };
-    let dir = match target.parent().filter(|p| !p.as_os_str().is_empty()) {
-        Some(dir) => dir.to_owned(),
-        None => PathBuf::from("."),
-    };
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create `{}`", dir.display()))?;
-    let name = target
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let mut tmp = tempfile::Builder::new()
-        .prefix(&format!(".{name}."))
-        .suffix(".tmp")
-        .tempfile_in(&dir)
-        .with_context(|| format!("cannot create a temporary file in `{}`", dir.display()))?;
-    tmp.write_all(bytes)
-        .and_then(|()| tmp.as_file().sync_all())
-        .with_context(|| format!("cannot write `{}`", target.display()))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(&target).map_or(0o644, |m| m.permissions().mode() & 0o7777);
-        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(mode))
-            .with_context(|| format!("cannot set the permissions of `{}`", target.display()))?;
-    }
-    tmp.persist(&target)
-        .map_err(|e| e.error)
-        .with_context(|| format!("cannot replace `{}`", target.display()))?;
-    Ok(())
-}
-
-/// Read the quarantine file at `path`; a missing file is an empty quarantine.
-pub fn read_file(path: &Path) -> anyhow::Result<Option<QuarantineFile>> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => QuarantineFile::parse(&text)
-            .map(Some)
-            .map_err(|e| anyhow::anyhow!("quarantine file `{}`: {e}", path.display())),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => {
-            Err(e).with_context(|| format!("cannot read quarantine file `{}`", path.display()))
-        }
-    }
-}
-
 /// Run `omen quarantine`.
 pub fn run(args: &QuarantineArgs, config: &crate::config::Config) -> anyhow::Result<Outcome> {
     let now = match &args.now {
@@ -365,10 +110,7 @@ pub fn run(args: &QuarantineArgs, config: &crate::config::Config) -> anyhow::Res
     };
     match args.format {
         QuarantineFormat::Nextest | QuarantineFormat::NextestFilter => {
-            let file = previous.unwrap_or(QuarantineFile {
-                version: QUARANTINE_VERSION,
-                tests: vec![],
-            });
+            let file = previous.unwrap_or_else(empty);
             let active: Vec<&QuarantineEntry> = file
                 .tests
                 .iter()
@@ -430,21 +172,17 @@ pub fn run(args: &QuarantineArgs, config: &crate::config::Config) -> anyhow::Res
         ModeArg::RunIgnore => Mode::RunIgnore,
         ModeArg::Skip => Mode::Skip,
     };
-    let previous = previous.unwrap_or(QuarantineFile {
-        version: QUARANTINE_VERSION,
-        tests: vec![],
-    });
+    let previous = previous.unwrap_or_else(empty);
+    let request = Refresh {
+        previous: &previous,
+        policy: &policy,
+        flakiness: &config.flakiness,
+        mode,
+        now,
+        force: args.force,
+    };
     if !args.check {
-        return match refresh(
-            &opened,
-            &args.out,
-            &previous,
-            &policy,
-            &config.flakiness,
-            mode,
-            now,
-            args.force,
-        )? {
+        return match refresh(&opened, Some(&args.out), &request)? {
             Refreshed::Refused(refusal) => {
                 tracing::error!("{refusal}");
                 tracing::error!("hint: look at `omen flaky`; pass --force to write it anyway");
@@ -452,32 +190,22 @@ pub fn run(args: &QuarantineArgs, config: &crate::config::Config) -> anyhow::Res
                     code: exit_code::GATE,
                 })
             }
-            Refreshed::Written {
-                file,
-                changes,
-                suite,
-            } => {
-                output::print(&summary(&args.out, &file, &changes, suite));
+            Refreshed::Written(regenerated) => {
+                output::print(&summary(&args.out, &regenerated));
                 Ok(Outcome::OK)
             }
         };
     }
-    let (file, _changes, _releases, suite) =
-        regenerate(&opened, &previous, &policy, &config.flakiness, mode, now)?;
-    let automatic = file
-        .tests
-        .iter()
-        .filter(|e| e.source == Source::Auto)
-        .count();
-    if let Some(refusal) = guard(automatic, suite, &policy)
-        && !args.force
-    {
-        tracing::error!("{refusal}");
-        tracing::error!("hint: look at `omen flaky`; pass --force to check it anyway");
-        return Ok(Outcome {
-            code: exit_code::GATE,
-        });
-    }
+    let file = match preview(&opened, &request)? {
+        Ok(regenerated) => regenerated.file,
+        Err(refusal) => {
+            tracing::error!("{refusal}");
+            tracing::error!("hint: look at `omen flaky`; pass --force to check it anyway");
+            return Ok(Outcome {
+                code: exit_code::GATE,
+            });
+        }
+    };
     let new_text = file.render();
     let old_text = std::fs::read_to_string(&args.out).unwrap_or_default();
     if new_text == old_text {
@@ -503,13 +231,14 @@ pub fn run(args: &QuarantineArgs, config: &crate::config::Config) -> anyhow::Res
     })
 }
 
-fn summary(path: &Path, file: &QuarantineFile, c: &Changes, suite: usize) -> String {
+fn summary(path: &Path, r: &Regenerated) -> String {
     let mut s = format!(
-        "omen: {} test(s) quarantined of {suite} in {}\n",
-        file.tests.len(),
+        "omen: {} test(s) quarantined of {} in {}\n",
+        r.file.tests.len(),
+        r.suite,
         omen_render::escape::line(&path.display().to_string())
     );
-    let mut sorted: Vec<&QuarantineChange> = c.iter().collect();
+    let mut sorted: Vec<&QuarantineChange> = r.changes.iter().collect();
     sorted.sort_by_key(|ch| ch.kind);
     for ch in sorted {
         s.push_str(&format!(

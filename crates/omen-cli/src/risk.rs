@@ -14,7 +14,8 @@ use omen_metadata::risk::{
     AucGain, EvalBaselines, EvalFigures, EvaluationReport, GateReport, RISK_REPORT_VERSION,
     RiskReport, SignalsStage,
 };
-use omen_risk::assess::{self, Source};
+use omen_risk::assess;
+use omen_risk::choice::{self, Chosen};
 use omen_risk::features::{DiffHints, Feature, FeatureVector, LabelledChange};
 use omen_risk::history::RepoHistory;
 use omen_risk::model::RiskModel;
@@ -368,8 +369,12 @@ pub fn score_in(
             tracing::debug!("pruned {pruned} predictions older than the tracked ones");
         }
     }
-    let (model, source, model_id, fallback_reason) =
-        choose_model(store, config, (labelled_n, risky_n), &tracked, now)?;
+    let Chosen {
+        model,
+        source,
+        model_id,
+        reason: fallback_reason,
+    } = choose_model(store, config, (labelled_n, risky_n), &tracked, now)?;
 
     let (commit, added_lines) = git::change(repo, &base, &head)?;
     let mut features = history.metrics(&commit);
@@ -381,27 +386,15 @@ pub fn score_in(
     const MAX_FACTORS: usize = 5;
     let a = assess::assess(&model, source, &features, &config.levels, MAX_FACTORS);
     let (signal_lines, values) = signals(store, repo, &base, &head, ci, now);
-    // The model's factors and, when the signals answered, theirs.
-    let mut factors: Vec<RankedFactor> = a
-        .factors
-        .iter()
-        .map(|f| RankedFactor {
-            effect: f.effect,
-            line: f.line(),
-            signal: None,
-        })
-        .collect();
     let (probability, stage_report, signal_factors) =
         adjust_by_signals(&tracked, a.probability, &values);
-    factors.extend(signal_factors);
-    factors.sort_by(|x, y| y.effect.abs().total_cmp(&x.effect.abs()));
-    factors.truncate(MAX_FACTORS);
-    // A signal shown as a factor, with its direction, is not listed again.
-    let signals: Vec<String> = signal_lines
-        .into_iter()
-        .filter(|(s, _)| !factors.iter().any(|f| f.signal == Some(*s)))
-        .map(|(_, line)| line)
-        .collect();
+    // The model's factors and, when the signals answered, theirs.
+    let model_factors = a.factors.iter().map(assess::Ranked::from);
+    let (factors, signals) = assess::rank(
+        model_factors.chain(signal_factors).collect(),
+        signal_lines,
+        MAX_FACTORS,
+    );
     store.record_prediction(&omen_store::NewPrediction {
         head: &head,
         base: Some(&base),
@@ -422,7 +415,7 @@ pub fn score_in(
         model: source.name().into(),
         kind: a.kind.name().into(),
         fallback_reason,
-        factors: factors.into_iter().map(|f| f.line).collect(),
+        factors,
         hints: hints(&features, &diff_hints),
         signals,
         signals_stage: Some(stage_report),
@@ -435,16 +428,6 @@ pub fn score_in(
     })
 }
 
-/// A factor of the model or of the second stage, ranked with the others by size.
-struct RankedFactor {
-    /// Change of probability it explains.
-    effect: f64,
-    /// `+ words` or `− words`.
-    line: String,
-    /// The signal, for a second-stage factor.
-    signal: Option<Signal>,
-}
-
 /// The second stage: `base` adjusted by this change's signal `values` when a stage fitted on
 /// `tracked` beats the model alone. Returns the probability, what the report says about the
 /// stage, and the signals' factors.
@@ -452,24 +435,10 @@ fn adjust_by_signals(
     tracked: &[omen_store::TrackedPrediction],
     base: f64,
     values: &Signals,
-) -> (f64, SignalsStage, Vec<RankedFactor>) {
+) -> (f64, SignalsStage, Vec<assess::Ranked>) {
     match signal_model::fit(&training_rows(tracked), &SignalConfig::default()) {
         Ok(m) => {
-            let factors = m
-                .effects(base, values)
-                .into_iter()
-                .filter_map(|e| {
-                    let v = values.get(e.signal)?;
-                    (e.effect.abs() >= assess::MIN_EFFECT).then(|| {
-                        let sign = if e.effect >= 0.0 { '+' } else { '−' };
-                        RankedFactor {
-                            effect: e.effect,
-                            line: format!("{sign} {}", e.signal.describe(v)),
-                            signal: Some(e.signal),
-                        }
-                    })
-                })
-                .collect();
+            let factors = m.factors(base, values);
             let h = &m.holdout;
             let detail = format!(
                 "learned from {} labelled predictions ({} risky); on the newest {} the signals raised AUC {:.3} → {:.3}, Brier {:.3} → {:.3}",
@@ -515,8 +484,8 @@ fn round4(x: f64) -> f64 {
     (x * 10_000.0).round() / 10_000.0
 }
 
-/// CI and deploy signals that are not model inputs (see [`RiskReport::signals`]): a line for
-/// each one worth showing, tagged with its signal, and every value for the record.
+/// CI and deploy signals that are not model inputs (see [`RiskReport::signals`]), read from the
+/// checkout, the history and the event, then put in words by `omen_risk::signals::observe`.
 fn signals(
     store: &Store,
     repo: &Path,
@@ -525,81 +494,32 @@ fn signals(
     ci: &CiSignals,
     now: i64,
 ) -> (Vec<(Signal, String)>, Signals) {
-    let mut out = Vec::new();
-    let mut values = Signals::default();
-    if let Some(n) = ci.new_failures {
-        values.set(Signal::NewFailures, n as f64);
-        if n > 0 {
-            out.push((Signal::NewFailures, Signal::NewFailures.describe(n as f64)));
-        }
-    }
-    if let Some(d) = ci.test_delta {
-        values.set(Signal::TestDelta, d as f64);
-        if d != 0 {
-            out.push((Signal::TestDelta, Signal::TestDelta.describe(d as f64)));
-        }
-    }
-    match git::authors(repo, base, head) {
-        Ok(authors) => {
-            values.set(Signal::Authors, authors as f64);
-            if authors > 1 {
-                out.push((Signal::Authors, format!("{authors} authors in this change")));
-            }
-        }
-        Err(e) => tracing::debug!("authors of {base}..{head}: {e:#}"),
-    }
+    let authors = git::authors(repo, base, head)
+        .map_err(|e| tracing::debug!("authors of {base}..{head}: {e:#}"))
+        .ok();
     let deploys = store.deploys().unwrap_or_else(|e| {
         tracing::warn!("deploys could not be read: {e}");
         Vec::new()
     });
-    if let Some(last) = deploys
+    let deploys: Vec<omen_risk::signals::Deploy<'_>> = deploys
         .iter()
-        .filter(|d| d.outcome == DeployOutcome::Success)
-        .max_by_key(|d| d.at)
-    {
-        let hours = (now - last.at).max(0) as f64 / 3600.0;
-        values.set(Signal::HoursSinceDeploy, hours);
-        out.push((
-            Signal::HoursSinceDeploy,
-            format!(
-                "last successful deploy {} ago ({})",
-                omen_risk::signals::hours(hours),
-                last.environment
-            ),
-        ));
-    }
-    let window = now - 30 * 86_400;
-    let recent: Vec<_> = deploys.iter().filter(|d| d.at >= window).collect();
-    if !recent.is_empty() {
-        let failed = recent.iter().filter(|d| d.outcome.labels_risky()).count();
-        values.set(
-            Signal::ChangeFailureRate,
-            failed as f64 / recent.len() as f64,
-        );
-        out.push((Signal::ChangeFailureRate, format!(
-            "change failure rate {:.0}% over the last 30 days ({failed} of {} deploys failed or were rolled back)",
-            failed as f64 / recent.len() as f64 * 100.0,
-            recent.len()
-        )));
-    }
-    if let Some(opened) = pr_opened_at() {
-        let hours = (now - opened).max(0) as f64 / 3600.0;
-        values.set(Signal::ReviewHours, hours);
-        out.push((
-            Signal::ReviewHours,
-            format!("pull request open for {}", omen_risk::signals::hours(hours)),
-        ));
-    } else if let Some((number, hours)) = ci.merged_pull {
-        values.set(Signal::ReviewHours, hours);
-        out.push((
-            Signal::ReviewHours,
-            format!(
-                "pull request #{number} was open for {} before it was merged",
-                omen_risk::signals::hours(hours)
-            ),
-        ));
-    }
-    (out, values)
+        .map(|d| omen_risk::signals::Deploy {
+            at: d.at,
+            outcome: d.outcome,
+            environment: &d.environment,
+        })
+        .collect();
+    omen_risk::signals::observe(
+        &omen_risk::signals::Observed {
+            new_failures: ci.new_failures,
+            test_delta: ci.test_delta,
+            authors,
+            deploys: &deploys,
+            pr_opened_at: pr_opened_at(),
+            merged_pull: ci.merged_pull,
+        },
+        now,
+    )
 }
 
 /// When the pull request of this GitHub event was opened.
@@ -615,13 +535,16 @@ fn pr_opened_at() -> Option<i64> {
 /// history, fetching back to a day before its newest change is enough for an incremental update;
 /// otherwise, or when that does not bring the stored commit in, the whole history is fetched.
 fn deepen(store: &Store, repo: &Path, missing: &mut Vec<String>) {
-    let stored_last = store.risk_state().ok().flatten().map(|(_, last)| last);
+    let stored_last = store.risk_state().ok().flatten().map(|s| s.last_commit);
     let newest = store
         .label_counts(0)
         .map(|(_, _, newest)| newest)
         .unwrap_or(0);
     if let Some(last) = stored_last.filter(|_| newest > 0) {
-        let since = format!("--shallow-since={}", crate::format_time(newest - 86_400));
+        let since = format!(
+            "--shallow-since={}",
+            omen_core::time::format_rfc3339(newest - 86_400)
+        );
         match git::git(repo, &["fetch", "--quiet", &since]) {
             Ok(_) if git::has_commit(repo, &last) => {
                 tracing::info!(
@@ -675,7 +598,11 @@ fn sync_history(
         Ok((h, seeded))
     };
     let (mut history, from) = match stored {
-        Some((bytes, last)) => match decoded(&bytes) {
+        Some(omen_store::RiskState {
+            history: bytes,
+            last_commit: last,
+            ..
+        }) => match decoded(&bytes) {
             Ok((h, seeded)) if last == base => {
                 // No new commit to record it with: store the seeded history now, so the next
                 // run does not seed it again.
@@ -796,15 +723,9 @@ pub fn training_set(rows: &[ChangeRow], latency_days: f64) -> Vec<LabelledChange
     review::training_set(&observed, latency_days)
 }
 
-type Chosen = (RiskModel, Source, Option<i64>, Option<String>);
-
-/// `risk_models.kind` of a recorded failed training attempt; its `model` holds the reason.
-const FAILED_TRAINING: &str = "failed";
-
-/// Retrain when due, then walk the fallback chain: repository → prior → heuristic.
-/// `labels`: (labelled, risky) changes, as [`Store::label_counts`] gives them. `tracked`:
-/// labelled past predictions, whose accuracy (of the model's own probability, before any signal
-/// adjustment) can make retraining due.
+/// Retrain when `omen_risk::choice` says it is due, record the attempt, then walk the fallback
+/// chain. `labels`: (labelled, risky) changes, as [`Store::label_counts`] gives them. `tracked`:
+/// labelled past predictions, whose accuracy can make retraining due.
 fn choose_model(
     store: &mut Store,
     config: &RiskConfig,
@@ -816,126 +737,107 @@ fn choose_model(
         features: repository_features(),
         ..TrainConfig::default()
     };
-    let latest = store.latest_model()?;
-    let due = match &latest {
-        None => true,
-        Some(m) => {
-            let old = (now - m.created_at) as f64 > config.retrain_days * 86_400.0;
-            let grew = labelled_n as f64 >= 1.2 * m.samples as f64;
-            // Only predictions made since this model was trained judge it; older ones judged
-            // its predecessor, and counting them would retrain on every run.
-            let since: Vec<_> = tracked
-                .iter()
-                .filter(|t| t.at >= m.created_at)
-                .cloned()
-                .collect();
-            let drifted = since.len() >= 50 && tracked_auc(&since).is_some_and(|a| a < m.auc - 0.1);
-            old || grew || drifted
-        }
-    };
-    let enough = labelled_n >= cfg.min_samples as i64
-        && risky_n >= cfg.min_per_class as i64
-        && labelled_n - risky_n >= cfg.min_per_class as i64;
-    let mut reason: Option<String> = None;
-    let mut current = latest;
-    if due && !enough {
-        reason = Some(format!(
-            "only {labelled_n} labelled changes ({risky_n} risky) to learn from; it needs {} with {} of each class",
-            cfg.min_samples, cfg.min_per_class
-        ));
-    } else if due {
-        let labelled = training_set(&store.changes()?, config.label_latency_days);
-        match omen_risk::train::train(&labelled, &cfg, now) {
-            Ok(model) => {
-                let row = ModelRow {
-                    id: 0,
-                    created_at: now,
-                    kind: model.kind.name().into(),
-                    samples: model.samples as i64,
-                    positives: model.positives as i64,
-                    auc: model.validation.auc,
-                    brier: model.validation.brier,
-                    features: model
-                        .features
-                        .iter()
-                        .map(|f| f.name())
-                        .collect::<Vec<_>>()
-                        .join(","),
-                    model: model.encode(),
-                };
-                let id = store.save_model(&row)?;
-                current = Some(ModelRow { id, ..row });
-            }
-            Err(e) => {
-                let why = match e {
-                    TrainError::TooFew {
-                        samples, positives, ..
-                    } => format!(
-                        "only {samples} labelled changes ({positives} risky) to learn from, or a time-ordered hold-out (the newest 20%) without both outcomes"
-                    ),
-                    e => format!("training failed: {e}"),
-                };
-                // Recorded like a model, so the attempt is repeated only when retraining is due
-                // again (20% more labelled changes, or `retrain_days`), not on every run.
-                let row = ModelRow {
-                    id: 0,
-                    created_at: now,
-                    kind: FAILED_TRAINING.into(),
-                    samples: labelled_n,
-                    positives: risky_n,
-                    auc: 0.0,
-                    brier: 0.0,
-                    features: String::new(),
-                    model: why.into_bytes(),
-                };
-                let id = store.save_model(&row)?;
-                current = Some(ModelRow { id, ..row });
-            }
-        }
-    }
-    if let Some(row) = current.filter(|r| {
-        if r.kind == FAILED_TRAINING {
-            reason.get_or_insert_with(|| String::from_utf8_lossy(&r.model).into_owned());
-            false
-        } else {
-            true
-        }
-    }) {
-        match RiskModel::decode(&row.model) {
-            Ok(m)
-                if m.validation.auc >= config.min_auc
-                    && m.validation.brier < m.validation.base_brier =>
-            {
-                return Ok((m, Source::Repository, Some(row.id), None));
-            }
-            Ok(m) => {
-                reason = Some(format!(
-                    "its hold-out AUC {:.2} (minimum {:.2}) or Brier {:.3} (base rate {:.3}) is not good enough",
-                    m.validation.auc, config.min_auc, m.validation.brier, m.validation.base_brier
-                ));
-            }
-            Err(e) => reason = Some(format!("stored model unreadable: {e}")),
-        }
-    }
-    match omen_risk::prior::prior_model() {
-        Ok(m) => Ok((m, Source::Prior, None, reason)),
-        Err(e) => {
-            tracing::warn!("the shipped prior model could not be read: {e}");
-            Ok((assess::heuristic_model(), Source::Heuristic, None, reason))
-        }
-    }
-}
-
-fn tracked_auc(xs: &[omen_store::TrackedPrediction]) -> Option<f64> {
-    let scored: Vec<omen_risk::metrics::Scored> = xs
+    let (labelled, risky) = (labelled_n.max(0) as usize, risky_n.max(0) as usize);
+    let mut current = store.latest_model()?;
+    let latest = current.as_ref().map(|m| choice::Latest {
+        created_at: m.created_at,
+        samples: m.samples.max(0) as usize,
+        auc: m.auc,
+    });
+    let tracked: Vec<choice::Tracked> = tracked
         .iter()
-        .map(|t| omen_risk::metrics::Scored {
-            score: t.base_probability,
+        .map(|t| choice::Tracked {
+            at: t.at,
+            base_probability: t.base_probability,
             risky: t.risky,
-            effort: 1.0,
         })
         .collect();
-    omen_risk::metrics::auc(&scored)
+    let mut reason = None;
+    if choice::retraining_due(latest, labelled, &tracked, now, config.retrain_days) {
+        if choice::enough_per_class(labelled, risky, cfg.min_samples, cfg.min_per_class) {
+            current = Some(train_and_record(
+                store,
+                config,
+                &cfg,
+                (labelled_n, risky_n),
+                now,
+            )?);
+        } else {
+            reason = Some(format!(
+                "only {labelled_n} labelled changes ({risky_n} risky) to learn from; it needs {} with {} of each class",
+                cfg.min_samples, cfg.min_per_class
+            ));
+        }
+    }
+    let candidate = match current {
+        None => choice::Candidate::None,
+        Some(row) => match choice::StoredKind::of(&row.kind) {
+            choice::StoredKind::FailedTraining => {
+                choice::Candidate::Failed(String::from_utf8_lossy(&row.model).into_owned())
+            }
+            choice::StoredKind::Trained => match RiskModel::decode(&row.model) {
+                Ok(m) => choice::Candidate::Model(row.id, Box::new(m)),
+                Err(e) => choice::Candidate::Unreadable(e.to_string()),
+            },
+        },
+    };
+    let prior = omen_risk::prior::prior_model()
+        .map_err(|e| tracing::warn!("the shipped prior model could not be read: {e}"))
+        .ok();
+    Ok(choice::fallback(candidate, reason, prior, config.min_auc))
+}
+
+/// Train on the store's labelled changes and record the model, or the failed attempt and its
+/// reason (so the attempt is repeated only when retraining is due again, not on every run).
+fn train_and_record(
+    store: &mut Store,
+    config: &RiskConfig,
+    cfg: &TrainConfig,
+    (labelled_n, risky_n): (i64, i64),
+    now: i64,
+) -> anyhow::Result<ModelRow> {
+    let labelled = training_set(&store.changes()?, config.label_latency_days);
+    let row = match omen_risk::train::train(&labelled, cfg, now) {
+        Ok(model) => ModelRow {
+            id: 0,
+            created_at: now,
+            kind: model.kind.name().into(),
+            samples: model.samples as i64,
+            positives: model.positives as i64,
+            auc: model.validation.auc,
+            brier: model.validation.brier,
+            features: model
+                .features
+                .iter()
+                .map(|f| f.name())
+                .collect::<Vec<_>>()
+                .join(","),
+            model: model.encode(),
+        },
+        Err(e) => {
+            let why = match e {
+                TrainError::TooFew {
+                    samples, positives, ..
+                } => format!(
+                    "only {samples} labelled changes ({positives} risky) to learn from, or a time-ordered hold-out (the newest 20%) without both outcomes"
+                ),
+                e => format!("training failed: {e}"),
+            };
+            ModelRow {
+                id: 0,
+                created_at: now,
+                kind: choice::StoredKind::failed_training().into(),
+                samples: labelled_n,
+                positives: risky_n,
+                auc: 0.0,
+                brier: 0.0,
+                features: String::new(),
+                model: why.into_bytes(),
+            }
+        }
+    };
+    let id = store.save_model(&row)?;
+    Ok(ModelRow { id, ..row })
 }
 
 fn figures(f: &omen_risk::evaluate::Figures) -> EvalFigures {
@@ -1103,6 +1005,7 @@ pub fn deploy(args: &DeployArgs, now: i64) -> anyhow::Result<Outcome> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use omen_risk::assess::Source;
 
     /// 400 changes a day apart, the newest a day before `now`, every feature of change `i` set
     /// to `size(i)`, and those `risky(i)` labelled risky.
@@ -1209,7 +1112,8 @@ mod tests {
             ..RiskConfig::default()
         };
         let l = labels(&store, &config);
-        let (_, source, first, reason) = choose_model(&mut store, &config, l, &[], now).unwrap();
+        let chosen = choose_model(&mut store, &config, l, &[], now).unwrap();
+        let (source, first, reason) = (chosen.source, chosen.model_id, chosen.reason);
         assert_eq!(source, Source::Repository, "{reason:?}");
         // 60 labelled predictions: `good` ranks them right, the other score inverts it.
         let tracked = |base_good: bool| -> Vec<omen_store::TrackedPrediction> {
@@ -1231,15 +1135,18 @@ mod tests {
                 .collect()
         };
         // The second stage's output may be wrong; the model's own ranking is what counts.
-        let (_, _, same, _) =
-            choose_model(&mut store, &config, l, &tracked(true), now + 60).unwrap();
+        let same = choose_model(&mut store, &config, l, &tracked(true), now + 60)
+            .unwrap()
+            .model_id;
         assert_eq!(same, first);
-        let (_, _, retrained, _) =
-            choose_model(&mut store, &config, l, &tracked(false), now + 120).unwrap();
+        let retrained = choose_model(&mut store, &config, l, &tracked(false), now + 120)
+            .unwrap()
+            .model_id;
         assert!(retrained.is_some() && retrained != first, "{retrained:?}");
         // Those predictions came before the new model, so they do not judge it.
-        let (_, _, kept, _) =
-            choose_model(&mut store, &config, l, &tracked(false), now + 180).unwrap();
+        let kept = choose_model(&mut store, &config, l, &tracked(false), now + 180)
+            .unwrap()
+            .model_id;
         assert_eq!(kept, retrained);
     }
 
@@ -1253,16 +1160,19 @@ mod tests {
             ..RiskConfig::default()
         };
         let l = labels(&store, &config);
-        let (_, source, _, reason) = choose_model(&mut store, &config, l, &[], now).unwrap();
-        assert_eq!(source, Source::Prior);
-        let reason = reason.unwrap();
+        let chosen = choose_model(&mut store, &config, l, &[], now).unwrap();
+        assert_eq!(chosen.source, Source::Prior);
+        let reason = chosen.reason.unwrap();
         assert!(reason.contains("hold-out"), "{reason}");
         let first = store.latest_model().unwrap().unwrap();
-        assert_eq!(first.kind, FAILED_TRAINING);
+        assert_eq!(
+            choice::StoredKind::of(&first.kind),
+            choice::StoredKind::FailedTraining
+        );
         // The next run reuses the recorded failure: same reason, no new attempt.
-        let (_, source, _, again) = choose_model(&mut store, &config, l, &[], now + 60).unwrap();
-        assert_eq!(source, Source::Prior);
-        assert_eq!(again.as_deref(), Some(reason.as_str()));
+        let again = choose_model(&mut store, &config, l, &[], now + 60).unwrap();
+        assert_eq!(again.source, Source::Prior);
+        assert_eq!(again.reason.as_deref(), Some(reason.as_str()));
         assert_eq!(store.latest_model().unwrap().unwrap().id, first.id);
         // After `retrain_days` it is tried again.
         let later = now + 31 * 86_400;

@@ -17,6 +17,7 @@ pub mod quarantine;
 pub mod report;
 pub mod risk_level;
 pub mod run;
+pub mod time;
 pub mod xml_bounds;
 
 pub use report::{Counts, Failure, FailureKind, Outcome, Runner, TestCase};

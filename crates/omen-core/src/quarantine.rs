@@ -13,8 +13,15 @@
 //!   refused: that many flaky tests at once is an outage or a broken build, not flakiness. Manual
 //!   entries do not count: they are a person's decision, not evidence.
 
-use crate::flakiness::{Assessment, State};
+use std::collections::{HashMap, HashSet};
+
+use omen_metadata::quarantine::{
+    Mode, QUARANTINE_VERSION, QuarantineEntry, QuarantineFile, Source,
+};
+
+use crate::flakiness::{Assessment, State, explain};
 use crate::history::TestHistory;
+use crate::time::{format_rfc3339, parse_rfc3339};
 
 /// Quarantine thresholds.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -169,6 +176,169 @@ pub fn guard(quarantined: usize, suite: usize, policy: &QuarantinePolicy) -> Opt
     })
 }
 
+/// A test the history knows that regeneration must consider: in the previous file, or flaky now.
+#[derive(Debug, Clone)]
+pub struct Candidate {
+    /// Identity hash (what release records are keyed by).
+    pub key_hash: u64,
+    /// The runner-native selector.
+    pub selector: String,
+    /// The runner, as stored.
+    pub runner: String,
+    /// Normalised scope.
+    pub scope: String,
+    /// Normalised name.
+    pub name: String,
+    /// Normalised file.
+    pub file: Option<String>,
+    /// Its default-branch history.
+    pub history: TestHistory,
+    /// Its assessment.
+    pub assessment: Assessment,
+}
+
+/// What the history says, for [`regenerate`].
+#[derive(Debug, Clone, Default)]
+pub struct QuarantineInputs {
+    /// Candidates by stored key (`scope::name`).
+    pub candidates: HashMap<String, Candidate>,
+    /// Identity hashes of tests Omen released automatically before.
+    pub released_before: HashSet<u64>,
+    /// Tests with default-branch history (the guard's suite size).
+    pub suite: usize,
+}
+
+/// A regenerated quarantine, not yet written.
+#[derive(Debug, Clone)]
+pub struct Regenerated {
+    /// The new file.
+    pub file: QuarantineFile,
+    /// What changed against the previous file, in the order it happened.
+    pub changes: Vec<QuarantineChange>,
+    /// Identity hashes released now (to record, so a test that bounces back stays in).
+    pub releases: Vec<u64>,
+    /// Tests with default-branch history.
+    pub suite: usize,
+}
+
+impl Regenerated {
+    /// Why the guard refuses this quarantine, if it does. Only automatic entries count: a
+    /// person's manual entries are not a sign of an outage.
+    pub fn refusal(&self, policy: &QuarantinePolicy) -> Option<String> {
+        let automatic = self
+            .file
+            .tests
+            .iter()
+            .filter(|e| e.source == Source::Auto)
+            .count();
+        guard(automatic, self.suite, policy)
+    }
+}
+
+/// The quarantine file that follows `previous` given what the history says (`evidence`) at `now`: every
+/// entry of `previous` decided by [`decide`] (kept in its place), then the newly flaky tests in
+/// key order with `mode`.
+pub fn regenerate(
+    previous: &QuarantineFile,
+    evidence: &QuarantineInputs,
+    policy: &QuarantinePolicy,
+    mode: Mode,
+    now: i64,
+) -> Regenerated {
+    let mut changes = Vec::new();
+    let mut entries = Vec::new();
+    let mut releases = Vec::new();
+    let expires = format_rfc3339(now + policy.expires_days * 86_400);
+    let change = |kind, entry: &QuarantineEntry| QuarantineChange {
+        kind,
+        key: entry.id.clone(),
+        selector: entry.selector.clone(),
+    };
+    for entry in &previous.tests {
+        let existing = Existing {
+            manual: entry.source == Source::Manual,
+            auto_release: entry.auto_release,
+            // An unreadable expiry counts as expired: the entry is renewed or dropped, never kept forever.
+            expires_at: parse_rfc3339(&entry.expires).unwrap_or(0),
+        };
+        let known = evidence.candidates.get(&entry.id);
+        let released = known.is_some_and(|c| evidence.released_before.contains(&c.key_hash));
+        match decide(
+            Some(existing),
+            known.map(|c| (&c.history, &c.assessment)),
+            released,
+            now,
+            policy,
+        ) {
+            Decision::Keep | Decision::Leave | Decision::Add { .. } => entries.push(entry.clone()),
+            Decision::Renew => entries.push(QuarantineEntry {
+                expires: expires.clone(),
+                ..entry.clone()
+            }),
+            Decision::Release => {
+                changes.push(change(ChangeKind::Released, entry));
+                releases.extend(known.map(|c| c.key_hash));
+            }
+            Decision::RemoveBroken => changes.push(change(ChangeKind::RemovedBroken, entry)),
+            Decision::DropUnknown => changes.push(change(ChangeKind::Dropped, entry)),
+        }
+    }
+    let listed: HashSet<&str> = previous.tests.iter().map(|e| e.id.as_str()).collect();
+    let mut new: Vec<(&String, &Candidate)> = evidence
+        .candidates
+        .iter()
+        .filter(|(key, c)| c.assessment.state == State::Flaky && !listed.contains(key.as_str()))
+        .collect();
+    new.sort_by(|a, b| a.0.cmp(b.0));
+    for (key, c) in new {
+        let released = evidence.released_before.contains(&c.key_hash);
+        let Decision::Add { auto_release } = decide(
+            None,
+            Some((&c.history, &c.assessment)),
+            released,
+            now,
+            policy,
+        ) else {
+            continue;
+        };
+        changes.push(QuarantineChange {
+            kind: ChangeKind::Added,
+            key: key.clone(),
+            selector: c.selector.clone(),
+        });
+        entries.push(QuarantineEntry {
+            id: key.clone(),
+            selector: c.selector.clone(),
+            runner: c.runner.clone(),
+            classname: c.scope.clone(),
+            name: c.name.clone(),
+            file: c.file.clone(),
+            reason: if auto_release {
+                "flaky on the default branch".to_owned()
+            } else {
+                "flaky again after an automatic release: release it by hand".to_owned()
+            },
+            score: Some((c.assessment.score * 10_000.0).round() / 10_000.0),
+            evidence: Some(explain(&c.assessment)),
+            added: format_rfc3339(now),
+            expires: expires.clone(),
+            owner: None,
+            mode,
+            source: Source::Auto,
+            auto_release,
+        });
+    }
+    Regenerated {
+        file: QuarantineFile {
+            version: QUARANTINE_VERSION,
+            tests: entries,
+        },
+        changes,
+        releases,
+        suite: evidence.suite,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -295,5 +465,165 @@ mod tests {
         assert_eq!(guard(5, 100, &p), None);
         assert!(guard(6, 100, &p).unwrap().contains("6 of 100 tests"));
         assert_eq!(guard(1, 3, &p), None, "one test may always be quarantined");
+    }
+
+    fn candidate(name: &str, state: State, history: TestHistory) -> (String, Candidate) {
+        let key = crate::identity::key_of("pkg.mod", name);
+        let c = Candidate {
+            key_hash: crate::hash::fnv1a64(key.as_bytes()),
+            selector: format!("pkg/mod.py::{name}"),
+            runner: "pytest".to_owned(),
+            scope: "pkg.mod".to_owned(),
+            name: name.to_owned(),
+            file: Some("pkg/mod.py".to_owned()),
+            history,
+            assessment: assessment(state),
+        };
+        (key, c)
+    }
+
+    fn entry(key: &str, source: Source, expires: &str) -> QuarantineEntry {
+        QuarantineEntry {
+            id: key.to_owned(),
+            selector: format!("sel {key}"),
+            runner: "pytest".to_owned(),
+            classname: "pkg.mod".to_owned(),
+            name: key.rsplit("::").next().unwrap_or(key).to_owned(),
+            file: None,
+            reason: "flaky on the default branch".to_owned(),
+            score: None,
+            evidence: None,
+            added: "2026-01-01T00:00:00Z".to_owned(),
+            expires: expires.to_owned(),
+            owner: None,
+            mode: Mode::RunIgnore,
+            source,
+            auto_release: true,
+        }
+    }
+
+    #[test]
+    fn regeneration_keeps_order_adds_sorted_and_reports_every_change() {
+        let p = QuarantinePolicy::default();
+        let now = 100 * DAY;
+        let quiet = TestHistory {
+            clean_runs: p.release_runs,
+            last_failure_at: now - (p.release_days + 1) * DAY,
+            ..TestHistory::default()
+        };
+        let (fixed, fixed_c) = candidate("test_fixed", State::Stable, quiet);
+        let (broken, broken_c) = candidate("test_broken", State::Broken, TestHistory::default());
+        let (b_new, b_c) = candidate("test_b", State::Flaky, TestHistory::default());
+        let (a_new, a_c) = candidate("test_a", State::Flaky, TestHistory::default());
+        let (back, back_c) = candidate("test_back", State::Flaky, TestHistory::default());
+        let released_before: HashSet<u64> = [back_c.key_hash].into();
+        let evidence = QuarantineInputs {
+            candidates: [
+                (fixed.clone(), fixed_c.clone()),
+                (broken.clone(), broken_c),
+                (b_new.clone(), b_c),
+                (a_new.clone(), a_c),
+                (back.clone(), back_c),
+            ]
+            .into(),
+            released_before,
+            suite: 1000,
+        };
+        let future = "2099-01-01T00:00:00Z";
+        let previous = QuarantineFile {
+            version: QUARANTINE_VERSION,
+            tests: vec![
+                entry("manual::kept", Source::Manual, "2000-01-01T00:00:00Z"),
+                entry(&fixed, Source::Auto, future),
+                entry(&broken, Source::Auto, future),
+                entry("gone::renamed", Source::Auto, "1970-01-02T00:00:00Z"),
+            ],
+        };
+        let r = regenerate(&previous, &evidence, &p, Mode::Skip, now);
+        let ids: Vec<&str> = r.file.tests.iter().map(|e| e.id.as_str()).collect();
+        assert_eq!(
+            ids,
+            [
+                "manual::kept",
+                a_new.as_str(),
+                b_new.as_str(),
+                back.as_str()
+            ]
+        );
+        let changes: Vec<(ChangeKind, &str)> =
+            r.changes.iter().map(|c| (c.kind, c.key.as_str())).collect();
+        assert_eq!(
+            changes,
+            [
+                (ChangeKind::Released, fixed.as_str()),
+                (ChangeKind::RemovedBroken, broken.as_str()),
+                (ChangeKind::Dropped, "gone::renamed"),
+                (ChangeKind::Added, a_new.as_str()),
+                (ChangeKind::Added, b_new.as_str()),
+                (ChangeKind::Added, back.as_str()),
+            ]
+        );
+        assert_eq!(r.releases, [fixed_c.key_hash]);
+        let added = &r.file.tests[1];
+        assert_eq!(added.mode, Mode::Skip);
+        assert_eq!(
+            added.selector, "pkg/mod.py::test_a",
+            "humans see the selector"
+        );
+        assert_eq!(added.added, "1970-04-11T00:00:00Z");
+        assert!(added.auto_release);
+        let bounced = &r.file.tests[3];
+        assert!(
+            !bounced.auto_release,
+            "a test back after a release stays until a person decides"
+        );
+        assert!(bounced.reason.contains("release it by hand"));
+        assert_eq!(r.refusal(&p), None);
+    }
+
+    #[test]
+    fn an_expired_entry_of_a_known_test_is_renewed_and_the_guard_ignores_manual_entries() {
+        let p = QuarantinePolicy::default();
+        let now = 10 * DAY;
+        let (key, c) = candidate("test_x", State::Flaky, TestHistory::default());
+        let evidence = QuarantineInputs {
+            candidates: [(key.clone(), c)].into(),
+            released_before: HashSet::new(),
+            suite: 20,
+        };
+        let previous = QuarantineFile {
+            version: QUARANTINE_VERSION,
+            tests: vec![
+                entry(&key, Source::Auto, "not a time"),
+                entry("m::1", Source::Manual, "2099-01-01T00:00:00Z"),
+                entry("m::2", Source::Manual, "2099-01-01T00:00:00Z"),
+            ],
+        };
+        let r = regenerate(&previous, &evidence, &p, Mode::RunIgnore, now);
+        assert_eq!(r.file.tests.len(), 3);
+        assert_eq!(
+            r.file.tests[0].expires,
+            format_rfc3339(now + p.expires_days * DAY),
+            "an unreadable expiry counts as expired and is renewed"
+        );
+        assert!(r.changes.is_empty());
+        assert_eq!(
+            r.refusal(&p),
+            None,
+            "3 entries of 20, but only one is automatic"
+        );
+        let crowded = Regenerated {
+            suite: 2,
+            ..r.clone()
+        };
+        assert_eq!(
+            crowded.refusal(&p),
+            None,
+            "one automatic entry is always allowed"
+        );
+        let mut two = r;
+        two.file.tests[1].source = Source::Auto;
+        two.suite = 2;
+        assert!(two.refusal(&p).is_some());
     }
 }

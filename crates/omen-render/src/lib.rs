@@ -249,36 +249,69 @@ pub fn annotations(report: &CiReport) -> Vec<String> {
 
 fn body(report: &CiReport, rows: usize, full: bool) -> String {
     let mut s = String::new();
-    let new = report.of(|c| matches!(c, FailureClass::New));
-    let broken = report.of(|c| matches!(c, FailureClass::FailingOnDefault { .. }));
-    let flaky = report.of(|c| matches!(c, FailureClass::KnownFlaky { .. }));
-    let quarantined = report.of(|c| matches!(c, FailureClass::Quarantined { .. }));
+    let _ = writeln!(s, "{}\n", headline(report));
+    totals_line(&mut s, report);
+    if let Some(r) = &report.risk {
+        risk_section(&mut s, r, rows);
+    }
+    failure_sections(&mut s, report, rows);
+    quarantine_changes(&mut s, report, rows);
+    slow_regressions(&mut s, report, rows);
+    for (path, reason) in &report.unusable {
+        let _ = writeln!(
+            s,
+            "> unusable report {}: {}\n",
+            escape::inline(path, 200),
+            escape::inline(reason, 300)
+        );
+    }
+    if !full && let Some(url) = report.summary_url.as_deref().filter(|u| safe_url(u)) {
+        let _ = writeln!(s, "<sub>Details in the [job summary]({url}).</sub>");
+    }
+    s
+}
+
+/// `### Omen: …`: all passed, or how many failed and of which kind.
+fn headline(report: &CiReport) -> String {
     let t = &report.totals;
-    let headline = if report.failures.is_empty() {
-        match t.tests {
+    if report.failures.is_empty() {
+        return match t.tests {
             1 => "### Omen: the 1 test passed".to_owned(),
             n => format!("### Omen: all {n} tests passed"),
+        };
+    }
+    let count = |pick: fn(&FailureClass) -> bool| report.of(pick).len();
+    let mut parts = Vec::new();
+    for (n, what) in [
+        (count(|c| matches!(c, FailureClass::New)), "new"),
+        (
+            count(|c| matches!(c, FailureClass::FailingOnDefault { .. })),
+            "also failing on the default branch",
+        ),
+        (
+            count(|c| matches!(c, FailureClass::KnownFlaky { .. })),
+            "known flaky, excused",
+        ),
+        (
+            count(|c| matches!(c, FailureClass::Quarantined { .. })),
+            "quarantined",
+        ),
+    ] {
+        if n > 0 {
+            parts.push(format!("{n} {what}"));
         }
-    } else {
-        let mut parts = Vec::new();
-        for (n, what) in [
-            (new.len(), "new"),
-            (broken.len(), "also failing on the default branch"),
-            (flaky.len(), "known flaky, excused"),
-            (quarantined.len(), "quarantined"),
-        ] {
-            if n > 0 {
-                parts.push(format!("{n} {what}"));
-            }
-        }
-        format!(
-            "### Omen: {} test{} failed — {}",
-            report.failures.len(),
-            if report.failures.len() == 1 { "" } else { "s" },
-            parts.join(", ")
-        )
-    };
-    let _ = writeln!(s, "{headline}\n");
+    }
+    format!(
+        "### Omen: {} test{} failed — {}",
+        report.failures.len(),
+        if report.failures.len() == 1 { "" } else { "s" },
+        parts.join(", ")
+    )
+}
+
+/// The counts, with their change against the latest default-branch run.
+fn totals_line(s: &mut String, report: &CiReport) {
+    let t = &report.totals;
     let delta = |now: u64, base: Option<u64>| match base {
         Some(b) if b != now => format!(" ({:+})", now as i64 - b as i64),
         _ => String::new(),
@@ -311,13 +344,14 @@ fn body(report: &CiReport, rows: usize, full: bool) -> String {
             .map(|c| format!(" · commit `{}`", short(c)))
             .unwrap_or_default(),
     );
-    if let Some(r) = &report.risk {
-        risk_section(&mut s, r, rows);
-    }
+}
+
+/// One table per kind of failure, most actionable first.
+fn failure_sections(s: &mut String, report: &CiReport, rows: usize) {
     section(
-        &mut s,
+        s,
         "❌ New failures — likely from this change",
-        &new,
+        &report.of(|c| matches!(c, FailureClass::New)),
         rows,
         |f| {
             f.message
@@ -327,9 +361,9 @@ fn body(report: &CiReport, rows: usize, full: bool) -> String {
         },
     );
     section(
-        &mut s,
+        s,
         "⚠️ Also failing on the default branch",
-        &broken,
+        &report.of(|c| matches!(c, FailureClass::FailingOnDefault { .. })),
         rows,
         |f| match &f.class {
             FailureClass::FailingOnDefault { since: Some(c) } => {
@@ -339,9 +373,9 @@ fn body(report: &CiReport, rows: usize, full: bool) -> String {
         },
     );
     section(
-        &mut s,
+        s,
         "🔁 Known flaky — excused",
-        &flaky,
+        &report.of(|c| matches!(c, FailureClass::KnownFlaky { .. })),
         rows,
         |f| match &f.class {
             FailureClass::KnownFlaky { score, evidence } => {
@@ -351,61 +385,57 @@ fn body(report: &CiReport, rows: usize, full: bool) -> String {
         },
     );
     section(
-        &mut s,
+        s,
         "🧊 Quarantined",
-        &quarantined,
+        &report.of(|c| matches!(c, FailureClass::Quarantined { .. })),
         rows,
         |f| match &f.class {
             FailureClass::Quarantined { mode } => escape::inline(mode, 20),
             _ => String::new(),
         },
     );
-    if !report.quarantine_changes.is_empty() {
+}
+
+fn quarantine_changes(s: &mut String, report: &CiReport, rows: usize) {
+    if report.quarantine_changes.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        s,
+        "<details><summary>Quarantine changes ({})</summary>\n",
+        report.quarantine_changes.len()
+    );
+    for change in report.quarantine_changes.iter().take(rows.max(20)) {
         let _ = writeln!(
             s,
-            "<details><summary>Quarantine changes ({})</summary>\n",
-            report.quarantine_changes.len()
+            "- {}: {}",
+            change.kind.describe(),
+            escape::inline(&change.selector, 300)
         );
-        for change in report.quarantine_changes.iter().take(rows.max(20)) {
-            let _ = writeln!(
-                s,
-                "- {}: {}",
-                change.kind.describe(),
-                escape::inline(&change.selector, 300)
-            );
-        }
-        let _ = writeln!(s, "\n</details>\n");
     }
-    if !report.slow.is_empty() {
+    let _ = writeln!(s, "\n</details>\n");
+}
+
+fn slow_regressions(s: &mut String, report: &CiReport, rows: usize) {
+    if report.slow.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        s,
+        "<details><summary>Slowest regressions ({})</summary>\n",
+        report.slow.len()
+    );
+    let _ = writeln!(s, "| test | this run | usual |\n| --- | ---: | ---: |");
+    for r in report.slow.iter().take(rows.clamp(1, 10)) {
         let _ = writeln!(
             s,
-            "<details><summary>Slowest regressions ({})</summary>\n",
-            report.slow.len()
-        );
-        let _ = writeln!(s, "| test | this run | usual |\n| --- | ---: | ---: |");
-        for r in report.slow.iter().take(rows.clamp(1, 10)) {
-            let _ = writeln!(
-                s,
-                "| {} | {:.2} s | {:.2} s |",
-                escape::inline(&r.name, 200),
-                f64::from(r.duration_ms) / 1000.0,
-                r.baseline_ms / 1000.0
-            );
-        }
-        let _ = writeln!(s, "\n</details>\n");
-    }
-    for (path, reason) in &report.unusable {
-        let _ = writeln!(
-            s,
-            "> unusable report {}: {}\n",
-            escape::inline(path, 200),
-            escape::inline(reason, 300)
+            "| {} | {:.2} s | {:.2} s |",
+            escape::inline(&r.name, 200),
+            f64::from(r.duration_ms) / 1000.0,
+            r.baseline_ms / 1000.0
         );
     }
-    if !full && let Some(url) = report.summary_url.as_deref().filter(|u| safe_url(u)) {
-        let _ = writeln!(s, "<sub>Details in the [job summary]({url}).</sub>");
-    }
-    s
+    let _ = writeln!(s, "\n</details>\n");
 }
 
 fn risk_section(s: &mut String, r: &RiskSection, rows: usize) {

@@ -354,8 +354,85 @@ pub fn heuristic_model() -> RiskModel {
     }
 }
 
+/// A factor of the model or of the second stage, ranked with the others by size.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ranked {
+    /// Change of probability it explains.
+    pub effect: f64,
+    /// `+ words` or `− words`.
+    pub line: String,
+    /// The signal, for a second-stage factor.
+    pub signal: Option<crate::signals::Signal>,
+}
+
+impl From<&Factor> for Ranked {
+    fn from(f: &Factor) -> Ranked {
+        Ranked {
+            effect: f.effect,
+            line: f.line(),
+            signal: None,
+        }
+    }
+}
+
+/// What the report shows: the `max` largest factors of model and signals together, and the
+/// signal lines not already shown as a factor (with its direction, a signal is not listed twice).
+pub fn rank(
+    mut factors: Vec<Ranked>,
+    signal_lines: Vec<(crate::signals::Signal, String)>,
+    max: usize,
+) -> (Vec<String>, Vec<String>) {
+    factors.sort_by(|x, y| y.effect.abs().total_cmp(&x.effect.abs()));
+    factors.truncate(max);
+    let lines = signal_lines
+        .into_iter()
+        .filter(|(s, _)| !factors.iter().any(|f| f.signal == Some(*s)))
+        .map(|(_, line)| line)
+        .collect();
+    (factors.into_iter().map(|f| f.line).collect(), lines)
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn factors_rank_by_size_and_a_signal_shown_as_one_is_not_listed_again() {
+        use crate::signals::Signal;
+        let f = |effect: f64, line: &str, signal| Ranked {
+            effect,
+            line: line.to_owned(),
+            signal,
+        };
+        let (factors, signals) = rank(
+            vec![
+                f(0.02, "+ small", None),
+                f(-0.30, "− big", None),
+                f(0.10, "+ 3 authors", Some(Signal::Authors)),
+                f(0.05, "+ mid", None),
+            ],
+            vec![
+                (Signal::Authors, "3 authors in this change".to_owned()),
+                (Signal::ReviewHours, "pull request open for 5 h".to_owned()),
+            ],
+            3,
+        );
+        assert_eq!(factors, ["− big", "+ 3 authors", "+ mid"]);
+        assert_eq!(signals, ["pull request open for 5 h"]);
+        let (factors, signals) = rank(
+            vec![
+                f(0.2, "+ a", None),
+                f(0.1, "+ 3 authors", Some(Signal::Authors)),
+            ],
+            vec![(Signal::Authors, "3 authors in this change".to_owned())],
+            1,
+        );
+        assert_eq!(factors, ["+ a"]);
+        assert_eq!(
+            signals,
+            ["3 authors in this change"],
+            "cut from the factors, so listed"
+        );
+    }
+
     use super::*;
 
     #[test]

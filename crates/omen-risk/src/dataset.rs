@@ -118,66 +118,9 @@ pub fn read(
                 column: name,
             })
     };
-    let spec: Vec<(&'static str, Option<Feature>)> = match layout {
-        Layout::Issta21 => vec![
-            ("_id", None),
-            ("date", None),
-            ("bug", None),
-            ("ns", Some(Feature::Ns)),
-            ("nd", Some(Feature::Nd)),
-            ("nf", Some(Feature::Nf)),
-            ("entrophy", Some(Feature::Entropy)),
-            ("la", Some(Feature::La)),
-            ("ld", Some(Feature::Ld)),
-            ("lt", Some(Feature::Lt)),
-            ("fix", Some(Feature::Fix)),
-            ("ndev", Some(Feature::Ndev)),
-            ("age", Some(Feature::Age)),
-            ("nuc", Some(Feature::Nuc)),
-            ("exp", Some(Feature::Exp)),
-            ("rexp", Some(Feature::Rexp)),
-            ("sexp", Some(Feature::Sexp)),
-        ],
-        Layout::Kamei => vec![
-            ("transactionid", None),
-            ("commitdate", None),
-            ("bug", None),
-            ("ns", Some(Feature::Ns)),
-            ("nm", Some(Feature::Nd)),
-            ("nf", Some(Feature::Nf)),
-            ("entropy", Some(Feature::Entropy)),
-            ("la", Some(Feature::La)),
-            ("ld", Some(Feature::Ld)),
-            ("lt", Some(Feature::Lt)),
-            ("fix", Some(Feature::Fix)),
-            ("ndev", Some(Feature::Ndev)),
-            ("pd", Some(Feature::Age)),
-            ("npt", Some(Feature::Nuc)),
-            ("exp", Some(Feature::Exp)),
-            ("rexp", Some(Feature::Rexp)),
-            ("sexp", Some(Feature::Sexp)),
-        ],
-        Layout::ApacheJit => vec![
-            ("commit_id", None),
-            ("author_date", None),
-            ("buggy", None),
-            ("ns", Some(Feature::Ns)),
-            ("nd", Some(Feature::Nd)),
-            ("nf", Some(Feature::Nf)),
-            ("ent", Some(Feature::Entropy)),
-            ("la", Some(Feature::La)),
-            ("ld", Some(Feature::Ld)),
-            ("fix", Some(Feature::Fix)),
-            ("ndev", Some(Feature::Ndev)),
-            ("age", Some(Feature::Age)),
-            ("nuc", Some(Feature::Nuc)),
-            ("aexp", Some(Feature::Exp)),
-            ("arexp", Some(Feature::Rexp)),
-            ("asexp", Some(Feature::Sexp)),
-        ],
-    };
+    let spec = layout.columns();
     let mut index = Vec::with_capacity(spec.len());
-    for (name, feature) in &spec {
+    for (name, feature) in spec {
         index.push((*name, col(name)?, *feature));
     }
     let mut out = Vec::new();
@@ -185,7 +128,22 @@ pub fn read(
         if line.trim().is_empty() {
             continue;
         }
-        let line_no = i + 1;
+        out.push(read_row(layout, &index, i + 1, line)?);
+    }
+    // What is typical lately is read off the changes before each one.
+    out.sort_by_key(|c| c.time);
+    crate::typical::fill(out.iter_mut().map(|c| &mut c.features));
+    Ok((layout, out))
+}
+
+/// One CSV row: (column name, column index, feature) for id, time, label, then the features.
+fn read_row(
+    layout: Layout,
+    index: &[(&'static str, usize, Option<Feature>)],
+    line_no: usize,
+    line: &str,
+) -> Result<LabelledChange, DatasetError> {
+    {
         let cells = split_csv(line);
         let cell = |c: usize, name: &str| -> Result<&str, DatasetError> {
             cells
@@ -237,17 +195,77 @@ pub fn read(
             }
             Layout::Issta21 => {}
         }
-        out.push(LabelledChange {
+        Ok(LabelledChange {
             id,
             time,
             features,
             risky,
-        });
+        })
     }
-    // What is typical lately is read off the changes before each one.
-    out.sort_by_key(|c| c.time);
-    crate::typical::fill(out.iter_mut().map(|c| &mut c.features));
-    Ok((layout, out))
+}
+
+impl Layout {
+    /// The columns read, in order: id, time, label, then the features each maps to.
+    fn columns(self) -> &'static [(&'static str, Option<Feature>)] {
+        match self {
+            Layout::Issta21 => &[
+                ("_id", None),
+                ("date", None),
+                ("bug", None),
+                ("ns", Some(Feature::Ns)),
+                ("nd", Some(Feature::Nd)),
+                ("nf", Some(Feature::Nf)),
+                ("entrophy", Some(Feature::Entropy)),
+                ("la", Some(Feature::La)),
+                ("ld", Some(Feature::Ld)),
+                ("lt", Some(Feature::Lt)),
+                ("fix", Some(Feature::Fix)),
+                ("ndev", Some(Feature::Ndev)),
+                ("age", Some(Feature::Age)),
+                ("nuc", Some(Feature::Nuc)),
+                ("exp", Some(Feature::Exp)),
+                ("rexp", Some(Feature::Rexp)),
+                ("sexp", Some(Feature::Sexp)),
+            ],
+            Layout::Kamei => &[
+                ("transactionid", None),
+                ("commitdate", None),
+                ("bug", None),
+                ("ns", Some(Feature::Ns)),
+                ("nm", Some(Feature::Nd)),
+                ("nf", Some(Feature::Nf)),
+                ("entropy", Some(Feature::Entropy)),
+                ("la", Some(Feature::La)),
+                ("ld", Some(Feature::Ld)),
+                ("lt", Some(Feature::Lt)),
+                ("fix", Some(Feature::Fix)),
+                ("ndev", Some(Feature::Ndev)),
+                ("pd", Some(Feature::Age)),
+                ("npt", Some(Feature::Nuc)),
+                ("exp", Some(Feature::Exp)),
+                ("rexp", Some(Feature::Rexp)),
+                ("sexp", Some(Feature::Sexp)),
+            ],
+            Layout::ApacheJit => &[
+                ("commit_id", None),
+                ("author_date", None),
+                ("buggy", None),
+                ("ns", Some(Feature::Ns)),
+                ("nd", Some(Feature::Nd)),
+                ("nf", Some(Feature::Nf)),
+                ("ent", Some(Feature::Entropy)),
+                ("la", Some(Feature::La)),
+                ("ld", Some(Feature::Ld)),
+                ("fix", Some(Feature::Fix)),
+                ("ndev", Some(Feature::Ndev)),
+                ("age", Some(Feature::Age)),
+                ("nuc", Some(Feature::Nuc)),
+                ("aexp", Some(Feature::Exp)),
+                ("arexp", Some(Feature::Rexp)),
+                ("asexp", Some(Feature::Sexp)),
+            ],
+        }
+    }
 }
 
 /// Undo Kamei 2013's normalisations: `lt` per file, `la`/`ld` per line of `lt`, `npt` per file,

@@ -14,6 +14,7 @@
 //! Like `omen-core`, this crate does no I/O: callers hand it rows and the current time.
 
 pub mod assess;
+pub mod choice;
 pub mod dataset;
 pub mod evaluate;
 pub mod features;

@@ -187,10 +187,7 @@ pub fn fit(rows: &[TrackedRow], config: &SignalConfig) -> Result<SignalModel, Un
     rows.sort_by_key(|r| r.at);
     let risky = rows.iter().filter(|r| r.risky).count();
     let samples = rows.len();
-    if samples < config.min_samples
-        || risky < config.min_per_class
-        || samples - risky < config.min_per_class
-    {
+    if !crate::choice::enough_per_class(samples, risky, config.min_samples, config.min_per_class) {
         return Err(Unused::TooFew {
             samples,
             risky,
@@ -304,6 +301,25 @@ impl SignalModel {
     /// The adjusted probability.
     pub fn probability(&self, base_probability: f64, signals: &Signals) -> f64 {
         self.fitted.probability(base_probability, signals)
+    }
+
+    /// The signals worth naming as risk factors: known ones whose effect reaches
+    /// [`crate::assess::MIN_EFFECT`], in words with their direction.
+    pub fn factors(&self, base_probability: f64, signals: &Signals) -> Vec<crate::assess::Ranked> {
+        self.effects(base_probability, signals)
+            .into_iter()
+            .filter_map(|e| {
+                let v = signals.get(e.signal)?;
+                (e.effect.abs() >= crate::assess::MIN_EFFECT).then(|| {
+                    let sign = if e.effect >= 0.0 { '+' } else { '−' };
+                    crate::assess::Ranked {
+                        effect: e.effect,
+                        line: format!("{sign} {}", e.signal.describe(v)),
+                        signal: Some(e.signal),
+                    }
+                })
+            })
+            .collect()
     }
 
     /// Each *known* signal's effect on the adjusted probability: the probability minus the

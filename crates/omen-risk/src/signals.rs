@@ -134,9 +134,193 @@ impl Signals {
     }
 }
 
+/// One recorded deploy, as the signals read it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Deploy<'a> {
+    /// When, unix seconds.
+    pub at: i64,
+    /// How it ended.
+    pub outcome: omen_core::deploy::DeployOutcome,
+    /// Where to.
+    pub environment: &'a str,
+}
+
+/// What Omen knows about a change besides its diff; `None` where it could not know.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Observed<'a> {
+    /// Failing tests that are neither known flaky nor failing on the default branch.
+    pub new_failures: Option<u64>,
+    /// Tests in this run minus tests in the latest default-branch run.
+    pub test_delta: Option<i64>,
+    /// Distinct authors of the change's commits.
+    pub authors: Option<usize>,
+    /// Every recorded deploy.
+    pub deploys: &'a [Deploy<'a>],
+    /// When this change's pull request was opened.
+    pub pr_opened_at: Option<i64>,
+    /// On a default-branch push, the merged pull request: (number, hours open before merging).
+    pub merged_pull: Option<(u64, f64)>,
+}
+
+/// Days of deploys the change failure rate covers.
+pub const FAILURE_RATE_DAYS: i64 = 30;
+
+/// The change's signal values, and a line for each one worth showing (a zero count or a single
+/// author is not news), tagged with its signal so one already shown as a factor is not repeated.
+pub fn observe(o: &Observed<'_>, now: i64) -> (Vec<(Signal, String)>, Signals) {
+    let mut lines = Vec::new();
+    let mut values = Signals::default();
+    if let Some(n) = o.new_failures {
+        values.set(Signal::NewFailures, n as f64);
+        if n > 0 {
+            lines.push((Signal::NewFailures, Signal::NewFailures.describe(n as f64)));
+        }
+    }
+    if let Some(d) = o.test_delta {
+        values.set(Signal::TestDelta, d as f64);
+        if d != 0 {
+            lines.push((Signal::TestDelta, Signal::TestDelta.describe(d as f64)));
+        }
+    }
+    if let Some(authors) = o.authors {
+        values.set(Signal::Authors, authors as f64);
+        if authors > 1 {
+            lines.push((Signal::Authors, format!("{authors} authors in this change")));
+        }
+    }
+    if let Some(last) = o
+        .deploys
+        .iter()
+        .filter(|d| d.outcome == omen_core::deploy::DeployOutcome::Success)
+        .max_by_key(|d| d.at)
+    {
+        let h = (now - last.at).max(0) as f64 / 3600.0;
+        values.set(Signal::HoursSinceDeploy, h);
+        lines.push((
+            Signal::HoursSinceDeploy,
+            format!(
+                "last successful deploy {} ago ({})",
+                hours(h),
+                last.environment
+            ),
+        ));
+    }
+    let window = now - FAILURE_RATE_DAYS * 86_400;
+    let recent: Vec<&Deploy<'_>> = o.deploys.iter().filter(|d| d.at >= window).collect();
+    if !recent.is_empty() {
+        let failed = recent.iter().filter(|d| d.outcome.labels_risky()).count();
+        let rate = failed as f64 / recent.len() as f64;
+        values.set(Signal::ChangeFailureRate, rate);
+        lines.push((
+            Signal::ChangeFailureRate,
+            format!(
+                "change failure rate {:.0}% over the last {FAILURE_RATE_DAYS} days ({failed} of {} deploys failed or were rolled back)",
+                rate * 100.0,
+                recent.len()
+            ),
+        ));
+    }
+    if let Some(opened) = o.pr_opened_at {
+        let h = (now - opened).max(0) as f64 / 3600.0;
+        values.set(Signal::ReviewHours, h);
+        lines.push((
+            Signal::ReviewHours,
+            format!("pull request open for {}", hours(h)),
+        ));
+    } else if let Some((number, h)) = o.merged_pull {
+        values.set(Signal::ReviewHours, h);
+        lines.push((
+            Signal::ReviewHours,
+            format!(
+                "pull request #{number} was open for {} before it was merged",
+                hours(h)
+            ),
+        ));
+    }
+    (lines, values)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn observed_signals_are_recorded_and_only_news_is_shown() {
+        use omen_core::deploy::DeployOutcome;
+        const H: i64 = 3600;
+        let now = 1_000 * 86_400;
+        let deploys = [
+            Deploy {
+                at: now - 100 * 86_400,
+                outcome: DeployOutcome::Failure,
+                environment: "prod",
+            },
+            Deploy {
+                at: now - 10 * H,
+                outcome: DeployOutcome::Success,
+                environment: "prod",
+            },
+            Deploy {
+                at: now - 5 * H,
+                outcome: DeployOutcome::RolledBack,
+                environment: "prod",
+            },
+            Deploy {
+                at: now - 2 * H,
+                outcome: DeployOutcome::Success,
+                environment: "staging",
+            },
+        ];
+        let quiet = Observed {
+            new_failures: Some(0),
+            test_delta: Some(0),
+            authors: Some(1),
+            ..Observed::default()
+        };
+        let (lines, values) = observe(&quiet, now);
+        assert!(lines.is_empty(), "{lines:?}");
+        assert_eq!(
+            values.get(Signal::NewFailures),
+            Some(0.0),
+            "recorded even when not shown"
+        );
+        assert_eq!(values.get(Signal::Authors), Some(1.0));
+        assert_eq!(values.get(Signal::HoursSinceDeploy), None);
+
+        let busy = Observed {
+            new_failures: Some(3),
+            test_delta: Some(-2),
+            authors: Some(2),
+            deploys: &deploys,
+            pr_opened_at: Some(now - 30 * H),
+            merged_pull: Some((7, 99.0)),
+        };
+        let (lines, values) = observe(&busy, now);
+        let shown: Vec<Signal> = lines.iter().map(|(s, _)| *s).collect();
+        assert_eq!(shown, Signal::ALL);
+        assert_eq!(
+            values.get(Signal::HoursSinceDeploy),
+            Some(2.0),
+            "the newest success"
+        );
+        assert!(lines[3].1.contains("(staging)"), "{}", lines[3].1);
+        // 3 deploys in 30 days, one rolled back; the failure 100 days ago is outside the window.
+        assert!((values.get(Signal::ChangeFailureRate).unwrap() - 1.0 / 3.0).abs() < 1e-9);
+        assert!(lines[4].1.contains("1 of 3 deploys"), "{}", lines[4].1);
+        assert_eq!(
+            values.get(Signal::ReviewHours),
+            Some(30.0),
+            "the open pull request wins"
+        );
+
+        let pushed = Observed {
+            merged_pull: Some((7, 5.0)),
+            ..Observed::default()
+        };
+        let (lines, values) = observe(&pushed, now);
+        assert_eq!(values.get(Signal::ReviewHours), Some(5.0));
+        assert!(lines[0].1.contains("#7 was open for 5 h"), "{}", lines[0].1);
+    }
 
     #[test]
     fn values_are_described_in_words() {

@@ -286,9 +286,7 @@ fn logistic_start(cs: &[&LabelledChange], config: &TrainConfig) -> usize {
 /// class.
 fn enough_to_train(cs: &[&LabelledChange], config: &TrainConfig) -> bool {
     let risky = cs.iter().filter(|c| c.risky).count();
-    cs.len() >= config.min_samples
-        && risky >= config.min_per_class
-        && cs.len() - risky >= config.min_per_class
+    crate::choice::enough_per_class(cs.len(), risky, config.min_samples, config.min_per_class)
 }
 
 fn has_both(cs: &[&LabelledChange]) -> bool {

@@ -132,127 +132,18 @@ impl Store {
                 ..IngestOutcome::default()
             });
         }
-        // One result per identity (scope and name, not only the hash), the last one winning;
-        // callers fold retries before this.
-        let mut last: HashMap<(&str, &str), usize> = HashMap::with_capacity(results.len());
-        for (i, r) in results.iter().enumerate() {
-            last.insert((r.scope.as_str(), r.name.as_str()), i);
-        }
-        if last.len() != results.len() {
-            let keep: std::collections::HashSet<usize> = last.into_values().collect();
-            let mut i = 0;
-            results.retain(|_| {
-                let k = keep.contains(&i);
-                i += 1;
-                k
-            });
-        }
-        let ran = results
-            .iter()
-            .filter(|r| r.outcome != Outcome::Skipped)
-            .count();
-        let failed = results.iter().filter(|r| r.outcome.is_failure()).count();
-        let skipped = results.len() - ran;
-        let mixed = results.iter().filter(|r| r.mixed).count();
-        let outage = config.outage.applies(ran, failed);
-        let duration_ms: u64 = results
-            .iter()
-            .filter_map(|r| r.duration_ms)
-            .map(u64::from)
-            .sum();
-        let is_default = meta.is_default_branch();
-        tx.execute(
-            "INSERT INTO runs (run_key, run_id, attempt, job, commit_sha, branch, default_branch,
-                 pull_request, is_default, at, tests, failed, skipped, mixed, outage, duration_ms)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
-            params![
-                run_key,
-                meta.run_id,
-                meta.attempt,
-                meta.job,
-                meta.commit,
-                meta.branch,
-                meta.default_branch,
-                meta.pull_request.map(|n| n as i64),
-                is_default,
-                meta.at,
-                results.len() as i64,
-                failed as i64,
-                skipped as i64,
-                mixed as i64,
-                outage,
-                duration_ms as i64,
-            ],
-        )
-        .ctx(path, "insert the run")?;
-        let run = tx.last_insert_rowid();
+        keep_last_per_identity(&mut results);
+        let summary = RunSummary::of(&results, config, meta.is_default_branch());
+        let run = insert_run(&tx, path, meta, run_key, &summary)?;
         let commit = observed_commit(meta.commit.as_deref(), run_key);
-
         let mut packed = Vec::with_capacity(results.len());
-        let mut new_tests = 0u64;
-        {
-            let mut find = tx
-                .prepare_cached("SELECT id, scope, name, history FROM tests WHERE key_hash = ?1")
-                .ctx(path, "prepare the test lookup")?;
-            let mut insert = tx
-                .prepare_cached(
-                    "INSERT INTO tests (key_hash, scope, name, file, line, selector, runner, history)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
-                )
-                .ctx(path, "prepare the test insert")?;
-            let mut update = tx
-                .prepare_cached(
-                    "UPDATE tests SET history = ?2, file = coalesce(?3, file), line = coalesce(?4, line)
-                     WHERE id = ?1",
-                )
-                .ctx(path, "prepare the test update")?;
-            let mut insert_failure = tx
-                .prepare_cached(
-                    "INSERT OR REPLACE INTO failures (test_id, run, kind, type, message, text)
-                     VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                )
-                .ctx(path, "prepare the failure insert")?;
-
-            // A run that touches a large share of the tests reads them in one sequential scan
-            // instead of one index lookup each (100,000 lookups cost several times the scan).
-            let total: i64 = tx
-                .query_row("SELECT count(*) FROM tests", [], |r| r.get(0))
-                .ctx(path, "count tests")?;
-            let mut preloaded: Option<HashMap<u64, Preloaded, BuildU64>> = None;
-            if results.len() >= 1_000 && results.len() as i64 * 4 >= total {
-                let mut all =
-                    HashMap::with_capacity_and_hasher(total as usize, BuildU64::default());
-                let mut scan = tx
-                    .prepare("SELECT key_hash, id, scope, name, history FROM tests")
-                    .ctx(path, "prepare the test scan")?;
-                let mut rows = scan.query([]).ctx(path, "scan tests")?;
-                while let Some(row) = rows.next().ctx(path, "scan tests")? {
-                    let scope = row
-                        .get_ref(2)
-                        .ctx(path, "scan tests")?
-                        .as_str()
-                        .unwrap_or_default();
-                    let name = row
-                        .get_ref(3)
-                        .ctx(path, "scan tests")?
-                        .as_str()
-                        .unwrap_or_default();
-                    all.insert(
-                        row.get::<_, i64>(0).ctx(path, "scan tests")? as u64,
-                        Preloaded {
-                            id: row.get(1).ctx(path, "scan tests")?,
-                            check: identity_check(scope, name),
-                            history: row.get(4).ctx(path, "scan tests")?,
-                        },
-                    );
-                }
-                preloaded = Some(all);
-            }
+        let new_tests = {
+            let mut writer = TestWriter::prepare(&tx, path, results.len())?;
             for r in &results {
                 let observation = Observation {
                     outcome: r.outcome,
                     mixed: r.mixed,
-                    default_branch: is_default,
+                    default_branch: summary.is_default,
                     commit,
                     at: meta.at,
                     run: run as u64,
@@ -262,97 +153,10 @@ impl Store {
                         .as_ref()
                         .and_then(Failure::headline)
                         .map(failure_signature),
-                    outage,
+                    outage: summary.outage,
                 };
-                // Probe on hash collisions: the stored scope and name must match.
-                let mut slot = r.key_hash;
-                let mut found = None;
-                for _ in 0..8 {
-                    let lookup = match &mut preloaded {
-                        Some(all) => match all.get_mut(&slot) {
-                            None => Lookup::Missing,
-                            Some(p) if p.check != identity_check(&r.scope, &r.name) => {
-                                Lookup::Collision
-                            }
-                            // Leave the entry in place: a colliding test probes past it.
-                            Some(p) => Lookup::Found(p.id, std::mem::take(&mut p.history)),
-                        },
-                        None => match find
-                            .query_row([slot as i64], |row| {
-                                Ok((
-                                    row.get::<_, i64>(0)?,
-                                    row.get::<_, String>(1)?,
-                                    row.get::<_, String>(2)?,
-                                    row.get::<_, Vec<u8>>(3)?,
-                                ))
-                            })
-                            .optional()
-                            .ctx(path, "look up a test")?
-                        {
-                            None => Lookup::Missing,
-                            Some((_, scope, name, _)) if scope != r.scope || name != r.name => {
-                                Lookup::Collision
-                            }
-                            Some((id, _, _, history)) => Lookup::Found(id, history),
-                        },
-                    };
-                    match lookup {
-                        Lookup::Found(id, history) => {
-                            found = Some((id, history));
-                            break;
-                        }
-                        Lookup::Collision => slot = slot.wrapping_add(1),
-                        Lookup::Missing => break,
-                    }
-                }
-                let test_id = match found {
-                    Some((id, bytes)) => {
-                        let mut history = TestHistory::decode(&bytes).unwrap_or_else(|err| {
-                            tracing::warn!(test = %r.name, "stored history unreadable ({err}); starting it afresh");
-                            TestHistory::default()
-                        });
-                        history.observe(&observation);
-                        update
-                            .execute(params![id, history.encode(), r.file, r.line])
-                            .ctx(path, "update a test")?;
-                        id
-                    }
-                    None => {
-                        let runner = Runner::from_name(&r.runner);
-                        let derived = derive_selector(runner, &r.scope, &r.name, r.file.as_deref());
-                        let selector = (derived != r.selector).then_some(r.selector.as_str());
-                        let mut history = TestHistory::default();
-                        history.observe(&observation);
-                        insert
-                            .execute(params![
-                                slot as i64,
-                                r.scope,
-                                r.name,
-                                r.file,
-                                r.line,
-                                selector,
-                                r.runner,
-                                history.encode()
-                            ])
-                            .ctx(path, "insert a test")?;
-                        new_tests += 1;
-                        tx.last_insert_rowid()
-                    }
-                };
-                if let Some(f) = &r.failure
-                    && (r.outcome.is_failure() || r.mixed)
-                {
-                    insert_failure
-                        .execute(params![
-                            test_id,
-                            run,
-                            matches!(f.kind, Some(FailureKind::Error)) as i64,
-                            f.r#type,
-                            f.message,
-                            f.text
-                        ])
-                        .ctx(path, "store a failure")?;
-                }
+                let test_id = writer.observe(r, &observation)?;
+                writer.store_failure(test_id, run, r)?;
                 packed.push(Packed {
                     test_id,
                     outcome: r.outcome,
@@ -360,7 +164,8 @@ impl Store {
                     duration_ms: r.duration_ms,
                 });
             }
-        }
+            writer.new_tests
+        };
         tx.execute(
             "UPDATE runs SET results = ?2 WHERE id = ?1",
             params![run, pack(&mut packed)],
@@ -373,10 +178,299 @@ impl Store {
             run,
             stored: results.len() as u64,
             new_tests,
-            outage,
+            outage: summary.outage,
             compacted_runs,
         })
     }
+}
+
+/// One result per identity (scope and name, not only the hash), the last one winning; callers
+/// fold retries before this, so this only guards against a caller that did not.
+fn keep_last_per_identity(results: &mut Vec<ResultRecord>) {
+    let mut last: HashMap<(&str, &str), usize> = HashMap::with_capacity(results.len());
+    for (i, r) in results.iter().enumerate() {
+        last.insert((r.scope.as_str(), r.name.as_str()), i);
+    }
+    if last.len() == results.len() {
+        return;
+    }
+    let keep: std::collections::HashSet<usize> = last.into_values().collect();
+    let mut i = 0;
+    results.retain(|_| {
+        let k = keep.contains(&i);
+        i += 1;
+        k
+    });
+}
+
+/// The run row's counts.
+struct RunSummary {
+    tests: usize,
+    failed: usize,
+    skipped: usize,
+    mixed: usize,
+    outage: bool,
+    duration_ms: u64,
+    is_default: bool,
+}
+
+impl RunSummary {
+    fn of(results: &[ResultRecord], config: &StoreConfig, is_default: bool) -> RunSummary {
+        let ran = results
+            .iter()
+            .filter(|r| r.outcome != Outcome::Skipped)
+            .count();
+        let failed = results.iter().filter(|r| r.outcome.is_failure()).count();
+        RunSummary {
+            tests: results.len(),
+            failed,
+            skipped: results.len() - ran,
+            mixed: results.iter().filter(|r| r.mixed).count(),
+            outage: config.outage.applies(ran, failed),
+            duration_ms: results
+                .iter()
+                .filter_map(|r| r.duration_ms)
+                .map(u64::from)
+                .sum(),
+            is_default,
+        }
+    }
+}
+
+fn insert_run(
+    tx: &rusqlite::Transaction<'_>,
+    path: &std::path::Path,
+    meta: &RunMeta,
+    run_key: &str,
+    s: &RunSummary,
+) -> Result<i64, StoreError> {
+    tx.execute(
+        "INSERT INTO runs (run_key, run_id, attempt, job, commit_sha, branch, default_branch,
+             pull_request, is_default, at, tests, failed, skipped, mixed, outage, duration_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+        params![
+            run_key,
+            meta.run_id,
+            meta.attempt,
+            meta.job,
+            meta.commit,
+            meta.branch,
+            meta.default_branch,
+            meta.pull_request.map(|n| n as i64),
+            s.is_default,
+            meta.at,
+            s.tests as i64,
+            s.failed as i64,
+            s.skipped as i64,
+            s.mixed as i64,
+            s.outage,
+            s.duration_ms as i64,
+        ],
+    )
+    .ctx(path, "insert the run")?;
+    Ok(tx.last_insert_rowid())
+}
+
+/// Writes each result into its test's row: looks the test up (probing past hash collisions),
+/// folds the observation into its history, inserts tests seen for the first time, stores failure
+/// details. Statements are prepared once per run.
+struct TestWriter<'t> {
+    tx: &'t rusqlite::Transaction<'t>,
+    path: &'t std::path::Path,
+    find: rusqlite::CachedStatement<'t>,
+    insert: rusqlite::CachedStatement<'t>,
+    update: rusqlite::CachedStatement<'t>,
+    insert_failure: rusqlite::CachedStatement<'t>,
+    preloaded: Option<HashMap<u64, Preloaded, BuildU64>>,
+    new_tests: u64,
+}
+
+impl<'t> TestWriter<'t> {
+    fn prepare(
+        tx: &'t rusqlite::Transaction<'t>,
+        path: &'t std::path::Path,
+        results: usize,
+    ) -> Result<TestWriter<'t>, StoreError> {
+        let find = tx
+            .prepare_cached("SELECT id, scope, name, history FROM tests WHERE key_hash = ?1")
+            .ctx(path, "prepare the test lookup")?;
+        let insert = tx
+            .prepare_cached(
+                "INSERT INTO tests (key_hash, scope, name, file, line, selector, runner, history)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+            )
+            .ctx(path, "prepare the test insert")?;
+        let update = tx
+            .prepare_cached(
+                "UPDATE tests SET history = ?2, file = coalesce(?3, file), line = coalesce(?4, line)
+                 WHERE id = ?1",
+            )
+            .ctx(path, "prepare the test update")?;
+        let insert_failure = tx
+            .prepare_cached(
+                "INSERT OR REPLACE INTO failures (test_id, run, kind, type, message, text)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )
+            .ctx(path, "prepare the failure insert")?;
+        // A run that touches a large share of the tests reads them in one sequential scan
+        // instead of one index lookup each (100,000 lookups cost several times the scan).
+        let total: i64 = tx
+            .query_row("SELECT count(*) FROM tests", [], |r| r.get(0))
+            .ctx(path, "count tests")?;
+        let preloaded = if results >= 1_000 && results as i64 * 4 >= total {
+            Some(preload(tx, path, total as usize)?)
+        } else {
+            None
+        };
+        Ok(TestWriter {
+            tx,
+            path,
+            find,
+            insert,
+            update,
+            insert_failure,
+            preloaded,
+            new_tests: 0,
+        })
+    }
+
+    /// The test's row id and stored history ([`Lookup::Found`]) at the first slot from
+    /// `r.key_hash` that holds it, or [`Lookup::Missing`] and the free slot where it belongs.
+    fn lookup(&mut self, r: &ResultRecord) -> Result<(u64, Lookup), StoreError> {
+        let mut slot = r.key_hash;
+        for _ in 0..8 {
+            let lookup = match &mut self.preloaded {
+                Some(all) => match all.get_mut(&slot) {
+                    None => Lookup::Missing,
+                    Some(p) if p.check != identity_check(&r.scope, &r.name) => Lookup::Collision,
+                    // Leave the entry in place: a colliding test probes past it.
+                    Some(p) => Lookup::Found(p.id, std::mem::take(&mut p.history)),
+                },
+                None => match self
+                    .find
+                    .query_row([slot as i64], |row| {
+                        Ok((
+                            row.get::<_, i64>(0)?,
+                            row.get::<_, String>(1)?,
+                            row.get::<_, String>(2)?,
+                            row.get::<_, Vec<u8>>(3)?,
+                        ))
+                    })
+                    .optional()
+                    .ctx(self.path, "look up a test")?
+                {
+                    None => Lookup::Missing,
+                    Some((_, scope, name, _)) if scope != r.scope || name != r.name => {
+                        Lookup::Collision
+                    }
+                    Some((id, _, _, history)) => Lookup::Found(id, history),
+                },
+            };
+            match lookup {
+                found @ Lookup::Found(..) => return Ok((slot, found)),
+                Lookup::Collision => slot = slot.wrapping_add(1),
+                Lookup::Missing => break,
+            }
+        }
+        Ok((slot, Lookup::Missing))
+    }
+
+    /// Fold `observation` into the test's history, creating the test if it is new; its row id.
+    fn observe(&mut self, r: &ResultRecord, observation: &Observation) -> Result<i64, StoreError> {
+        let path = self.path;
+        match self.lookup(r)? {
+            (_, Lookup::Found(id, bytes)) => {
+                let mut history = TestHistory::decode(&bytes).unwrap_or_else(|err| {
+                    tracing::warn!(test = %r.name, "stored history unreadable ({err}); starting it afresh");
+                    TestHistory::default()
+                });
+                history.observe(observation);
+                self.update
+                    .execute(params![id, history.encode(), r.file, r.line])
+                    .ctx(path, "update a test")?;
+                Ok(id)
+            }
+            (slot, _) => {
+                let runner = Runner::from_name(&r.runner);
+                let derived = derive_selector(runner, &r.scope, &r.name, r.file.as_deref());
+                let selector = (derived != r.selector).then_some(r.selector.as_str());
+                let mut history = TestHistory::default();
+                history.observe(observation);
+                self.insert
+                    .execute(params![
+                        slot as i64,
+                        r.scope,
+                        r.name,
+                        r.file,
+                        r.line,
+                        selector,
+                        r.runner,
+                        history.encode()
+                    ])
+                    .ctx(path, "insert a test")?;
+                self.new_tests += 1;
+                Ok(self.tx.last_insert_rowid())
+            }
+        }
+    }
+
+    /// Store the failure details of a failed (or mixed) result.
+    fn store_failure(
+        &mut self,
+        test_id: i64,
+        run: i64,
+        r: &ResultRecord,
+    ) -> Result<(), StoreError> {
+        if let Some(f) = &r.failure
+            && (r.outcome.is_failure() || r.mixed)
+        {
+            self.insert_failure
+                .execute(params![
+                    test_id,
+                    run,
+                    matches!(f.kind, Some(FailureKind::Error)) as i64,
+                    f.r#type,
+                    f.message,
+                    f.text
+                ])
+                .ctx(self.path, "store a failure")?;
+        }
+        Ok(())
+    }
+}
+
+/// Every test's id, identity check and history, by identity hash: the one-scan path.
+fn preload(
+    tx: &rusqlite::Transaction<'_>,
+    path: &std::path::Path,
+    total: usize,
+) -> Result<HashMap<u64, Preloaded, BuildU64>, StoreError> {
+    let mut all = HashMap::with_capacity_and_hasher(total, BuildU64::default());
+    let mut scan = tx
+        .prepare("SELECT key_hash, id, scope, name, history FROM tests")
+        .ctx(path, "prepare the test scan")?;
+    let mut rows = scan.query([]).ctx(path, "scan tests")?;
+    while let Some(row) = rows.next().ctx(path, "scan tests")? {
+        let scope = row
+            .get_ref(2)
+            .ctx(path, "scan tests")?
+            .as_str()
+            .unwrap_or_default();
+        let name = row
+            .get_ref(3)
+            .ctx(path, "scan tests")?
+            .as_str()
+            .unwrap_or_default();
+        all.insert(
+            row.get::<_, i64>(0).ctx(path, "scan tests")? as u64,
+            Preloaded {
+                id: row.get(1).ctx(path, "scan tests")?,
+                check: identity_check(scope, name),
+                history: row.get(4).ctx(path, "scan tests")?,
+            },
+        );
+    }
+    Ok(all)
 }
 
 /// A test read by the one-scan path: enough to tell a hash collision apart without its strings.

@@ -25,7 +25,9 @@ pub use ingest::{IngestOutcome, ResultRecord, StoreConfig};
 pub use merge::MergeOutcome;
 pub use open::{DEFAULT_LOCK_WAIT, Opened, SCHEMA_VERSION};
 pub use query::{RunRow, Stats, TestRow};
-pub use risk::{ChangeRow, DeployRow, ModelRow, NewPrediction, TrackedPrediction};
+pub use risk::{
+    ChangeRow, DeployRow, ModelRow, NewPrediction, PredictionRow, RiskState, TrackedPrediction,
+};
 
 use std::path::{Path, PathBuf};
 

@@ -1,7 +1,11 @@
 //! Reading the history back.
 
+use std::collections::{HashMap, HashSet};
+
+use omen_core::flakiness::{FlakinessConfig, State, assess};
 use omen_core::history::TestHistory;
 use omen_core::identity::derive_selector;
+use omen_core::quarantine::{Candidate, QuarantineInputs};
 use omen_core::{Failure, FailureKind, Runner};
 use rusqlite::{OptionalExtension, params};
 
@@ -199,9 +203,58 @@ impl Store {
         Ok(())
     }
 
+    /// What quarantine regeneration needs from the history: every test that is flaky now or has
+    /// an entry under `listed` (stored keys), with its assessment; the tests released before; the
+    /// suite size. Identity strings are read only for those tests, not for the whole suite.
+    pub fn quarantine_inputs<'a>(
+        &self,
+        listed: impl IntoIterator<Item = &'a str>,
+        config: &FlakinessConfig,
+    ) -> Result<QuarantineInputs, StoreError> {
+        let listed: HashSet<u64> = listed
+            .into_iter()
+            .map(|key| omen_core::hash::fnv1a64(key.as_bytes()))
+            .collect();
+        let mut wanted = Vec::new();
+        let mut suite = 0usize;
+        self.for_each_history(|id, key_hash, history| {
+            if history.db_runs > 0 {
+                suite += 1;
+            }
+            let a = assess(history, config);
+            if a.state == State::Flaky || listed.contains(&key_hash) {
+                wanted.push((id, a));
+            }
+        })?;
+        let mut candidates = HashMap::with_capacity(wanted.len());
+        for (id, assessment) in wanted {
+            let Some(row) = self.test(id)? else { continue };
+            let key = omen_core::identity::key_of(&row.scope, &row.name);
+            candidates.insert(
+                key,
+                Candidate {
+                    key_hash: row.key_hash,
+                    selector: row.selector,
+                    runner: row.runner,
+                    scope: row.scope,
+                    name: row.name,
+                    file: row.file,
+                    history: row.history,
+                    assessment,
+                },
+            );
+        }
+        Ok(QuarantineInputs {
+            candidates,
+            released_before: self.released_tests()?,
+            suite,
+        })
+    }
+
     /// The test with this identity (`scope::name`), probing past hash collisions like ingest does.
     pub fn find_test(&self, scope: &str, name: &str) -> Result<Option<TestRow>, StoreError> {
-        let mut slot = omen_core::hash::fnv1a64(format!("{scope}::{name}").as_bytes());
+        let mut slot =
+            omen_core::hash::fnv1a64(omen_core::identity::key_of(scope, name).as_bytes());
         for _ in 0..8 {
             let mut found = None;
             self.select_tests("WHERE key_hash = ?1", [slot as i64], |row| {
@@ -285,7 +338,7 @@ impl Store {
     }
 
     /// Identity hashes of tests that were automatically released from quarantine before.
-    pub fn released_tests(&self) -> Result<std::collections::HashSet<u64>, StoreError> {
+    pub fn released_tests(&self) -> Result<HashSet<u64>, StoreError> {
         let path = &self.path;
         let mut stmt = self
             .conn

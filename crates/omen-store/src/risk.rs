@@ -27,6 +27,34 @@ pub struct ChangeRow {
     pub label_source: Option<String>,
 }
 
+/// The repository history state stored after the changes observed so far.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RiskState {
+    /// `omen_risk::history::RepoHistory::encode()`.
+    pub history: Vec<u8>,
+    /// The newest commit it includes.
+    pub last_commit: String,
+    /// How many commits it has observed.
+    pub commits: u32,
+}
+
+/// A recorded prediction.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PredictionRow {
+    /// The scored commit.
+    pub head: String,
+    /// When, unix seconds.
+    pub at: i64,
+    /// The probability given.
+    pub probability: f64,
+    /// The first stage's probability.
+    pub base_probability: f64,
+    /// Which model answered.
+    pub source: String,
+    /// The change's signals (`omen_risk::signals::Signals::encode()`), if recorded.
+    pub signals: Option<Vec<u8>>,
+}
+
 /// A prediction to record.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct NewPrediction<'a> {
@@ -125,16 +153,54 @@ const FIXES_PENDING_SZZ: &str =
     "SELECT sha FROM changes WHERE fix = 1 AND szz_done = 0 ORDER BY seq DESC";
 
 impl Store {
-    /// The stored repository history state and the last commit it includes.
-    pub fn risk_state(&self) -> Result<Option<(Vec<u8>, String)>, StoreError> {
+    /// The stored repository history state.
+    pub fn risk_state(&self) -> Result<Option<RiskState>, StoreError> {
         self.conn
             .query_row(
-                "SELECT history, last_commit FROM risk_state WHERE id = 1",
+                "SELECT history, last_commit, commits FROM risk_state WHERE id = 1",
                 [],
-                |r| Ok((r.get(0)?, r.get(1)?)),
+                |r| {
+                    Ok(RiskState {
+                        history: r.get(0)?,
+                        last_commit: r.get(1)?,
+                        commits: r.get(2)?,
+                    })
+                },
             )
             .optional()
             .ctx(&self.path, "read the risk history state")
+    }
+
+    /// The newest recorded prediction.
+    pub fn latest_prediction(&self) -> Result<Option<PredictionRow>, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT head, at, probability, base_probability, source, signals FROM predictions \
+                 ORDER BY id DESC LIMIT 1",
+                [],
+                |r| {
+                    Ok(PredictionRow {
+                        head: r.get(0)?,
+                        at: r.get(1)?,
+                        probability: r.get(2)?,
+                        base_probability: r.get(3)?,
+                        source: r.get(4)?,
+                        signals: r.get(5)?,
+                    })
+                },
+            )
+            .optional()
+            .ctx(&self.path, "read the newest prediction")
+    }
+
+    /// How many predictions are recorded.
+    pub fn prediction_count(&self) -> Result<u64, StoreError> {
+        self.conn
+            .query_row("SELECT count(*) FROM predictions", [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .map(|n| n as u64)
+            .ctx(&self.path, "count predictions")
     }
 
     /// Store newly observed changes and the history state after them, in one transaction.
@@ -526,13 +592,12 @@ mod tests {
             .unwrap();
         assert_eq!(
             store.risk_state().unwrap(),
-            Some((b"state2".to_vec(), "b".into()))
+            Some(RiskState {
+                history: b"state2".to_vec(),
+                last_commit: "b".into(),
+                commits: 2
+            })
         );
-        let commits: i64 = store
-            .conn
-            .query_row("SELECT commits FROM risk_state", [], |r| r.get(0))
-            .unwrap();
-        assert_eq!(commits, 2);
         assert_eq!(store.fixes_pending_szz().unwrap(), vec!["b".to_string()]);
         assert_eq!(
             store
@@ -595,6 +660,17 @@ mod tests {
                 signals: None,
             })
             .unwrap();
+        assert_eq!(store.prediction_count().unwrap(), 3);
+        let newest = store.latest_prediction().unwrap().unwrap();
+        assert_eq!(
+            (
+                newest.head.as_str(),
+                newest.at,
+                newest.source.as_str(),
+                newest.signals
+            ),
+            ("b", 11, "prior", None)
+        );
         // Only labelled commits, and only their latest prediction, with its signals. "a" is
         // risky; "b" (at 101) counts as safe only when the cut is after it (the cut is the
         // newest change's time minus the latency: 101 − 0, then 200 − 50, then 200 − 150).
