@@ -84,8 +84,8 @@ pub struct CiArgs {
     #[arg(long)]
     pub risk_gate: bool,
     /// The gate's threshold (default: `[risk] gate_threshold`, 0.7).
-    #[arg(long, value_name = "P")]
-    pub risk_threshold: Option<f64>,
+    #[arg(long, value_name = "P", value_parser = crate::gate_arg)]
+    pub risk_threshold: Option<Gate>,
     /// A reviewer accepted the risk: report, never block. Also set by the pull request label
     /// `omen:accept-risk` or `OMEN_ACCEPT_RISK=true`.
     #[arg(long, env = "OMEN_ACCEPT_RISK")]
@@ -159,8 +159,7 @@ impl CiEnv {
 pub fn run(args: &CiArgs, config: &crate::config::Config) -> anyhow::Result<Outcome> {
     let now = crate::now();
     let env = CiEnv::read(args.risk_gate);
-    let risk_gate = Gate::new(args.risk_threshold.unwrap_or(config.risk.gate_threshold))
-        .map_err(|e| crate::UsageError(anyhow::anyhow!("--risk-threshold: {e}")))?;
+    let risk_gate = args.risk_threshold.unwrap_or(config.risk.gate);
     // Omen's trouble in storing the run is a warning: the comment still tells what failed.
     let run = crate::ingest::ingest_run(
         &args.reports,

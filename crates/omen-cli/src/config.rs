@@ -4,42 +4,15 @@
 //! beside it in `omen-core` / `omen-store`). Unknown keys are errors naming the file, so a typo
 //! never silently leaves a default in place.
 //!
-//! ```toml
-//! [store]
-//! keep_runs = 300
-//!
-//! [outage]
-//! failed_share = 0.5
-//! min_tests = 20
-//!
-//! [flakiness]
-//! min_runs = 5
-//! prior_failures = 0.5
-//! prior_passes = 40.0
-//! short_episode = 2
-//! min_short_episodes = 2
-//! min_broken_streak = 3
-//! broken_false_alarm = 0.001
-//! max_broken_streak = 10
-//! stale_after_runs = 100
-//! report_floor = 0.05
-//!
-//! [github]
-//! retry_attempts = 4       # per request, the first included
-//! retry_backoff_ms = 2000  # doubled each time unless Retry-After says otherwise
-//! retry_budget_s = 60      # the longest Omen waits for one request
-//!
-//! [quarantine]
-//! expires_days = 30
-//! release_runs = 100
-//! release_days = 14
-//! max_share = 0.05
-//! ```
+//! Each key is declared once, in the table passed to `config_file!` below: its section, name,
+//! type, meaning, where its value lives in [`Config`] and how it is set. The TOML reader, the list
+//! of keys and [`defaults_toml`] (the list in `docs/reference.md`, checked by a test) come from it.
 
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use omen_core::flakiness::FlakinessConfig;
+use omen_core::gate::Gate;
 use omen_core::quarantine::QuarantinePolicy;
 use omen_store::StoreConfig;
 use serde::Deserialize;
@@ -68,7 +41,7 @@ pub struct RiskConfig {
     /// Level thresholds on the calibrated probability (0.2 / 0.5 / 0.8).
     pub levels: omen_risk::assess::Levels,
     /// `omen risk gate` blocks at or above this probability (0.7, the seed design's default).
-    pub gate_threshold: f64,
+    pub gate: Gate,
     /// Changes younger than this many days (relative to the newest observed change) are not
     /// counted as safe yet: their bugs may not have been found (90).
     pub label_latency_days: f64,
@@ -84,7 +57,7 @@ impl Default for RiskConfig {
     fn default() -> Self {
         RiskConfig {
             levels: Default::default(),
-            gate_threshold: 0.7,
+            gate: Gate::DEFAULT,
             label_latency_days: 90.0,
             szz_budget_s: 10.0,
             retrain_days: 30.0,
@@ -93,79 +66,113 @@ impl Default for RiskConfig {
     }
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct File {
-    #[serde(default)]
-    store: StoreSection,
-    #[serde(default)]
-    outage: OutageSection,
-    #[serde(default)]
-    flakiness: FlakinessSection,
-    #[serde(default)]
-    quarantine: QuarantineSection,
-    #[serde(default)]
-    github: GitHubSection,
-    #[serde(default)]
-    risk: RiskSection,
+/// Declare the config file's keys once: section, key, type, meaning, the value in [`Config`]
+/// (`get`) and how a value from the file is applied (`set`, which may reject it with `?`).
+macro_rules! config_file {
+    ($( [$section:ident] $( $key:ident : $ty:ty, $doc:literal, |$c:ident| $get:expr, |$cs:ident, $v:ident| $set:expr; )* )*) => {
+        #[derive(Debug, Default, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct File {
+            $( #[serde(default)] $section: sections::$section, )*
+        }
+
+        #[allow(non_camel_case_types)]
+        mod sections {
+            use serde::Deserialize;
+            $(
+                #[derive(Debug, Default, Deserialize)]
+                #[serde(deny_unknown_fields)]
+                pub struct $section { $( pub $key: Option<$ty>, )* }
+            )*
+        }
+
+        /// Apply the values the file sets over `c`.
+        fn overlay(file: &File, c: &mut Config) -> anyhow::Result<()> {
+            $( $(
+                if let Some($v) = file.$section.$key {
+                    let $cs = &mut *c;
+                    $set;
+                }
+            )* )*
+            Ok(())
+        }
+
+        /// Every key, as `section.key`, in declaration order.
+        pub const KEYS: &[&str] = &[ $( $( concat!(stringify!($section), ".", stringify!($key)), )* )* ];
+
+        /// The whole file with every default and what each key means.
+        pub fn defaults_toml() -> String {
+            defaults_toml_of(&Config::default())
+        }
+
+        /// The whole file with the values of `config`.
+        fn defaults_toml_of(config: &Config) -> String {
+            let defaults = config;
+            let mut out = String::new();
+            $(
+                out.push_str(concat!("[", stringify!($section), "]\n"));
+                $( {
+                    let $c = defaults;
+                    let value: $ty = $get;
+                    out.push_str(&format!("{} = {}  # {}\n", stringify!($key), Show(value), $doc));
+                } )*
+            )*
+            out
+        }
+    };
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RiskSection {
-    medium: Option<f64>,
-    high: Option<f64>,
-    critical: Option<f64>,
-    gate_threshold: Option<f64>,
-    label_latency_days: Option<f64>,
-    szz_budget_s: Option<f64>,
-    retrain_days: Option<f64>,
-    min_auc: Option<f64>,
+/// A default as TOML writes it: floats keep their point.
+struct Show<T>(T);
+
+impl std::fmt::Display for Show<f64> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", self.0)
+    }
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct GitHubSection {
-    retry_attempts: Option<u32>,
-    retry_backoff_ms: Option<u64>,
-    retry_budget_s: Option<u64>,
+macro_rules! show_plain {
+    ($($t:ty),*) => { $( impl std::fmt::Display for Show<$t> {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result { write!(f, "{}", self.0) }
+    } )* };
 }
+show_plain!(u32, u64, i64);
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct StoreSection {
-    keep_runs: Option<u32>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct OutageSection {
-    failed_share: Option<f64>,
-    min_tests: Option<u32>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct FlakinessSection {
-    min_runs: Option<u32>,
-    prior_failures: Option<f64>,
-    prior_passes: Option<f64>,
-    short_episode: Option<u32>,
-    min_short_episodes: Option<u32>,
-    min_broken_streak: Option<u32>,
-    broken_false_alarm: Option<f64>,
-    max_broken_streak: Option<u32>,
-    stale_after_runs: Option<u32>,
-    report_floor: Option<f64>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct QuarantineSection {
-    expires_days: Option<i64>,
-    release_runs: Option<u32>,
-    release_days: Option<i64>,
-    max_share: Option<f64>,
+config_file! {
+    [store]
+    keep_runs: u32, "runs whose raw per-test results are kept", |c| c.store.keep_runs, |c, v| c.store.keep_runs = v;
+    [outage]
+    failed_share: f64, "share of non-skipped tests failing that makes a run an outage", |c| c.store.outage.failed_share, |c, v| c.store.outage.failed_share = v;
+    min_tests: u32, "smallest run the outage rule applies to", |c| c.store.outage.min_tests, |c, v| c.store.outage.min_tests = v;
+    [flakiness]
+    min_runs: u32, "default-branch results before a test is judged (without same-commit evidence)", |c| c.flakiness.min_runs, |c, v| c.flakiness.min_runs = v;
+    prior_failures: f64, "Beta prior: pseudo-failures", |c| c.flakiness.prior_failures, |c, v| c.flakiness.prior_failures = v;
+    prior_passes: f64, "Beta prior: pseudo-passes", |c| c.flakiness.prior_passes, |c, v| c.flakiness.prior_passes = v;
+    short_episode: u32, "longest failure episode ending in a pass that looks like a flake", |c| c.flakiness.short_episode, |c, v| c.flakiness.short_episode = v;
+    min_short_episodes: u32, "isolated failures needed without same-commit evidence", |c| c.flakiness.min_short_episodes, |c, v| c.flakiness.min_short_episodes = v;
+    min_broken_streak: u32, "shortest failing streak called broken", |c| c.flakiness.min_broken_streak, |c, v| c.flakiness.min_broken_streak = v;
+    broken_false_alarm: f64, "a streak is broken only if the own flake rate makes it this unlikely", |c| c.flakiness.broken_false_alarm, |c, v| c.flakiness.broken_false_alarm = v;
+    max_broken_streak: u32, "the longest streak ever needed to call a test broken", |c| c.flakiness.max_broken_streak, |c, v| c.flakiness.max_broken_streak = v;
+    stale_after_runs: u32, "clean default-branch runs before flaky evidence goes stale", |c| c.flakiness.stale_after_runs, |c, v| c.flakiness.stale_after_runs = v;
+    report_floor: f64, "`omen flaky` also lists stable tests scoring above this", |c| c.flakiness.report_floor, |c, v| c.flakiness.report_floor = v;
+    [quarantine]
+    expires_days: i64, "days an entry applies before it must be renewed", |c| c.quarantine.expires_days, |c, v| c.quarantine.expires_days = v;
+    release_runs: u32, "clean default-branch runs before an automatic release", |c| c.quarantine.release_runs, |c, v| c.quarantine.release_runs = v;
+    release_days: i64, "days without a failure before an automatic release", |c| c.quarantine.release_days, |c, v| c.quarantine.release_days = v;
+    max_share: f64, "largest share of the suite that may be quarantined", |c| c.quarantine.max_share, |c, v| c.quarantine.max_share = v;
+    [github]
+    retry_attempts: u32, "attempts per API request, the first included", |c| c.github.attempts, |c, v| c.github.attempts = v;
+    retry_backoff_ms: u64, "first backoff, doubled unless Retry-After says otherwise", |c| c.github.backoff.as_millis() as u64, |c, v| c.github.backoff = std::time::Duration::from_millis(v);
+    retry_budget_s: u64, "the longest Omen waits for one request", |c| c.github.budget.as_secs(), |c, v| c.github.budget = std::time::Duration::from_secs(v);
+    [risk]
+    medium: f64, "MEDIUM from this calibrated probability", |c| c.risk.levels.medium, |c, v| c.risk.levels.medium = v;
+    high: f64, "HIGH from this calibrated probability", |c| c.risk.levels.high, |c, v| c.risk.levels.high = v;
+    critical: f64, "CRITICAL from this calibrated probability", |c| c.risk.levels.critical, |c, v| c.risk.levels.critical = v;
+    gate_threshold: f64, "the risk gate blocks at or above this probability", |c| c.risk.gate.threshold(), |c, v| c.risk.gate = Gate::new(v).map_err(|e| anyhow::anyhow!("risk.gate_threshold: {e}"))?;
+    label_latency_days: f64, "days before an unlabelled change counts as safe", |c| c.risk.label_latency_days, |c, v| c.risk.label_latency_days = v;
+    szz_budget_s: f64, "seconds one run may spend on SZZ blame", |c| c.risk.szz_budget_s, |c, v| c.risk.szz_budget_s = v;
+    retrain_days: f64, "retrain when the stored model is older than this", |c| c.risk.retrain_days, |c, v| c.risk.retrain_days = v;
+    min_auc: f64, "hold-out AUC the repository's model needs to answer", |c| c.risk.min_auc, |c, v| c.risk.min_auc = v;
 }
 
 /// Load the configuration from `explicit`, else `OMEN_CONFIG`, else [`DEFAULT_PATH`] if it exists.
@@ -194,71 +201,7 @@ pub fn load(explicit: Option<&Path>) -> anyhow::Result<Config> {
 pub fn parse(text: &str) -> anyhow::Result<Config> {
     let file: File = toml::from_str(text)?;
     let mut c = Config::default();
-    let set = |target: &mut u32, v: Option<u32>| {
-        if let Some(v) = v {
-            *target = v;
-        }
-    };
-    let set_f = |target: &mut f64, v: Option<f64>| {
-        if let Some(v) = v {
-            *target = v;
-        }
-    };
-    set(&mut c.store.keep_runs, file.store.keep_runs);
-    set_f(&mut c.store.outage.failed_share, file.outage.failed_share);
-    set(&mut c.store.outage.min_tests, file.outage.min_tests);
-    let f = &file.flakiness;
-    set(&mut c.flakiness.min_runs, f.min_runs);
-    set_f(&mut c.flakiness.prior_failures, f.prior_failures);
-    set_f(&mut c.flakiness.prior_passes, f.prior_passes);
-    set(&mut c.flakiness.short_episode, f.short_episode);
-    set(&mut c.flakiness.min_short_episodes, f.min_short_episodes);
-    set(&mut c.flakiness.min_broken_streak, f.min_broken_streak);
-    set_f(&mut c.flakiness.broken_false_alarm, f.broken_false_alarm);
-    set(&mut c.flakiness.max_broken_streak, f.max_broken_streak);
-    set(&mut c.flakiness.stale_after_runs, f.stale_after_runs);
-    set_f(&mut c.flakiness.report_floor, f.report_floor);
-    let q = &file.quarantine;
-    if let Some(v) = q.expires_days {
-        c.quarantine.expires_days = v;
-    }
-    set(&mut c.quarantine.release_runs, q.release_runs);
-    if let Some(v) = q.release_days {
-        c.quarantine.release_days = v;
-    }
-    set_f(&mut c.quarantine.max_share, q.max_share);
-    let g = &file.github;
-    if let Some(v) = g.retry_attempts {
-        c.github.attempts = v;
-    }
-    if let Some(v) = g.retry_backoff_ms {
-        c.github.backoff = std::time::Duration::from_millis(v);
-    }
-    if let Some(v) = g.retry_budget_s {
-        c.github.budget = std::time::Duration::from_secs(v);
-    }
-    let r = &file.risk;
-    set_f(&mut c.risk.levels.medium, r.medium);
-    set_f(&mut c.risk.levels.high, r.high);
-    set_f(&mut c.risk.levels.critical, r.critical);
-    set_f(&mut c.risk.gate_threshold, r.gate_threshold);
-    set_f(&mut c.risk.label_latency_days, r.label_latency_days);
-    set_f(&mut c.risk.szz_budget_s, r.szz_budget_s);
-    set_f(&mut c.risk.retrain_days, r.retrain_days);
-    set_f(&mut c.risk.min_auc, r.min_auc);
-    let l = c.risk.levels;
-    anyhow::ensure!(
-        0.0 < l.medium && l.medium <= l.high && l.high <= l.critical && l.critical <= 1.0,
-        "risk.medium <= risk.high <= risk.critical must hold, all between 0 and 1"
-    );
-    anyhow::ensure!(
-        (0.0..=1.0).contains(&c.risk.gate_threshold),
-        "risk.gate_threshold must be between 0 and 1"
-    );
-    anyhow::ensure!(
-        c.github.attempts >= 1,
-        "github.retry_attempts must be at least 1"
-    );
+    overlay(&file, &mut c)?;
     validate(&c)?;
     Ok(c)
 }
@@ -283,6 +226,15 @@ fn validate(c: &Config) -> anyhow::Result<()> {
         "flakiness.prior_failures and prior_passes must be positive"
     );
     anyhow::ensure!(c.store.keep_runs >= 1, "store.keep_runs must be at least 1");
+    let l = c.risk.levels;
+    anyhow::ensure!(
+        0.0 < l.medium && l.medium <= l.high && l.high <= l.critical && l.critical <= 1.0,
+        "risk.medium <= risk.high <= risk.critical must hold, all between 0 and 1"
+    );
+    anyhow::ensure!(
+        c.github.attempts >= 1,
+        "github.retry_attempts must be at least 1"
+    );
     Ok(())
 }
 
@@ -305,6 +257,63 @@ mod tests {
         assert_eq!(c.quarantine.max_share, 0.1);
         assert_eq!(c.store.keep_runs, 10);
         assert_eq!(c.flakiness.min_runs, FlakinessConfig::default().min_runs);
+    }
+
+    #[test]
+    fn every_key_is_read_and_the_reference_lists_every_default() {
+        let defaults = defaults_toml();
+        // The defaults written out read back as the defaults.
+        let c = parse(&defaults).unwrap();
+        assert_eq!(format!("{c:?}"), format!("{:?}", Config::default()));
+        let lines: Vec<&str> = defaults.lines().filter(|l| l.contains(" = ")).collect();
+        assert_eq!(lines.len(), KEYS.len());
+        // Each key, changed alone, changes the config: its `set` is wired to what `get` reads.
+        for (key, line) in KEYS.iter().zip(&lines) {
+            let (section, _) = key.split_once('.').unwrap();
+            let (name, rest) = line.split_once(" = ").unwrap();
+            let value = rest.split_once("  # ").unwrap().0;
+            let changed = match value.parse::<i64>() {
+                Ok(n) => (n + 1).to_string(),
+                Err(_) => format!("{:?}", value.parse::<f64>().unwrap() * 0.99),
+            };
+            let c = parse(&format!("[{section}]\n{name} = {changed}\n"))
+                .unwrap_or_else(|e| panic!("{key} = {changed}: {e:#}"));
+            assert_ne!(
+                format!("{c:?}"),
+                format!("{:?}", Config::default()),
+                "{key}"
+            );
+            assert!(
+                defaults_toml_of(&c).contains(&format!("{name} = {changed}  #")),
+                "{key}"
+            );
+        }
+        let reference = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/reference.md"),
+        )
+        .unwrap();
+        let block = format!("```toml\n{defaults}```");
+        if std::env::var_os("OMEN_UPDATE_SNAPSHOTS").is_some() && !reference.contains(&block) {
+            panic!("docs/reference.md: replace the full config list with\n{block}");
+        }
+        assert!(
+            reference.contains(&block),
+            "docs/reference.md must list every key with its default, exactly:\n{block}"
+        );
+    }
+
+    #[test]
+    fn a_value_in_the_file_reaches_the_config() {
+        let c = parse("[risk]\ngate_threshold = 0.4\nmin_auc = 0.7\n[github]\nretry_backoff_ms = 10\n[quarantine]\nexpires_days = 3\n").unwrap();
+        assert_eq!(c.risk.gate.threshold(), 0.4);
+        assert_eq!(c.risk.min_auc, 0.7);
+        assert_eq!(c.github.backoff, std::time::Duration::from_millis(10));
+        assert_eq!(c.quarantine.expires_days, 3);
+        let err = parse("[risk]\ngate_threshold = 1.5\n").unwrap_err();
+        assert!(
+            format!("{err:#}").contains("risk.gate_threshold"),
+            "{err:#}"
+        );
     }
 
     #[test]

@@ -39,7 +39,7 @@ pub struct IngestArgs {
 pub fn resolve_run(args: &RunArgs, now: i64) -> anyhow::Result<(RunMeta, Source)> {
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
     let (mut meta, source) = ci_env::detect(&|k| std::env::var(k).ok(), &cwd, now);
-    args.apply(&mut meta)?;
+    args.apply(&mut meta);
     if meta.default_branch.is_none() {
         tracing::info!(
             "the default branch is unknown (pass --default-branch): this run will not feed flakiness evidence"

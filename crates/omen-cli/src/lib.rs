@@ -36,17 +36,42 @@ pub struct Cli {
     pub command: Command,
 }
 
-/// An error in what the user gave Omen (a config file, a flag value): exit code 2.
-#[derive(Debug)]
-pub struct UsageError(pub anyhow::Error);
+/// Why a command line did not run to an [`Outcome`]; `main` maps each to an exit code. Flag
+/// values are checked by clap's value parsers before anything runs (exit 2 from clap).
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The configuration file is unusable: exit 2.
+    #[error("{0:#}")]
+    Config(anyhow::Error),
+    /// Omen itself failed: exit 0 with a warning, 3 with `--strict`.
+    #[error("{0:#}")]
+    Failed(#[from] anyhow::Error),
+}
 
-impl std::fmt::Display for UsageError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{:#}", self.0)
+impl RunError {
+    /// The exit code for this error.
+    pub fn exit_code(&self, strict: bool) -> i32 {
+        match self {
+            RunError::Config(_) => exit_code::USAGE,
+            RunError::Failed(_) if strict => exit_code::OMEN_FAILURE,
+            RunError::Failed(_) => exit_code::OK,
+        }
     }
 }
 
-impl std::error::Error for UsageError {}
+/// `--risk-threshold`: a probability between 0 and 1.
+pub fn gate_arg(text: &str) -> Result<omen_core::gate::Gate, String> {
+    let p: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{text}` is not a number"))?;
+    omen_core::gate::Gate::new(p)
+}
+
+/// An RFC 3339 flag value, as unix seconds.
+pub fn time_arg(text: &str) -> Result<i64, String> {
+    omen_core::time::parse_rfc3339(text).map_err(|e| e.to_string())
+}
 
 /// Omen's commands.
 #[derive(Debug, Subcommand)]
@@ -103,13 +128,13 @@ pub struct RunArgs {
     #[arg(long, value_name = "N")]
     pub pull_request: Option<u64>,
     /// When the run happened (RFC 3339, e.g. 2026-05-01T12:00:00Z).
-    #[arg(long, value_name = "RFC3339")]
-    pub timestamp: Option<String>,
+    #[arg(long, value_name = "RFC3339", value_parser = time_arg)]
+    pub timestamp: Option<i64>,
 }
 
 impl RunArgs {
     /// Apply the flags that were given on top of `meta`.
-    pub fn apply(&self, meta: &mut RunMeta) -> anyhow::Result<()> {
+    pub fn apply(&self, meta: &mut RunMeta) {
         let set = |field: &mut Option<String>, value: &Option<String>| {
             if let Some(v) = value {
                 *field = Some(v.clone());
@@ -126,10 +151,9 @@ impl RunArgs {
         if self.pull_request.is_some() {
             meta.pull_request = self.pull_request;
         }
-        if let Some(ts) = &self.timestamp {
-            meta.at = parse_time(ts)?;
+        if let Some(at) = self.timestamp {
+            meta.at = at;
         }
-        Ok(())
     }
 }
 
@@ -169,9 +193,9 @@ impl Outcome {
 }
 
 /// Run a parsed command line.
-pub fn run(cli: &Cli) -> anyhow::Result<Outcome> {
-    let config = config::load(cli.config.as_deref()).map_err(UsageError)?;
-    match &cli.command {
+pub fn run(cli: &Cli) -> Result<Outcome, RunError> {
+    let config = config::load(cli.config.as_deref()).map_err(RunError::Config)?;
+    Ok(match &cli.command {
         Command::Ingest(args) => ingest::run(args, &config),
         Command::Merge(args) => merge::run(args, &config),
         Command::Flaky(args) => flaky::run(args, &config),
@@ -180,7 +204,7 @@ pub fn run(cli: &Cli) -> anyhow::Result<Outcome> {
         Command::Comment(args) => ci::comment(args, &config),
         Command::Risk(args) => risk::run(args, &config),
         Command::Deploy(args) => risk::deploy(args, now()),
-    }
+    }?)
 }
 
 /// Current time, unix seconds. The one clock read of the binary.

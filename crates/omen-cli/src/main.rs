@@ -28,20 +28,15 @@ fn main() {
     };
     let code = match run(&cli) {
         Ok(outcome) => outcome.exit_code(cli.strict),
-        Err(err) if err.downcast_ref::<omen_cli::UsageError>().is_some() => {
-            tracing::error!("{err:#}");
-            exit_code::USAGE
-        }
         Err(err) => {
-            tracing::error!("{err:#}");
-            if cli.strict {
-                exit_code::OMEN_FAILURE
-            } else {
+            tracing::error!("{err}");
+            let code = err.exit_code(cli.strict);
+            if code == exit_code::OK {
                 tracing::warn!(
                     "continuing with exit code 0: Omen's own trouble never fails the build (use --strict to change that)"
                 );
-                exit_code::OK
             }
+            code
         }
     };
     std::process::exit(code);

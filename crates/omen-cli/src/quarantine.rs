@@ -63,8 +63,8 @@ pub struct QuarantineArgs {
     #[arg(long)]
     pub max_share: Option<f64>,
     /// Time to decide at (RFC 3339), for reproducible output; default now.
-    #[arg(long, value_name = "RFC3339")]
-    pub now: Option<String>,
+    #[arg(long, value_name = "RFC3339", value_parser = crate::time_arg)]
+    pub now: Option<i64>,
     /// `--format nextest`: the nextest profile to define (select it with `cargo nextest run --profile`).
     #[arg(long, default_value = "omen", value_name = "NAME")]
     pub nextest_profile: String,
@@ -84,10 +84,7 @@ pub enum ModeArg {
 
 /// Run `omen quarantine`.
 pub fn run(args: &QuarantineArgs, config: &crate::config::Config) -> anyhow::Result<Outcome> {
-    let now = match &args.now {
-        Some(t) => parse_time(t)?,
-        None => crate::now(),
-    };
+    let now = args.now.unwrap_or_else(crate::now);
     let previous = match read_file(&args.out) {
         Ok(file) => file,
         Err(err) if args.check && args.format == QuarantineFormat::Json => {

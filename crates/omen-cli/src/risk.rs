@@ -80,8 +80,13 @@ pub struct GateArgs {
     pub score: ScoreArgs,
     /// Block at or above this probability (default: `[risk] gate_threshold`, 0.7; `--threshold`
     /// is an older spelling).
-    #[arg(long = "risk-threshold", alias = "threshold", value_name = "P")]
-    pub threshold: Option<f64>,
+    #[arg(
+        long = "risk-threshold",
+        alias = "threshold",
+        value_name = "P",
+        value_parser = crate::gate_arg
+    )]
+    pub threshold: Option<omen_core::gate::Gate>,
     /// A reviewer accepted the risk: report, never block. Also set by the pull request label
     /// `omen:accept-risk` or `OMEN_ACCEPT_RISK=true`.
     #[arg(long, env = "OMEN_ACCEPT_RISK")]
@@ -95,8 +100,8 @@ pub struct EvaluateArgs {
     #[arg(long, value_name = "FILE")]
     pub dataset: PathBuf,
     /// Its layout (default: detected from the header).
-    #[arg(long, value_name = "issta21|kamei|apachejit")]
-    pub layout: Option<String>,
+    #[arg(long, value_name = "issta21|kamei|apachejit", value_parser = parse_layout)]
+    pub layout: Option<omen_risk::dataset::Layout>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
@@ -144,12 +149,17 @@ pub struct RecordArgs {
     #[arg(long, value_name = "success|failure|rolled-back", value_parser = parse_outcome)]
     pub outcome: DeployOutcome,
     /// When (RFC 3339; default now).
-    #[arg(long, value_name = "RFC3339")]
-    pub at: Option<String>,
+    #[arg(long, value_name = "RFC3339", value_parser = crate::time_arg)]
+    pub at: Option<i64>,
 }
 
 use omen_core::deploy::DeployOutcome;
 pub use omen_core::gate::ACCEPT_LABEL;
+
+fn parse_layout(name: &str) -> Result<omen_risk::dataset::Layout, String> {
+    omen_risk::dataset::Layout::from_name(name)
+        .ok_or_else(|| format!("unknown layout `{name}`: expected issta21, kamei or apachejit"))
+}
 
 fn parse_outcome(text: &str) -> Result<DeployOutcome, String> {
     DeployOutcome::from_name(text)
@@ -172,7 +182,6 @@ fn score_command(
 ) -> anyhow::Result<Outcome> {
     let report = match score(args, &config.risk, crate::now()) {
         Ok(r) => r,
-        Err(err) if err.downcast_ref::<crate::UsageError>().is_some() => return Err(err),
         Err(err) => {
             tracing::warn!("deploy risk could not be scored: {err:#}");
             return Ok(Outcome::with_trouble(true));
@@ -182,8 +191,7 @@ fn score_command(
     let mut code = omen_metadata::exit_code::OK;
     let mut blocked = None;
     if let Some(g) = gate {
-        let gate = omen_core::gate::Gate::new(g.threshold.unwrap_or(config.risk.gate_threshold))
-            .map_err(|e| crate::UsageError(anyhow::anyhow!("--threshold: {e}")))?;
+        let gate = g.threshold.unwrap_or(config.risk.gate);
         let accepted = g.accept_risk || pr_has_label(ACCEPT_LABEL);
         let verdict = gate.judge(report.probability, accepted);
         report.gate = Some(GateReport {
@@ -858,14 +866,7 @@ fn figures(f: &omen_risk::evaluate::Figures) -> EvalFigures {
 }
 
 fn evaluate_command(args: &EvaluateArgs) -> anyhow::Result<Outcome> {
-    let layout = match &args.layout {
-        Some(name) => Some(omen_risk::dataset::Layout::from_name(name).ok_or_else(|| {
-            crate::UsageError(anyhow::anyhow!(
-                "unknown --layout `{name}`: expected issta21, kamei or apachejit"
-            ))
-        })?),
-        None => None,
-    };
+    let layout = args.layout;
     let text = std::fs::read_to_string(&args.dataset)
         .with_context(|| format!("cannot read dataset `{}`", args.dataset.display()))?;
     let (layout, rows) = omen_risk::dataset::read(&text, layout)
@@ -970,10 +971,7 @@ fn evaluate_command(args: &EvaluateArgs) -> anyhow::Result<Outcome> {
 /// Run `omen deploy record`.
 pub fn deploy(args: &DeployArgs, now: i64) -> anyhow::Result<Outcome> {
     let DeployCommand::Record(a) = &args.command;
-    let at = match &a.at {
-        Some(t) => crate::parse_time(t).map_err(crate::UsageError)?,
-        None => now,
-    };
+    let at = a.at.unwrap_or(now);
     let result = (|| -> anyhow::Result<()> {
         let mut store = open_store(&a.db, now)?;
         store.record_deploy(&omen_store::DeployRow {

@@ -22,6 +22,9 @@ pub struct Gate {
 }
 
 impl Gate {
+    /// The default gate: 0.7, the seed design's threshold.
+    pub const DEFAULT: Gate = Gate { threshold: 0.7 };
+
     /// A gate at `threshold`, which must lie in `[0, 1]`.
     pub fn new(threshold: f64) -> Result<Gate, String> {
         if (0.0..=1.0).contains(&threshold) {
