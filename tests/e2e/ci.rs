@@ -732,7 +732,9 @@ fn seed_labelled_predictions(db: &Path, from: usize, n: usize) {
             0,
         )
         .unwrap();
-    store.label_risky(&risky_shas, "revert", None).unwrap();
+    store
+        .label_risky(&risky_shas, omen_core::label::LabelSource::Revert, None)
+        .unwrap();
 }
 
 /// (probability, base probability) of the latest prediction.

@@ -90,7 +90,13 @@ fn labels(db: &Path) -> Vec<(String, Option<i64>, Option<String>)> {
         .changes()
         .unwrap()
         .into_iter()
-        .map(|c| (c.sha, c.risky.map(i64::from), c.label_source))
+        .map(|c| {
+            (
+                c.sha,
+                c.risky.map(i64::from),
+                c.label_source.map(|s| s.name().to_owned()),
+            )
+        })
         .collect()
 }
 

@@ -230,7 +230,7 @@ fn seed_tracked_predictions(db: &Path) -> anyhow::Result<(usize, usize)> {
         .filter(|(i, _)| i % 5 == 0)
         .map(|(_, c)| c.sha.clone())
         .collect();
-    store.label_risky(&risky, "revert", None)?;
+    store.label_risky(&risky, omen_core::label::LabelSource::Revert, None)?;
     for (i, c) in picked.iter().enumerate() {
         let mut signals = Signals::default();
         let failures = if (i % 5 == 0) == (i % 4 != 0) {

@@ -2,10 +2,11 @@
 
 use std::path::PathBuf;
 
-use omen_core::flakiness::{Assessment, FlakinessConfig, State, assess, explain};
-use omen_core::history::TestHistory;
+use omen_core::flakiness::{Assessment, FlakinessConfig, State, assess, explain, worth_listing};
+use omen_metadata::flaky::{
+    EvidenceJson, FLAKY_REPORT_VERSION, FlakyReport, FlakyTest, LastFailure,
+};
 use omen_store::{Store, TestRow};
-use serde::Serialize;
 
 use crate::{Format, Outcome, output};
 
@@ -18,85 +19,6 @@ pub struct FlakyArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
-}
-
-/// Version of the `omen flaky --format json` document.
-pub const FLAKY_REPORT_VERSION: u32 = 1;
-
-/// The JSON document.
-#[derive(Debug, Serialize)]
-pub struct FlakyReport {
-    /// [`FLAKY_REPORT_VERSION`].
-    pub version: u32,
-    /// Tests, most urgent first: broken, then flaky, then the rest by score.
-    pub tests: Vec<FlakyTest>,
-    /// Set when the history could not be read: `tests` is then empty because nothing is known,
-    /// not because no test is flaky.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
-}
-
-/// One listed test.
-#[derive(Debug, Serialize)]
-pub struct FlakyTest {
-    /// Stable identity.
-    pub id: String,
-    /// Class, suite or module.
-    pub classname: String,
-    /// Test name.
-    pub name: String,
-    /// Source file.
-    pub file: Option<String>,
-    /// Runner-native selector.
-    pub selector: String,
-    /// Runner.
-    pub runner: String,
-    /// `new`, `stable`, `flaky` or `broken`.
-    pub state: &'static str,
-    /// Posterior probability that a run fails for no code reason.
-    pub score: f64,
-    /// Posterior standard deviation of the score.
-    pub uncertainty: f64,
-    /// The evidence in words.
-    pub explanation: String,
-    /// The evidence in numbers.
-    pub evidence: EvidenceJson,
-    /// The newest failure still kept, when there is one.
-    pub last_failure: Option<LastFailure>,
-    /// For broken tests: the commit of the first failure of the streak.
-    pub broken_since: Option<String>,
-}
-
-/// Evidence numbers (see `omen_core::flakiness::Evidence`).
-#[derive(Debug, Serialize)]
-#[allow(missing_docs)]
-pub struct EvidenceJson {
-    pub same_commit_flakes: u32,
-    pub same_commit_span_days: Option<f64>,
-    pub runs_since_same_commit_flake: Option<u32>,
-    pub window_runs: u32,
-    pub window_failures: u32,
-    pub retry_flakes: u32,
-    pub flips: u32,
-    pub short_episodes: u32,
-    pub regressions: u32,
-    pub fail_streak: u32,
-    pub broken_streak: u32,
-    pub clean_runs: u32,
-    pub outage_failures: u32,
-}
-
-/// The last failure of a test.
-#[derive(Debug, Serialize)]
-pub struct LastFailure {
-    /// Headline of the failure message.
-    pub message: Option<String>,
-    /// Commit it failed on.
-    pub commit: Option<String>,
-    /// CI run id.
-    pub run: Option<String>,
-    /// When (RFC 3339).
-    pub at: Option<String>,
 }
 
 /// Assess every test; keep those worth listing. Costs one pass over the tests table.
@@ -119,31 +41,14 @@ pub fn assess_all(
         }
     }
     listed.sort_by(|(ra, a), (rb, b)| {
-        rank(a.state)
-            .cmp(&rank(b.state))
+        a.state
+            .urgency()
+            .cmp(&b.state.urgency())
             .then(b.score.total_cmp(&a.score))
             .then(ra.scope.cmp(&rb.scope))
             .then(ra.name.cmp(&rb.name))
     });
     Ok(listed)
-}
-
-fn worth_listing(history: &TestHistory, a: &Assessment, config: &FlakinessConfig) -> bool {
-    match a.state {
-        State::Flaky | State::Broken => true,
-        // A new test is listed only once it has failed; otherwise a fresh database lists everything.
-        State::New => history.db_failures > 0,
-        State::Stable => a.score > config.report_floor,
-    }
-}
-
-fn rank(state: State) -> u8 {
-    match state {
-        State::Broken => 0,
-        State::Flaky => 1,
-        State::New => 2,
-        State::Stable => 3,
-    }
 }
 
 /// Build the listed test with its last failure.

@@ -3,6 +3,7 @@
 use omen_render::escape::line;
 use std::path::PathBuf;
 
+use omen_metadata::merge::{MERGE_REPORT_VERSION, MergeReport, SourceReport};
 use omen_store::{Store, StoreConfig};
 
 use crate::{Format, Outcome, output};
@@ -19,27 +20,6 @@ pub struct MergeArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
-}
-
-#[derive(Debug, serde::Serialize)]
-struct Report {
-    version: u32,
-    database: String,
-    sources: Vec<SourceReport>,
-}
-
-#[derive(Debug, serde::Serialize)]
-struct SourceReport {
-    path: String,
-    runs_added: u64,
-    runs_already_present: u64,
-    runs_without_results: u64,
-    results: u64,
-    /// Runs older than the target's newest run; the histories were rebuilt in time order when
-    /// `histories_rebuilt`.
-    runs_out_of_order: u64,
-    histories_rebuilt: bool,
-    error: Option<String>,
 }
 
 /// Run `omen merge`.
@@ -79,8 +59,8 @@ pub fn run(args: &MergeArgs, config: &crate::config::Config) -> anyhow::Result<O
         }
         sources.push(report);
     }
-    let report = Report {
-        version: 1,
+    let report = MergeReport {
+        version: MERGE_REPORT_VERSION,
         database: args.db.display().to_string(),
         sources,
     };

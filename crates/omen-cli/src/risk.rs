@@ -155,6 +155,7 @@ pub struct RecordArgs {
 
 use omen_core::deploy::DeployOutcome;
 pub use omen_core::gate::ACCEPT_LABEL;
+use omen_core::label::LabelSource;
 
 fn parse_layout(name: &str) -> Result<omen_risk::dataset::Layout, String> {
     omen_risk::dataset::Layout::from_name(name)
@@ -681,7 +682,7 @@ fn sync_history(
             .iter()
             .filter_map(|r| git::rev_parse(repo, r).ok())
             .collect();
-        store.label_risky(&full, "revert", None)?;
+        store.label_risky(&full, LabelSource::Revert, None)?;
     }
     Ok(history)
 }
@@ -705,12 +706,12 @@ fn label_szz(store: &mut Store, repo: &Path, budget: Duration) -> anyhow::Result
         match git::szz_blame(repo, fix) {
             Ok(inducing) => {
                 let inducing: Vec<String> = inducing.into_iter().filter(|s| s != fix).collect();
-                store.label_risky(&inducing, "szz", Some(fix))?;
+                store.label_risky(&inducing, LabelSource::Szz, Some(fix))?;
             }
             Err(e) => {
                 // A root commit or a fix outside the fetched history: nothing to blame.
                 tracing::debug!("SZZ skipped {fix}: {e:#}");
-                store.label_risky(&[], "szz", Some(fix))?;
+                store.label_risky(&[], LabelSource::Szz, Some(fix))?;
             }
         }
     }
@@ -981,7 +982,8 @@ pub fn deploy(args: &DeployArgs, now: i64) -> anyhow::Result<Outcome> {
             at,
         })?;
         if a.outcome.labels_risky() {
-            let n = store.label_risky(std::slice::from_ref(&a.commit), "deploy", None)?;
+            let n =
+                store.label_risky(std::slice::from_ref(&a.commit), LabelSource::Deploy, None)?;
             if n == 0 {
                 tracing::info!(
                     "{} is not in the change history yet; its label applies once observed",
@@ -1034,7 +1036,9 @@ mod tests {
             .filter(|i| risky(*i))
             .map(|i| format!("{i:040x}"))
             .collect();
-        store.label_risky(&risky, "revert", None).unwrap();
+        store
+            .label_risky(&risky, LabelSource::Revert, None)
+            .unwrap();
         store
     }
 

@@ -85,6 +85,27 @@ impl State {
             State::Broken => "broken",
         }
     }
+
+    /// Order of attention in listings, most urgent first: broken, flaky, new, stable.
+    pub fn urgency(self) -> u8 {
+        match self {
+            State::Broken => 0,
+            State::Flaky => 1,
+            State::New => 2,
+            State::Stable => 3,
+        }
+    }
+}
+
+/// Whether `omen flaky` lists a test: flaky and broken ones always; a new one once it has failed
+/// (otherwise a fresh database lists everything); a stable one whose score is above
+/// [`FlakinessConfig::report_floor`].
+pub fn worth_listing(history: &TestHistory, a: &Assessment, config: &FlakinessConfig) -> bool {
+    match a.state {
+        State::Flaky | State::Broken => true,
+        State::New => history.db_failures > 0,
+        State::Stable => a.score > config.report_floor,
+    }
 }
 
 /// The numbers behind an assessment.
@@ -339,6 +360,41 @@ pub fn judge_failure(a: &Assessment, h: &TestHistory, signature: Option<u32>) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn listing_shows_what_needs_attention_most_urgent_first() {
+        let config = FlakinessConfig::default();
+        let a = |state, score| Assessment {
+            state,
+            score,
+            uncertainty: 0.0,
+            evidence: Evidence::default(),
+        };
+        let quiet = TestHistory::default();
+        let failed_once = TestHistory {
+            db_failures: 1,
+            ..TestHistory::default()
+        };
+        let check = |h: &TestHistory, state, score, expected| {
+            assert_eq!(
+                worth_listing(h, &a(state, score), &config),
+                expected,
+                "{state:?} {score}"
+            );
+        };
+        check(&quiet, State::Flaky, 0.0, true);
+        check(&quiet, State::Broken, 0.0, true);
+        check(&quiet, State::New, 0.9, false);
+        check(&failed_once, State::New, 0.0, true);
+        check(&quiet, State::Stable, config.report_floor, false);
+        check(&quiet, State::Stable, config.report_floor + 0.01, true);
+        let mut states = [State::Stable, State::New, State::Flaky, State::Broken];
+        states.sort_by_key(|s| s.urgency());
+        assert_eq!(
+            states,
+            [State::Broken, State::Flaky, State::New, State::Stable]
+        );
+    }
     use crate::history::Observation;
     use crate::report::Outcome;
 

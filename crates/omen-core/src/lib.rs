@@ -13,6 +13,7 @@ pub mod hash;
 pub mod history;
 pub mod identity;
 pub mod junit;
+pub mod label;
 pub mod quarantine;
 pub mod report;
 pub mod risk_level;

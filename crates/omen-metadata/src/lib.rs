@@ -6,6 +6,8 @@
 //! counterparts at the edge.
 
 pub mod exit_code;
+pub mod flaky;
 pub mod ingest;
+pub mod merge;
 pub mod quarantine;
 pub mod risk;

@@ -1,6 +1,7 @@
 //! Deploy-risk tables: the incremental repository history, observed changes and their labels,
 //! stored models, predictions and deploy outcomes.
 
+use omen_core::label::LabelSource;
 use rusqlite::{OptionalExtension, params};
 
 use crate::Store;
@@ -23,8 +24,9 @@ pub struct ChangeRow {
     pub features: Vec<f64>,
     /// The label once known.
     pub risky: Option<bool>,
-    /// Where the label came from (`revert`, `szz`, `deploy`).
-    pub label_source: Option<String>,
+    /// Where the label came from; `None` also for a label stored under a name this version
+    /// does not know.
+    pub label_source: Option<LabelSource>,
 }
 
 /// The repository history state stored after the changes observed so far.
@@ -263,7 +265,10 @@ impl Store {
                     fix: r.get(4)?,
                     features: decode_features(&r.get::<_, Vec<u8>>(5)?),
                     risky: r.get(6)?,
-                    label_source: r.get(7)?,
+                    label_source: r
+                        .get::<_, Option<String>>(7)?
+                        .as_deref()
+                        .and_then(LabelSource::from_name),
                 })
             })
             .ctx(path, "read changes")?;
@@ -321,7 +326,7 @@ impl Store {
     pub fn label_risky(
         &mut self,
         commits: &[String],
-        source: &str,
+        source: LabelSource,
         fix: Option<&str>,
     ) -> Result<usize, StoreError> {
         let path = self.path.clone();
@@ -335,7 +340,7 @@ impl Store {
                 .ctx(&path, "prepare labelling")?;
             for c in commits {
                 changed += stmt
-                    .execute(params![c, source])
+                    .execute(params![c, source.name()])
                     .ctx(&path, "label a change")?;
             }
         }
@@ -601,7 +606,7 @@ mod tests {
         assert_eq!(store.fixes_pending_szz().unwrap(), vec!["b".to_string()]);
         assert_eq!(
             store
-                .label_risky(&["a".into(), "zz".into()], "szz", Some("b"))
+                .label_risky(&["a".into(), "zz".into()], LabelSource::Szz, Some("b"))
                 .unwrap(),
             1
         );
@@ -610,8 +615,8 @@ mod tests {
         assert_eq!(changes.len(), 2);
         assert_eq!(changes[0].features, vec![1.5, 2.0, -0.0]);
         assert_eq!(
-            (changes[0].risky, changes[0].label_source.as_deref()),
-            (Some(true), Some("szz"))
+            (changes[0].risky, changes[0].label_source),
+            (Some(true), Some(LabelSource::Szz))
         );
         assert_eq!(changes[1].seq, 1);
 
