@@ -229,3 +229,112 @@ fn nextest_quarantine_config_with_real_cargo_nextest() {
         "{all}"
     );
 }
+
+/// Copy the nextest fixture's sources (not its target) to `to`.
+fn copy_fixture(to: &Path) {
+    let fixture = repo_root().join("reporters/nextest/fixture");
+    std::fs::create_dir_all(to.join("src")).unwrap();
+    for file in ["Cargo.toml", "Cargo.lock", "src/lib.rs"] {
+        std::fs::copy(fixture.join(file), to.join(file)).unwrap();
+    }
+}
+
+#[test]
+fn nextest_quarantine_extends_the_repository_s_own_ci_profile() {
+    // A repository that defines its CI profile where users do, with a JUnit path and settings.
+    let repo = tempfile::tempdir().unwrap();
+    copy_fixture(repo.path());
+    std::fs::create_dir_all(repo.path().join(".config")).unwrap();
+    std::fs::write(
+        repo.path().join(".config/nextest.toml"),
+        "[profile.ci]\nfail-fast = false\ntest-threads = 1\n\n[profile.ci.junit]\npath = \"junit-ci.xml\"\n",
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let entry = |test: &str, mode: &str| {
+        format!(
+            r#"{{"id": "omen-nextest-fixture::{test}", "selector": "omen-nextest-fixture {test}", "runner": "nextest",
+                "classname": "omen-nextest-fixture", "name": "{test}", "reason": "flaky", "added": "2026-01-01T00:00:00Z",
+                "expires": "2099-01-01T00:00:00Z", "mode": "{mode}", "source": "manual", "auto_release": false}}"#
+        )
+    };
+    std::fs::write(
+        dir.path().join("q.json"),
+        format!(
+            r#"{{"version": 1, "tests": [{}, {}]}}"#,
+            entry("quarantine::flaky", "run-ignore"),
+            entry("quarantine::skipped_by_quarantine", "skip")
+        ),
+    )
+    .unwrap();
+    // The documented command, with the user's profile as the base.
+    let config = run(omen(dir.path()).args([
+        "quarantine",
+        "--format",
+        "nextest",
+        "--nextest-inherits",
+        "ci",
+        "--quarantine-file",
+        "q.json",
+    ]));
+    config.code(0);
+    let config_path = dir.path().join("omen-nextest.toml");
+    std::fs::write(&config_path, &config.stdout).unwrap();
+    let tool = format!("omen:{}", config_path.display());
+    let target = repo.path().join("target");
+    let junit = |profile: &str| target.join(format!("nextest/{profile}/junit-ci.xml"));
+
+    for profile in ["ci", "omen"] {
+        let state = tempfile::tempdir().unwrap();
+        let out = nextest(
+            repo.path(),
+            state.path(),
+            &[
+                "--profile",
+                profile,
+                "--tool-config-file",
+                &tool,
+                "-E",
+                "not test(=quarantine::always_fails)",
+            ],
+        );
+        out.code(0);
+        assert!(
+            out.stderr.contains("FLAKY") && out.stderr.contains("quarantine::flaky"),
+            "--profile {profile}: the flaky test passes on a retry\n{out}"
+        );
+        assert!(
+            !out.stderr.contains("quarantine::skipped_by_quarantine"),
+            "--profile {profile}: the skip entry must not run\n{out}"
+        );
+        // The user's JUnit settings apply: the file is where their profile puts it.
+        let xml = std::fs::read_to_string(junit(profile)).unwrap_or_else(|e| {
+            panic!(
+                "--profile {profile}: no JUnit at {}: {e}\n{out}",
+                junit(profile).display()
+            )
+        });
+        assert!(xml.contains("quarantine::flaky"), "{xml}");
+    }
+    // A real bug still fails the run under the user's profile.
+    let state = tempfile::tempdir().unwrap();
+    let all = nextest(
+        repo.path(),
+        state.path(),
+        &["--profile", "ci", "--tool-config-file", &tool],
+    );
+    assert_ne!(all.code, 0, "{all}");
+    assert!(all.stderr.contains("quarantine::always_fails"), "{all}");
+    // `default` cannot be extended from a tool config: a usage error, before anything runs.
+    let refused = run(omen(dir.path()).args([
+        "quarantine",
+        "--format",
+        "nextest",
+        "--nextest-profile",
+        "default",
+        "--quarantine-file",
+        "q.json",
+    ]));
+    refused.code(2);
+    assert!(refused.stderr.contains("[profile.default]"), "{refused}");
+}

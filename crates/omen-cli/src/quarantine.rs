@@ -65,12 +65,24 @@ pub struct QuarantineArgs {
     /// Time to decide at (RFC 3339), for reproducible output; default now.
     #[arg(long, value_name = "RFC3339", value_parser = crate::time_arg)]
     pub now: Option<i64>,
-    /// `--format nextest`: the nextest profile to define (select it with `cargo nextest run --profile`).
-    #[arg(long, default_value = "omen", value_name = "NAME")]
+    /// `--format nextest`: the profile to select with `cargo nextest run --profile`: Omen's own
+    /// (`omen`), or one of yours (e.g. `ci`), which is extended with the quarantine and keeps its
+    /// settings and JUnit path. Not `default`: nextest ignores that from tool configs.
+    #[arg(
+        long,
+        default_value = crate::nextest::OMEN_PROFILE,
+        value_name = "NAME",
+        value_parser = nextest_profile_arg
+    )]
     pub nextest_profile: String,
-    /// `--format nextest`: the profile it inherits from, e.g. your CI profile.
-    #[arg(long, default_value = "default", value_name = "NAME")]
-    pub nextest_inherits: String,
+    /// `--format nextest`: the profile Omen's `omen` profile inherits from (default `default`);
+    /// a profile of yours named here is extended with the quarantine too.
+    #[arg(long, value_name = "NAME")]
+    pub nextest_inherits: Option<String>,
+}
+
+fn nextest_profile_arg(name: &str) -> Result<String, String> {
+    crate::nextest::Profiles::new(name, None).map(|p| p.profile)
 }
 
 /// Entry modes on the command line.
@@ -114,12 +126,12 @@ pub fn run(args: &QuarantineArgs, config: &crate::config::Config) -> anyhow::Res
                 .filter(|e| parse_time(&e.expires).is_ok_and(|t| t >= now))
                 .collect();
             let text = if args.format == QuarantineFormat::Nextest {
-                crate::nextest::tool_config(
-                    &active,
-                    &args.out,
+                let profiles = crate::nextest::Profiles::new(
                     &args.nextest_profile,
-                    &args.nextest_inherits,
+                    args.nextest_inherits.as_deref(),
                 )
+                .map_err(|e| anyhow::anyhow!("--nextest-profile: {e}"))?;
+                crate::nextest::tool_config(&active, &args.out, &profiles)
             } else {
                 let mut f =
                     crate::nextest::skip_filter(&active).unwrap_or_else(|| "all()".to_owned());
