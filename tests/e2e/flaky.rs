@@ -150,6 +150,98 @@ fn flaky_lists_flaky_and_broken_tests_with_evidence() {
     );
 }
 
+#[test]
+fn flaky_test_explains_why_a_test_is_or_is_not_flaky() {
+    let dir = tempfile::tempdir().unwrap();
+    build(dir.path());
+    // By selector: the rule that decided, its observation and its threshold.
+    let out = run(omen(dir.path()).args([
+        "flaky",
+        "--db",
+        "h.db",
+        "--test",
+        "tests/test_app.py::test_flaky_b",
+    ]));
+    out.code(0);
+    assert!(
+        out.stdout
+            .contains("tests/test_app.py::test_flaky_b: flaky (score"),
+        "{out}"
+    );
+    assert!(
+        out.stdout.contains(
+            "yes  flaky: same commit: 1 pass-and-fail event(s) on one commit, the latest"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.stdout
+            .contains("one within the last 100 default-branch runs makes it flaky"),
+        "{out}"
+    );
+    assert!(
+        out.stdout
+            .contains("no   broken: 0 consecutive default-branch failure(s) now"),
+        "{out}"
+    );
+    // A pull request's failures never count: the PR-only failing test is explained as stable.
+    let pr = run(omen(dir.path()).args([
+        "flaky",
+        "--db",
+        "h.db",
+        "--test",
+        "test_pr_d",
+        "--format",
+        "json",
+    ]));
+    pr.code(0);
+    let json = pr.json();
+    let t = &json["tests"][0];
+    assert_eq!(t["state"], "stable", "{pr}");
+    let reasons = t["reasons"].as_array().unwrap();
+    assert!(
+        reasons
+            .iter()
+            .all(|r| r["rule"] == "judged" || r["holds"] == false),
+        "{pr}"
+    );
+    // By stored key and by part of a name: every match, the broken one first.
+    let many = run(omen(dir.path()).args([
+        "flaky",
+        "--db",
+        "h.db",
+        "--test",
+        "tests.test_app::test_",
+        "--format",
+        "json",
+    ]));
+    let json = many.json();
+    let states: Vec<&str> = json["tests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["state"].as_str().unwrap())
+        .collect();
+    assert_eq!(states.len(), 4, "{many}");
+    assert_eq!(states[0], "broken", "{many}");
+    let broken = &json["tests"][0]["reasons"][0];
+    assert_eq!(
+        (broken["rule"].as_str(), broken["holds"].as_bool()),
+        (Some("broken"), Some(true))
+    );
+    // Nothing matches: said plainly.
+    let none = run(omen(dir.path()).args(["flaky", "--db", "h.db", "--test", "no_such"]));
+    none.code(0);
+    assert!(
+        none.stdout
+            .contains("no test in the history matches `no_such`"),
+        "{none}"
+    );
+    // The listing without --test has no reasons.
+    let plain = run(omen(dir.path()).args(["flaky", "--db", "h.db", "--format", "json"]));
+    assert!(plain.json()["tests"][0].get("reasons").is_none(), "{plain}");
+}
+
 const NOW: &str = "2026-03-20T00:00:00Z";
 
 #[test]

@@ -2,9 +2,11 @@
 
 use std::path::PathBuf;
 
-use omen_core::flakiness::{Assessment, FlakinessConfig, State, assess, explain, worth_listing};
+use omen_core::flakiness::{
+    Assessment, FlakinessConfig, State, assess, explain, reasons, worth_listing,
+};
 use omen_metadata::flaky::{
-    EvidenceJson, FLAKY_REPORT_VERSION, FlakyReport, FlakyTest, LastFailure,
+    EvidenceJson, FLAKY_REPORT_VERSION, FlakyReport, FlakyTest, LastFailure, ReasonJson,
 };
 use omen_store::{Store, TestRow};
 
@@ -19,6 +21,10 @@ pub struct FlakyArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
     pub format: Format,
+    /// Explain these tests instead of listing those worth a look: every test whose selector or
+    /// stored key equals or contains PATTERN, with each rule, the value observed and its threshold.
+    #[arg(long, value_name = "PATTERN")]
+    pub test: Option<String>,
 }
 
 /// Assess every test; keep those worth listing. Costs one pass over the tests table.
@@ -101,7 +107,35 @@ pub fn describe(store: &Store, row: &TestRow, a: &Assessment) -> anyhow::Result<
         },
         last_failure,
         broken_since,
+        reasons: None,
     })
+}
+
+/// Every test whose selector or stored key equals or contains `pattern`, assessed, most urgent
+/// first.
+pub fn matching(
+    store: &Store,
+    pattern: &str,
+    config: &FlakinessConfig,
+) -> anyhow::Result<Vec<(TestRow, Assessment)>> {
+    let mut found = Vec::new();
+    store.for_each_test(|row| {
+        let key = omen_core::identity::key_of(&row.scope, &row.name);
+        if row.selector.contains(pattern) || key.contains(pattern) {
+            let a = assess(&row.history, config);
+            found.push((row, a));
+        }
+    })?;
+    found.sort_by(|(ra, a), (rb, b)| {
+        let partial = |r: &TestRow| {
+            r.selector != pattern && omen_core::identity::key_of(&r.scope, &r.name) != pattern
+        };
+        partial(ra)
+            .cmp(&partial(rb))
+            .then(a.state.urgency().cmp(&b.state.urgency()))
+            .then(ra.selector.cmp(&rb.selector))
+    });
+    Ok(found)
 }
 
 fn round4(x: f64) -> f64 {
@@ -129,10 +163,27 @@ pub fn run(args: &FlakyArgs, config: &crate::config::Config) -> anyhow::Result<O
             return Ok(Outcome::with_trouble(true));
         }
     };
-    let listed = assess_all(&store, &config.flakiness)?;
+    let listed = match &args.test {
+        Some(pattern) => matching(&store, pattern, &config.flakiness)?,
+        None => assess_all(&store, &config.flakiness)?,
+    };
     let mut tests = Vec::with_capacity(listed.len());
     for (row, a) in &listed {
-        tests.push(describe(&store, row, a)?);
+        let mut t = describe(&store, row, a)?;
+        if args.test.is_some() {
+            t.reasons = Some(
+                reasons(&row.history, a, &config.flakiness)
+                    .into_iter()
+                    .map(|r| ReasonJson {
+                        rule: r.rule.to_owned(),
+                        observed: r.observed,
+                        threshold: r.threshold,
+                        holds: r.holds,
+                    })
+                    .collect(),
+            );
+        }
+        tests.push(t);
     }
     match args.format {
         Format::Json => output::print_json(&FlakyReport {
@@ -140,7 +191,10 @@ pub fn run(args: &FlakyArgs, config: &crate::config::Config) -> anyhow::Result<O
             tests,
             error: None,
         })?,
-        Format::Text => output::print(&render_text(&tests)),
+        Format::Text => match &args.test {
+            Some(pattern) => output::print(&render_explained(pattern, &tests)),
+            None => output::print(&render_text(&tests)),
+        },
     }
     Ok(Outcome::OK)
 }
@@ -178,6 +232,45 @@ fn render_text(tests: &[FlakyTest]) -> String {
         {
             let m: String = m.chars().take(120).collect();
             let _ = writeln!(out, "          last failure: {}", line(&m));
+        }
+    }
+    out
+}
+
+fn render_explained(pattern: &str, tests: &[FlakyTest]) -> String {
+    use omen_render::escape::line;
+    use std::fmt::Write;
+    if tests.is_empty() {
+        return format!(
+            "omen: no test in the history matches `{}` (a selector, a key or part of one)\n",
+            line(pattern)
+        );
+    }
+    let mut out = format!("omen: {} test(s) match `{}`\n", tests.len(), line(pattern));
+    for t in tests {
+        let _ = writeln!(
+            out,
+            "\n  {}: {} (score {:.1}% ± {:.1}%)",
+            line(&t.selector),
+            t.state,
+            t.score * 100.0,
+            t.uncertainty * 100.0
+        );
+        for r in t.reasons.iter().flatten() {
+            let mark = if r.holds { "yes" } else { "no " };
+            let _ = writeln!(
+                out,
+                "    {mark}  {}: {}; {}",
+                line(&r.rule),
+                line(&r.observed),
+                line(&r.threshold)
+            );
+        }
+        if let Some(f) = &t.last_failure
+            && let Some(m) = &f.message
+        {
+            let m: String = m.chars().take(120).collect();
+            let _ = writeln!(out, "         last failure: {}", line(&m));
         }
     }
     out

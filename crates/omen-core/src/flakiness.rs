@@ -219,6 +219,105 @@ pub fn assess(h: &TestHistory, config: &FlakinessConfig) -> Assessment {
     }
 }
 
+/// One rule of [`assess`], with what this test showed and the threshold it was compared to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reason {
+    /// What the rule decides, e.g. "broken".
+    pub rule: &'static str,
+    /// What the history shows, in words.
+    pub observed: String,
+    /// What the rule needs, in words.
+    pub threshold: String,
+    /// Whether the rule holds for this test.
+    pub holds: bool,
+}
+
+/// Every rule [`assess`] applied to `h`, in the order it applies them (the first that holds
+/// decides the state), with the observed value and the threshold: the answer to "why is my test
+/// (not) flaky?". `a` must be `assess(h, config)`.
+pub fn reasons(h: &TestHistory, a: &Assessment, config: &FlakinessConfig) -> Vec<Reason> {
+    let e = &a.evidence;
+    let recent_same_commit = e
+        .runs_since_same_commit_flake
+        .is_some_and(|r| r < config.stale_after_runs);
+    let recent_failure = h.last_failure_at != 0 && h.clean_runs < config.stale_after_runs;
+    let mut out = vec![
+        Reason {
+            rule: "broken",
+            observed: format!(
+                "{} consecutive default-branch failure(s) now",
+                e.fail_streak
+            ),
+            threshold: format!(
+                "{} make it broken: the streak its flake rate produces by chance less than {} of the time (between {} and {})",
+                e.broken_streak,
+                config.broken_false_alarm,
+                config.min_broken_streak,
+                config.max_broken_streak
+            ),
+            holds: h.fail_streak >= e.broken_streak,
+        },
+        Reason {
+            rule: "flaky: same commit",
+            observed: match e.runs_since_same_commit_flake {
+                Some(r) => format!(
+                    "{} pass-and-fail event(s) on one commit, the latest {r} default-branch run(s) ago",
+                    e.same_commit_flakes
+                ),
+                None => "never failed and passed on the same commit".to_owned(),
+            },
+            threshold: format!(
+                "one within the last {} default-branch runs makes it flaky",
+                config.stale_after_runs
+            ),
+            holds: recent_same_commit,
+        },
+        Reason {
+            rule: "flaky: isolated failures",
+            observed: format!(
+                "{} isolated failure episode(s) (at most {} run(s), ended in a pass, not confirmed by a re-run) in the last {} default-branch runs; {} clean run(s) since the last failure",
+                e.short_episodes, config.short_episode, e.window_runs, h.clean_runs
+            ),
+            threshold: format!(
+                "{} episodes make it flaky, while the last failure is within {} clean runs",
+                config.min_short_episodes, config.stale_after_runs
+            ),
+            holds: e.short_episodes >= config.min_short_episodes && recent_failure,
+        },
+        Reason {
+            rule: "judged",
+            observed: format!("{} default-branch run(s)", h.db_runs),
+            threshold: format!(
+                "{} are needed before a test is called stable rather than new",
+                config.min_runs
+            ),
+            holds: h.db_runs >= config.min_runs,
+        },
+    ];
+    let mut ignored = Vec::new();
+    if e.regressions > 0 {
+        ignored.push(format!(
+            "{} longer or re-run-confirmed episode(s): fixed regressions, not flakes",
+            e.regressions
+        ));
+    }
+    if e.outage_failures > 0 {
+        ignored.push(format!(
+            "{} failure(s) in outage runs (most of the suite failed)",
+            e.outage_failures
+        ));
+    }
+    if !ignored.is_empty() {
+        out.push(Reason {
+            rule: "not counted as flake evidence",
+            observed: ignored.join("; "),
+            threshold: "never counted".to_owned(),
+            holds: true,
+        });
+    }
+    out
+}
+
 fn mask(n: u32) -> u128 {
     if n >= 128 {
         u128::MAX
@@ -360,6 +459,56 @@ pub fn judge_failure(a: &Assessment, h: &TestHistory, signature: Option<u32>) ->
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn reasons_name_the_rule_that_decided_and_its_threshold() {
+        let config = FlakinessConfig::default();
+        let mut h = TestHistory::default();
+        for i in 0..20u32 {
+            h.observe(&crate::history::Observation {
+                outcome: if i == 5 || i == 12 {
+                    crate::Outcome::Failed
+                } else {
+                    crate::Outcome::Passed
+                },
+                mixed: false,
+                default_branch: true,
+                commit: u64::from(i),
+                at: i64::from(i) * 3600,
+                run: u64::from(i),
+                duration_ms: None,
+                failure_signature: None,
+                outage: false,
+            });
+        }
+        let a = assess(&h, &config);
+        assert_eq!(a.state, State::Flaky);
+        let r = reasons(&h, &a, &config);
+        let rules: Vec<(&str, bool)> = r.iter().map(|r| (r.rule, r.holds)).collect();
+        assert_eq!(
+            rules,
+            [
+                ("broken", false),
+                ("flaky: same commit", false),
+                ("flaky: isolated failures", true),
+                ("judged", true)
+            ]
+        );
+        assert!(
+            r[2].observed.starts_with("2 isolated failure episode(s)"),
+            "{}",
+            r[2].observed
+        );
+        assert!(
+            r[2].threshold.starts_with("2 episodes make it flaky"),
+            "{}",
+            r[2].threshold
+        );
+        assert!(
+            r[1].observed
+                .contains("never failed and passed on the same commit")
+        );
+    }
 
     #[test]
     fn listing_shows_what_needs_attention_most_urgent_first() {

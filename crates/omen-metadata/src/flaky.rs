@@ -47,6 +47,22 @@ pub struct FlakyTest {
     pub last_failure: Option<LastFailure>,
     /// For broken tests: the commit of the first failure of the streak.
     pub broken_since: Option<String>,
+    /// With `--test`: every rule applied, the value observed and the threshold.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reasons: Option<Vec<ReasonJson>>,
+}
+
+/// One rule applied to a test (see `omen_core::flakiness::reasons`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ReasonJson {
+    /// What the rule decides.
+    pub rule: String,
+    /// What the history shows.
+    pub observed: String,
+    /// What the rule needs.
+    pub threshold: String,
+    /// Whether it holds.
+    pub holds: bool,
 }
 
 /// Evidence numbers (see `omen_core::flakiness::Evidence`).
