@@ -32,7 +32,10 @@ from_source() {
 }
 
 installed=""
-if [ "$version" != "source" ] && [ -n "$target" ]; then
+# Installed earlier in this job (the setup step before the tests): reuse it.
+if [ -x "$dest/bin/omen" ] && [ "$(cat "$dest/installed-version" 2>/dev/null)" = "$version" ]; then
+  installed="(already installed in this job)"
+elif [ "$version" != "source" ] && [ -n "$target" ]; then
   asset="omen-$version-$target.tar.gz"
   tmp="$(mktemp -d)"
   trap 'rm -rf "$tmp"' EXIT
@@ -61,6 +64,7 @@ else
   installed="source"
 fi
 
+printf '%s' "$version" > "$dest/installed-version"
 if [ -n "${GITHUB_PATH:-}" ]; then
   echo "$dest/bin" >> "$GITHUB_PATH"
 fi

@@ -338,3 +338,146 @@ fn nextest_quarantine_extends_the_repository_s_own_ci_profile() {
     refused.code(2);
     assert!(refused.stderr.contains("[profile.default]"), "{refused}");
 }
+
+/// Run real pytest in `dir` with `env`, writing `junit`.
+fn pytest(dir: &Path, junit: &str, env: &[(&str, &str)]) -> omen_tests::Run {
+    let mut cmd = Command::new(python());
+    cmd.args([
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "--rootdir",
+        ".",
+    ])
+    .arg(format!("--junitxml={junit}"))
+    .current_dir(dir)
+    .env_remove("OMEN_QUARANTINE");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    run(&mut cmd)
+}
+
+#[test]
+fn the_quarantine_loop_closes_without_a_hand_step_under_real_pytest() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("test_app.py"),
+        "import os\n\n\
+         def test_ok():\n    pass\n\n\
+         def test_flaky():\n    assert os.environ.get('FLAKE') != '1', 'timeout talking to the cache'\n\n\
+         def test_bug():\n    assert os.environ.get('BUG') != '1', 'wrong total'\n",
+    )
+    .unwrap();
+    // The default branch's history: test_flaky fails alone twice, each time fixed by nothing.
+    for i in 1..=10u32 {
+        let flake = if i == 3 || i == 7 { "1" } else { "0" };
+        let junit = format!("main{i}.xml");
+        let out = pytest(d, &junit, &[("FLAKE", flake)]);
+        assert_eq!(out.code, if flake == "1" { 1 } else { 0 }, "{out}");
+        run(omen(d).args([
+            "ingest",
+            "--db",
+            "h.db",
+            "--branch",
+            "main",
+            "--default-branch",
+            "main",
+            "--commit",
+            &format!("c{i}"),
+            "--run-id",
+            &i.to_string(),
+            "--timestamp",
+            &format!("2026-03-{i:02}T00:00:00Z"),
+            &junit,
+        ]))
+        .code(0);
+    }
+    // The committed file holds a person's entry, which the run's quarantine keeps.
+    std::fs::create_dir(d.join(".omen")).unwrap();
+    std::fs::write(
+        d.join(".omen/quarantine.json"),
+        r#"{"version": 1, "tests": [{"id": "test_app::test_ok", "selector": "test_app.py::test_ok", "runner": "pytest",
+            "classname": "test_app", "name": "test_ok", "reason": "watching it", "added": "2026-01-01T00:00:00Z",
+            "expires": "2099-01-01T00:00:00Z", "mode": "run-ignore", "source": "manual", "auto_release": false}]}"#,
+    )
+    .unwrap();
+    let committed = std::fs::read(d.join(".omen/quarantine.json")).unwrap();
+
+    // A pull request's setup step, before its tests: no hand step, no committed automatic entry.
+    let setup = run(omen(d).args([
+        "setup",
+        "--db",
+        "h.db",
+        "--out-dir",
+        "run",
+        "--env-file",
+        "env.txt",
+        "--format",
+        "json",
+    ]));
+    setup.code(0);
+    let report = setup.json();
+    assert_eq!(
+        (
+            report["source"].as_str(),
+            report["automatic"].as_u64(),
+            report["manual"].as_u64()
+        ),
+        (Some("history"), Some(1), Some(1)),
+        "{setup}"
+    );
+    let env = std::fs::read_to_string(d.join("env.txt")).unwrap();
+    let quarantine = env
+        .lines()
+        .find_map(|l| l.strip_prefix("OMEN_QUARANTINE="))
+        .expect("OMEN_QUARANTINE exported");
+    assert!(Path::new(quarantine).is_absolute(), "{env}");
+    assert!(
+        env.lines()
+            .any(|l| l.starts_with("OMEN_NEXTEST_ARGS=--profile omen --tool-config-file omen:/")),
+        "{env}"
+    );
+    let text = std::fs::read_to_string(quarantine).unwrap();
+    assert!(
+        text.contains("test_app.py::test_flaky") && text.contains("\"source\": \"auto\""),
+        "{text}"
+    );
+    assert_eq!(
+        std::fs::read(d.join(".omen/quarantine.json")).unwrap(),
+        committed,
+        "setup never writes the committed file"
+    );
+
+    // The PR's tests: the flaky failure no longer fails the build...
+    let flaky = pytest(
+        d,
+        "pr.xml",
+        &[("FLAKE", "1"), ("OMEN_QUARANTINE", quarantine)],
+    );
+    flaky.code(0);
+    assert!(
+        flaky
+            .stdout
+            .contains("omen: 2 quarantined tests (1 passed, 1 failed and was ignored)"),
+        "{flaky}"
+    );
+    // ...a real bug still does...
+    let bug = pytest(
+        d,
+        "pr2.xml",
+        &[
+            ("FLAKE", "1"),
+            ("BUG", "1"),
+            ("OMEN_QUARANTINE", quarantine),
+        ],
+    );
+    bug.code(1);
+    assert!(bug.stdout.contains("wrong total"), "{bug}");
+    // ...and without the setup step the same flaky failure fails it.
+    let without = pytest(d, "pr3.xml", &[("FLAKE", "1")]);
+    without.code(1);
+}

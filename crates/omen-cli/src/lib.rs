@@ -15,6 +15,7 @@ pub mod nextest;
 pub mod output;
 pub mod quarantine;
 pub mod risk;
+pub mod setup;
 
 use clap::{Parser, Subcommand};
 use omen_core::run::RunMeta;
@@ -84,6 +85,9 @@ pub enum Command {
     Flaky(flaky::FlakyArgs),
     /// Regenerate the quarantine file, check it, or print it as nextest configuration.
     Quarantine(quarantine::QuarantineArgs),
+    /// Before the tests: write this run's quarantine from the default branch's history (manual
+    /// entries kept) and a nextest tool config, and export where they are.
+    Setup(setup::SetupArgs),
     /// The CI step: ingest, classify failures, comment, summarise, annotate and gate.
     Ci(ci::CiArgs),
     /// Post or update Omen's pull-request comment from a file written by `omen ci`.
@@ -200,6 +204,7 @@ pub fn run(cli: &Cli) -> Result<Outcome, RunError> {
         Command::Merge(args) => merge::run(args, &config),
         Command::Flaky(args) => flaky::run(args, &config),
         Command::Quarantine(args) => quarantine::run(args, &config),
+        Command::Setup(args) => setup::run(args, &config),
         Command::Ci(args) => ci::run(args, &config),
         Command::Comment(args) => ci::comment(args, &config),
         Command::Risk(args) => risk::run(args, &config),

@@ -81,7 +81,8 @@ pub struct QuarantineArgs {
     pub nextest_inherits: Option<String>,
 }
 
-fn nextest_profile_arg(name: &str) -> Result<String, String> {
+/// `--nextest-profile`: any profile but `default`.
+pub fn nextest_profile_arg(name: &str) -> Result<String, String> {
     crate::nextest::Profiles::new(name, None).map(|p| p.profile)
 }
 
