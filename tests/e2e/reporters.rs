@@ -481,3 +481,117 @@ fn the_quarantine_loop_closes_without_a_hand_step_under_real_pytest() {
     let without = pytest(d, "pr3.xml", &[("FLAKE", "1")]);
     without.code(1);
 }
+
+#[test]
+fn the_quarantine_loop_closes_without_a_hand_step_under_real_nextest() {
+    let repo = tempfile::tempdir().unwrap();
+    copy_fixture(repo.path());
+    std::fs::create_dir_all(repo.path().join(".config")).unwrap();
+    std::fs::write(
+        repo.path().join(".config/nextest.toml"),
+        "[profile.ci]\nfail-fast = false\n\n[profile.ci.junit]\npath = \"junit.xml\"\n",
+    )
+    .unwrap();
+    let junit = repo.path().join("target/nextest/ci/junit.xml");
+    let d = tempfile::tempdir().unwrap();
+    let d = d.path();
+    // The default branch's history, from nextest's own JUnit: the flaky test fails and passes
+    // within each run (nextest retried it); the real bug is not part of these runs.
+    for i in 1..=3u32 {
+        let state = tempfile::tempdir().unwrap();
+        let out = nextest(
+            repo.path(),
+            state.path(),
+            &[
+                "--profile",
+                "ci",
+                "--retries",
+                "1",
+                "-E",
+                "not test(=quarantine::always_fails) & not test(=quarantine::skipped_by_quarantine)",
+            ],
+        );
+        out.code(0);
+        let report = d.join(format!("main{i}.xml"));
+        std::fs::copy(&junit, &report).unwrap();
+        run(omen(d)
+            .args([
+                "ingest",
+                "--db",
+                "h.db",
+                "--branch",
+                "main",
+                "--default-branch",
+                "main",
+                "--commit",
+                &format!("c{i}"),
+                "--run-id",
+                &i.to_string(),
+                "--timestamp",
+                &format!("2026-03-{i:02}T00:00:00Z"),
+            ])
+            .arg(&report))
+        .code(0);
+    }
+    // A pull request's setup step, extending the repository's own profile.
+    let setup = run(omen(d).args([
+        "setup",
+        "--db",
+        "h.db",
+        "--out-dir",
+        "run",
+        "--env-file",
+        "env.txt",
+        "--nextest-profile",
+        "ci",
+    ]));
+    setup.code(0);
+    let env = std::fs::read_to_string(d.join("env.txt")).unwrap();
+    let args: Vec<String> = env
+        .lines()
+        .find_map(|l| l.strip_prefix("OMEN_NEXTEST_ARGS="))
+        .expect("OMEN_NEXTEST_ARGS exported")
+        .split(' ')
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(args[..2], ["--profile", "ci"], "{env}");
+    let with = |extra: &[&str]| {
+        let state = tempfile::tempdir().unwrap();
+        let mut all: Vec<&str> = args.iter().map(String::as_str).collect();
+        all.extend_from_slice(extra);
+        nextest(repo.path(), state.path(), &all)
+    };
+    // The PR's tests, no retries asked for: the flaky test passes on the quarantine's retry...
+    let flaky = with(&[
+        "-E",
+        "not test(=quarantine::always_fails) & not test(=quarantine::skipped_by_quarantine)",
+    ]);
+    flaky.code(0);
+    assert!(
+        flaky.stderr.contains("FLAKY") && flaky.stderr.contains("quarantine::flaky"),
+        "{flaky}"
+    );
+    assert!(
+        std::fs::read_to_string(&junit)
+            .unwrap()
+            .contains("quarantine::flaky"),
+        "JUnit where the user's profile puts it"
+    );
+    // ...the real bug still fails the run...
+    let bug = with(&["-E", "not test(=quarantine::skipped_by_quarantine)"]);
+    assert_ne!(bug.code, 0, "{bug}");
+    assert!(bug.stderr.contains("quarantine::always_fails"), "{bug}");
+    // ...and without the setup step's arguments the flaky test fails it.
+    let state = tempfile::tempdir().unwrap();
+    let without = nextest(
+        repo.path(),
+        state.path(),
+        &[
+            "--profile",
+            "ci",
+            "-E",
+            "not test(=quarantine::always_fails) & not test(=quarantine::skipped_by_quarantine)",
+        ],
+    );
+    assert_ne!(without.code, 0, "{without}");
+}
