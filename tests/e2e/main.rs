@@ -9,3 +9,4 @@ mod ingest;
 mod install;
 mod reporters;
 mod risk;
+mod third_party;
