@@ -910,3 +910,149 @@ fn a_push_records_how_long_its_merged_pull_request_was_open() {
         .count();
     assert_eq!(before, after);
 }
+
+#[test]
+fn the_default_branch_proposes_its_quarantine_as_one_pull_request_kept_current() {
+    let gh = FakeGitHub::start();
+    let main_sha = "a".repeat(40);
+    gh.seed_branch("main", &main_sha);
+    let r = Runner::new();
+    let junit = |flaky: &[&str]| {
+        // A suite of 60 so that two flaky tests stay under the guard's 5%.
+        let mut xml = String::from("<testsuite name=\"pytest\">\n");
+        for i in 0..60 {
+            xml.push_str(&format!("<testcase classname=\"tests.test_app\" name=\"test_ok_{i}\" file=\"tests/test_app.py\"/>\n"));
+        }
+        for name in flaky {
+            // Failed, then passed on a retry within the run: same-commit flakiness.
+            xml.push_str(&format!(
+                "<testcase classname=\"tests.test_app\" name=\"{name}\" file=\"tests/test_app.py\"><flakyFailure message=\"timeout talking to the cache\">trace</flakyFailure></testcase>\n"
+            ));
+        }
+        xml.push_str("</testsuite>\n");
+        std::fs::write(r.path("junit.xml"), xml).unwrap();
+    };
+    let proposal_requests = |gh: &FakeGitHub| {
+        gh.seen()
+            .into_iter()
+            .filter(|s| {
+                s.path.contains("/git/")
+                    || s.path.contains("/contents/")
+                    || s.path.contains("/pulls?")
+                    || s.path.ends_with("/pulls")
+            })
+            .filter(|s| !s.path.contains("/commits/"))
+            .count()
+    };
+
+    // First default-branch run that learns a flaky test: a branch, a commit, a pull request.
+    junit(&["test_flaky_a"]);
+    let first = r.push(&gh, "1", &["--propose-quarantine", "--risk", "off"]);
+    first.code(0);
+    let branch = gh
+        .branch("omen/quarantine")
+        .expect("the proposal branch exists");
+    assert_ne!(
+        branch, main_sha,
+        "the file is committed on top of main\n{first}"
+    );
+    let file = gh
+        .file("omen/quarantine", ".omen/quarantine.json")
+        .expect("the file is committed");
+    assert!(file.contains("tests/test_app.py::test_flaky_a"), "{file}");
+    assert_eq!(
+        file,
+        r.read(".omen/quarantine.json"),
+        "the proposed file is the refreshed one"
+    );
+    let pulls = gh.open_pulls();
+    assert_eq!(pulls.len(), 1, "{pulls:?}");
+    assert_eq!(
+        (pulls[0].head.as_str(), pulls[0].base.as_str()),
+        ("omen/quarantine", "main")
+    );
+    assert!(
+        pulls[0]
+            .body
+            .contains("| added | tests/test\\_app.py::test\\_flaky\\_a |")
+            || pulls[0].body.contains("test_flaky_a")
+            || pulls[0].body.contains("test\\_flaky\\_a"),
+        "{}",
+        pulls[0].body
+    );
+    assert!(
+        pulls[0]
+            .body
+            .contains("failed and passed on the same commit"),
+        "{}",
+        pulls[0].body
+    );
+    for s in gh.seen() {
+        assert_eq!(
+            s.auth.as_deref(),
+            Some(&*format!("Bearer {TOKEN}")),
+            "{s:?}"
+        );
+        let lookup_of_nothing = s.method == "GET" && s.status == 404;
+        assert!(
+            s.status < 300 || lookup_of_nothing,
+            "every write is one GitHub accepts: {s:?}"
+        );
+    }
+    assert!(!first.stderr.contains(TOKEN) && !first.stdout.contains(TOKEN));
+
+    // Main moves on and another test turns out flaky: the same pull request, brought up to date.
+    let main_sha = "b".repeat(40);
+    gh.seed_branch("main", &main_sha);
+    // A fresh checkout of main, where the proposal is not merged: no quarantine file.
+    std::fs::remove_file(r.path(".omen/quarantine.json")).unwrap();
+    junit(&["test_flaky_a", "test_flaky_b"]);
+    let second = r.push(&gh, "2", &["--propose-quarantine", "--risk", "off"]);
+    second.code(0);
+    let pulls = gh.open_pulls();
+    assert_eq!(pulls.len(), 1, "one pull request, kept current\n{pulls:?}");
+    assert!(
+        pulls[0].body.contains("flaky\\_b") || pulls[0].body.contains("flaky_b"),
+        "{}",
+        pulls[0].body
+    );
+    let file = gh.file("omen/quarantine", ".omen/quarantine.json").unwrap();
+    assert!(
+        file.contains("test_flaky_a") && file.contains("test_flaky_b"),
+        "{file}"
+    );
+    let refs: Vec<_> = gh
+        .seen()
+        .into_iter()
+        .filter(|s| s.method == "PATCH" && s.path.contains("/git/refs/heads/omen/quarantine"))
+        .collect();
+    assert_eq!(
+        refs.len(),
+        1,
+        "the branch is moved onto the new main\n{refs:?}"
+    );
+    assert!(
+        refs[0].body.contains("\"force\":true") && refs[0].body.contains(&main_sha),
+        "{:?}",
+        refs[0]
+    );
+
+    // The proposal merged (main has the file): nothing changed, nothing is proposed. A pull
+    // request's run never proposes.
+    let before = proposal_requests(&gh);
+    let third = r.push(&gh, "3", &["--propose-quarantine", "--risk", "off"]);
+    third.code(0);
+    assert_eq!(
+        proposal_requests(&gh),
+        before,
+        "an unchanged quarantine proposes nothing"
+    );
+    junit(&["test_flaky_c"]);
+    let pr = r.ci(&gh, "4", &["--propose-quarantine", "--risk", "off"]);
+    pr.code(0);
+    assert_eq!(
+        proposal_requests(&gh),
+        before,
+        "a pull request never proposes\n{pr}"
+    );
+}

@@ -83,6 +83,11 @@ pub struct CiArgs {
     /// threshold.
     #[arg(long)]
     pub risk_gate: bool,
+    /// On the default branch, when the refresh changed the quarantine, propose the new file as
+    /// one pull request (branch `omen/quarantine`) kept up to date. Needs `contents: write` and
+    /// `pull-requests: write`; never runs on pull requests.
+    #[arg(long)]
+    pub propose_quarantine: bool,
     /// The gate's threshold (default: `[risk] gate_threshold`, 0.7).
     #[arg(long, value_name = "P", value_parser = crate::gate_arg)]
     pub risk_threshold: Option<Gate>,
@@ -180,6 +185,9 @@ pub fn run(args: &CiArgs, config: &crate::config::Config) -> anyhow::Result<Outc
         }
         _ => Vec::new(),
     };
+    if args.propose_quarantine && meta.is_default_branch() && !quarantine_changes.is_empty() {
+        propose_quarantine(args, config, &env, &meta, &quarantine_changes, &mut trouble);
+    }
     let quarantine = quarantine.unwrap_or_else(omen_jobs::quarantine::empty);
     let mut report = build_report(
         &run.results,
@@ -277,6 +285,70 @@ fn refresh_quarantine(
             tracing::warn!("quarantine not updated: {err:#}");
             *trouble = true;
             Vec::new()
+        }
+    }
+}
+
+/// The branch Omen owns for its quarantine proposal.
+pub const PROPOSAL_BRANCH: &str = "omen/quarantine";
+
+/// Propose the refreshed quarantine file as one pull request into the default branch, kept up to
+/// date; what went wrong is a warning.
+fn propose_quarantine(
+    args: &CiArgs,
+    config: &crate::config::Config,
+    env: &CiEnv,
+    meta: &omen_core::run::RunMeta,
+    changes: &[QuarantineChange],
+    trouble: &mut bool,
+) {
+    let Some(base) = meta.default_branch.as_deref() else {
+        return;
+    };
+    let forge = match env.forge(config.github) {
+        Some(Ok(forge)) => forge,
+        Some(Err(e)) => {
+            tracing::warn!("quarantine not proposed: {e}");
+            *trouble = true;
+            return;
+        }
+        None => {
+            tracing::warn!(
+                "quarantine not proposed: no GitHub token or repository in the environment"
+            );
+            return;
+        }
+    };
+    let path = args.quarantine_file.to_string_lossy().replace('\\', "/");
+    let path = path.trim_start_matches("./");
+    let content = match std::fs::read_to_string(&args.quarantine_file) {
+        Ok(text) => text,
+        Err(e) => {
+            tracing::warn!("quarantine not proposed: cannot read `{path}`: {e}");
+            *trouble = true;
+            return;
+        }
+    };
+    let file = omen_metadata::quarantine::QuarantineFile::parse(&content).ok();
+    let body = omen_render::quarantine_proposal(changes, file.as_ref(), meta.commit.as_deref());
+    let proposal = omen_forge::Proposal {
+        base,
+        branch: PROPOSAL_BRANCH,
+        path,
+        content: &content,
+        message: "omen: update the quarantine from the default branch's history",
+        title: "Omen: quarantine update",
+        body: &body,
+    };
+    match forge.propose_file(&proposal) {
+        Ok(p) => tracing::info!(
+            "quarantine proposed in pull request #{} ({})",
+            p.number,
+            if p.updated { "updated" } else { "opened" }
+        ),
+        Err(e) => {
+            tracing::warn!("quarantine not proposed: {e}");
+            *trouble = true;
         }
     }
 }

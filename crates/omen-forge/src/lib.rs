@@ -13,6 +13,9 @@ use http::StatusCode;
 use octocrab::Octocrab;
 use serde::Deserialize;
 
+pub mod propose;
+pub use propose::{Proposal, Proposed};
+
 /// An API token. `Debug` never shows it, and it has no `Display`.
 #[derive(Clone)]
 pub struct Token(String);
@@ -127,6 +130,8 @@ pub trait Forge {
     ) -> Result<Option<Posted>, ForgeError>;
     /// The merged change request whose merge produced `sha`, if any.
     fn merged_pull_of(&self, sha: &str) -> Result<Option<MergedPull>, ForgeError>;
+    /// Propose a file change as one change request kept current (see [`propose::Proposal`]).
+    fn propose_file(&self, p: &propose::Proposal<'_>) -> Result<propose::Proposed, ForgeError>;
 }
 
 impl Forge for GitHub {
@@ -143,6 +148,9 @@ impl Forge for GitHub {
     }
     fn merged_pull_of(&self, sha: &str) -> Result<Option<MergedPull>, ForgeError> {
         GitHub::merged_pull_of(self, sha)
+    }
+    fn propose_file(&self, p: &propose::Proposal<'_>) -> Result<propose::Proposed, ForgeError> {
+        GitHub::propose_file(self, p)
     }
 }
 
@@ -345,6 +353,7 @@ impl GitHub {
             let response = match method {
                 http::Method::GET => self.client._get(path).await,
                 http::Method::POST => self.client._post(path, body).await,
+                http::Method::PUT => self.client._put(path, body).await,
                 _ => self.client._patch(path, body).await,
             };
             let (status, retry_after, text) = match response {

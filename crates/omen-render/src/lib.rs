@@ -182,6 +182,37 @@ impl CiReport {
     }
 }
 
+/// The body of the pull request that proposes a quarantine update: every change, with the
+/// evidence of each added test, from the default branch's history at `commit`.
+pub fn quarantine_proposal(
+    changes: &[omen_core::quarantine::QuarantineChange],
+    file: Option<&omen_metadata::quarantine::QuarantineFile>,
+    commit: Option<&str>,
+) -> String {
+    let mut s = String::from(
+        "Omen proposes this quarantine update from the default branch's history. Merge it to make \
+         it the committed file; Omen keeps this pull request current until then.\n\n",
+    );
+    if let Some(c) = commit {
+        let _ = writeln!(s, "History as of commit `{}`.\n", short(c));
+    }
+    let _ = writeln!(s, "| change | test | evidence |\n| --- | --- | --- |");
+    for change in changes {
+        let evidence = file
+            .and_then(|f| f.tests.iter().find(|e| e.id == change.key))
+            .and_then(|e| e.evidence.as_deref())
+            .map(|e| escape::inline(e, 300))
+            .unwrap_or_default();
+        let _ = writeln!(
+            s,
+            "| {} | {} | {evidence} |",
+            change.kind.describe(),
+            escape::inline(&change.selector, 300)
+        );
+    }
+    s
+}
+
 /// The pull-request comment: marker first, at most [`COMMENT_LIMIT`] characters.
 pub fn comment(report: &CiReport) -> String {
     // Try the full body; when too long, show fewer rows per section until it fits.

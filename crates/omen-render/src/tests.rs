@@ -307,3 +307,39 @@ fn one_test_is_singular() {
     assert!(c.contains("### Omen: the 1 test passed"), "{c}");
     assert!(c.contains("**1 test**: 1 passed"), "{c}");
 }
+
+#[test]
+fn a_quarantine_proposal_lists_each_change_with_its_evidence_escaped() {
+    use omen_core::quarantine::{ChangeKind, QuarantineChange};
+    let changes = [
+        QuarantineChange {
+            kind: ChangeKind::Added,
+            key: "m::t".into(),
+            selector: "tests/m.py::t[<b>|x]".into(),
+        },
+        QuarantineChange {
+            kind: ChangeKind::Released,
+            key: "m::u".into(),
+            selector: "tests/m.py::u".into(),
+        },
+    ];
+    let file = omen_metadata::quarantine::QuarantineFile::parse(
+        r#"{"version": 1, "tests": [{"id": "m::t", "selector": "tests/m.py::t[<b>|x]", "runner": "pytest",
+            "classname": "m", "name": "t", "reason": "flaky", "evidence": "failed and passed on the same commit 2 times",
+            "added": "2026-01-01T00:00:00Z", "expires": "2099-01-01T00:00:00Z", "mode": "run-ignore",
+            "source": "auto", "auto_release": true}]}"#,
+    )
+    .unwrap();
+    let body = crate::quarantine_proposal(&changes, Some(&file), Some("0123456789abcdef"));
+    assert!(body.contains("commit `0123456789`"), "{body}");
+    assert!(body.contains("| added | "), "{body}");
+    assert!(
+        body.contains("failed and passed on the same commit 2 times"),
+        "{body}"
+    );
+    assert!(
+        body.contains("| released after clean runs | tests/m.py::u |  |"),
+        "{body}"
+    );
+    assert!(!body.contains("<b>"), "untrusted names are escaped\n{body}");
+}
