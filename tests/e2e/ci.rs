@@ -1055,4 +1055,27 @@ fn the_default_branch_proposes_its_quarantine_as_one_pull_request_kept_current()
         before,
         "a pull request never proposes\n{pr}"
     );
+    // A quarantine file outside the checkout is never proposed (it is not the committed one).
+    let outside = tempfile::tempdir().unwrap();
+    let abs = outside.path().join("quarantine.json");
+    junit(&["test_flaky_a", "test_flaky_b", "test_flaky_d"]);
+    let elsewhere = r.push(
+        &gh,
+        "5",
+        &[
+            "--propose-quarantine",
+            "--risk",
+            "off",
+            "--quarantine-file",
+            abs.to_str().unwrap(),
+        ],
+    );
+    elsewhere.code(0);
+    assert_eq!(proposal_requests(&gh), before, "{elsewhere}");
+    assert!(
+        elsewhere
+            .stderr
+            .contains("is not a path inside the repository"),
+        "{elsewhere}"
+    );
 }

@@ -242,6 +242,71 @@ fn flaky_test_explains_why_a_test_is_or_is_not_flaky() {
     assert!(plain.json()["tests"][0].get("reasons").is_none(), "{plain}");
 }
 
+#[test]
+fn setup_falls_back_to_the_committed_file_and_says_why() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let manual = r#"{"version": 1, "tests": [{"id": "tests.test_app::test_x", "selector": "tests/test_app.py::test_x", "runner": "pytest",
+        "classname": "tests.test_app", "name": "test_x", "reason": "mine", "added": "2026-01-01T00:00:00Z",
+        "expires": "2099-01-01T00:00:00Z", "mode": "skip", "source": "manual", "auto_release": false}]}"#;
+    std::fs::create_dir(d.join(".omen")).unwrap();
+    std::fs::write(d.join(".omen/quarantine.json"), manual).unwrap();
+    let setup = |extra: &[&str]| {
+        run(omen(d)
+            .args([
+                "setup",
+                "--db",
+                "h.db",
+                "--out-dir",
+                "run",
+                "--format",
+                "json",
+            ])
+            .args(extra))
+    };
+    // No history yet: the committed file as it is, a warning, and the step does not fail.
+    let none = setup(&[]);
+    none.code(0);
+    assert_eq!(none.json()["source"], "committed", "{none}");
+    assert_eq!(none.json()["manual"], 1, "{none}");
+    assert!(none.stderr.contains("h.db"), "{none}");
+    assert!(
+        std::fs::read_to_string(d.join("run/quarantine.json"))
+            .unwrap()
+            .contains("test_x")
+    );
+    // With history: automatic entries from it, the manual one kept.
+    build(d);
+    let with = setup(&[]);
+    with.code(0);
+    let json = with.json();
+    assert_eq!(
+        (
+            json["source"].as_str(),
+            json["automatic"].as_u64(),
+            json["manual"].as_u64()
+        ),
+        (Some("history"), Some(1), Some(1)),
+        "{with}"
+    );
+    // An unreadable committed file: the history's entries, Omen's trouble reported (exit 3 when
+    // strict), the file never written.
+    std::fs::write(d.join(".omen/quarantine.json"), "{ not json").unwrap();
+    let broken = setup(&[]);
+    broken.code(0);
+    assert!(
+        broken.stderr.contains("manual entries are missing"),
+        "{broken}"
+    );
+    run(omen(d).args(["--strict", "setup", "--db", "h.db", "--out-dir", "run"])).code(3);
+    assert_eq!(
+        std::fs::read_to_string(d.join(".omen/quarantine.json")).unwrap(),
+        "{ not json"
+    );
+    // `default` cannot be extended: a usage error.
+    setup(&["--nextest-profile", "default"]).code(2);
+}
+
 const NOW: &str = "2026-03-20T00:00:00Z";
 
 #[test]

@@ -67,8 +67,10 @@ pub struct CiArgs {
     /// When to fail the job.
     #[arg(long, value_enum, default_value_t = FailOn::UnexcusedFailures)]
     pub fail_on: FailOn,
-    /// The quarantine file (read on every branch; refreshed on the default branch).
-    #[arg(long, default_value = ".omen/quarantine.json", env = "OMEN_QUARANTINE")]
+    /// The committed quarantine file (read on every branch; refreshed on the default branch).
+    /// Deliberately not `OMEN_QUARANTINE`: `omen setup` points that at this run's copy for the
+    /// test runners, and refreshing or proposing the copy would lose the committed file's state.
+    #[arg(long, default_value = ".omen/quarantine.json")]
     pub quarantine_file: PathBuf,
     /// Where the comment body is saved when it cannot be posted.
     #[arg(long, value_name = "PATH")]
@@ -321,6 +323,12 @@ fn propose_quarantine(
     };
     let path = args.quarantine_file.to_string_lossy().replace('\\', "/");
     let path = path.trim_start_matches("./");
+    if args.quarantine_file.is_absolute() || path.split('/').any(|part| part == "..") {
+        tracing::warn!(
+            "quarantine not proposed: `{path}` is not a path inside the repository (pass --quarantine-file relative to the checkout)"
+        );
+        return;
+    }
     let content = match std::fs::read_to_string(&args.quarantine_file) {
         Ok(text) => text,
         Err(e) => {
