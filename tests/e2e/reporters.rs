@@ -2,27 +2,10 @@
 //! and the loop back into Omen through `--junitxml`) and cargo-nextest (the generated config
 //! against a fixture crate).
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
-use omen_tests::{omen, repo_root, run};
-
-/// The Python that has pytest and pytest-omen installed (`tests/run.sh` sets this up).
-fn python() -> PathBuf {
-    let python = std::env::var_os("OMEN_TEST_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join("target/py/bin/python"));
-    let ok = Command::new(&python)
-        .args(["-c", "import pytest, pytest_omen"])
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(
-        ok,
-        "{} cannot import pytest and pytest_omen: run the suite with `bash tests/run.sh`, which installs them",
-        python.display()
-    );
-    python
-}
+use omen_tests::{ingest_main, omen, pytest_cmd, python, repo_root, run};
 
 #[test]
 fn pytest_plugin_suite_passes_under_real_pytest() {
@@ -137,10 +120,10 @@ fn nextest(fixture: &Path, state: &Path, extra: &[&str]) -> omen_tests::Run {
     run(&mut cmd)
 }
 
-#[test]
-fn nextest_quarantine_config_with_real_cargo_nextest() {
-    let fixture = repo_root().join("reporters/nextest/fixture");
-    let dir = tempfile::tempdir().unwrap();
+/// In `dir`: a quarantine with the fixture's flaky test (`run-ignore`) and the test that must not
+/// run (`skip`), and the nextest tool config `omen quarantine --format nextest EXTRA` makes from
+/// it; returns the `--tool-config-file` argument.
+fn nextest_tool_config(dir: &Path, extra: &[&str]) -> String {
     let entry = |test: &str, mode: &str| {
         format!(
             r#"{{"id": "omen-nextest-fixture::{test}", "selector": "omen-nextest-fixture {test}", "runner": "nextest",
@@ -149,7 +132,7 @@ fn nextest_quarantine_config_with_real_cargo_nextest() {
         )
     };
     std::fs::write(
-        dir.path().join("q.json"),
+        dir.join("q.json"),
         format!(
             r#"{{"version": 1, "tests": [{}, {}]}}"#,
             entry("quarantine::flaky", "run-ignore"),
@@ -157,12 +140,26 @@ fn nextest_quarantine_config_with_real_cargo_nextest() {
         ),
     )
     .unwrap();
-    let config =
-        run(omen(dir.path()).args(["quarantine", "--format", "nextest", "--out", "q.json"]));
+    let config = run(omen(dir)
+        .args([
+            "quarantine",
+            "--format",
+            "nextest",
+            "--quarantine-file",
+            "q.json",
+        ])
+        .args(extra));
     config.code(0);
-    let config_path = dir.path().join("omen-nextest.toml");
+    let config_path = dir.join("omen-nextest.toml");
     std::fs::write(&config_path, &config.stdout).unwrap();
-    let tool = format!("omen:{}", config_path.display());
+    format!("omen:{}", config_path.display())
+}
+
+#[test]
+fn nextest_quarantine_config_with_real_cargo_nextest() {
+    let fixture = repo_root().join("reporters/nextest/fixture");
+    let dir = tempfile::tempdir().unwrap();
+    let tool = nextest_tool_config(dir.path(), &[]);
 
     // Without Omen: the flaky test, the bug and the quarantined test all fail the run.
     let state = tempfile::tempdir().unwrap();
@@ -230,6 +227,22 @@ fn nextest_quarantine_config_with_real_cargo_nextest() {
     );
 }
 
+/// A copy of the fixture whose `.config/nextest.toml` defines `[profile.ci]` (with `settings`)
+/// writing its JUnit to `junit`, as users define their CI profile.
+fn fixture_with_ci_profile(settings: &str, junit: &str) -> tempfile::TempDir {
+    let repo = tempfile::tempdir().unwrap();
+    copy_fixture(repo.path());
+    std::fs::create_dir_all(repo.path().join(".config")).unwrap();
+    std::fs::write(
+        repo.path().join(".config/nextest.toml"),
+        format!(
+            "[profile.ci]\nfail-fast = false\n{settings}\n[profile.ci.junit]\npath = \"{junit}\"\n"
+        ),
+    )
+    .unwrap();
+    repo
+}
+
 /// Copy the nextest fixture's sources (not its target) to `to`.
 fn copy_fixture(to: &Path) {
     let fixture = repo_root().join("reporters/nextest/fixture");
@@ -242,45 +255,10 @@ fn copy_fixture(to: &Path) {
 #[test]
 fn nextest_quarantine_extends_the_repository_s_own_ci_profile() {
     // A repository that defines its CI profile where users do, with a JUnit path and settings.
-    let repo = tempfile::tempdir().unwrap();
-    copy_fixture(repo.path());
-    std::fs::create_dir_all(repo.path().join(".config")).unwrap();
-    std::fs::write(
-        repo.path().join(".config/nextest.toml"),
-        "[profile.ci]\nfail-fast = false\ntest-threads = 1\n\n[profile.ci.junit]\npath = \"junit-ci.xml\"\n",
-    )
-    .unwrap();
+    let repo = fixture_with_ci_profile("test-threads = 1\n", "junit-ci.xml");
     let dir = tempfile::tempdir().unwrap();
-    let entry = |test: &str, mode: &str| {
-        format!(
-            r#"{{"id": "omen-nextest-fixture::{test}", "selector": "omen-nextest-fixture {test}", "runner": "nextest",
-                "classname": "omen-nextest-fixture", "name": "{test}", "reason": "flaky", "added": "2026-01-01T00:00:00Z",
-                "expires": "2099-01-01T00:00:00Z", "mode": "{mode}", "source": "manual", "auto_release": false}}"#
-        )
-    };
-    std::fs::write(
-        dir.path().join("q.json"),
-        format!(
-            r#"{{"version": 1, "tests": [{}, {}]}}"#,
-            entry("quarantine::flaky", "run-ignore"),
-            entry("quarantine::skipped_by_quarantine", "skip")
-        ),
-    )
-    .unwrap();
     // The documented command, with the user's profile as the base.
-    let config = run(omen(dir.path()).args([
-        "quarantine",
-        "--format",
-        "nextest",
-        "--nextest-inherits",
-        "ci",
-        "--quarantine-file",
-        "q.json",
-    ]));
-    config.code(0);
-    let config_path = dir.path().join("omen-nextest.toml");
-    std::fs::write(&config_path, &config.stdout).unwrap();
-    let tool = format!("omen:{}", config_path.display());
+    let tool = nextest_tool_config(dir.path(), &["--nextest-inherits", "ci"]);
     let target = repo.path().join("target");
     let junit = |profile: &str| target.join(format!("nextest/{profile}/junit-ci.xml"));
 
@@ -341,23 +319,7 @@ fn nextest_quarantine_extends_the_repository_s_own_ci_profile() {
 
 /// Run real pytest in `dir` with `env`, writing `junit`.
 fn pytest(dir: &Path, junit: &str, env: &[(&str, &str)]) -> omen_tests::Run {
-    let mut cmd = Command::new(python());
-    cmd.args([
-        "-m",
-        "pytest",
-        "-q",
-        "-p",
-        "no:cacheprovider",
-        "--rootdir",
-        ".",
-    ])
-    .arg(format!("--junitxml={junit}"))
-    .current_dir(dir)
-    .env_remove("OMEN_QUARANTINE");
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    run(&mut cmd)
+    run(&mut pytest_cmd(dir, junit, env))
 }
 
 #[test]
@@ -378,23 +340,7 @@ fn the_quarantine_loop_closes_without_a_hand_step_under_real_pytest() {
         let junit = format!("main{i}.xml");
         let out = pytest(d, &junit, &[("FLAKE", flake)]);
         assert_eq!(out.code, if flake == "1" { 1 } else { 0 }, "{out}");
-        run(omen(d).args([
-            "ingest",
-            "--db",
-            "h.db",
-            "--branch",
-            "main",
-            "--default-branch",
-            "main",
-            "--commit",
-            &format!("c{i}"),
-            "--run-id",
-            &i.to_string(),
-            "--timestamp",
-            &format!("2026-03-{i:02}T00:00:00Z"),
-            &junit,
-        ]))
-        .code(0);
+        ingest_main(d, i, i, Some(&format!("c{i}")), &junit).code(0);
     }
     // The committed file holds a person's entry, which the run's quarantine keeps.
     std::fs::create_dir(d.join(".omen")).unwrap();
@@ -484,14 +430,7 @@ fn the_quarantine_loop_closes_without_a_hand_step_under_real_pytest() {
 
 #[test]
 fn the_quarantine_loop_closes_without_a_hand_step_under_real_nextest() {
-    let repo = tempfile::tempdir().unwrap();
-    copy_fixture(repo.path());
-    std::fs::create_dir_all(repo.path().join(".config")).unwrap();
-    std::fs::write(
-        repo.path().join(".config/nextest.toml"),
-        "[profile.ci]\nfail-fast = false\n\n[profile.ci.junit]\npath = \"junit.xml\"\n",
-    )
-    .unwrap();
+    let repo = fixture_with_ci_profile("", "junit.xml");
     let junit = repo.path().join("target/nextest/ci/junit.xml");
     let d = tempfile::tempdir().unwrap();
     let d = d.path();
@@ -514,24 +453,7 @@ fn the_quarantine_loop_closes_without_a_hand_step_under_real_nextest() {
         out.code(0);
         let report = d.join(format!("main{i}.xml"));
         std::fs::copy(&junit, &report).unwrap();
-        run(omen(d)
-            .args([
-                "ingest",
-                "--db",
-                "h.db",
-                "--branch",
-                "main",
-                "--default-branch",
-                "main",
-                "--commit",
-                &format!("c{i}"),
-                "--run-id",
-                &i.to_string(),
-                "--timestamp",
-                &format!("2026-03-{i:02}T00:00:00Z"),
-            ])
-            .arg(&report))
-        .code(0);
+        ingest_main(d, i, i, Some(&format!("c{i}")), &report).code(0);
     }
     // A pull request's setup step, extending the repository's own profile.
     let setup = run(omen(d).args([

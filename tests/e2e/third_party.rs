@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use omen_tests::{git_as, omen, run};
+use omen_tests::{git_as, ingest_main, omen, pytest_cmd, python, run};
 
 const SDIST: &str = "more-itertools==11.2.1";
 const SDIST_FILE: &str = "more_itertools-11.2.1.tar.gz";
@@ -16,12 +16,6 @@ const FLAKY: &str = "tests/test_recipes.py::TakeTests::test_simple_take";
 const BROKEN: &str = "tests/test_recipes.py::TailTests::test_iterator_greater";
 /// The recipe tests minus the few slow ones (20 s of prime sieving): 135 tests, about a second.
 const SELECT: &str = "not PrimeFunctionTests and not PolynomialFromRoots and not RunningMedian";
-
-fn python() -> PathBuf {
-    std::env::var_os("OMEN_TEST_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| omen_tests::repo_root().join("target/py/bin/python"))
-}
 
 /// Download and unpack the pinned sdist into `dir`; its SHA-256 must match.
 fn fetch_sdist(dir: &Path) -> PathBuf {
@@ -56,26 +50,12 @@ fn fetch_sdist(dir: &Path) -> PathBuf {
 
 /// Run the selected tests as run `i`; the conftest hook fails FLAKY in the runs it picks.
 fn pytest(repo: &Path, i: u32, junit: &str, extra_env: &[(&str, &str)]) -> omen_tests::Run {
-    let mut cmd = Command::new(python());
-    cmd.args([
-        "-m",
-        "pytest",
-        "-q",
-        "-p",
-        "no:cacheprovider",
-        "--rootdir",
-        ".",
-    ])
-    .args(["-k", SELECT])
-    .arg(format!("--junitxml={junit}"))
-    .arg("tests/test_recipes.py")
-    .current_dir(repo)
-    .env("OMEN_RUN", i.to_string())
-    .env_remove("OMEN_QUARANTINE");
-    for (k, v) in extra_env {
-        cmd.env(k, v);
-    }
-    run(&mut cmd)
+    let run_id = i.to_string();
+    let mut env = vec![("OMEN_RUN", run_id.as_str())];
+    env.extend_from_slice(extra_env);
+    run(pytest_cmd(repo, junit, &env)
+        .args(["-k", SELECT])
+        .arg("tests/test_recipes.py"))
 }
 
 #[test]
@@ -152,21 +132,7 @@ fn a_real_suite_quarantines_its_flaky_test_and_never_its_regression() {
         let out = pytest(&repo, i, &junit, &[]);
         let expect_fail = flaky_runs.contains(&i) || i >= 10;
         assert_eq!(out.code, i32::from(expect_fail), "run {i}\n{out}");
-        run(omen(&repo).args([
-            "ingest",
-            "--db",
-            "h.db",
-            "--branch",
-            "main",
-            "--default-branch",
-            "main",
-            "--run-id",
-            &i.to_string(),
-            "--timestamp",
-            &format!("2026-03-{:02}T00:00:00Z", i + 1),
-            &junit,
-        ]))
-        .code(0);
+        ingest_main(&repo, i, i + 1, None, &junit).code(0);
         // The default branch refreshes the quarantine after every run, as `omen ci` does.
         let q = run(omen(&repo).args([
             "quarantine",

@@ -15,6 +15,73 @@ pub fn repo_root() -> PathBuf {
         .to_owned()
 }
 
+/// The Python that has pytest and pytest-omen installed (`tests/run.sh` sets it up); panics,
+/// never skips, when it cannot import them.
+pub fn python() -> PathBuf {
+    let python = std::env::var_os("OMEN_TEST_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("target/py/bin/python"));
+    let ok = Command::new(&python)
+        .args(["-c", "import pytest, pytest_omen"])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        ok,
+        "{} cannot import pytest and pytest_omen: run the suite with `bash tests/run.sh`, which installs them",
+        python.display()
+    );
+    python
+}
+
+/// Real pytest in `dir` writing `junit`, with `env` set and nothing inherited that steers
+/// pytest-omen (`OMEN_QUARANTINE`); add the test selection and run it.
+pub fn pytest_cmd(dir: &Path, junit: &str, env: &[(&str, &str)]) -> Command {
+    let mut cmd = Command::new(python());
+    cmd.args([
+        "-m",
+        "pytest",
+        "-q",
+        "-p",
+        "no:cacheprovider",
+        "--rootdir",
+        ".",
+    ])
+    .arg(format!("--junitxml={junit}"))
+    .current_dir(dir)
+    .env_remove("OMEN_QUARANTINE");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd
+}
+
+/// `omen ingest --db h.db REPORT` in `dir` as default-branch run `run` (branch and default
+/// branch `main`), dated 2026-03-`day`, at `commit` (else the checkout's `HEAD`).
+pub fn ingest_main(
+    dir: &Path,
+    run_id: u32,
+    day: u32,
+    commit: Option<&str>,
+    report: impl AsRef<std::ffi::OsStr>,
+) -> Run {
+    let mut cmd = omen(dir);
+    cmd.args([
+        "ingest",
+        "--db",
+        "h.db",
+        "--branch",
+        "main",
+        "--default-branch",
+        "main",
+    ])
+    .args(["--run-id", &run_id.to_string()])
+    .args(["--timestamp", &format!("2026-03-{day:02}T00:00:00Z")]);
+    if let Some(c) = commit {
+        cmd.args(["--commit", c]);
+    }
+    run(cmd.arg(report))
+}
+
 /// A committed test corpus file; panics (never skips) when it is missing.
 pub fn corpus(relative: &str) -> PathBuf {
     let path = repo_root().join("tests/corpus").join(relative);

@@ -34,7 +34,7 @@ pub fn parse_reports(patterns: &[String], max_size: u64, roots: &[String]) -> Pa
     let mut files = Vec::new();
     let mut cases: Vec<(TestCase, Runner)> = Vec::new();
     let mut hashes = Vec::new();
-    let mut totals = Counts::default();
+    let mut totals = omen_core::Counts::default();
     let mut unusable = 0;
     for found in discover(patterns) {
         let path = match found {
@@ -49,6 +49,7 @@ pub fn parse_reports(patterns: &[String], max_size: u64, roots: &[String]) -> Pa
         let shown = path.display().to_string();
         match parse_file(&path, max_size, limits) {
             Ok((runner, file_cases, counts, hash, truncated)) => {
+                totals.merge(&counts);
                 let counts = to_counts(counts);
                 if let Some(cut) = &truncated {
                     let place = match (cut.line, cut.column) {
@@ -61,7 +62,6 @@ pub fn parse_reports(patterns: &[String], max_size: u64, roots: &[String]) -> Pa
                         counts.tests
                     );
                 }
-                add_counts(&mut totals, &counts);
                 files.push(FileSummary {
                     path: shown.clone(),
                     counts,
@@ -100,7 +100,7 @@ pub fn parse_reports(patterns: &[String], max_size: u64, roots: &[String]) -> Pa
     Parsed {
         files,
         results: fold(cases, roots),
-        totals,
+        totals: to_counts(totals),
         content_hash: hex(&combined.finalize()),
         unusable,
     }
@@ -216,15 +216,6 @@ fn to_counts(c: omen_core::Counts) -> Counts {
         skipped: c.skipped,
         flaky: c.flaky,
     }
-}
-
-fn add_counts(total: &mut Counts, c: &Counts) {
-    total.tests += c.tests;
-    total.passed += c.passed;
-    total.failures += c.failures;
-    total.errors += c.errors;
-    total.skipped += c.skipped;
-    total.flaky += c.flaky;
 }
 
 fn summary_error(path: String, message: String, line: Option<u64>) -> FileSummary {
