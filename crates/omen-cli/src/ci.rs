@@ -564,12 +564,10 @@ fn build_report(
     now: i64,
     quarantine_changes: Vec<QuarantineChange>,
 ) -> CiReport {
-    let active: std::collections::HashMap<&str, &str> = quarantine
-        .tests
-        .iter()
-        .filter(|e| crate::parse_time(&e.expires).is_ok_and(|t| t >= now))
-        .map(|e| (e.id.as_str(), e.mode.as_str()))
-        .collect();
+    let active: std::collections::HashMap<&str, &str> =
+        omen_core::quarantine::active(quarantine, now)
+            .map(|e| (e.id.as_str(), e.mode.as_str()))
+            .collect();
     let mut failures = Vec::new();
     let mut slow = Vec::new();
     for r in results {

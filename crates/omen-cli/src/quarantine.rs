@@ -9,7 +9,7 @@ use omen_metadata::exit_code;
 use omen_metadata::quarantine::{Mode, QuarantineEntry};
 use omen_store::Store;
 
-use crate::{Outcome, output, parse_time};
+use crate::{Outcome, output};
 
 /// Output of `omen quarantine`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -121,11 +121,7 @@ pub fn run(args: &QuarantineArgs, config: &crate::config::Config) -> anyhow::Res
     match args.format {
         QuarantineFormat::Nextest | QuarantineFormat::NextestFilter => {
             let file = previous.unwrap_or_else(empty);
-            let active: Vec<&QuarantineEntry> = file
-                .tests
-                .iter()
-                .filter(|e| parse_time(&e.expires).is_ok_and(|t| t >= now))
-                .collect();
+            let active: Vec<&QuarantineEntry> = omen_core::quarantine::active(&file, now).collect();
             let text = if args.format == QuarantineFormat::Nextest {
                 let profiles = crate::nextest::Profiles::new(
                     &args.nextest_profile,

@@ -102,11 +102,7 @@ pub fn run(args: &SetupArgs, config: &crate::config::Config) -> anyhow::Result<O
     let quarantine_path = out_dir.join("quarantine.json");
     let nextest_path = out_dir.join("omen-nextest.toml");
     write_atomically(&quarantine_path, file.render().as_bytes())?;
-    let active: Vec<&QuarantineEntry> = file
-        .tests
-        .iter()
-        .filter(|e| crate::parse_time(&e.expires).is_ok_and(|t| t >= now))
-        .collect();
+    let active: Vec<&QuarantineEntry> = omen_core::quarantine::active(&file, now).collect();
     let profiles =
         crate::nextest::Profiles::new(&args.nextest_profile, args.nextest_inherits.as_deref())
             .map_err(|e| anyhow::anyhow!("--nextest-profile: {e}"))?;

@@ -176,6 +176,14 @@ pub fn guard(quarantined: usize, suite: usize, policy: &QuarantinePolicy) -> Opt
     })
 }
 
+/// The entries of `file` that apply at `now`: reporters stop applying an entry once it expires
+/// (an unreadable expiry counts as expired).
+pub fn active(file: &QuarantineFile, now: i64) -> impl Iterator<Item = &QuarantineEntry> {
+    file.tests
+        .iter()
+        .filter(move |e| parse_rfc3339(&e.expires).is_ok_and(|t| t >= now))
+}
+
 /// A test the history knows that regeneration must consider: in the previous file, or flaky now.
 #[derive(Debug, Clone)]
 pub struct Candidate {

@@ -42,9 +42,7 @@ pub enum Refreshed {
 /// the releases so a test that bounces back is not released automatically again. Every error is
 /// returned, none dropped; when writing fails nothing is recorded.
 pub fn refresh(store: &Store, path: Option<&Path>, r: &Refresh) -> Result<Refreshed, JobError> {
-    let inputs =
-        store.quarantine_inputs(r.previous.tests.iter().map(|e| e.id.as_str()), r.flakiness)?;
-    let regenerated = regenerate(r.previous, &inputs, r.policy, r.mode, r.now);
+    let regenerated = regenerate_from(store, r)?;
     if let Some(refusal) = regenerated.refusal(r.policy) {
         if !r.force {
             return Ok(Refreshed::Refused(refusal));
@@ -66,13 +64,18 @@ pub fn refresh(store: &Store, path: Option<&Path>, r: &Refresh) -> Result<Refres
 /// What `path` would hold after a refresh, without writing or recording anything (the staleness
 /// check): the regenerated quarantine, or the guard's refusal.
 pub fn preview(store: &Store, r: &Refresh) -> Result<Result<Regenerated, String>, JobError> {
-    let inputs =
-        store.quarantine_inputs(r.previous.tests.iter().map(|e| e.id.as_str()), r.flakiness)?;
-    let regenerated = regenerate(r.previous, &inputs, r.policy, r.mode, r.now);
+    let regenerated = regenerate_from(store, r)?;
     Ok(match regenerated.refusal(r.policy) {
         Some(refusal) if !r.force => Err(refusal),
         _ => Ok(regenerated),
     })
+}
+
+/// The quarantine `store`'s history decides over `r.previous`.
+fn regenerate_from(store: &Store, r: &Refresh) -> Result<Regenerated, JobError> {
+    let inputs =
+        store.quarantine_inputs(r.previous.tests.iter().map(|e| e.id.as_str()), r.flakiness)?;
+    Ok(regenerate(r.previous, &inputs, r.policy, r.mode, r.now))
 }
 
 /// An empty quarantine file.
