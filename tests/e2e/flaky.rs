@@ -1,6 +1,7 @@
 //! `omen flaky` and `omen quarantine` end to end.
 
 use std::path::Path;
+use std::process::Command;
 
 use omen_tests::{omen, run};
 
@@ -598,4 +599,152 @@ fn thresholds_come_from_the_config_file() {
         .env("OMEN_CONFIG", "missing.toml"));
     out.code(2);
     assert!(out.stderr.contains("missing.toml"), "{out}");
+}
+
+/// The change evidence with real git: `omen ingest` reads what each default-branch commit changed
+/// from the checkout. A test that failed twice, each time on a commit that changed its code and
+/// was fixed by the next commit that changed it again, is a fixed regression; another test with
+/// the same failures on commits that changed none of its code is flaky.
+#[test]
+fn failures_fixed_by_the_next_change_to_the_test_s_code_are_regressions_under_real_git() {
+    let dir = tempfile::tempdir().unwrap();
+    let repo = dir.path().join("repo");
+    std::fs::create_dir_all(repo.join("src")).unwrap();
+    std::fs::create_dir_all(repo.join("tests")).unwrap();
+    let git = |args: &[&str], at: i64| omen_tests::git_as(&repo, "dev", at, args);
+    git(&["init", "-q", "-b", "main"], 0);
+    // Which file each commit changes, and whether the export test fails on it.
+    let plan: Vec<(&str, bool)> = [
+        vec![("docs/a.md", false); 5],
+        vec![("src/export.py", true), ("src/export.py", false)],
+        vec![("docs/a.md", false); 6],
+        vec![("src/export.py", true), ("src/export.py", false)],
+        vec![("docs/a.md", false); 4],
+    ]
+    .concat();
+    for (i, (file, export_fails)) in plan.iter().enumerate() {
+        let at = 1_775_000_000 + i as i64 * 3600;
+        let path = repo.join(file);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, format!("revision {i}\n")).unwrap();
+        std::fs::write(repo.join("tests/test_export.py"), "def test_csv(): pass\n").unwrap();
+        std::fs::write(repo.join("tests/test_report.py"), "def test_pdf(): pass\n").unwrap();
+        git(&["add", "-A"], at);
+        git(&["commit", "-q", "-m", &format!("change {i}")], at);
+        let sha = git(&["rev-parse", "HEAD"], at);
+        // Both tests fail on the same commits with the same message each time; only the export
+        // test's code changed on them.
+        let case = |class: &str, name: &str, file: &str| {
+            if *export_fails {
+                format!(
+                    "<testcase classname=\"{class}\" name=\"{name}\" file=\"{file}\"><failure message=\"AssertionError: assert 'a;b' == 'a,b'\">trace</failure></testcase>"
+                )
+            } else {
+                format!("<testcase classname=\"{class}\" name=\"{name}\" file=\"{file}\"/>")
+            }
+        };
+        let xml = format!(
+            "<testsuite name=\"pytest\">{}{}{}</testsuite>",
+            case("tests.test_export", "test_csv", "tests/test_export.py"),
+            case("tests.test_report", "test_pdf", "tests/test_report.py"),
+            (0..8)
+                .map(|k| format!("<testcase classname=\"tests.test_misc\" name=\"test_{k}\" file=\"tests/test_misc.py\"/>"))
+                .collect::<String>()
+        );
+        let report = dir.path().join(format!("run-{i}.xml"));
+        std::fs::write(&report, xml).unwrap();
+        omen_tests::ingest_main(&repo, i as u32 + 1, 1 + i as u32, Some(&sha), &report).code(0);
+    }
+    let explain = |test: &str| {
+        let out =
+            run(omen(&repo).args(["flaky", "--db", "h.db", "--test", test, "--format", "json"]));
+        out.code(0);
+        out.json()["tests"][0].clone()
+    };
+    let export = explain("tests/test_export.py::test_csv");
+    assert_eq!(export["state"], "stable", "{export:#}");
+    let ignored = export["reasons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["rule"] == "not counted as flake evidence")
+        .unwrap_or_else(|| panic!("{export:#}"));
+    assert!(
+        ignored["observed"]
+            .as_str()
+            .unwrap()
+            .starts_with("2 isolated failure(s) on a commit that changed the test's code, fixed by the next commit that changed it again"),
+        "{export:#}"
+    );
+    let report = explain("tests/test_report.py::test_pdf");
+    assert_eq!(report["state"], "flaky", "{report:#}");
+}
+
+/// A CI checkout is shallow (`fetch-depth: 1`): on a default-branch run `omen ingest` fetches the
+/// one parent it reads the change against, from the real remote.
+#[test]
+fn a_shallow_default_branch_checkout_fetches_the_parent_for_the_change_evidence() {
+    let dir = tempfile::tempdir().unwrap();
+    let origin = dir.path().join("origin");
+    std::fs::create_dir_all(&origin).unwrap();
+    let git = |cwd: &Path, args: &[&str]| omen_tests::git_as(cwd, "dev", 1_775_000_000, args);
+    git(&origin, &["init", "-q", "-b", "main"]);
+    for i in 0..3 {
+        std::fs::write(origin.join("export.py"), format!("{i}\n")).unwrap();
+        git(&origin, &["add", "-A"]);
+        git(&origin, &["commit", "-q", "-m", &format!("c{i}")]);
+    }
+    let url = format!("file://{}", origin.display());
+    git(
+        dir.path(),
+        &["clone", "-q", "--depth", "1", &url, "checkout"],
+    );
+    let checkout = dir.path().join("checkout");
+    let sha = git(&checkout, &["rev-parse", "HEAD"]);
+    assert!(
+        Command::new("git")
+            .args(["rev-parse", "--verify", "-q", "HEAD^1"])
+            .current_dir(&checkout)
+            .output()
+            .unwrap()
+            .stdout
+            .is_empty(),
+        "the clone starts without the parent"
+    );
+    let report = dir.path().join("r.xml");
+    std::fs::write(
+        &report,
+        "<testsuite><testcase classname=\"tests.test_export\" name=\"t\"/></testsuite>",
+    )
+    .unwrap();
+    omen_tests::ingest_main(&checkout, 1, 1, Some(&sha), &report).code(0);
+    let parent = git(&checkout, &["rev-parse", "HEAD^1"]);
+    assert_eq!(parent.len(), 40, "the parent was fetched: {parent}");
+    // Off the default branch nothing is fetched.
+    git(dir.path(), &["clone", "-q", "--depth", "1", &url, "pr"]);
+    let pr = dir.path().join("pr");
+    let out = run(omen(&pr)
+        .args([
+            "ingest",
+            "--db",
+            "h.db",
+            "--branch",
+            "feature",
+            "--default-branch",
+            "main",
+            "--commit",
+            &sha,
+        ])
+        .arg(&report));
+    out.code(0);
+    assert_eq!(git(&pr, &["rev-parse", "--is-shallow-repository"]), "true");
+    assert!(
+        Command::new("git")
+            .args(["rev-parse", "--verify", "-q", "HEAD^1"])
+            .current_dir(&pr)
+            .output()
+            .unwrap()
+            .stdout
+            .is_empty()
+    );
 }

@@ -6,6 +6,13 @@
 //! default-branch commit and on pull requests; failed default-branch jobs are sometimes re-run on
 //! the same commit; some jobs retry failed tests inside the run; one run is an outage; a few tests
 //! are renamed. Runs come out as JUnit XML plus metadata, to be fed through `omen ingest`'s path.
+//!
+//! The hard cases: tests broken by two or three separate commits, each fixed by the very next
+//! commit (isolated failures that are real bugs, each with its own message); rare flakes (0.5–2%)
+//! whose failures come in bursts; regressions caused by a commit that changed none of the test's
+//! code. Every default-branch commit carries the paths it changed, as `omen ingest` reads them
+//! from git: a few random source files, plus the test's code for the commits that broke or fixed
+//! it (unless the breakage came from elsewhere).
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -35,6 +42,22 @@ pub enum Truth {
     },
     /// Passes on the default branch; some pull requests break it.
     PrBroken,
+    /// Fails only on these main runs, each a regression fixed by the next commit, each with a
+    /// message of its own.
+    ShortRegressions {
+        /// The failing main runs.
+        at: Vec<usize>,
+    },
+}
+
+impl Truth {
+    /// A real bug, not flakiness: never to be labelled flaky or quarantined.
+    pub fn is_real_bug(&self) -> bool {
+        matches!(
+            self,
+            Truth::Regression { .. } | Truth::PrBroken | Truth::ShortRegressions { .. }
+        )
+    }
 }
 
 /// One simulated test.
@@ -48,6 +71,10 @@ pub struct SimTest {
     pub renamed: Option<(usize, String)>,
     /// Ground truth.
     pub truth: Truth,
+    /// For a bursty flake: its failure probability inside a burst, and the main runs in a burst.
+    pub burst: Option<(f64, Vec<bool>)>,
+    /// Main runs whose commit changed this test's code (the commits that broke or fixed it).
+    pub code_changes: Vec<usize>,
 }
 
 impl SimTest {
@@ -90,6 +117,14 @@ pub struct SimConfig {
     pub renames: usize,
     /// Seconds between main runs.
     pub interval: i64,
+    /// Tests broken by two or three separate commits, each fixed by the next commit.
+    pub short_regressions: usize,
+    /// Rare flakes (0.5–2%) whose failures come in bursts.
+    pub bursty_rare: usize,
+    /// Share of regressions whose breaking commit changed none of the test's code.
+    pub untouched_share: f64,
+    /// Default-branch runs carry the paths their commit changed.
+    pub changes: bool,
 }
 
 impl Default for SimConfig {
@@ -108,6 +143,10 @@ impl Default for SimConfig {
             outage_at: Some(120),
             renames: 10,
             interval: 3 * 3600,
+            short_regressions: 20,
+            bursty_rare: 16,
+            untouched_share: 0.3,
+            changes: true,
         }
     }
 }
@@ -168,6 +207,8 @@ pub fn suite(config: &SimConfig, rates: &[f64]) -> Vec<SimTest> {
                 name,
                 renamed: None,
                 truth: Truth::Stable,
+                burst: None,
+                code_changes: Vec::new(),
             }
         })
         .collect();
@@ -202,6 +243,7 @@ pub fn suite(config: &SimConfig, rates: &[f64]) -> Vec<SimTest> {
         let Some(i) = next.next() else { break };
         tests[i].truth = Truth::PrBroken;
     }
+    hard_cases(config, &mut tests, &mut next);
     // Renames: some stable, some flaky tests change name half-way.
     let mut renamed = 0;
     for t in tests.iter_mut() {
@@ -220,9 +262,105 @@ pub fn suite(config: &SimConfig, rates: &[f64]) -> Vec<SimTest> {
     tests
 }
 
+/// The hard cases, drawn from a generator of their own so the rest of the suite stays the same
+/// with or without them: short regressions, bursty rare flakes, and which commits changed each
+/// broken test's code.
+fn hard_cases(config: &SimConfig, tests: &mut [SimTest], next: &mut impl Iterator<Item = usize>) {
+    let mut rng = Rng::new(config.seed ^ 0x4a2d);
+    let span = config.runs as u64 - 20;
+    for _ in 0..config.short_regressions {
+        let Some(i) = next.next() else { break };
+        let episodes = 2 + (rng.next_u64() % 2) as usize;
+        let mut at: Vec<usize> = Vec::new();
+        while at.len() < episodes {
+            let a = 5 + (rng.next_u64() % span) as usize;
+            if at.iter().all(|b| a.abs_diff(*b) > 2) {
+                at.push(a);
+            }
+        }
+        at.sort_unstable();
+        tests[i].truth = Truth::ShortRegressions { at };
+    }
+    for _ in 0..config.bursty_rare {
+        let Some(i) = next.next() else { break };
+        let rate = 0.005 + rng.f64() * 0.015;
+        // Bursts of about three runs (stay with 0.7), about one run in ten inside one.
+        let mut inside = false;
+        let schedule: Vec<bool> = (0..config.runs)
+            .map(|_| {
+                inside = if inside {
+                    rng.f64() < 0.7
+                } else {
+                    rng.f64() < 0.033
+                };
+                inside
+            })
+            .collect();
+        let share = schedule.iter().filter(|b| **b).count().max(1) as f64 / config.runs as f64;
+        tests[i].truth = Truth::Flaky {
+            rate,
+            fixed_at: None,
+        };
+        tests[i].burst = Some(((rate / share).min(0.6), schedule));
+    }
+    // The commits that broke a test and fixed it changed its code, unless the breakage came from
+    // elsewhere (a dependency, shared configuration): then the fix did not touch it either.
+    for t in tests.iter_mut() {
+        let episodes: Vec<(usize, usize)> = match &t.truth {
+            Truth::Regression { start, end } => vec![(*start, *end)],
+            Truth::ShortRegressions { at } => at.iter().map(|a| (*a, a + 1)).collect(),
+            _ => continue,
+        };
+        for (broke, fixed) in episodes {
+            if rng.f64() >= config.untouched_share {
+                t.code_changes.extend([broke, fixed]);
+            }
+        }
+    }
+}
+
+/// The code a simulated test covers: `tests.pkg_3.test_area_6` covers `src/pkg_3/area_6.py`.
+fn code_path(module: &str) -> String {
+    let mut parts: Vec<&str> = module.split('.').skip(1).collect();
+    let file = parts.pop().unwrap_or("x");
+    format!(
+        "src/{}/{}.py",
+        parts.join("/"),
+        file.trim_start_matches("test_")
+    )
+}
+
+/// What main commit `main` changed: a few random source files, the code of the tests it broke
+/// or fixed, and shared files for breakages that came from elsewhere.
+fn commit_change(tests: &[SimTest], main: usize, rng: &mut Rng) -> omen_core::change::Change {
+    let mut paths = Vec::new();
+    for _ in 0..1 + rng.next_u64() % 3 {
+        let t = &tests[(rng.next_u64() % tests.len() as u64) as usize];
+        paths.push(code_path(&t.module));
+    }
+    if rng.f64() < 0.3 {
+        paths.push("docs/usage.md".to_owned());
+    }
+    for t in tests {
+        if t.code_changes.contains(&main) {
+            paths.push(code_path(&t.module));
+        }
+        let elsewhere = match &t.truth {
+            Truth::Regression { start, end } => *start == main || *end == main,
+            Truth::ShortRegressions { at } => at.iter().any(|a| *a == main || a + 1 == main),
+            _ => false,
+        };
+        if elsewhere && !t.code_changes.contains(&main) {
+            paths.push(format!("config/shared_{}.toml", main % 5));
+        }
+    }
+    omen_core::change::Change::from_paths(paths.iter().map(String::as_str))
+}
+
 /// Generate every run, in the order CI would produce them.
 pub fn runs(config: &SimConfig, tests: &[SimTest]) -> Vec<SimRun> {
     let mut rng = Rng::new(config.seed ^ 0x5eed);
+    let mut change_rng = Rng::new(config.seed ^ 0xc4a9);
     let mut out = Vec::new();
     let t0 = 1_767_225_600; // 2026-01-01
     let mut pr_number = 0u64;
@@ -230,6 +368,9 @@ pub fn runs(config: &SimConfig, tests: &[SimTest]) -> Vec<SimRun> {
         let at = t0 + main as i64 * config.interval;
         let commit = sha(&mut rng);
         let outage = config.outage_at == Some(main);
+        let change = config
+            .changes
+            .then(|| commit_change(tests, main, &mut change_rng));
         let mut attempt = 1;
         loop {
             let retries = rng.f64() < config.retry_probability;
@@ -245,6 +386,7 @@ pub fn runs(config: &SimConfig, tests: &[SimTest]) -> Vec<SimRun> {
                     job: Some("test".into()),
                     pull_request: None,
                     at: at + i64::from(attempt - 1) * 600,
+                    change: change.clone(),
                 },
                 main_index: main,
                 xml: run.0,
@@ -290,6 +432,7 @@ pub fn runs(config: &SimConfig, tests: &[SimTest]) -> Vec<SimRun> {
                     job: Some("test".into()),
                     pull_request: Some(pr_number),
                     at: at + 1800,
+                    change: None,
                 },
                 main_index: main,
                 xml: run.0,
@@ -325,8 +468,12 @@ fn one_run(
     for t in tests {
         let first_fails = outage && rng.f64() < 0.95 || fails(t, main, rng);
         let deterministic = outage
-            || matches!(t.truth, Truth::Regression { start, end } if (start..end).contains(&main));
-        let msg = message(t, outage, rng);
+            || match &t.truth {
+                Truth::Regression { start, end } => (*start..*end).contains(&main),
+                Truth::ShortRegressions { at } => at.contains(&main),
+                _ => false,
+            };
+        let msg = message(t, main, outage, rng);
         let mut final_failed = first_fails;
         let _ = write!(
             xml,
@@ -394,18 +541,41 @@ fn one_run_with(
 }
 
 fn fails(t: &SimTest, main: usize, rng: &mut Rng) -> bool {
-    match t.truth {
+    match &t.truth {
         Truth::Stable | Truth::PrBroken => false,
-        Truth::Flaky { rate, fixed_at } => fixed_at.is_none_or(|f| main < f) && rng.f64() < rate,
-        Truth::Regression { start, end } => (start..end).contains(&main),
+        Truth::Flaky { rate, fixed_at } => {
+            let rate = match &t.burst {
+                Some((inside, schedule)) if schedule.get(main) == Some(&true) => *inside,
+                Some(_) => 0.0,
+                None => *rate,
+            };
+            fixed_at.is_none_or(|f| main < f) && rng.f64() < rate
+        }
+        Truth::Regression { start, end } => (*start..*end).contains(&main),
+        Truth::ShortRegressions { at } => at.contains(&main),
     }
 }
 
-fn message(t: &SimTest, outage: bool, rng: &mut Rng) -> &'static str {
+/// What each short regression of a test fails with: one message per bug.
+const BUGS: &[&str] = &[
+    "KeyError: 'customer_id'",
+    "TypeError: unsupported operand type(s) for +: 'int' and 'NoneType'",
+    "AttributeError: 'Order' object has no attribute 'total'",
+    "AssertionError: assert response.status == 'done'",
+    "ValueError: invalid literal for int() with base ten",
+    "IndexError: list index out of range",
+];
+
+fn message(t: &SimTest, main: usize, outage: bool, rng: &mut Rng) -> &'static str {
     if outage {
         return "OperationalError: could not connect to server: Connection refused";
     }
-    match t.truth {
+    match &t.truth {
+        Truth::ShortRegressions { at } => {
+            let episode = at.iter().position(|a| *a == main).unwrap_or(0);
+            let first = t.name.len() + t.module.len();
+            BUGS[(first + episode) % BUGS.len()]
+        }
         Truth::Flaky { .. } => {
             if rng.f64() < 0.7 {
                 "TimeoutError: operation timed out after 5000 ms"
@@ -414,5 +584,75 @@ fn message(t: &SimTest, outage: bool, rng: &mut Rng) -> &'static str {
             }
         }
         _ => "AssertionError: assert compute() == 42",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rates() -> Vec<f64> {
+        (1..=200).map(|i| f64::from(i) / 400.0).collect()
+    }
+
+    #[test]
+    fn every_history_has_the_hard_cases() {
+        let config = SimConfig::default();
+        let tests = suite(&config, &rates());
+        let short: Vec<&Vec<usize>> = tests
+            .iter()
+            .filter_map(|t| match &t.truth {
+                Truth::ShortRegressions { at } => Some(at),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(short.len(), config.short_regressions);
+        for at in &short {
+            assert!((2..=3).contains(&at.len()), "{at:?}");
+            assert!(at.windows(2).all(|w| w[1] > w[0] + 2), "{at:?}");
+        }
+        let bursty: Vec<&SimTest> = tests.iter().filter(|t| t.burst.is_some()).collect();
+        assert_eq!(bursty.len(), config.bursty_rare);
+        for t in bursty {
+            let Truth::Flaky { rate, .. } = t.truth else {
+                panic!("{t:?}")
+            };
+            assert!((0.005..0.02).contains(&rate), "{rate}");
+        }
+        // Some breakages changed the test's code and some came from elsewhere.
+        let broken: Vec<&SimTest> = tests.iter().filter(|t| t.truth.is_real_bug()).collect();
+        let touched = broken.iter().filter(|t| !t.code_changes.is_empty()).count();
+        assert!(
+            touched > 0 && touched < broken.len(),
+            "{touched} of {}",
+            broken.len()
+        );
+    }
+
+    #[test]
+    fn a_commit_that_broke_a_test_s_code_touches_it_for_the_model() {
+        let config = SimConfig::default();
+        let tests = suite(&config, &rates());
+        let t = tests
+            .iter()
+            .find(|t| {
+                matches!(t.truth, Truth::ShortRegressions { .. }) && !t.code_changes.is_empty()
+            })
+            .expect("a short regression in the test's own code");
+        let mut rng = Rng::new(1);
+        for &main in &t.code_changes {
+            let change = commit_change(&tests, main, &mut rng);
+            assert!(
+                change.touches(&t.module, &t.name, None),
+                "{main}: {change:?}"
+            );
+        }
+        // A stable test elsewhere is mostly not touched by a commit.
+        let untouched = (0..50)
+            .filter(|m| {
+                !commit_change(&tests, *m, &mut rng).touches(&tests[0].module, &tests[0].name, None)
+            })
+            .count();
+        assert!(untouched > 40, "{untouched} of 50");
     }
 }

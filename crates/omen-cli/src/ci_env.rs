@@ -69,6 +69,7 @@ pub fn detect(env: &dyn Fn(&str) -> Option<String>, cwd: &Path, now: i64) -> (Ru
             job: var("GITHUB_JOB"),
             pull_request,
             at: now,
+            change: None,
         };
         return (meta, Source::GitHub);
     }
@@ -87,6 +88,7 @@ pub fn detect(env: &dyn Fn(&str) -> Option<String>, cwd: &Path, now: i64) -> (Ru
             },
             pull_request: var("CI_MERGE_REQUEST_IID").and_then(|n| n.parse().ok()),
             at: now,
+            change: None,
         };
         return (meta, Source::GitLab);
     }

@@ -136,7 +136,7 @@ macro_rules! show_plain {
         fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result { write!(f, "{}", self.0) }
     } )* };
 }
-show_plain!(u32, u64, i64);
+show_plain!(u32, u64, i64, bool);
 
 config_file! {
     [store]
@@ -155,6 +155,8 @@ config_file! {
     max_broken_streak: u32, "the longest streak ever needed to call a test broken", |c| c.flakiness.max_broken_streak, |c, v| c.flakiness.max_broken_streak = v;
     stale_after_runs: u32, "clean default-branch runs before flaky evidence goes stale", |c| c.flakiness.stale_after_runs, |c, v| c.flakiness.stale_after_runs = v;
     report_floor: f64, "`omen flaky` also lists stable tests scoring above this", |c| c.flakiness.report_floor, |c, v| c.flakiness.report_floor = v;
+    message_evidence: bool, "isolated failures count only if one repeats an earlier failure's message", |c| c.flakiness.message_evidence, |c, v| c.flakiness.message_evidence = v;
+    change_evidence: bool, "a failure fixed by the next change to the test's code is a regression", |c| c.flakiness.change_evidence, |c, v| c.flakiness.change_evidence = v;
     [quarantine]
     expires_days: i64, "days an entry applies before it must be renewed", |c| c.quarantine.expires_days, |c, v| c.quarantine.expires_days = v;
     release_runs: u32, "clean default-branch runs before an automatic release", |c| c.quarantine.release_runs, |c, v| c.quarantine.release_runs = v;
@@ -272,9 +274,10 @@ mod tests {
             let (section, _) = key.split_once('.').unwrap();
             let (name, rest) = line.split_once(" = ").unwrap();
             let value = rest.split_once("  # ").unwrap().0;
-            let changed = match value.parse::<i64>() {
-                Ok(n) => (n + 1).to_string(),
-                Err(_) => format!("{:?}", value.parse::<f64>().unwrap() * 0.99),
+            let changed = match (value.parse::<i64>(), value.parse::<bool>()) {
+                (Ok(n), _) => (n + 1).to_string(),
+                (_, Ok(b)) => (!b).to_string(),
+                _ => format!("{:?}", value.parse::<f64>().unwrap() * 0.99),
             };
             let c = parse(&format!("[{section}]\n{name} = {changed}\n"))
                 .unwrap_or_else(|e| panic!("{key} = {changed}: {e:#}"));

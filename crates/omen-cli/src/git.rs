@@ -217,6 +217,44 @@ pub fn has_commit(repo: &Path, sha: &str) -> bool {
     git(repo, &["cat-file", "-e", &format!("{sha}^{{commit}}")]).is_ok()
 }
 
+/// The paths `commit` changed since `base` (`base..commit`), or since its first parent when
+/// `base` is unknown, is not in the checkout, or is not an ancestor. `None` when the checkout
+/// cannot tell (a shallow clone without the parent, a commit it does not have).
+pub fn changed_paths(repo: &Path, base: Option<&str>, commit: &str) -> Option<Vec<String>> {
+    if !has_commit(repo, commit) {
+        return None;
+    }
+    let base = base
+        .filter(|b| {
+            has_commit(repo, b) && git(repo, &["merge-base", "--is-ancestor", b, commit]).is_ok()
+        })
+        .map(str::to_owned)
+        .or_else(|| {
+            let parent = format!("{commit}^1");
+            has_commit(repo, &parent).then_some(parent)
+        })?;
+    let out = git(
+        repo,
+        &[
+            "diff",
+            "--name-only",
+            "--no-renames",
+            "-z",
+            &base,
+            commit,
+            "--",
+        ],
+    )
+    .map_err(|err| tracing::info!("change evidence unavailable: {err:#}"))
+    .ok()?;
+    Some(
+        out.split(|b| *b == 0)
+            .filter(|p| !p.is_empty())
+            .map(|p| String::from_utf8_lossy(p).into_owned())
+            .collect(),
+    )
+}
+
 /// Is `dir` inside a git work tree?
 pub fn is_work_tree(dir: &Path) -> bool {
     git_text(dir, &["rev-parse", "--is-inside-work-tree"]).is_ok_and(|t| t.trim() == "true")

@@ -83,7 +83,7 @@ pub fn ingest_run(
     keep_results: bool,
 ) -> anyhow::Result<Ingested> {
     let now = crate::now();
-    let (meta, source) = resolve_run(run_args, now)?;
+    let (mut meta, source) = resolve_run(run_args, now)?;
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
     let roots = ci_env::roots(&|k| std::env::var(k).ok(), &cwd);
     let parsed = parse_reports(reports, max_report_size, &roots);
@@ -113,6 +113,7 @@ pub fn ingest_run(
             .and_then(|opened| {
                 database.set_aside = opened.set_aside.map(|(path, _)| path.display().to_string());
                 let mut s = opened.store;
+                meta.change = commit_change(&meta, &s, &cwd);
                 let outcome = s.ingest(&meta, &key, records, config)?;
                 Ok((s, outcome))
             });
@@ -145,6 +146,38 @@ pub fn ingest_run(
         duplicate,
         trouble,
     })
+}
+
+/// What a default-branch commit changed since the previous default-branch commit stored, read
+/// from the checkout: the flakiness model's change evidence. `None` off the default branch,
+/// outside a git checkout, or when the checkout cannot tell (a shallow clone).
+fn commit_change(meta: &RunMeta, store: &Store, cwd: &Path) -> Option<omen_core::change::Change> {
+    let commit = meta
+        .commit
+        .as_deref()
+        .filter(|_| meta.is_default_branch())?;
+    if !crate::git::is_work_tree(cwd) {
+        return None;
+    }
+    // CI checkouts are shallow by default (`fetch-depth: 1`): fetch the one parent the change is
+    // read against. Quick, and only on the default branch; if it fails, the evidence is absent.
+    let parent = format!("{commit}^1");
+    if crate::git::is_shallow(cwd) && !crate::git::has_commit(cwd, &parent) {
+        match crate::git::git(cwd, &["fetch", "--quiet", "--no-tags", "--deepen=1"]) {
+            Ok(_) => tracing::info!("fetched the parent commit to read what this commit changed"),
+            Err(err) => tracing::info!("change evidence unavailable: {err:#}"),
+        }
+    }
+    let base = store
+        .previous_default_commit(commit)
+        .map_err(|err| tracing::warn!("{err:#}"))
+        .ok()
+        .flatten();
+    let paths = crate::git::changed_paths(cwd, base.as_deref(), commit)?;
+    tracing::debug!(paths = paths.len(), base = ?base, "change evidence");
+    Some(omen_core::change::Change::from_paths(
+        paths.iter().map(String::as_str),
+    ))
 }
 
 /// Run `omen ingest`.

@@ -120,6 +120,7 @@ mod tests {
                 duration_ms: Some(100),
                 failure_signature: message.map(failure_signature),
                 outage: false,
+                touched: false,
             });
         }
         h

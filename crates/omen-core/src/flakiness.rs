@@ -43,6 +43,13 @@ pub struct FlakinessConfig {
     pub stale_after_runs: u32,
     /// `omen flaky` also lists stable tests whose score is above this floor.
     pub report_floor: f64,
+    /// Message evidence: isolated failure episodes make a test flaky only if at least one of them
+    /// failed with a message the test had failed with before. Two one-commit regressions fail
+    /// with two new messages; a flake repeats itself.
+    pub message_evidence: bool,
+    /// Change evidence: a short episode whose failing commit touched the test's code and whose
+    /// next commit touched it again is a regression that was fixed, not a flake.
+    pub change_evidence: bool,
 }
 
 impl Default for FlakinessConfig {
@@ -58,6 +65,8 @@ impl Default for FlakinessConfig {
             max_broken_streak: 10,
             stale_after_runs: 100,
             report_floor: 0.05,
+            message_evidence: true,
+            change_evidence: true,
         }
     }
 }
@@ -130,8 +139,13 @@ pub struct Evidence {
     pub short_episodes: u32,
     /// Failures in those episodes.
     pub short_episode_failures: u32,
+    /// Short episodes whose first failure had a message the test had not failed with before.
+    pub novel_episodes: u32,
     /// Episodes that were long or confirmed by a re-run: fixed regressions.
     pub regressions: u32,
+    /// Short episodes the change explains: the failing commit touched the test's code and so did
+    /// the next one, which fixed it. Fixed regressions, not flakes.
+    pub fixed_by_change: u32,
     /// The current failing streak.
     pub fail_streak: u32,
     /// The streak a flake rate like this test's would almost never produce.
@@ -182,9 +196,7 @@ pub fn assess(h: &TestHistory, config: &FlakinessConfig) -> Assessment {
     let score = a / (a + b);
     let uncertainty = (score * (1.0 - score) / (a + b + 1.0)).sqrt();
 
-    let recent_same_commit = e
-        .runs_since_same_commit_flake
-        .is_some_and(|r| r < config.stale_after_runs);
+    let recent_same_commit = same_commit_rule(h, &e, config);
     // The streak this test's own flake rate would produce by chance only rarely. The score counts
     // only failures that look like flakes, which underrates a very flaky test; when same-commit
     // evidence proves the test flaky, its raw failure rate before the current streak is the
@@ -199,8 +211,7 @@ pub fn assess(h: &TestHistory, config: &FlakinessConfig) -> Assessment {
     let needed = (config.broken_false_alarm.ln() / rate.ln()).ceil();
     e.broken_streak = (needed as u32).clamp(config.min_broken_streak, config.max_broken_streak);
 
-    let recent_failure = h.last_failure_at != 0 && h.clean_runs < config.stale_after_runs;
-    let isolated = e.short_episodes >= config.min_short_episodes && recent_failure;
+    let isolated = isolated_rule(h, &e, config);
 
     let state = if h.fail_streak >= e.broken_streak {
         State::Broken
@@ -217,6 +228,36 @@ pub fn assess(h: &TestHistory, config: &FlakinessConfig) -> Assessment {
         uncertainty,
         evidence: e,
     }
+}
+
+/// The same-commit rule: a pass-and-fail event on one commit within the last
+/// `stale_after_runs` default-branch runs, or an older one [`renewed`].
+fn same_commit_rule(h: &TestHistory, e: &Evidence, config: &FlakinessConfig) -> bool {
+    let recent = e
+        .runs_since_same_commit_flake
+        .is_some_and(|r| r < config.stale_after_runs);
+    recent || renewed(h, e, config)
+}
+
+/// Old same-commit evidence still holds when the test has failed again since, in an isolated
+/// failure that passed after, with a message it has flaked with: a 2%-flaky test can go 100 runs
+/// without a re-run catching it, and its next flake is not news.
+fn renewed(h: &TestHistory, e: &Evidence, config: &FlakinessConfig) -> bool {
+    config.message_evidence
+        && e.same_commit_flakes > 0
+        && h.fail_streak == 0
+        && e.short_episodes > 0
+        && h.clean_runs < config.stale_after_runs
+        && h.last_failure_signature != 0
+        && h.flake_signatures.contains(&h.last_failure_signature)
+}
+
+/// The isolated-failures rule: enough short episodes, not all of them with new messages, the last
+/// failure not stale.
+fn isolated_rule(h: &TestHistory, e: &Evidence, config: &FlakinessConfig) -> bool {
+    let recent_failure = h.last_failure_at != 0 && h.clean_runs < config.stale_after_runs;
+    let repeated = !config.message_evidence || e.short_episodes > e.novel_episodes;
+    e.short_episodes >= config.min_short_episodes && repeated && recent_failure
 }
 
 /// One rule of [`assess`], with what this test showed and the threshold it was compared to.
@@ -237,10 +278,14 @@ pub struct Reason {
 /// (not) flaky?". `a` must be `assess(h, config)`.
 pub fn reasons(h: &TestHistory, a: &Assessment, config: &FlakinessConfig) -> Vec<Reason> {
     let e = &a.evidence;
-    let recent_same_commit = e
-        .runs_since_same_commit_flake
-        .is_some_and(|r| r < config.stale_after_runs);
-    let recent_failure = h.last_failure_at != 0 && h.clean_runs < config.stale_after_runs;
+    let renewal = if renewed(h, e, config) {
+        format!(
+            "; it failed again {} default-branch run(s) ago with a message it has flaked with, and passed after",
+            h.clean_runs
+        )
+    } else {
+        String::new()
+    };
     let mut out = vec![
         Reason {
             rule: "broken",
@@ -261,28 +306,43 @@ pub fn reasons(h: &TestHistory, a: &Assessment, config: &FlakinessConfig) -> Vec
             rule: "flaky: same commit",
             observed: match e.runs_since_same_commit_flake {
                 Some(r) => format!(
-                    "{} pass-and-fail event(s) on one commit, the latest {r} default-branch run(s) ago",
+                    "{} pass-and-fail event(s) on one commit, the latest {r} default-branch run(s) ago{renewal}",
                     e.same_commit_flakes
                 ),
                 None => "never failed and passed on the same commit".to_owned(),
             },
             threshold: format!(
-                "one within the last {} default-branch runs makes it flaky",
-                config.stale_after_runs
+                "one within the last {} default-branch runs makes it flaky{}",
+                config.stale_after_runs,
+                if config.message_evidence {
+                    ", or an older one renewed by an isolated failure since with a message it has flaked with"
+                } else {
+                    ""
+                }
             ),
-            holds: recent_same_commit,
+            holds: same_commit_rule(h, e, config),
         },
         Reason {
             rule: "flaky: isolated failures",
             observed: format!(
-                "{} isolated failure episode(s) (at most {} run(s), ended in a pass, not confirmed by a re-run) in the last {} default-branch runs; {} clean run(s) since the last failure",
-                e.short_episodes, config.short_episode, e.window_runs, h.clean_runs
+                "{} isolated failure episode(s) (at most {} run(s), ended in a pass, not confirmed by a re-run) in the last {} default-branch runs, {} of them with a message it had not failed with before; {} clean run(s) since the last failure",
+                e.short_episodes,
+                config.short_episode,
+                e.window_runs,
+                e.novel_episodes,
+                h.clean_runs
             ),
             threshold: format!(
-                "{} episodes make it flaky, while the last failure is within {} clean runs",
-                config.min_short_episodes, config.stale_after_runs
+                "{} episodes make it flaky{}, while the last failure is within {} clean runs",
+                config.min_short_episodes,
+                if config.message_evidence {
+                    ", at least one repeating an earlier failure's message"
+                } else {
+                    ""
+                },
+                config.stale_after_runs
             ),
-            holds: e.short_episodes >= config.min_short_episodes && recent_failure,
+            holds: isolated_rule(h, e, config),
         },
         Reason {
             rule: "judged",
@@ -295,6 +355,12 @@ pub fn reasons(h: &TestHistory, a: &Assessment, config: &FlakinessConfig) -> Vec
         },
     ];
     let mut ignored = Vec::new();
+    if e.fixed_by_change > 0 {
+        ignored.push(format!(
+            "{} isolated failure(s) on a commit that changed the test's code, fixed by the next commit that changed it again: fixed regressions, not flakes",
+            e.fixed_by_change
+        ));
+    }
     if e.regressions > 0 {
         ignored.push(format!(
             "{} longer or re-run-confirmed episode(s): fixed regressions, not flakes",
@@ -331,9 +397,10 @@ fn episodes(h: &TestHistory, config: &FlakinessConfig, e: &mut Evidence) {
     let n = u32::from(h.window_len);
     // An episode at the window's start is whole only if the window holds the whole history.
     let (mut len, mut confirmed, mut started) = (0u32, false, h.db_runs <= n);
+    let bit = |w: u128, i: u32| (w >> i) & 1 == 1;
     for i in (0..n).rev() {
-        let failed = (h.window >> i) & 1 == 1;
-        let same_commit = (h.same_commit_window >> i) & 1 == 1;
+        let failed = bit(h.window, i);
+        let same_commit = bit(h.same_commit_window, i);
         if failed {
             // A failure on the same commit right after a failure: a re-run confirmed it.
             if len > 0 && same_commit {
@@ -345,9 +412,18 @@ fn episodes(h: &TestHistory, config: &FlakinessConfig, e: &mut Evidence) {
         if len > 0 {
             // An episode cut off by the window's start may be the tail of something longer.
             let whole = started;
-            if len <= config.short_episode && !confirmed && whole {
+            // The episode's first failure is `len` results before this pass.
+            let first = i + len;
+            let fixed_by_change = config.change_evidence
+                && bit(h.touched_window, first)
+                && bit(h.touched_window, i)
+                && !same_commit;
+            if len <= config.short_episode && !confirmed && whole && fixed_by_change {
+                e.fixed_by_change += 1;
+            } else if len <= config.short_episode && !confirmed && whole {
                 e.short_episodes += 1;
                 e.short_episode_failures += len;
+                e.novel_episodes += u32::from(bit(h.novel_window, first));
             } else if whole {
                 e.regressions += 1;
             }
@@ -479,6 +555,7 @@ mod tests {
                 duration_ms: None,
                 failure_signature: None,
                 outage: false,
+                touched: false,
             });
         }
         let a = assess(&h, &config);
@@ -577,6 +654,7 @@ mod tests {
                 duration_ms: Some(10),
                 failure_signature: (ch != 'P').then_some(42),
                 outage: false,
+                touched: false,
             });
         }
         h
@@ -586,6 +664,128 @@ mod tests {
         let a = assess(&history(pattern), &FlakinessConfig::default());
         assert_eq!(a.state, expected, "{pattern}: {a:?}");
         a
+    }
+
+    /// A history from steps: `P`/`F`, the failure's message signature, whether the commit
+    /// touched the test's code. Every step is a new commit.
+    fn steps(steps: &[(char, Option<u32>, bool)]) -> TestHistory {
+        let mut h = TestHistory::default();
+        for (i, &(ch, sig, touched)) in steps.iter().enumerate() {
+            let failed = ch == 'F';
+            h.observe(&Observation {
+                outcome: if failed {
+                    Outcome::Failed
+                } else {
+                    Outcome::Passed
+                },
+                mixed: false,
+                default_branch: true,
+                commit: i as u64 + 1,
+                at: 1_000 + i as i64,
+                run: i as u64 + 1,
+                duration_ms: Some(10),
+                failure_signature: if failed { sig } else { None },
+                outage: false,
+                touched,
+            });
+        }
+        h
+    }
+
+    fn pass(n: usize) -> Vec<(char, Option<u32>, bool)> {
+        vec![('P', None, false); n]
+    }
+
+    #[test]
+    fn two_one_commit_regressions_with_new_messages_are_not_a_flake() {
+        let mut s = pass(20);
+        s.push(('F', Some(1), false));
+        s.extend(pass(20));
+        s.push(('F', Some(2), false));
+        s.extend(pass(5));
+        let h = steps(&s);
+        let config = FlakinessConfig::default();
+        let a = assess(&h, &config);
+        assert_eq!(a.state, State::Stable, "{a:?}");
+        assert_eq!(
+            (a.evidence.short_episodes, a.evidence.novel_episodes),
+            (2, 2)
+        );
+        let without = FlakinessConfig {
+            message_evidence: false,
+            ..config
+        };
+        assert_eq!(assess(&h, &without).state, State::Flaky);
+        // The same failures with one message, twice: that is a flake repeating itself.
+        s[40 + 1].1 = Some(1);
+        assert_eq!(assess(&steps(&s), &config).state, State::Flaky);
+    }
+
+    #[test]
+    fn a_failure_fixed_by_the_next_change_to_the_test_s_code_is_a_regression() {
+        let mut s = pass(20);
+        s.extend([('F', Some(1), true), ('P', None, true)]);
+        s.extend(pass(20));
+        s.extend([('F', Some(1), true), ('P', None, true)]);
+        s.extend(pass(5));
+        let config = FlakinessConfig::default();
+        let a = assess(&steps(&s), &config);
+        assert_eq!(a.state, State::Stable, "{a:?}");
+        assert_eq!(
+            (a.evidence.fixed_by_change, a.evidence.short_episodes),
+            (2, 0)
+        );
+        let r = reasons(&steps(&s), &a, &config);
+        assert!(
+            r.last().is_some_and(|r| r
+                .observed
+                .contains("2 isolated failure(s) on a commit that changed the test's code")),
+            "{r:?}"
+        );
+        let without = FlakinessConfig {
+            change_evidence: false,
+            ..config
+        };
+        assert_eq!(assess(&steps(&s), &without).state, State::Flaky);
+        // A change on one side only is no evidence: a flake on a commit that touched the test.
+        s[21].2 = false;
+        s[43].2 = false;
+        let a = assess(&steps(&s), &config);
+        assert_eq!((a.state, a.evidence.fixed_by_change), (State::Flaky, 0));
+    }
+
+    #[test]
+    fn a_failure_and_a_pass_on_one_touched_commit_stays_a_flake() {
+        let mut h = TestHistory::default();
+        for (i, failed) in [false, false, false, false, false, true, false, false]
+            .into_iter()
+            .enumerate()
+        {
+            // Commit 6 fails and then passes on a re-run; both results touched the test's code.
+            let commit = if i == 6 { 6 } else { i as u64 + 1 };
+            h.observe(&Observation {
+                outcome: if failed {
+                    Outcome::Failed
+                } else {
+                    Outcome::Passed
+                },
+                mixed: false,
+                default_branch: true,
+                commit,
+                at: i as i64 + 1,
+                run: i as u64 + 1,
+                duration_ms: None,
+                failure_signature: failed.then_some(3),
+                outage: false,
+                touched: i == 5 || i == 6,
+            });
+        }
+        let a = assess(&h, &FlakinessConfig::default());
+        assert_eq!(
+            (a.state, a.evidence.fixed_by_change),
+            (State::Flaky, 0),
+            "{a:?}"
+        );
     }
 
     #[test]
@@ -658,6 +858,23 @@ mod tests {
             &format!("{}{}", "FrPPFFPFFPPFPPFFFP".repeat(4), "F".repeat(12)),
             State::Broken,
         );
+    }
+
+    #[test]
+    fn old_same_commit_evidence_is_renewed_by_a_flake_with_a_known_message() {
+        // A retry that passed long ago, then one isolated failure with the same message: flaky.
+        let long_ago = format!("M{}F{}", "P".repeat(110), "P".repeat(5));
+        check(&long_ago, State::Flaky);
+        // A new message is a new cause: the old evidence stays stale.
+        let mut h = history(&long_ago);
+        h.last_failure_signature = 99;
+        let a = assess(&h, &FlakinessConfig::default());
+        assert_eq!(a.state, State::Stable, "{a:?}");
+        let without = FlakinessConfig {
+            message_evidence: false,
+            ..FlakinessConfig::default()
+        };
+        assert_eq!(assess(&history(&long_ago), &without).state, State::Stable);
     }
 
     #[test]

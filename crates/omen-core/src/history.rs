@@ -16,7 +16,12 @@ pub const FLAKE_TIMES: usize = 8;
 /// Number of distinct failure signatures remembered from flake events.
 pub const FLAKE_SIGNATURES: usize = 4;
 
-const FORMAT_VERSION: u8 = 1;
+/// Number of distinct failure signatures remembered from default-branch failures.
+pub const FAILURE_SIGNATURES: usize = 4;
+
+/// Version 2 added the change and message evidence (`touched_window`, `novel_window`,
+/// `failure_signatures`); version 1 still decodes, with that evidence empty.
+const FORMAT_VERSION: u8 = 2;
 
 /// One result as the history sees it.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -39,6 +44,9 @@ pub struct Observation {
     pub failure_signature: Option<u32>,
     /// The run failed as a whole (an outage): failures in it are not evidence of anything.
     pub outage: bool,
+    /// The commit under test touched the test's code ([`crate::change::Change::touches`]);
+    /// false when that is not known.
+    pub touched: bool,
 }
 
 /// The summary of everything Omen has seen of one test.
@@ -65,6 +73,13 @@ pub struct TestHistory {
     pub mixed_window: u128,
     /// How many bits of `window` are filled.
     pub window_len: u8,
+    /// Parallel to `window`: set when that result's commit touched the test's code, kept only for
+    /// failures and for the result right after a failure (the rest says nothing and would cost
+    /// bytes for every stable test).
+    pub touched_window: u128,
+    /// Parallel to `window`: set on a failure whose signature the test had not failed with
+    /// before (see `failure_signatures`).
+    pub novel_window: u128,
     /// Consecutive default-branch failures up to now.
     pub fail_streak: u32,
     /// Run id of the first failure of the current streak.
@@ -89,6 +104,8 @@ pub struct TestHistory {
     pub last_failure_signature: u32,
     /// Failure signatures seen in flake events, newest first (0 = empty slot).
     pub flake_signatures: [u32; FLAKE_SIGNATURES],
+    /// Signatures of the latest distinct default-branch failures, newest first (0 = empty slot).
+    pub failure_signatures: [u32; FAILURE_SIGNATURES],
     /// Failures not counted because their run was an outage.
     pub outage_failures: u32,
     /// Passing durations counted in `duration_mean`.
@@ -136,6 +153,11 @@ impl TestHistory {
         self.window = (self.window << 1) | u128::from(failed);
         self.same_commit_window = (self.same_commit_window << 1) | u128::from(same_commit);
         self.mixed_window = (self.mixed_window << 1) | u128::from(obs.mixed);
+        let after_failure = self.window_len > 0 && (self.window >> 1) & 1 == 1;
+        self.touched_window =
+            (self.touched_window << 1) | u128::from(obs.touched && (failed || after_failure));
+        let novel = failed && self.novel_signature(obs.failure_signature);
+        self.novel_window = (self.novel_window << 1) | u128::from(novel);
         self.window_len = self.window_len.saturating_add(1).min(WINDOW);
         if failed {
             self.db_failures = self.db_failures.saturating_add(1);
@@ -192,6 +214,23 @@ impl TestHistory {
                 self.end_streak();
             }
         }
+    }
+
+    /// Whether a failure's signature is new to this test, remembering it either way. An unknown
+    /// signature is never new: no message, no evidence.
+    fn novel_signature(&mut self, signature: Option<u32>) -> bool {
+        let Some(sig) = signature.filter(|s| *s != 0) else {
+            return false;
+        };
+        let seen = self.failure_signatures.contains(&sig) || self.flake_signatures.contains(&sig);
+        if let Some(at) = self.failure_signatures.iter().position(|s| *s == sig) {
+            self.failure_signatures.copy_within(0..at, 1);
+        } else {
+            self.failure_signatures
+                .copy_within(0..FAILURE_SIGNATURES - 1, 1);
+        }
+        self.failure_signatures[0] = sig;
+        !seen
     }
 
     fn end_streak(&mut self) {
@@ -300,6 +339,28 @@ impl TestHistory {
             Some(Outcome::Error) => 4,
         });
         put_u64(&mut out, self.last_run);
+        // Version 2: the evidence windows, each only when it has a bit set.
+        let sigs = self
+            .failure_signatures
+            .iter()
+            .take_while(|&&s| s != 0)
+            .count();
+        let flags = u8::from(self.touched_window != 0)
+            | u8::from(self.novel_window != 0) << 1
+            | u8::from(sigs > 0) << 2;
+        out.push(flags);
+        for w in [self.touched_window, self.novel_window] {
+            if w != 0 {
+                put_u64(&mut out, w as u64);
+                put_u64(&mut out, (w >> 64) as u64);
+            }
+        }
+        if sigs > 0 {
+            out.push(sigs as u8);
+            for s in &self.failure_signatures[..sigs] {
+                put_u64(&mut out, u64::from(*s));
+            }
+        }
         out
     }
 
@@ -307,7 +368,7 @@ impl TestHistory {
     pub fn decode(bytes: &[u8]) -> Result<TestHistory, DecodeError> {
         let mut c = Cursor::new(bytes);
         let version = c.u8()?;
-        if version != FORMAT_VERSION {
+        if version != FORMAT_VERSION && version != 1 {
             return Err(DecodeError::Version(version));
         }
         let mut h = TestHistory {
@@ -359,6 +420,24 @@ impl TestHistory {
             _ => None,
         };
         h.last_run = c.u64()?;
+        if version >= 2 {
+            let flags = c.u8()?;
+            let mut window = |set: bool| -> Result<u128, DecodeError> {
+                Ok(if set {
+                    u128::from(c.u64()?) | (u128::from(c.u64()?) << 64)
+                } else {
+                    0
+                })
+            };
+            h.touched_window = window(flags & 1 != 0)?;
+            h.novel_window = window(flags & 2 != 0)?;
+            if flags & 4 != 0 {
+                let sigs = usize::from(c.u8()?).min(FAILURE_SIGNATURES);
+                for slot in h.failure_signatures.iter_mut().take(sigs) {
+                    *slot = c.u32()?;
+                }
+            }
+        }
         Ok(h)
     }
 }
@@ -411,7 +490,74 @@ mod tests {
             duration_ms: Some(100),
             failure_signature: outcome.is_failure().then_some(7),
             outage: false,
+            touched: false,
         }
+    }
+
+    #[test]
+    fn change_and_message_evidence_is_kept_only_where_it_says_something() {
+        let mut h = TestHistory::default();
+        let mut at = 0;
+        let mut step = |h: &mut TestHistory, outcome, touched, sig| {
+            at += 1;
+            let mut o = obs(outcome, at as u64, at);
+            o.touched = touched;
+            o.failure_signature = sig;
+            h.observe(&o);
+        };
+        step(&mut h, Outcome::Passed, true, None); // touched, but nothing failed: not kept
+        step(&mut h, Outcome::Failed, true, Some(5)); // new message, touched
+        step(&mut h, Outcome::Passed, true, None); // the fix touched it too
+        step(&mut h, Outcome::Passed, true, None); // not after a failure: not kept
+        step(&mut h, Outcome::Failed, false, Some(5)); // a message seen before
+        step(&mut h, Outcome::Failed, false, None); // no message: never new
+        assert_eq!(h.touched_window, 0b01_1000, "{:b}", h.touched_window);
+        assert_eq!(h.novel_window, 0b01_0000, "{:b}", h.novel_window);
+        assert_eq!(h.failure_signatures[..2], [5, 0]);
+        let stable = {
+            let mut s = TestHistory::default();
+            for i in 0..50 {
+                let mut o = obs(Outcome::Passed, i, i as i64);
+                o.touched = true;
+                s.observe(&o);
+            }
+            s
+        };
+        assert_eq!(stable.touched_window, 0);
+        assert_eq!(
+            stable.encode().len() + 2 * 10,
+            TestHistory {
+                touched_window: u128::MAX,
+                ..stable.clone()
+            }
+            .encode()
+            .len(),
+            "an empty window costs only its flag bit (a full one two 10-byte varints)"
+        );
+        assert_eq!(TestHistory::decode(&h.encode()), Ok(h));
+    }
+
+    #[test]
+    fn version_1_histories_still_decode_with_no_new_evidence() {
+        let mut h = TestHistory::default();
+        for i in 0..20 {
+            let mut o = obs(
+                if i % 5 == 0 {
+                    Outcome::Failed
+                } else {
+                    Outcome::Passed
+                },
+                i,
+                i as i64 + 1,
+            );
+            o.failure_signature = None;
+            h.observe(&o);
+        }
+        let mut v1 = h.encode();
+        // Version 1 ended at `last_run`; version 2 adds a flags byte (here 0: no evidence).
+        assert_eq!(v1.pop(), Some(0));
+        v1[0] = 1;
+        assert_eq!(TestHistory::decode(&v1), Ok(h));
     }
 
     #[test]

@@ -207,6 +207,9 @@ pub struct RunMeta {
     pub pull_request: Option<u64>,
     /// Unix seconds.
     pub at: i64,
+    /// What the commit changed since the previous default-branch commit, when known (a git
+    /// checkout that has both): the flakiness model's change evidence. Not stored.
+    pub change: Option<crate::change::Change>,
 }
 
 impl RunMeta {

@@ -137,6 +137,11 @@ impl Store {
         let run = insert_run(&tx, path, meta, run_key, &summary)?;
         let commit = observed_commit(meta.commit.as_deref(), run_key);
         let mut packed = Vec::with_capacity(results.len());
+        // Change evidence counts only on the default branch, like every flakiness evidence.
+        let change = meta
+            .change
+            .as_ref()
+            .filter(|c| summary.is_default && !c.is_empty());
         let new_tests = {
             let mut writer = TestWriter::prepare(&tx, path, results.len())?;
             for r in &results {
@@ -154,6 +159,8 @@ impl Store {
                         .and_then(Failure::headline)
                         .map(failure_signature),
                     outage: summary.outage,
+                    touched: change
+                        .is_some_and(|c| c.touches(&r.scope, &r.name, r.file.as_deref())),
                 };
                 let test_id = writer.observe(r, &observation)?;
                 writer.store_failure(test_id, run, r)?;
@@ -246,8 +253,9 @@ fn insert_run(
 ) -> Result<i64, StoreError> {
     tx.execute(
         "INSERT INTO runs (run_key, run_id, attempt, job, commit_sha, branch, default_branch,
-             pull_request, is_default, at, tests, failed, skipped, mixed, outage, duration_ms)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16)",
+             pull_request, is_default, at, tests, failed, skipped, mixed, outage, duration_ms,
+             changed)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
         params![
             run_key,
             meta.run_id,
@@ -265,6 +273,10 @@ fn insert_run(
             s.mixed as i64,
             s.outage,
             s.duration_ms as i64,
+            meta.change
+                .as_ref()
+                .filter(|_| s.is_default)
+                .map(|c| c.paths().collect::<Vec<_>>().join("\n")),
         ],
     )
     .ctx(path, "insert the run")?;

@@ -143,9 +143,28 @@ impl Store {
     pub(crate) fn rebuild_histories(&mut self) -> Result<(), StoreError> {
         let runs = self.runs()?;
         let mut histories: HashMap<i64, TestHistory> = HashMap::new();
+        // Tests' identities, read only for runs whose change is known.
+        let mut identities: HashMap<i64, SourceTest> = HashMap::new();
         for run in &runs {
             let commit = observed_commit(run.commit.as_deref(), &run.run_key);
+            let change = run
+                .changed
+                .as_deref()
+                .filter(|_| run.is_default)
+                .map(|paths| omen_core::change::Change::from_paths(paths.lines()));
             for packed in self.run_results(run.id)? {
+                let touched = match &change {
+                    Some(change) => {
+                        let test = match identities.entry(packed.test_id) {
+                            std::collections::hash_map::Entry::Occupied(e) => e.into_mut(),
+                            std::collections::hash_map::Entry::Vacant(e) => {
+                                e.insert(self.source_test(packed.test_id)?)
+                            }
+                        };
+                        change.touches(&test.1, &test.2, test.3.as_deref())
+                    }
+                    None => false,
+                };
                 let failure_signature = if packed.outcome.is_failure() {
                     self.failure(packed.test_id, run.id)?
                         .as_ref()
@@ -167,6 +186,7 @@ impl Store {
                         duration_ms: packed.duration_ms,
                         failure_signature,
                         outage: run.outage,
+                        touched,
                     });
             }
         }
@@ -217,6 +237,10 @@ fn meta_of(run: &RunRow) -> RunMeta {
         job: run.job.clone(),
         pull_request: run.pull_request,
         at: run.at,
+        change: run
+            .changed
+            .as_deref()
+            .map(|paths| omen_core::change::Change::from_paths(paths.lines())),
     }
 }
 
@@ -256,6 +280,7 @@ mod tests {
             job: Some(job.into()),
             pull_request: None,
             at,
+            change: None,
         }
     }
 
@@ -463,14 +488,21 @@ mod tests {
     fn an_older_merged_run_gives_the_histories_of_a_time_ordered_ingest() {
         let dir = tempfile::tempdir().unwrap();
         let cfg = StoreConfig::default();
+        // Every commit changed x's code: the change evidence must survive the merge and the
+        // rebuild too (it is stored with the run).
         let commit = |m: RunMeta, sha: &str| RunMeta {
             commit: Some(sha.into()),
+            change: Some(omen_core::change::Change::from_paths(["src/export.py"])),
             ..m
+        };
+        let x = |outcome| ResultRecord {
+            file: Some("tests/test_export.py".into()),
+            ..record("x", outcome)
         };
         // x fails on c2 and passes on its re-run (flaky), then breaks from c5 on; y always passes.
         let runs: Vec<(RunMeta, &str, Vec<ResultRecord>)> = (1..=6)
             .map(|i| {
-                let x = if i == 2 || i >= 5 {
+                let outcome = if i == 2 || i >= 5 {
                     Outcome::Failed
                 } else {
                     Outcome::Passed
@@ -478,13 +510,13 @@ mod tests {
                 (
                     commit(meta(&i.to_string(), "unit", i * 100), &format!("c{i}")),
                     "",
-                    vec![record("x", x), record("y", Outcome::Passed)],
+                    vec![x(outcome), record("y", Outcome::Passed)],
                 )
             })
             .chain(std::iter::once((
                 commit(meta("2", "unit-retry", 250), "c2"),
                 "",
-                vec![record("x", Outcome::Passed), record("y", Outcome::Passed)],
+                vec![x(Outcome::Passed), record("y", Outcome::Passed)],
             )))
             .collect();
         let key = |m: &RunMeta| {
@@ -512,6 +544,12 @@ mod tests {
             s.ingest(m, &key(m), results.clone(), &cfg).unwrap();
         }
         assert_ne!(histories(&target), histories(&ordered));
+        assert!(
+            histories(&ordered)
+                .iter()
+                .any(|(_, h)| h.touched_window != 0),
+            "the change evidence was folded"
+        );
         let merged = target.merge_from(&shard, &cfg).unwrap();
         assert_eq!(
             (merged.runs_added, merged.out_of_order, merged.rebuilt),

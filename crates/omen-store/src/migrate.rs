@@ -146,4 +146,9 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     CREATE INDEX changes_at ON changes (at, risky);
     CREATE INDEX changes_szz_pending ON changes (seq) WHERE fix = 1 AND szz_done = 0;
     "#,
+    // 7 → 8: the paths a default-branch commit changed (one per line), the flakiness model's
+    // change evidence, so `omen merge` folds the same evidence again. NULL when not known.
+    r#"
+    ALTER TABLE runs ADD COLUMN changed TEXT;
+    "#,
 ];

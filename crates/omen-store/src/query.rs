@@ -75,6 +75,9 @@ pub struct RunRow {
     pub duration_ms: u64,
     /// Raw results still kept (not compacted).
     pub has_results: bool,
+    /// The paths the commit changed since the previous default-branch commit, one per line,
+    /// when they were known ([`omen_core::run::RunMeta::change`]).
+    pub changed: Option<String>,
 }
 
 /// Size figures for the whole database.
@@ -306,7 +309,8 @@ impl Store {
             .conn
             .prepare_cached(&format!(
                 "SELECT id, run_key, run_id, attempt, job, commit_sha, branch, default_branch, pull_request,
-                        is_default, at, tests, failed, skipped, mixed, outage, duration_ms, results IS NOT NULL
+                        is_default, at, tests, failed, skipped, mixed, outage, duration_ms, results IS NOT NULL,
+                        changed
                  FROM runs {tail}"
             ))
             .ctx(path, "prepare the run query")?;
@@ -331,10 +335,26 @@ impl Store {
                     outage: r.get(15)?,
                     duration_ms: r.get::<_, i64>(16)? as u64,
                     has_results: r.get(17)?,
+                    changed: r.get(18)?,
                 })
             })
             .ctx(path, "read runs")?;
         rows.collect::<Result<Vec<_>, _>>().ctx(path, "read runs")
+    }
+
+    /// The commit of the newest default-branch run on a commit other than `commit`: the base
+    /// against which `commit`'s change is read (a re-run of `commit` has the same base).
+    pub fn previous_default_commit(&self, commit: &str) -> Result<Option<String>, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT commit_sha FROM runs
+                 WHERE is_default = 1 AND commit_sha IS NOT NULL AND commit_sha != ?1
+                 ORDER BY id DESC LIMIT 1",
+                [commit],
+                |r| r.get(0),
+            )
+            .optional()
+            .ctx(&self.path, "read the previous default-branch commit")
     }
 
     /// Identity hashes of tests that were automatically released from quarantine before.
