@@ -671,25 +671,29 @@ mod tests {
     fn steps(steps: &[(char, Option<u32>, bool)]) -> TestHistory {
         let mut h = TestHistory::default();
         for (i, &(ch, sig, touched)) in steps.iter().enumerate() {
-            let failed = ch == 'F';
-            h.observe(&Observation {
-                outcome: if failed {
-                    Outcome::Failed
-                } else {
-                    Outcome::Passed
-                },
-                mixed: false,
-                default_branch: true,
-                commit: i as u64 + 1,
-                at: 1_000 + i as i64,
-                run: i as u64 + 1,
-                duration_ms: Some(10),
-                failure_signature: if failed { sig } else { None },
-                outage: false,
-                touched,
-            });
+            h.observe(&step(i, ch == 'F', i as u64 + 1, sig, touched));
         }
         h
+    }
+
+    /// Result `i` of a default-branch history.
+    fn step(i: usize, failed: bool, commit: u64, sig: Option<u32>, touched: bool) -> Observation {
+        Observation {
+            outcome: if failed {
+                Outcome::Failed
+            } else {
+                Outcome::Passed
+            },
+            mixed: false,
+            default_branch: true,
+            commit,
+            at: 1_000 + i as i64,
+            run: i as u64 + 1,
+            duration_ms: Some(10),
+            failure_signature: if failed { sig } else { None },
+            outage: false,
+            touched,
+        }
     }
 
     fn pass(n: usize) -> Vec<(char, Option<u32>, bool)> {
@@ -763,22 +767,7 @@ mod tests {
         {
             // Commit 6 fails and then passes on a re-run; both results touched the test's code.
             let commit = if i == 6 { 6 } else { i as u64 + 1 };
-            h.observe(&Observation {
-                outcome: if failed {
-                    Outcome::Failed
-                } else {
-                    Outcome::Passed
-                },
-                mixed: false,
-                default_branch: true,
-                commit,
-                at: i as i64 + 1,
-                run: i as u64 + 1,
-                duration_ms: None,
-                failure_signature: failed.then_some(3),
-                outage: false,
-                touched: i == 5 || i == 6,
-            });
+            h.observe(&step(i, failed, commit, Some(3), i == 5 || i == 6));
         }
         let a = assess(&h, &FlakinessConfig::default());
         assert_eq!(
