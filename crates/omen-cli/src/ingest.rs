@@ -86,7 +86,18 @@ pub fn ingest_run(
     let (mut meta, source) = resolve_run(run_args, now)?;
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
     let roots = ci_env::roots(&|k| std::env::var(k).ok(), &cwd);
-    let parsed = parse_reports(reports, max_report_size, &roots);
+    // An existing database is opened (integrity check included) on the second core while the
+    // reports are parsed; a new one is created only once there is something to store.
+    let (parsed, mut early) = std::thread::scope(|scope| {
+        let opening = db.exists().then(|| scope.spawn(|| Store::open(db, now)));
+        let parsed = parse_reports(reports, max_report_size, &roots);
+        let opened = opening.map(|handle| {
+            handle
+                .join()
+                .map_err(|_| anyhow::anyhow!("opening {} panicked", db.display()))
+        });
+        (parsed, opened)
+    });
     let mut trouble = parsed.unusable > 0;
     let key = run_key(&meta, &parsed.content_hash);
     let mut database = DatabaseInfo {
@@ -108,15 +119,17 @@ pub fn ingest_run(
         } else {
             parsed.results.into_iter().map(ResultRecord::from).collect()
         };
-        let stored = Store::open(db, now)
-            .map_err(anyhow::Error::from)
-            .and_then(|opened| {
-                database.set_aside = opened.set_aside.map(|(path, _)| path.display().to_string());
-                let mut s = opened.store;
-                meta.change = commit_change(&meta, &s, &cwd);
-                let outcome = s.ingest(&meta, &key, records, config)?;
-                Ok((s, outcome))
-            });
+        let opened = match early.take() {
+            Some(opened) => opened.and_then(|o| o.map_err(anyhow::Error::from)),
+            None => Store::open(db, now).map_err(anyhow::Error::from),
+        };
+        let stored = opened.and_then(|opened| {
+            database.set_aside = opened.set_aside.map(|(path, _)| path.display().to_string());
+            let mut s = opened.store;
+            meta.change = commit_change(&meta, &s, &cwd);
+            let outcome = s.ingest(&meta, &key, records, config)?;
+            Ok((s, outcome))
+        });
         match stored {
             Ok((s, outcome)) => {
                 if outcome.outage {
@@ -156,7 +169,7 @@ fn commit_change(meta: &RunMeta, store: &Store, cwd: &Path) -> Option<omen_core:
         .commit
         .as_deref()
         .filter(|_| meta.is_default_branch())?;
-    if !crate::git::is_work_tree(cwd) {
+    if !crate::git::is_work_tree(cwd) || !crate::git::has_commit(cwd, commit) {
         return None;
     }
     // CI checkouts are shallow by default (`fetch-depth: 1`): fetch the one parent the change is

@@ -37,6 +37,9 @@ pub struct Identity {
     pub selector: String,
     /// The runner the selector is for.
     pub runner: Runner,
+    /// `selector` is what [`derive_selector`] gives from the stored fields, so the store need not
+    /// keep it.
+    pub selector_derived: bool,
 }
 
 /// Compute the identity of `case` as written by `runner`.
@@ -57,8 +60,14 @@ pub fn key_of(scope: &str, name: &str) -> String {
 #[derive(Debug, Default)]
 pub struct IdentityCache {
     files: std::collections::HashMap<String, Option<String>>,
-    scopes: std::collections::HashMap<(String, String, Option<String>), Scope>,
+    scopes: std::collections::HashMap<ScopeKey, Scope>,
+    /// The last scope looked up, with its key: consecutive cases mostly share their class, and
+    /// comparing borrowed strings costs less than building a key to look up.
+    last: Option<(ScopeKey, Scope)>,
 }
+
+/// A case's raw class, suite and normalised file: what its scope is computed from.
+type ScopeKey = (String, String, Option<String>);
 
 #[derive(Debug, Clone)]
 struct Scope {
@@ -85,48 +94,46 @@ pub fn identify_cached(
             }
         },
     };
-    let scope_key = (case.classname.clone(), case.suite.clone(), file.clone());
     let Scope {
         classname,
         suite,
         scope,
-    } = match cache.scopes.get(&scope_key) {
-        Some(s) => s.clone(),
-        None => {
-            let classname = collapse_whitespace(&case.classname);
-            let suite = collapse_whitespace(&case.suite);
-            let raw_scope = if !classname.is_empty() {
-                classname.clone()
-            } else if !suite.is_empty() {
-                suite.clone()
-            } else {
-                file.clone().unwrap_or_default()
+    } = match &cache.last {
+        Some(((c, s, f), scope)) if *c == case.classname && *s == case.suite && *f == file => {
+            scope.clone()
+        }
+        _ => {
+            let scope_key = (case.classname.clone(), case.suite.clone(), file.clone());
+            let s = match cache.scopes.get(&scope_key) {
+                Some(s) => s.clone(),
+                None => {
+                    let s = new_scope(case, file.as_deref(), roots);
+                    cache.scopes.insert(scope_key.clone(), s.clone());
+                    s
+                }
             };
-            let scope = if looks_like_path(&raw_scope) {
-                path_to_module(&normalize_path(&raw_scope, roots))
-            } else {
-                raw_scope
-            };
-            let s = Scope {
-                classname,
-                suite,
-                scope,
-            };
-            cache.scopes.insert(scope_key, s.clone());
+            cache.last = Some((scope_key, s.clone()));
             s
         }
     };
     let name = normalize_name(&case.name);
     let key = key_of(&scope, &name);
     let hash = fnv1a64(key.as_bytes());
-    let selector = match runner {
+    let trimmed = case.name.trim();
+    let (selector, same_inputs) = match runner {
         Runner::Nextest => {
             let binary = if suite.is_empty() { &classname } else { &suite };
-            format!("{binary} {}", case.name.trim())
+            (format!("{binary} {trimmed}"), *binary == scope)
         }
-        Runner::Pytest => pytest_node_id(file.as_deref(), &classname, case.name.trim()),
-        Runner::Generic => key.clone(),
+        Runner::Pytest => (
+            pytest_node_id(file.as_deref(), &classname, trimmed),
+            classname == scope,
+        ),
+        Runner::Generic => (key.clone(), true),
     };
+    // The same inputs give the same selector; otherwise compare (rare: a path-like class).
+    let selector_derived = (same_inputs && trimmed == name)
+        || derive_selector(runner, &scope, &name, file.as_deref()) == selector;
     Identity {
         scope,
         name,
@@ -135,6 +142,30 @@ pub fn identify_cached(
         hash,
         selector,
         runner,
+        selector_derived,
+    }
+}
+
+/// Normalise a case's class, suite and scope (a path-like scope becomes a module).
+fn new_scope(case: &TestCase, file: Option<&str>, roots: &[String]) -> Scope {
+    let classname = collapse_whitespace(&case.classname);
+    let suite = collapse_whitespace(&case.suite);
+    let raw_scope = if !classname.is_empty() {
+        classname.clone()
+    } else if !suite.is_empty() {
+        suite.clone()
+    } else {
+        file.map(str::to_owned).unwrap_or_default()
+    };
+    let scope = if looks_like_path(&raw_scope) {
+        path_to_module(&normalize_path(&raw_scope, roots))
+    } else {
+        raw_scope
+    };
+    Scope {
+        classname,
+        suite,
+        scope,
     }
 }
 
@@ -418,6 +449,27 @@ mod tests {
                 derive_selector(runner, &id.scope, &id.name, id.file.as_deref()),
                 id.selector
             );
+            assert!(id.selector_derived, "{id:?}");
+        }
+        // Where normalisation changed the inputs, the flag says whether the selector survived.
+        let odd = [
+            (
+                Runner::Pytest,
+                case("pytest", "tests/test_x.py", "test_a", None),
+            ),
+            (
+                Runner::Pytest,
+                case("pytest", "tests.test_x", "test  a", None),
+            ),
+            (Runner::Pytest, case("pytest", "t", "obj at 0x7f3a", None)),
+            (Runner::Nextest, case("bin x", "bin  x", "m::t", None)),
+            (Runner::Nextest, case("", "b", " m::t ", None)),
+        ];
+        let mut cache = IdentityCache::default();
+        for (runner, c) in odd {
+            let id = identify_cached(&c, runner, &[], &mut cache);
+            let derived = derive_selector(runner, &id.scope, &id.name, id.file.as_deref());
+            assert_eq!(id.selector_derived, derived == id.selector, "{id:?}");
         }
     }
 

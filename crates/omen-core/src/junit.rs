@@ -182,8 +182,13 @@ pub fn parse_with(
                 depth = depth.saturating_sub(1);
                 parser.end(end.local_name().as_ref(), &mut on_case)
             }
-            Event::Text(text) => parser.text(&String::from_utf8_lossy(&text)),
-            Event::CData(cdata) => parser.text(&String::from_utf8_lossy(&cdata)),
+            // Captured output and whitespace are dropped unread: only a result's text is decoded.
+            Event::Text(text) if parser.capturing() => {
+                parser.text(&String::from_utf8_lossy(&text));
+            }
+            Event::CData(cdata) if parser.capturing() => {
+                parser.text(&String::from_utf8_lossy(&cdata));
+            }
             Event::GeneralRef(reference) if parser.capturing() => {
                 parser.text(&resolve_reference(&reference));
             }

@@ -207,17 +207,17 @@ impl Machine {
     /// The fast path of dropping: the leading bytes of `rest` up to the next byte that can end
     /// what is being dropped (a cut text run, value or CDATA section, a comment).
     fn bulk_drop(&mut self, rest: &[u8]) -> usize {
-        let stop: &dyn Fn(u8) -> bool = match self.state {
-            State::Text if self.run >= TEXT_MAX && self.in_ref.is_none() => &|b| b == b'<',
-            State::Tag(TagPart::Value(q)) if self.cut && self.in_ref.is_none() => &move |b| b == q,
+        let stop = match self.state {
+            State::Text if self.run >= TEXT_MAX && self.in_ref.is_none() => b'<',
+            State::Tag(TagPart::Value(q)) if self.cut && self.in_ref.is_none() => q,
             State::Comment | State::CData
                 if self.run > TEXT_MAX || self.state == State::Comment =>
             {
-                &|b| b == b'>'
+                b'>'
             }
             _ => return 0,
         };
-        let n = rest.iter().position(|&b| stop(b)).unwrap_or(rest.len());
+        let n = memchr::memchr(stop, rest).unwrap_or(rest.len());
         if n == 0 {
             return 0;
         }
@@ -240,17 +240,11 @@ impl Machine {
         let n = match self.state {
             State::Text => {
                 let room = TEXT_MAX.saturating_sub(self.run + 4).min(rest.len());
-                rest[..room]
-                    .iter()
-                    .position(|&b| b == b'<' || b == b'&')
-                    .unwrap_or(room)
+                memchr::memchr2(b'<', b'&', &rest[..room]).unwrap_or(room)
             }
             State::Tag(TagPart::Value(q)) => {
                 let room = VALUE_MAX.saturating_sub(self.run + 4).min(rest.len());
-                rest[..room]
-                    .iter()
-                    .position(|&b| b == q || b == b'&')
-                    .unwrap_or(room)
+                memchr::memchr2(q, b'&', &rest[..room]).unwrap_or(room)
             }
             State::Tag(TagPart::Name | TagPart::AttrName) => {
                 let room = VALUE_MAX.saturating_sub(self.run + 4).min(rest.len());

@@ -7,7 +7,13 @@ use std::path::Path;
 
 // humantime formats and parses timestamps (it never reads the clock); omen-metadata holds
 // serde-only format types.
-const ALLOWED_DEPENDENCIES: &[&str] = &["humantime", "omen-metadata", "quick-xml", "thiserror"];
+const ALLOWED_DEPENDENCIES: &[&str] = &[
+    "humantime",
+    "memchr",
+    "omen-metadata",
+    "quick-xml",
+    "thiserror",
+];
 
 const FORBIDDEN: &[&str] = &[
     "std::fs",

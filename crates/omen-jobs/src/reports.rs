@@ -32,7 +32,8 @@ pub struct Parsed {
 pub fn parse_reports(patterns: &[String], max_size: u64, roots: &[String]) -> Parsed {
     let limits = Limits::default();
     let mut files = Vec::new();
-    let mut cases: Vec<(TestCase, Runner)> = Vec::new();
+    // Each file's cases stay in the vector they were parsed into: fold reads them in place.
+    let mut cases: Vec<(Vec<TestCase>, Runner)> = Vec::new();
     let mut hashes = Vec::new();
     let mut totals = omen_core::Counts::default();
     let mut unusable = 0;
@@ -70,7 +71,7 @@ pub fn parse_reports(patterns: &[String], max_size: u64, roots: &[String]) -> Pa
                     truncated,
                 });
                 hashes.push(hash);
-                cases.extend(file_cases.into_iter().map(|c| (c, runner)));
+                cases.push((file_cases, runner));
             }
             Err(error) => {
                 let place = match (error.line, error.column) {
@@ -99,7 +100,12 @@ pub fn parse_reports(patterns: &[String], max_size: u64, roots: &[String]) -> Pa
     }
     Parsed {
         files,
-        results: fold(cases, roots),
+        results: fold(
+            cases
+                .into_iter()
+                .flat_map(|(cases, runner)| cases.into_iter().map(move |c| (c, runner))),
+            roots,
+        ),
         totals: to_counts(totals),
         content_hash: hex(&combined.finalize()),
         unusable,

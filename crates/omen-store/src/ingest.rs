@@ -48,6 +48,9 @@ pub struct ResultRecord {
     pub line: Option<u32>,
     /// Runner-native selector.
     pub selector: String,
+    /// `selector` is known to be what `omen_core::identity::derive_selector` gives from the
+    /// stored fields, so it is not stored. False means "compare" (always correct, slower).
+    pub selector_derived: bool,
     /// Runner name (`pytest`, `nextest`, `junit`).
     pub runner: String,
     /// Final outcome.
@@ -69,6 +72,7 @@ impl From<TestResult> for ResultRecord {
             file: r.identity.file,
             line: r.line,
             selector: r.identity.selector,
+            selector_derived: r.identity.selector_derived,
             runner: r.identity.runner.as_str().to_owned(),
             outcome: r.outcome,
             mixed: r.mixed,
@@ -403,9 +407,13 @@ impl<'t> TestWriter<'t> {
                 Ok(id)
             }
             (slot, _) => {
-                let runner = Runner::from_name(&r.runner);
-                let derived = derive_selector(runner, &r.scope, &r.name, r.file.as_deref());
-                let selector = (derived != r.selector).then_some(r.selector.as_str());
+                let selector = if r.selector_derived {
+                    None
+                } else {
+                    let runner = Runner::from_name(&r.runner);
+                    let derived = derive_selector(runner, &r.scope, &r.name, r.file.as_deref());
+                    (derived != r.selector).then_some(r.selector.as_str())
+                };
                 let mut history = TestHistory::default();
                 history.observe(observation);
                 self.insert
