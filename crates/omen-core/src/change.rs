@@ -115,7 +115,7 @@ const STOP: &[&str] = &[
 
 /// The name of the code a file stem or module stands for: lowercased, `-` read as `_`, without a
 /// `test_`/`_test`/`_tests`/`_spec`/`Test` affix. `None` for names that stand for no code of
-/// their own ([`STOP`]) or are shorter than three characters.
+/// their own (`lib`, `utils`, `__init__`, …) or are shorter than three characters.
 pub fn code_name(stem: &str) -> Option<String> {
     // `TestExport` (a JUnit class), not `testing`.
     let camel = stem
