@@ -158,6 +158,9 @@ impl TestHistory {
             (self.touched_window << 1) | u128::from(obs.touched && (failed || after_failure));
         let novel = failed && self.novel_signature(obs.failure_signature);
         self.novel_window = (self.novel_window << 1) | u128::from(novel);
+        // Evidence bits stay where they can matter as the window slides (see `encode`).
+        self.touched_window &= self.window | (self.window >> 1);
+        self.novel_window &= self.window;
         self.window_len = self.window_len.saturating_add(1).min(WINDOW);
         if failed {
             self.db_failures = self.db_failures.saturating_add(1);
@@ -306,7 +309,16 @@ impl TestHistory {
         put_i64(&mut out, self.last_failure_at);
         put_u64(&mut out, self.last_failure_signature.into());
         put_u64(&mut out, self.last_commit);
-        out.push(self.last_commit_outcomes);
+        // The outcomes take two bits; the other bits say which version-2 evidence follows.
+        let failure_sigs = self
+            .failure_signatures
+            .iter()
+            .take_while(|&&s| s != 0)
+            .count();
+        let flags = u8::from(self.touched_window != 0)
+            | u8::from(self.novel_window != 0) << 1
+            | u8::from(failure_sigs > 0) << 2;
+        out.push(self.last_commit_outcomes | flags << 2);
         put_u64(&mut out, self.flake_events.into());
         if self.flake_events > 0 {
             put_u64(&mut out, self.runs_since_flake.into());
@@ -339,25 +351,21 @@ impl TestHistory {
             Some(Outcome::Error) => 4,
         });
         put_u64(&mut out, self.last_run);
-        // Version 2: the evidence windows, each only when it has a bit set.
-        let sigs = self
-            .failure_signatures
-            .iter()
-            .take_while(|&&s| s != 0)
-            .count();
-        let flags = u8::from(self.touched_window != 0)
-            | u8::from(self.novel_window != 0) << 1
-            | u8::from(sigs > 0) << 2;
-        out.push(flags);
-        for w in [self.touched_window, self.novel_window] {
-            if w != 0 {
-                put_u64(&mut out, w as u64);
-                put_u64(&mut out, (w >> 64) as u64);
-            }
+        // Version 2: the evidence, each part only when it is there. The windows are written as
+        // one bit per place that can hold evidence (failures, and results right after one), so
+        // a test with three failures pays a byte, not twenty.
+        if self.touched_window != 0 {
+            put_u128(
+                &mut out,
+                pack_bits(self.touched_window, self.evidence_places()),
+            );
         }
-        if sigs > 0 {
-            out.push(sigs as u8);
-            for s in &self.failure_signatures[..sigs] {
+        if self.novel_window != 0 {
+            put_u128(&mut out, pack_bits(self.novel_window, self.window));
+        }
+        if failure_sigs > 0 {
+            out.push(failure_sigs as u8);
+            for s in &self.failure_signatures[..failure_sigs] {
                 put_u64(&mut out, u64::from(*s));
             }
         }
@@ -393,7 +401,9 @@ impl TestHistory {
         h.last_failure_at = c.i64()?;
         h.last_failure_signature = c.u32()?;
         h.last_commit = c.u64()?;
-        h.last_commit_outcomes = c.u8()?;
+        let outcomes = c.u8()?;
+        h.last_commit_outcomes = outcomes & 0b11;
+        let flags = if version >= 2 { outcomes >> 2 } else { 0 };
         h.flake_events = c.u32()?;
         if h.flake_events > 0 {
             h.runs_since_flake = c.u32()?;
@@ -420,26 +430,60 @@ impl TestHistory {
             _ => None,
         };
         h.last_run = c.u64()?;
-        if version >= 2 {
-            let flags = c.u8()?;
-            let mut window = |set: bool| -> Result<u128, DecodeError> {
-                Ok(if set {
-                    u128::from(c.u64()?) | (u128::from(c.u64()?) << 64)
-                } else {
-                    0
-                })
-            };
-            h.touched_window = window(flags & 1 != 0)?;
-            h.novel_window = window(flags & 2 != 0)?;
-            if flags & 4 != 0 {
-                let sigs = usize::from(c.u8()?).min(FAILURE_SIGNATURES);
-                for slot in h.failure_signatures.iter_mut().take(sigs) {
-                    *slot = c.u32()?;
-                }
+        if flags & 1 != 0 {
+            h.touched_window = unpack_bits(get_u128(&mut c)?, h.evidence_places());
+        }
+        if flags & 2 != 0 {
+            h.novel_window = unpack_bits(get_u128(&mut c)?, h.window);
+        }
+        if flags & 4 != 0 {
+            let sigs = usize::from(c.u8()?).min(FAILURE_SIGNATURES);
+            for slot in h.failure_signatures.iter_mut().take(sigs) {
+                *slot = c.u32()?;
             }
         }
         Ok(h)
     }
+}
+
+impl TestHistory {
+    /// Where change evidence can be: failures, and the result right after each.
+    fn evidence_places(&self) -> u128 {
+        self.window | (self.window >> 1)
+    }
+}
+
+/// The bits of `bits` at the set places of `places`, packed low to high.
+fn pack_bits(bits: u128, places: u128) -> u128 {
+    let (mut out, mut k, mut rest) = (0u128, 0u32, places);
+    while rest != 0 {
+        let p = rest.trailing_zeros();
+        out |= ((bits >> p) & 1) << k;
+        k += 1;
+        rest &= rest - 1;
+    }
+    out
+}
+
+/// The inverse of [`pack_bits`].
+fn unpack_bits(packed: u128, places: u128) -> u128 {
+    let (mut out, mut k, mut rest) = (0u128, 0u32, places);
+    while rest != 0 {
+        let p = rest.trailing_zeros();
+        out |= ((packed >> k) & 1) << p;
+        k += 1;
+        rest &= rest - 1;
+    }
+    out
+}
+
+fn put_u128(out: &mut Vec<u8>, v: u128) {
+    put_u64(out, v as u64);
+    put_u64(out, (v >> 64) as u64);
+}
+
+fn get_u128(c: &mut Cursor<'_>) -> Result<u128, DecodeError> {
+    Ok(u128::from(c.u64()?) | (u128::from(c.u64()?) << 64))
 }
 
 /// A 32-bit signature of a failure message that ignores what changes between occurrences of the
@@ -524,15 +568,24 @@ mod tests {
             s
         };
         assert_eq!(stable.touched_window, 0);
+        let mut v1 = stable.encode();
+        v1[0] = 1;
         assert_eq!(
-            stable.encode().len() + 2 * 10,
-            TestHistory {
-                touched_window: u128::MAX,
-                ..stable.clone()
-            }
-            .encode()
-            .len(),
-            "an empty window costs only its flag bit (a full one two 10-byte varints)"
+            TestHistory::decode(&v1),
+            Ok(stable.clone()),
+            "without evidence, version 2 is version 1's bytes: it costs a stable test nothing"
+        );
+        let without = TestHistory {
+            touched_window: 0,
+            novel_window: 0,
+            failure_signatures: [0; FAILURE_SIGNATURES],
+            ..h.clone()
+        };
+        assert!(
+            h.encode().len() <= without.encode().len() + 2 + 2 + 2,
+            "two packed windows and one signature: {} vs {} bytes",
+            h.encode().len(),
+            without.encode().len()
         );
         assert_eq!(TestHistory::decode(&h.encode()), Ok(h));
     }
@@ -554,8 +607,7 @@ mod tests {
             h.observe(&o);
         }
         let mut v1 = h.encode();
-        // Version 1 ended at `last_run`; version 2 adds a flags byte (here 0: no evidence).
-        assert_eq!(v1.pop(), Some(0));
+        // Version 1's bytes are version 2's without evidence.
         v1[0] = 1;
         assert_eq!(TestHistory::decode(&v1), Ok(h));
     }
@@ -632,6 +684,8 @@ mod tests {
             );
             o.mixed = i % 13 == 0;
             o.duration_ms = Some(100 + (i % 5) as u32);
+            o.touched = i % 3 == 0;
+            o.failure_signature = o.outcome.is_failure().then_some(1 + (i % 11) as u32);
             h.observe(&o);
         }
         let bytes = h.encode();
