@@ -86,10 +86,22 @@ pub fn ingest_run(
     let (mut meta, source) = resolve_run(run_args, now)?;
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
     let roots = ci_env::roots(&|k| std::env::var(k).ok(), &cwd);
-    // An existing database is opened (integrity check included) on the second core while the
-    // reports are parsed; a new one is created only once there is something to store.
+    // An existing database is opened (integrity check included), and for a large run its tests
+    // read ahead, on the second core while the reports are parsed; a new one is created only
+    // once there is something to store.
     let (parsed, mut early) = std::thread::scope(|scope| {
-        let opening = db.exists().then(|| scope.spawn(|| Store::open(db, now)));
+        let opening = db.exists().then(|| {
+            scope.spawn(|| {
+                let opened = Store::open(db, now)?;
+                let read = opened
+                    .store
+                    .read_tests_for(omen_jobs::reports::total_bytes(reports))
+                    .map_err(|err| tracing::debug!("tests not read ahead: {err:#}"))
+                    .ok()
+                    .flatten();
+                Ok::<_, omen_store::StoreError>((opened, read))
+            })
+        });
         let parsed = parse_reports(reports, max_report_size, &roots);
         let opened = opening.map(|handle| {
             handle
@@ -121,13 +133,15 @@ pub fn ingest_run(
         };
         let opened = match early.take() {
             Some(opened) => opened.and_then(|o| o.map_err(anyhow::Error::from)),
-            None => Store::open(db, now).map_err(anyhow::Error::from),
+            None => Store::open(db, now)
+                .map(|opened| (opened, None))
+                .map_err(anyhow::Error::from),
         };
-        let stored = opened.and_then(|opened| {
+        let stored = opened.and_then(|(opened, read)| {
             database.set_aside = opened.set_aside.map(|(path, _)| path.display().to_string());
             let mut s = opened.store;
             meta.change = commit_change(&meta, &s, &cwd);
-            let outcome = s.ingest(&meta, &key, records, config)?;
+            let outcome = s.ingest_with(&meta, &key, records, config, read)?;
             Ok((s, outcome))
         });
         match stored {

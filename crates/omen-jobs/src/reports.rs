@@ -262,6 +262,18 @@ pub enum Found {
     },
 }
 
+/// The total size of the report files `patterns` name (see [`discover`]), known before they
+/// are read.
+pub fn total_bytes(patterns: &[String]) -> u64 {
+    discover(patterns)
+        .iter()
+        .filter_map(|found| match found {
+            Found::File(path) => path.metadata().ok().map(|m| m.len()),
+            Found::Nothing { .. } => None,
+        })
+        .sum()
+}
+
 /// Expand files, directories (searched recursively for `*.xml`) and glob patterns.
 /// Files are returned sorted and without duplicates, after the "found nothing" entries.
 pub fn discover(args: &[String]) -> Vec<Found> {

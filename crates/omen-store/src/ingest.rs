@@ -114,8 +114,53 @@ impl Store {
         &mut self,
         meta: &RunMeta,
         run_key: &str,
+        results: Vec<ResultRecord>,
+        config: &StoreConfig,
+    ) -> Result<IngestOutcome, StoreError> {
+        self.ingest_with(meta, run_key, results, config, None)
+    }
+
+    /// Every test's row, read ahead of [`Store::ingest_with`] (on another thread while the
+    /// reports are parsed: the scan costs as much as a tenth of a large run's ingest).
+    pub fn read_tests(&self) -> Result<TestsRead, StoreError> {
+        let path = self.path.as_path();
+        let version = data_version(&self.conn, path)?;
+        let total = self.test_count()?;
+        Ok(TestsRead {
+            version,
+            tests: preload(&self.conn, path, total as usize)?,
+        })
+    }
+
+    /// [`Store::read_tests`] when reports of `report_bytes` likely hold enough results for the
+    /// one-scan path ([`read_ahead_pays`]); `None` otherwise.
+    pub fn read_tests_for(&self, report_bytes: u64) -> Result<Option<TestsRead>, StoreError> {
+        if read_ahead_pays(report_bytes, self.test_count()?) {
+            self.read_tests().map(Some)
+        } else {
+            Ok(None)
+        }
+    }
+
+    fn test_count(&self) -> Result<u64, StoreError> {
+        let total: i64 = self
+            .conn
+            .query_row("SELECT count(*) FROM tests", [], |r| r.get(0))
+            .ctx(&self.path, "count tests")?;
+        Ok(total.max(0) as u64)
+    }
+
+    /// [`Store::ingest`] with the tests read ahead by [`Store::read_tests`] on this connection.
+    /// They are used only if no other connection committed since they were read (`PRAGMA
+    /// data_version`, checked under the write lock); otherwise they are read again, so a
+    /// concurrent shard's results are never overwritten.
+    pub fn ingest_with(
+        &mut self,
+        meta: &RunMeta,
+        run_key: &str,
         mut results: Vec<ResultRecord>,
         config: &StoreConfig,
+        read: Option<TestsRead>,
     ) -> Result<IngestOutcome, StoreError> {
         let path = self.path.clone();
         let path = path.as_path();
@@ -147,7 +192,15 @@ impl Store {
             .as_ref()
             .filter(|c| summary.is_default && !c.is_empty());
         let new_tests = {
-            let mut writer = TestWriter::prepare(&tx, path, results.len())?;
+            let read = match read {
+                Some(read) if data_version(&tx, path)? == read.version => Some(read.tests),
+                Some(_) => {
+                    tracing::debug!("another writer committed since the tests were read");
+                    None
+                }
+                None => None,
+            };
+            let mut writer = TestWriter::prepare(&tx, path, results.len(), read)?;
             for r in &results {
                 let observation = Observation {
                     outcome: r.outcome,
@@ -306,6 +359,7 @@ impl<'t> TestWriter<'t> {
         tx: &'t rusqlite::Transaction<'t>,
         path: &'t std::path::Path,
         results: usize,
+        read: Option<HashMap<u64, Preloaded, BuildU64>>,
     ) -> Result<TestWriter<'t>, StoreError> {
         let find = tx
             .prepare_cached("SELECT id, scope, name, history FROM tests WHERE key_hash = ?1")
@@ -330,13 +384,18 @@ impl<'t> TestWriter<'t> {
             .ctx(path, "prepare the failure insert")?;
         // A run that touches a large share of the tests reads them in one sequential scan
         // instead of one index lookup each (100,000 lookups cost several times the scan).
-        let total: i64 = tx
-            .query_row("SELECT count(*) FROM tests", [], |r| r.get(0))
-            .ctx(path, "count tests")?;
-        let preloaded = if results >= 1_000 && results as i64 * 4 >= total {
-            Some(preload(tx, path, total as usize)?)
-        } else {
-            None
+        let preloaded = match read {
+            Some(read) => Some(read),
+            None => {
+                let total: i64 = tx
+                    .query_row("SELECT count(*) FROM tests", [], |r| r.get(0))
+                    .ctx(path, "count tests")?;
+                if results >= 1_000 && results as i64 * 4 >= total {
+                    Some(preload(tx, path, total as usize)?)
+                } else {
+                    None
+                }
+            }
         };
         Ok(TestWriter {
             tx,
@@ -459,9 +518,36 @@ impl<'t> TestWriter<'t> {
     }
 }
 
+/// The one-scan path pays when a run holds at least 1,000 results and a quarter of the tests
+/// (`TestWriter::prepare`'s rule). Before parsing, the results are estimated from the reports'
+/// size at 200 bytes a case (a bare pytest case is about 150; captured output makes it more).
+pub fn read_ahead_pays(report_bytes: u64, tests: u64) -> bool {
+    let cases = report_bytes / 200;
+    cases >= 1_000 && cases * 4 >= tests
+}
+
+/// Tests read ahead of a run by [`Store::read_tests`].
+pub struct TestsRead {
+    /// `PRAGMA data_version` when they were read.
+    version: i64,
+    tests: HashMap<u64, Preloaded, BuildU64>,
+}
+
+impl std::fmt::Debug for TestsRead {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "TestsRead({} tests)", self.tests.len())
+    }
+}
+
+/// The connection's view of other connections' commits: it changes when one committed.
+fn data_version(conn: &rusqlite::Connection, path: &std::path::Path) -> Result<i64, StoreError> {
+    conn.query_row("PRAGMA data_version", [], |r| r.get(0))
+        .ctx(path, "read the data version")
+}
+
 /// Every test's id, identity check and history, by identity hash: the one-scan path.
 fn preload(
-    tx: &rusqlite::Transaction<'_>,
+    tx: &rusqlite::Connection,
     path: &std::path::Path,
     total: usize,
 ) -> Result<HashMap<u64, Preloaded, BuildU64>, StoreError> {

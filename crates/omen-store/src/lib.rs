@@ -21,7 +21,7 @@ mod query;
 mod risk;
 
 pub use error::StoreError;
-pub use ingest::{IngestOutcome, ResultRecord, StoreConfig};
+pub use ingest::{IngestOutcome, ResultRecord, StoreConfig, TestsRead, read_ahead_pays};
 pub use merge::MergeOutcome;
 pub use open::{DEFAULT_LOCK_WAIT, Opened, SCHEMA_VERSION};
 pub use query::{RunRow, Stats, TestRow};

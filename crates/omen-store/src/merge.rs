@@ -487,6 +487,58 @@ mod tests {
     }
 
     #[test]
+    fn tests_read_ahead_are_used_only_if_no_other_writer_committed_since() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = StoreConfig::default();
+        let path = dir.path().join("h.db");
+        let commit = |i: i64| RunMeta {
+            commit: Some(format!("c{i}")),
+            ..meta(&i.to_string(), "unit", i * 100)
+        };
+        let run = |s: &mut Store, i: i64, read: Option<crate::TestsRead>| {
+            let m = commit(i);
+            s.ingest_with(
+                &m,
+                &format!("k{i}"),
+                vec![record("x", Outcome::Passed)],
+                &cfg,
+                read,
+            )
+            .unwrap();
+        };
+        let mut ours = Store::open(&path, 1).unwrap().store;
+        run(&mut ours, 1, None);
+        // Read ahead, then another process commits a run before ours takes the write lock.
+        let read = ours.read_tests().unwrap();
+        let mut theirs = Store::open(&path, 1).unwrap().store;
+        run(&mut theirs, 2, None);
+        run(&mut ours, 3, Some(read));
+        let x = histories(&ours)
+            .into_iter()
+            .find(|(n, _)| n == "x")
+            .unwrap()
+            .1;
+        assert_eq!(x.db_runs, 3, "the other writer's run was kept: {x:?}");
+        // Nobody else wrote: the read-ahead rows are the current ones and give the same result.
+        let read = ours.read_tests().unwrap();
+        run(&mut ours, 4, Some(read));
+        let x = histories(&ours)
+            .into_iter()
+            .find(|(n, _)| n == "x")
+            .unwrap()
+            .1;
+        assert_eq!(x.db_runs, 4);
+        // Reading ahead pays only for runs likely to touch many of the tests.
+        assert!(crate::read_ahead_pays(50_000_000, 100_000));
+        assert!(
+            !crate::read_ahead_pays(100_000, 100_000),
+            "a 500-case shard"
+        );
+        assert!(!crate::read_ahead_pays(10_000_000, 1_000_000));
+        assert!(ours.read_tests_for(1_000).unwrap().is_none());
+    }
+
+    #[test]
     fn an_older_merged_run_gives_the_histories_of_a_time_ordered_ingest() {
         let dir = tempfile::tempdir().unwrap();
         let cfg = StoreConfig::default();
