@@ -217,13 +217,10 @@ pub fn has_commit(repo: &Path, sha: &str) -> bool {
     git(repo, &["cat-file", "-e", &format!("{sha}^{{commit}}")]).is_ok()
 }
 
-/// The paths `commit` changed since `base` (`base..commit`), or since its first parent when
-/// `base` is unknown, is not in the checkout, or is not an ancestor. `None` when the checkout
-/// cannot tell (a shallow clone without the parent, a commit it does not have).
+/// The paths `commit` (which the checkout has) changed since `base` (`base..commit`), or since
+/// its first parent when `base` is unknown, is not in the checkout, or is not an ancestor. `None`
+/// when the checkout cannot tell (a shallow clone without the parent).
 pub fn changed_paths(repo: &Path, base: Option<&str>, commit: &str) -> Option<Vec<String>> {
-    if !has_commit(repo, commit) {
-        return None;
-    }
     let base = base
         .filter(|b| {
             has_commit(repo, b) && git(repo, &["merge-base", "--is-ancestor", b, commit]).is_ok()

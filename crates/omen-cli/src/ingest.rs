@@ -89,7 +89,7 @@ pub fn ingest_run(
     // An existing database is opened (integrity check included), and for a large run its tests
     // read ahead, on the second core while the reports are parsed; a new one is created only
     // once there is something to store.
-    let (parsed, mut early) = std::thread::scope(|scope| {
+    let (parsed, early) = std::thread::scope(|scope| {
         let opening = db.exists().then(|| {
             scope.spawn(|| {
                 let opened = Store::open(db, now)?;
@@ -131,7 +131,7 @@ pub fn ingest_run(
         } else {
             parsed.results.into_iter().map(ResultRecord::from).collect()
         };
-        let opened = match early.take() {
+        let opened = match early {
             Some(opened) => opened.and_then(|o| o.map_err(anyhow::Error::from)),
             None => Store::open(db, now)
                 .map(|opened| (opened, None))
