@@ -174,7 +174,7 @@ fn mutate(rng: &mut Rng, input: &mut Vec<u8>, seeds: &[Vec<u8>], tokens: &[&[u8]
 /// What a parse said, for comparing two ways of reading the same bytes.
 fn parse_summary(reader: impl std::io::BufRead) -> String {
     let mut cases = Vec::new();
-    match parse_with(reader, Limits::default(), |c| {
+    match parse_with(reader, Limits::default(), |c, _| {
         cases.push(format!("{}|{}|{:?}", c.classname, c.name, c.outcome))
     }) {
         Ok(s) => format!(

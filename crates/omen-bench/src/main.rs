@@ -297,7 +297,7 @@ fn child_parse(report: &Path) -> anyhow::Result<()> {
     let omen_core::junit::Summary { counts, .. } = omen_core::junit::parse_with(
         std::io::BufReader::with_capacity(256 * 1024, file),
         omen_core::junit::Limits::default(),
-        |_| cases += 1,
+        |_, _| cases += 1,
     )?;
     let secs = start.elapsed().as_secs_f64();
     let start = Instant::now();

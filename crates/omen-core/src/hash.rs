@@ -5,12 +5,33 @@
 
 /// FNV-1a 64-bit hash of `bytes`. Stable across versions and platforms.
 pub fn fnv1a64(bytes: &[u8]) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for &b in bytes {
-        hash ^= u64::from(b);
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    Fnv1a64::default().update(bytes).finish()
+}
+
+/// [`fnv1a64`] of bytes given in pieces, without joining them first.
+#[derive(Debug, Clone, Copy)]
+pub struct Fnv1a64(u64);
+
+impl Default for Fnv1a64 {
+    fn default() -> Self {
+        Fnv1a64(0xcbf2_9ce4_8422_2325)
     }
-    hash
+}
+
+impl Fnv1a64 {
+    /// Hash `bytes` after what was hashed so far.
+    pub fn update(mut self, bytes: &[u8]) -> Self {
+        for &b in bytes {
+            self.0 ^= u64::from(b);
+            self.0 = self.0.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+        self
+    }
+
+    /// The hash of everything given.
+    pub fn finish(self) -> u64 {
+        self.0
+    }
 }
 
 /// The hash stored for a commit SHA (case-insensitive, surrounding whitespace ignored).
@@ -28,6 +49,12 @@ mod tests {
         assert_eq!(fnv1a64(b""), 0xcbf2_9ce4_8422_2325);
         assert_eq!(fnv1a64(b"a"), 0xaf63_dc4c_8601_ec8c);
         assert_eq!(fnv1a64(b"foobar"), 0x8594_4171_f739_67e8);
+    }
+
+    #[test]
+    fn pieces_hash_like_their_concatenation() {
+        let pieces = Fnv1a64::default().update(b"foo").update(b"").update(b"bar");
+        assert_eq!(pieces.finish(), fnv1a64(b"foobar"));
     }
 
     #[test]

@@ -52,7 +52,11 @@ pub fn identify(case: &TestCase, runner: Runner, roots: &[String]) -> Identity {
 /// The stored key of a test: `scope::name`, the one spelling used for matching quarantine
 /// entries and history rows (humans see the selector instead).
 pub fn key_of(scope: &str, name: &str) -> String {
-    format!("{scope}::{name}")
+    let mut key = String::with_capacity(scope.len() + 2 + name.len());
+    key.push_str(scope);
+    key.push_str("::");
+    key.push_str(name);
+    key
 }
 
 /// Normalised file paths and scopes already computed in a run. A report of 100,000 cases names
@@ -74,6 +78,8 @@ struct Scope {
     classname: String,
     suite: String,
     scope: String,
+    /// The pytest node id of a test in this scope, up to its name.
+    pytest_prefix: String,
 }
 
 /// [`identify`], reusing normalisations from `cache`.
@@ -94,43 +100,46 @@ pub fn identify_cached(
             }
         },
     };
+    let hit = |last: &(ScopeKey, Scope)| {
+        let (c, s, f) = &last.0;
+        *c == case.classname && *s == case.suite && *f == file
+    };
+    let last = match cache.last.take() {
+        Some(last) if hit(&last) => last,
+        _ => {
+            let scope_key = (case.classname.clone(), case.suite.clone(), file.clone());
+            let s = cache
+                .scopes
+                .entry(scope_key.clone())
+                .or_insert_with(|| new_scope(case, file.as_deref(), roots))
+                .clone();
+            (scope_key, s)
+        }
+    };
     let Scope {
         classname,
         suite,
         scope,
-    } = match &cache.last {
-        Some(((c, s, f), scope)) if *c == case.classname && *s == case.suite && *f == file => {
-            scope.clone()
-        }
-        _ => {
-            let scope_key = (case.classname.clone(), case.suite.clone(), file.clone());
-            let s = match cache.scopes.get(&scope_key) {
-                Some(s) => s.clone(),
-                None => {
-                    let s = new_scope(case, file.as_deref(), roots);
-                    cache.scopes.insert(scope_key.clone(), s.clone());
-                    s
-                }
-            };
-            cache.last = Some((scope_key, s.clone()));
-            s
-        }
-    };
+        pytest_prefix,
+    } = &cache.last.insert(last).1;
     let name = normalize_name(&case.name);
-    let key = key_of(&scope, &name);
+    let key = key_of(scope, &name);
     let hash = fnv1a64(key.as_bytes());
     let trimmed = case.name.trim();
     let (selector, same_inputs) = match runner {
         Runner::Nextest => {
-            let binary = if suite.is_empty() { &classname } else { &suite };
-            (format!("{binary} {trimmed}"), *binary == scope)
+            let binary = if suite.is_empty() { classname } else { suite };
+            (format!("{binary} {trimmed}"), binary == scope)
         }
-        Runner::Pytest => (
-            pytest_node_id(file.as_deref(), &classname, trimmed),
-            classname == scope,
-        ),
+        Runner::Pytest => {
+            let mut id = String::with_capacity(pytest_prefix.len() + trimmed.len());
+            id.push_str(pytest_prefix);
+            id.push_str(trimmed);
+            (id, classname == scope)
+        }
         Runner::Generic => (key.clone(), true),
     };
+    let scope = scope.clone();
     // The same inputs give the same selector; otherwise compare (rare: a path-like class).
     let selector_derived = (same_inputs && trimmed == name)
         || derive_selector(runner, &scope, &name, file.as_deref()) == selector;
@@ -163,6 +172,7 @@ fn new_scope(case: &TestCase, file: Option<&str>, roots: &[String]) -> Scope {
         raw_scope
     };
     Scope {
+        pytest_prefix: pytest_prefix(file, &classname),
         classname,
         suite,
         scope,
@@ -290,6 +300,13 @@ fn path_to_module(path: &str) -> String {
 
 /// Build a pytest node id from the report's file, classname and name.
 fn pytest_node_id(file: Option<&str>, classname: &str, name: &str) -> String {
+    let mut id = pytest_prefix(file, classname);
+    id.push_str(name);
+    id
+}
+
+/// [`pytest_node_id`] up to the test's name: the file and classes, each followed by `::`.
+fn pytest_prefix(file: Option<&str>, classname: &str) -> String {
     let parts: Vec<&str> = classname.split('.').filter(|p| !p.is_empty()).collect();
     let (file, classes): (String, Vec<&str>) = match file {
         Some(file) => {
@@ -329,7 +346,6 @@ fn pytest_node_id(file: Option<&str>, classname: &str, name: &str) -> String {
     if !id.is_empty() {
         id.push_str("::");
     }
-    id.push_str(name);
     id
 }
 

@@ -112,7 +112,7 @@ pub struct Summary {
 /// Parse a whole report into memory. See [`parse_with`] to stream cases instead.
 pub fn parse(reader: impl BufRead, limits: Limits) -> Result<ParsedReport, ParseError> {
     let mut cases = Vec::new();
-    let summary = parse_with(reader, limits, |case| cases.push(case))?;
+    let summary = parse_with(reader, limits, |case, _| cases.push(case))?;
     Ok(ParsedReport {
         runner: summary.runner,
         cases,
@@ -120,7 +120,10 @@ pub fn parse(reader: impl BufRead, limits: Limits) -> Result<ParsedReport, Parse
     })
 }
 
-/// Parse a report, handing each test case to `on_case` as soon as its element ends.
+/// Parse a report, handing each test case to `on_case` as soon as its element ends, with the
+/// runner the report has named so far. That runner changes at most once, from
+/// [`Runner::Generic`] to a named one, and the summary's runner is the last one handed out; a
+/// caller that streams cases on must hold [`Runner::Generic`] ones until the end.
 ///
 /// Returns the detected runner, the totals and whether the file was cut short between cases. On
 /// error, cases already handed out came from a file that turned out to be unusable: callers that
@@ -128,7 +131,7 @@ pub fn parse(reader: impl BufRead, limits: Limits) -> Result<ParsedReport, Parse
 pub fn parse_with(
     mut input: impl BufRead,
     limits: Limits,
-    mut on_case: impl FnMut(TestCase),
+    mut on_case: impl FnMut(TestCase, Runner),
 ) -> Result<Summary, ParseError> {
     let skipped_bom = skip_bom(&mut input)?;
     // Every token is bounded before quick-xml buffers it, so memory never grows with one name,
@@ -334,7 +337,7 @@ impl Parser {
         element: &BytesStart<'_>,
         empty: bool,
         offset: u64,
-        on_case: &mut impl FnMut(TestCase),
+        on_case: &mut impl FnMut(TestCase, Runner),
     ) -> Result<(), ParseError> {
         let name = element.local_name();
         let name = name.as_ref();
@@ -432,7 +435,7 @@ impl Parser {
         Ok(())
     }
 
-    fn end(&mut self, name: &[u8], on_case: &mut impl FnMut(TestCase)) {
+    fn end(&mut self, name: &[u8], on_case: &mut impl FnMut(TestCase, Runner)) {
         if let Some(capture) = self.capture.as_mut() {
             if matches!(name, b"system-out" | b"system-err") && capture.skip_depth > 0 {
                 capture.skip_depth -= 1;
@@ -506,7 +509,7 @@ impl Parser {
         }
     }
 
-    fn finish_case(&mut self, on_case: &mut impl FnMut(TestCase)) {
+    fn finish_case(&mut self, on_case: &mut impl FnMut(TestCase, Runner)) {
         if let Some(capture) = self.capture.take()
             && let Some(builder) = self.case.as_mut()
         {
@@ -548,7 +551,7 @@ impl Parser {
             case.flaky = false;
         }
         self.counts.add(&case);
-        on_case(case);
+        on_case(case, self.runner);
     }
 }
 
@@ -729,15 +732,39 @@ mod tests {
     }
 
     #[test]
+    fn each_case_comes_with_the_runner_named_so_far() {
+        let runners = |xml: &str| {
+            let mut seen = Vec::new();
+            let summary = parse_with(xml.as_bytes(), Limits::default(), |c, r| {
+                seen.push((c.name, r))
+            })
+            .unwrap();
+            (seen, summary.runner)
+        };
+        let (seen, last) = runners(
+            r#"<testsuites><testsuite name="a"><testcase name="x"/></testsuite><testsuite name="pytest"><testcase name="y"/></testsuite></testsuites>"#,
+        );
+        assert_eq!(
+            seen,
+            [("x".into(), Runner::Generic), ("y".into(), Runner::Pytest)]
+        );
+        assert_eq!(last, Runner::Pytest);
+        let (seen, _) = runners(
+            r#"<testsuites name="nextest-run"><testsuite name="b"><testcase name="z"/></testsuite></testsuites>"#,
+        );
+        assert_eq!(seen, [("z".into(), Runner::Nextest)]);
+    }
+
+    #[test]
     fn a_report_cut_between_cases_counts_what_was_read_and_says_it_was_cut() {
         let text = "<testsuites><testsuite name=\"s\">\n<testcase name=\"a\"/>\n<testcase name=\"b\"><failure/></testcase>\n";
         let mut cases = Vec::new();
-        let summary = parse_with(text.as_bytes(), Limits::default(), |c| cases.push(c)).unwrap();
+        let summary = parse_with(text.as_bytes(), Limits::default(), |c, _| cases.push(c)).unwrap();
         assert_eq!(cases.len(), 2);
         assert_eq!((summary.counts.tests, summary.counts.failures), (2, 1));
         assert_eq!(summary.truncated_at, Some(text.len() as u64));
         let whole = format!("{text}</testsuite></testsuites>");
-        let summary = parse_with(whole.as_bytes(), Limits::default(), |_| {}).unwrap();
+        let summary = parse_with(whole.as_bytes(), Limits::default(), |_, _| {}).unwrap();
         assert_eq!(summary.truncated_at, None);
     }
 

@@ -36,69 +36,135 @@ pub fn fold(
     cases: impl IntoIterator<Item = (TestCase, Runner)>,
     roots: &[String],
 ) -> Vec<TestResult> {
-    // Keyed by the identity's hash, then checked against the full key: two tests whose hashes
-    // collide stay apart (the second goes to `collided`), and no key is copied or rehashed.
-    let mut index: HashMap<u64, usize, BuildU64> = HashMap::default();
-    let mut collided: HashMap<String, usize> = HashMap::new();
-    let mut results: Vec<(TestResult, bool, bool)> = Vec::new();
+    let mut folder = Folder::default();
     let mut cache = IdentityCache::default();
     for (case, runner) in cases {
-        let identity = identify_cached(&case, runner, roots, &mut cache);
+        folder.add(case, runner, roots, &mut cache);
+    }
+    folder.finish()
+}
+
+/// [`fold`] one piece at a time: cases are added as they are parsed, and the folds of separate
+/// reports are merged in report order with the same result as folding their cases in that order
+/// (every field is a sum, an "or", or "the last one given wins"). A report that turns out to be
+/// unusable is dropped with its own folder and leaves no trace.
+#[derive(Debug, Default)]
+pub struct Folder {
+    // Keyed by the identity's hash, then checked against the full key: two tests whose hashes
+    // collide stay apart (the second goes to `collided`), and no key is copied or rehashed.
+    index: HashMap<u64, usize, BuildU64>,
+    collided: HashMap<String, usize>,
+    results: Vec<Folded>,
+}
+
+/// A result being folded, with whether any attempt passed and any failed.
+#[derive(Debug)]
+struct Folded {
+    result: TestResult,
+    any_pass: bool,
+    any_fail: bool,
+}
+
+impl Folder {
+    /// The number of tests folded so far.
+    pub fn len(&self) -> usize {
+        self.results.len()
+    }
+
+    /// Whether nothing was folded.
+    pub fn is_empty(&self) -> bool {
+        self.results.is_empty()
+    }
+
+    /// Fold one case in; `cache` may be shared across folders (it only saves work).
+    pub fn add(
+        &mut self,
+        case: TestCase,
+        runner: Runner,
+        roots: &[String],
+        cache: &mut IdentityCache,
+    ) {
+        let identity = identify_cached(&case, runner, roots, cache);
         let passed = case.outcome == Outcome::Passed;
         let failed = case.outcome.is_failure() || !case.retries.is_empty();
         let attempts = 1 + u32::try_from(case.retries.len()).unwrap_or(u32::MAX - 1);
         let duration_ms = case.duration_secs.map(secs_to_ms);
         let failure = case.failure.or_else(|| case.retries.into_iter().last());
-        let slot = match index.get(&identity.hash) {
-            Some(&i) if results[i].0.identity.key == identity.key => Some(i),
-            Some(_) => collided.get(&identity.key).copied(),
+        self.put(Folded {
+            result: TestResult {
+                identity,
+                outcome: case.outcome,
+                mixed: false,
+                attempts,
+                duration_ms,
+                failure,
+                line: case.line,
+            },
+            any_pass: passed,
+            any_fail: failed,
+        });
+    }
+
+    /// Fold everything `later` folded in after what this one holds.
+    pub fn merge(&mut self, later: Folder) {
+        if self.results.is_empty() {
+            *self = later;
+            return;
+        }
+        for folded in later.results {
+            self.put(folded);
+        }
+    }
+
+    /// The results, in order of first appearance.
+    pub fn finish(self) -> Vec<TestResult> {
+        self.results
+            .into_iter()
+            .map(|f| {
+                let mut result = f.result;
+                result.mixed = f.any_pass && f.any_fail;
+                result
+            })
+            .collect()
+    }
+
+    fn slot(&self, identity: &Identity) -> Option<usize> {
+        match self.index.get(&identity.hash) {
+            Some(&i) if self.results[i].result.identity.key == identity.key => Some(i),
+            Some(_) => self.collided.get(&identity.key).copied(),
             None => None,
-        };
-        match slot {
+        }
+    }
+
+    fn put(&mut self, later: Folded) {
+        match self.slot(&later.result.identity) {
             Some(i) => {
-                let (result, any_pass, any_fail) = &mut results[i];
-                *any_pass |= passed;
-                *any_fail |= failed;
-                result.outcome = case.outcome;
-                result.attempts = result.attempts.saturating_add(attempts);
-                result.duration_ms = duration_ms.or(result.duration_ms);
-                if failure.is_some() {
-                    result.failure = failure;
+                let folded = &mut self.results[i];
+                let (result, new) = (&mut folded.result, later.result);
+                folded.any_pass |= later.any_pass;
+                folded.any_fail |= later.any_fail;
+                result.outcome = new.outcome;
+                result.attempts = result.attempts.saturating_add(new.attempts);
+                result.duration_ms = new.duration_ms.or(result.duration_ms);
+                if new.failure.is_some() {
+                    result.failure = new.failure;
                 }
-                result.line = case.line.or(result.line);
+                result.line = new.line.or(result.line);
             }
             None => {
-                match index.entry(identity.hash) {
+                match self.index.entry(later.result.identity.hash) {
                     std::collections::hash_map::Entry::Vacant(e) => {
-                        e.insert(results.len());
+                        e.insert(self.results.len());
                     }
                     std::collections::hash_map::Entry::Occupied(_) => {
-                        collided.insert(identity.key.clone(), results.len());
+                        self.collided
+                            .insert(later.result.identity.key.clone(), self.results.len());
                     }
                 }
-                results.push((
-                    TestResult {
-                        identity,
-                        outcome: case.outcome,
-                        mixed: false,
-                        attempts,
-                        duration_ms,
-                        failure,
-                        line: case.line,
-                    },
-                    passed,
-                    failed,
-                ));
+                self.results.push(later);
             }
         }
     }
-    results
-        .into_iter()
-        .map(|(mut result, any_pass, any_fail)| {
-            result.mixed = any_pass && any_fail;
-            result
-        })
-        .collect()
 }
 
 /// A hasher for keys that are already well-mixed 64-bit hashes (identity hashes): SipHash of a
@@ -145,6 +211,39 @@ mod tests {
             Err(e) => panic!("{e}"),
         };
         fold(report.cases.into_iter().map(|c| (c, report.runner)), &[])
+    }
+
+    #[test]
+    fn merged_folds_equal_one_fold_in_order() {
+        let xml = [
+            r#"<testsuite><testcase classname="C" name="t" time="1"><failure message="m"/></testcase><testcase classname="C" name="u"/></testsuite>"#,
+            r#"<testsuite><testcase classname="C" name="v" time="3"/><testcase classname="C" name="t" time="2"/></testsuite>"#,
+            r#"<testsuite><testcase classname="C" name="u"><skipped/></testcase></testsuite>"#,
+        ];
+        let reports: Vec<_> = xml
+            .iter()
+            .map(|x| parse(x.as_bytes(), Limits::default()).unwrap())
+            .collect();
+        let all = fold(
+            reports
+                .iter()
+                .flat_map(|r| r.cases.iter().cloned().map(|c| (c, r.runner))),
+            &[],
+        );
+        let mut merged = Folder::default();
+        let mut cache = IdentityCache::default();
+        for r in &reports {
+            let mut one = Folder::default();
+            for c in &r.cases {
+                one.add(c.clone(), r.runner, &[], &mut cache);
+            }
+            merged.merge(one);
+        }
+        assert_eq!(merged.len(), 3);
+        assert_eq!(merged.finish(), all);
+        assert_eq!(all[0].attempts, 2);
+        assert!(all[0].mixed);
+        assert_eq!(all[1].outcome, Outcome::Skipped);
     }
 
     #[test]

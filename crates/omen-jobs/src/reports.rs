@@ -3,11 +3,13 @@
 //! fails as a whole: an unusable file is listed with its error and line, and the rest count.
 
 use std::fs::File;
-use std::io::{BufReader, Read};
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, SyncSender};
 
+use omen_core::identity::IdentityCache;
 use omen_core::junit::{self, Limits, ParseError};
-use omen_core::run::{RunMeta, TestResult, fold};
+use omen_core::run::{Folder, RunMeta, TestResult};
 use omen_core::{Runner, TestCase};
 use omen_metadata::ingest::{Counts, FileError, FileSummary};
 use sha2::{Digest, Sha256};
@@ -29,12 +31,90 @@ pub struct Parsed {
 
 /// Parse every report that `patterns` find. Never fails as a whole: unusable files are listed
 /// in `files` with their error and the rest still count.
+///
+/// The reports are read and parsed on a second thread while this one folds the cases it hands
+/// over (identity, retries) and hashes the bytes it has parsed: on two cores neither costs wall
+/// time.
 pub fn parse_reports(patterns: &[String], max_size: u64, roots: &[String]) -> Parsed {
+    let (send, receive) = std::sync::mpsc::sync_channel::<Piece>(16);
+    let (give_back, spare) = std::sync::mpsc::channel::<Vec<u8>>();
+    std::thread::scope(|scope| {
+        let reading = scope.spawn(move || read_reports(patterns, max_size, &send, &spare));
+        let mut folded = Folder::default();
+        let mut file = Folder::default();
+        let mut cache = IdentityCache::default();
+        let mut hasher = Sha256::new();
+        let mut hashes: Vec<[u8; 32]> = Vec::new();
+        for piece in receive {
+            match piece {
+                Piece::Cases(cases, runner) => {
+                    for case in cases {
+                        file.add(case, runner, roots, &mut cache);
+                    }
+                }
+                Piece::Bytes(chunk) => {
+                    hasher.update(&chunk);
+                    // The reader may have finished: then the chunk is simply freed.
+                    let _ = give_back.send(chunk);
+                }
+                Piece::End { usable: true } => {
+                    folded.merge(std::mem::take(&mut file));
+                    hashes.push(hasher.finalize_reset().into());
+                }
+                Piece::End { usable: false } => {
+                    file = Folder::default();
+                    hasher.reset();
+                }
+            }
+        }
+        let read = match reading.join() {
+            Ok(read) => read,
+            Err(panic) => std::panic::resume_unwind(panic),
+        };
+        hashes.sort();
+        let mut combined = Sha256::new();
+        for h in &hashes {
+            combined.update(h);
+        }
+        Parsed {
+            files: read.files,
+            results: folded.finish(),
+            totals: to_counts(read.totals),
+            content_hash: hex(&combined.finalize()),
+            unusable: read.unusable,
+        }
+    })
+}
+
+/// What the reading thread hands the folding one, in order.
+enum Piece {
+    /// Cases of the file being read, with the runner that wrote them.
+    Cases(Vec<TestCase>, Runner),
+    /// The file's next bytes, parsed already: to hash, then to give back for reuse.
+    Bytes(Vec<u8>),
+    /// The file ended: whether its cases count (an unusable file's are dropped).
+    End { usable: bool },
+}
+
+/// Cases handed over at a time: enough to make the channel's cost negligible, few enough that
+/// the fold starts at once.
+const BATCH: usize = 256;
+
+/// Everything [`read_reports`] learned besides the cases.
+struct ReadAll {
+    files: Vec<FileSummary>,
+    totals: omen_core::Counts,
+    unusable: usize,
+}
+
+fn read_reports(
+    patterns: &[String],
+    max_size: u64,
+    send: &SyncSender<Piece>,
+    spare: &Receiver<Vec<u8>>,
+) -> ReadAll {
     let limits = Limits::default();
     let mut files = Vec::new();
-    // Each file's cases stay in the vector they were parsed into: fold reads them in place.
-    let mut cases: Vec<(Vec<TestCase>, Runner)> = Vec::new();
-    let mut hashes = Vec::new();
     let mut totals = omen_core::Counts::default();
     let mut unusable = 0;
     for found in discover(patterns) {
@@ -48,8 +128,13 @@ pub fn parse_reports(patterns: &[String], max_size: u64, roots: &[String]) -> Pa
             }
         };
         let shown = path.display().to_string();
-        match parse_file(&path, max_size, limits) {
-            Ok((runner, file_cases, counts, hash, truncated)) => {
+        let parsed = parse_file(&path, max_size, limits, send, spare);
+        // A closed channel means the folding thread is gone (it panicked); the scope reports it.
+        let _ = send.send(Piece::End {
+            usable: parsed.is_ok(),
+        });
+        match parsed {
+            Ok((runner, counts, truncated)) => {
                 totals.merge(&counts);
                 let counts = to_counts(counts);
                 if let Some(cut) = &truncated {
@@ -70,8 +155,6 @@ pub fn parse_reports(patterns: &[String], max_size: u64, roots: &[String]) -> Pa
                     error: None,
                     truncated,
                 });
-                hashes.push(hash);
-                cases.push((file_cases, runner));
             }
             Err(error) => {
                 let place = match (error.line, error.column) {
@@ -93,34 +176,24 @@ pub fn parse_reports(patterns: &[String], max_size: u64, roots: &[String]) -> Pa
             }
         }
     }
-    hashes.sort();
-    let mut combined = Sha256::new();
-    for h in &hashes {
-        combined.update(h);
-    }
-    Parsed {
+    ReadAll {
         files,
-        results: fold(
-            cases
-                .into_iter()
-                .flat_map(|(cases, runner)| cases.into_iter().map(move |c| (c, runner))),
-            roots,
-        ),
-        totals: to_counts(totals),
-        content_hash: hex(&combined.finalize()),
+        totals,
         unusable,
     }
 }
 
-type FileParse = (
-    Runner,
-    Vec<TestCase>,
-    omen_core::Counts,
-    [u8; 32],
-    Option<FileError>,
-);
+type FileParse = (Runner, omen_core::Counts, Option<FileError>);
 
-fn parse_file(path: &Path, max_size: u64, limits: Limits) -> Result<FileParse, FileError> {
+/// Parse one file, sending its cases and bytes on as they are read; the caller sends the file's
+/// end.
+fn parse_file(
+    path: &Path,
+    max_size: u64,
+    limits: Limits,
+    send: &SyncSender<Piece>,
+    spare: &Receiver<Vec<u8>>,
+) -> Result<FileParse, FileError> {
     let error = |message: String| FileError {
         message,
         line: None,
@@ -136,20 +209,32 @@ fn parse_file(path: &Path, max_size: u64, limits: Limits) -> Result<FileParse, F
             "the file is {size} bytes, over the {max_size}-byte limit (raise it with --max-report-size)"
         )));
     }
-    let mut reader = BufReader::with_capacity(
-        256 * 1024,
-        HashingReader {
-            inner: file,
-            hasher: Sha256::new(),
-        },
-    );
-    let mut cases = Vec::new();
-    let parsed = junit::parse_with(&mut reader, limits, |case| cases.push(case));
+    let mut reader = ChunkReader {
+        file,
+        chunk: Vec::new(),
+        pos: 0,
+        send,
+        spare,
+    };
+    let mut batch = Vec::with_capacity(BATCH);
+    // Cases of a report that has not named its runner yet are held to the end: it may still.
+    let parsed = junit::parse_with(&mut reader, limits, |case, runner| {
+        batch.push(case);
+        if runner != Runner::Generic && batch.len() >= BATCH {
+            let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH));
+            let _ = send.send(Piece::Cases(full, runner));
+        }
+    });
     match parsed {
         Ok(summary) => {
+            if !batch.is_empty() {
+                let _ = send.send(Piece::Cases(batch, summary.runner));
+            }
             // Hash whatever follows the root element too, so the content hash covers every byte.
-            let _ = std::io::copy(&mut reader, &mut std::io::sink());
-            let hash = reader.into_inner().hasher.finalize().into();
+            // A read error here leaves a parsed report usable, hashed as far as it could be read.
+            while reader.fill_buf().is_ok_and(|rest| !rest.is_empty()) {
+                reader.pos = reader.chunk.len();
+            }
             let truncated = summary.truncated_at.map(|offset| {
                 let (line, column) = File::open(path)
                     .ok()
@@ -161,7 +246,7 @@ fn parse_file(path: &Path, max_size: u64, limits: Limits) -> Result<FileParse, F
                     column,
                 }
             });
-            Ok((summary.runner, cases, summary.counts, hash, truncated))
+            Ok((summary.runner, summary.counts, truncated))
         }
         Err(err) => {
             let (line, column) = match err.offset() {
@@ -184,16 +269,48 @@ fn parse_file(path: &Path, max_size: u64, limits: Limits) -> Result<FileParse, F
     }
 }
 
-struct HashingReader<R> {
-    inner: R,
-    hasher: Sha256,
+/// Bytes read at a time.
+const CHUNK: usize = 256 * 1024;
+
+/// A file read in owned chunks: each chunk, once parsed, goes to the folding thread to be hashed
+/// there, and comes back through `spare` to be filled again.
+struct ChunkReader<'a> {
+    file: File,
+    chunk: Vec<u8>,
+    pos: usize,
+    send: &'a SyncSender<Piece>,
+    spare: &'a Receiver<Vec<u8>>,
 }
 
-impl<R: Read> Read for HashingReader<R> {
+impl Read for ChunkReader<'_> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.hasher.update(&buf[..n]);
+        let available = self.fill_buf()?;
+        let n = available.len().min(buf.len());
+        buf[..n].copy_from_slice(&available[..n]);
+        self.consume(n);
         Ok(n)
+    }
+}
+
+impl BufRead for ChunkReader<'_> {
+    fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
+        if self.pos >= self.chunk.len() {
+            let mut next = self.spare.try_recv().unwrap_or_default();
+            next.resize(CHUNK, 0);
+            let n = self.file.read(&mut next)?;
+            next.truncate(n);
+            let done = std::mem::replace(&mut self.chunk, next);
+            self.pos = 0;
+            if !done.is_empty() {
+                // A closed channel means the folding thread is gone; the scope reports why.
+                let _ = self.send.send(Piece::Bytes(done));
+            }
+        }
+        Ok(&self.chunk[self.pos..])
+    }
+
+    fn consume(&mut self, n: usize) {
+        self.pos = (self.pos + n).min(self.chunk.len());
     }
 }
 
@@ -327,6 +444,51 @@ pub fn discover(args: &[String]) -> Vec<Found> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Enough cases to be handed over in several batches.
+    fn pytest_report(cases: usize, tail: &str) -> String {
+        let mut xml = String::from(r#"<testsuites><testsuite name="pytest">"#);
+        for i in 0..cases {
+            xml.push_str(&format!(
+                r#"<testcase classname="tests.test_a" name="test_{i}"/>"#
+            ));
+        }
+        xml.push_str(tail);
+        xml
+    }
+
+    #[test]
+    fn an_unusable_report_streamed_in_part_leaves_no_result() {
+        let dir = tempfile::tempdir().unwrap();
+        let good = dir.path().join("a.xml");
+        let bad = dir.path().join("b.xml");
+        std::fs::write(&good, pytest_report(3, "</testsuite></testsuites>")).unwrap();
+        // Cut inside a case, after several batches of cases were handed to the fold.
+        std::fs::write(&bad, pytest_report(3 * BATCH, r#"<testcase name="cut">"#)).unwrap();
+        let paths = [good, bad].map(|p| p.display().to_string());
+        let parsed = parse_reports(&paths, u64::MAX, &[]);
+        assert_eq!(parsed.unusable, 1);
+        assert_eq!(parsed.results.len(), 3);
+        assert!(parsed.files[1].error.as_ref().unwrap().line.is_some());
+        assert_eq!(parsed.totals.tests, 3);
+    }
+
+    #[test]
+    fn the_content_hash_covers_every_byte_of_each_usable_report() {
+        let dir = tempfile::tempdir().unwrap();
+        // Larger than one read, with bytes after the root element.
+        let text = pytest_report(20_000, "</testsuite></testsuites>\n<!-- tail -->\n");
+        assert!(text.len() > 2 * CHUNK);
+        let path = dir.path().join("a.xml");
+        std::fs::write(&path, &text).unwrap();
+        let parsed = parse_reports(&[path.display().to_string()], u64::MAX, &[]);
+        assert_eq!(parsed.results.len(), 20_000);
+        let file_hash: [u8; 32] = Sha256::digest(text.as_bytes()).into();
+        assert_eq!(parsed.content_hash, hex(&Sha256::digest(file_hash)));
+        std::fs::write(&path, text.replace("tail", "tale")).unwrap();
+        let changed = parse_reports(&[path.display().to_string()], u64::MAX, &[]);
+        assert_ne!(changed.content_hash, parsed.content_hash);
+    }
 
     #[test]
     fn files_dirs_and_globs() {

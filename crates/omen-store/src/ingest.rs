@@ -1,6 +1,6 @@
 //! Storing one run: the run row, its packed results, failure details and per-test histories.
 
-use omen_core::hash::{commit_hash, fnv1a64};
+use omen_core::hash::{Fnv1a64, commit_hash, fnv1a64};
 use omen_core::history::{Observation, TestHistory, failure_signature};
 use omen_core::identity::derive_selector;
 use omen_core::run::{BuildU64, OutageRule, RunMeta, TestResult};
@@ -51,8 +51,8 @@ pub struct ResultRecord {
     /// `selector` is known to be what `omen_core::identity::derive_selector` gives from the
     /// stored fields, so it is not stored. False means "compare" (always correct, slower).
     pub selector_derived: bool,
-    /// Runner name (`pytest`, `nextest`, `junit`).
-    pub runner: String,
+    /// The runner that wrote it.
+    pub runner: Runner,
     /// Final outcome.
     pub outcome: Outcome,
     /// Passed and failed within the run.
@@ -73,7 +73,7 @@ impl From<TestResult> for ResultRecord {
             line: r.line,
             selector: r.identity.selector,
             selector_derived: r.identity.selector_derived,
-            runner: r.identity.runner.as_str().to_owned(),
+            runner: r.identity.runner,
             outcome: r.outcome,
             mixed: r.mixed,
             duration_ms: r.duration_ms,
@@ -201,7 +201,18 @@ impl Store {
                 None => None,
             };
             let mut writer = TestWriter::prepare(&tx, path, results.len(), read)?;
-            for r in &results {
+            // Every result is looked up first, then the known tests are updated in row order:
+            // the table is then written front to back instead of at 100,000 random places.
+            let mut rows = Vec::with_capacity(results.len());
+            for (i, r) in results.iter().enumerate() {
+                rows.push((i, writer.lookup(r)?));
+            }
+            rows.sort_by_key(|(i, (_, lookup))| match lookup {
+                Lookup::Found(id, _) => (0, *id),
+                _ => (1, *i as i64),
+            });
+            for (i, (slot, lookup)) in rows {
+                let r = &results[i];
                 let observation = Observation {
                     outcome: r.outcome,
                     mixed: r.mixed,
@@ -219,7 +230,7 @@ impl Store {
                     touched: change
                         .is_some_and(|c| c.touches(&r.scope, &r.name, r.file.as_deref())),
                 };
-                let test_id = writer.observe(r, &observation)?;
+                let test_id = writer.observe(r, slot, lookup, &observation)?;
                 writer.store_failure(test_id, run, r)?;
                 packed.push(Packed {
                     test_id,
@@ -249,8 +260,14 @@ impl Store {
 }
 
 /// One result per identity (scope and name, not only the hash), the last one winning; callers
-/// fold retries before this, so this only guards against a caller that did not.
+/// fold retries before this, so this only guards against a caller that did not. Distinct hashes
+/// prove distinct identities, so the exact check runs only when two hashes are equal.
 fn keep_last_per_identity(results: &mut Vec<ResultRecord>) {
+    let mut hashes: std::collections::HashSet<u64, BuildU64> =
+        std::collections::HashSet::with_capacity_and_hasher(results.len(), BuildU64::default());
+    if results.iter().all(|r| hashes.insert(r.key_hash)) {
+        return;
+    }
     let mut last: HashMap<(&str, &str), usize> = HashMap::with_capacity(results.len());
     for (i, r) in results.iter().enumerate() {
         last.insert((r.scope.as_str(), r.name.as_str()), i);
@@ -351,6 +368,8 @@ struct TestWriter<'t> {
     update: rusqlite::CachedStatement<'t>,
     insert_failure: rusqlite::CachedStatement<'t>,
     preloaded: Option<HashMap<u64, Preloaded, BuildU64>>,
+    /// Slots given to tests first seen in this run: taken, though not yet written.
+    taken: std::collections::HashSet<u64, BuildU64>,
     new_tests: u64,
 }
 
@@ -405,16 +424,19 @@ impl<'t> TestWriter<'t> {
             update,
             insert_failure,
             preloaded,
+            taken: Default::default(),
             new_tests: 0,
         })
     }
 
     /// The test's row id and stored history ([`Lookup::Found`]) at the first slot from
-    /// `r.key_hash` that holds it, or [`Lookup::Missing`] and the free slot where it belongs.
+    /// `r.key_hash` that holds it, or [`Lookup::Missing`] and the free slot where it belongs,
+    /// which is then taken. Each identity is looked up once per run.
     fn lookup(&mut self, r: &ResultRecord) -> Result<(u64, Lookup), StoreError> {
         let mut slot = r.key_hash;
         for _ in 0..8 {
             let lookup = match &mut self.preloaded {
+                _ if self.taken.contains(&slot) => Lookup::Collision,
                 Some(all) => match all.get_mut(&slot) {
                     None => Lookup::Missing,
                     Some(p) if p.check != identity_check(&r.scope, &r.name) => Lookup::Collision,
@@ -447,14 +469,22 @@ impl<'t> TestWriter<'t> {
                 Lookup::Missing => break,
             }
         }
+        self.taken.insert(slot);
         Ok((slot, Lookup::Missing))
     }
 
-    /// Fold `observation` into the test's history, creating the test if it is new; its row id.
-    fn observe(&mut self, r: &ResultRecord, observation: &Observation) -> Result<i64, StoreError> {
+    /// Fold `observation` into the history of the test that [`TestWriter::lookup`] found, or
+    /// create the test in the slot it gave; the test's row id.
+    fn observe(
+        &mut self,
+        r: &ResultRecord,
+        slot: u64,
+        lookup: Lookup,
+        observation: &Observation,
+    ) -> Result<i64, StoreError> {
         let path = self.path;
-        match self.lookup(r)? {
-            (_, Lookup::Found(id, bytes)) => {
+        match lookup {
+            Lookup::Found(id, bytes) => {
                 let mut history = TestHistory::decode(&bytes).unwrap_or_else(|err| {
                     tracing::warn!(test = %r.name, "stored history unreadable ({err}); starting it afresh");
                     TestHistory::default()
@@ -465,12 +495,11 @@ impl<'t> TestWriter<'t> {
                     .ctx(path, "update a test")?;
                 Ok(id)
             }
-            (slot, _) => {
+            Lookup::Missing | Lookup::Collision => {
                 let selector = if r.selector_derived {
                     None
                 } else {
-                    let runner = Runner::from_name(&r.runner);
-                    let derived = derive_selector(runner, &r.scope, &r.name, r.file.as_deref());
+                    let derived = derive_selector(r.runner, &r.scope, &r.name, r.file.as_deref());
                     (derived != r.selector).then_some(r.selector.as_str())
                 };
                 let mut history = TestHistory::default();
@@ -483,7 +512,7 @@ impl<'t> TestWriter<'t> {
                         r.file,
                         r.line,
                         selector,
-                        r.runner,
+                        r.runner.as_str(),
                         history.encode()
                     ])
                     .ctx(path, "insert a test")?;
@@ -590,12 +619,12 @@ struct Preloaded {
 /// A second hash of an identity, independent of `key_hash` (other input framing), used to detect
 /// collisions without keeping 100,000 scope and name strings in memory.
 fn identity_check(scope: &str, name: &str) -> u64 {
-    let mut bytes = Vec::with_capacity(scope.len() + name.len() + 2);
-    bytes.extend_from_slice(b"\x01");
-    bytes.extend_from_slice(scope.as_bytes());
-    bytes.push(0);
-    bytes.extend_from_slice(name.as_bytes());
-    fnv1a64(&bytes)
+    Fnv1a64::default()
+        .update(b"\x01")
+        .update(scope.as_bytes())
+        .update(&[0])
+        .update(name.as_bytes())
+        .finish()
 }
 
 /// The outcome of looking up one identity slot.

@@ -46,7 +46,7 @@ type SourceTest = (
     Option<String>,
     Option<u32>,
     String,
-    String,
+    Runner,
 );
 
 impl Store {
@@ -218,9 +218,10 @@ impl Store {
                 |r| {
                     let (scope, name, file, runner): (String, String, Option<String>, String) =
                         (r.get(1)?, r.get(2)?, r.get(3)?, r.get(6)?);
-                    let selector = r.get::<_, Option<String>>(5)?.unwrap_or_else(|| {
-                        derive_selector(Runner::from_name(&runner), &scope, &name, file.as_deref())
-                    });
+                    let runner = Runner::from_name(&runner);
+                    let selector = r
+                        .get::<_, Option<String>>(5)?
+                        .unwrap_or_else(|| derive_selector(runner, &scope, &name, file.as_deref()));
                     Ok((r.get::<_, i64>(0)? as u64, scope, name, file, r.get(4)?, selector, runner))
                 },
             )
@@ -260,7 +261,7 @@ mod tests {
             line: None,
             selector: format!("S::{name}"),
             selector_derived: false,
-            runner: "junit".into(),
+            runner: omen_core::Runner::Generic,
             outcome,
             mixed: false,
             duration_ms: Some(5),
@@ -453,6 +454,34 @@ mod tests {
             seen,
             [("first".to_owned(), 3, 0), ("second".to_owned(), 3, 3)]
         );
+    }
+
+    #[test]
+    fn tests_new_in_one_bulk_run_on_one_hash_both_get_a_row() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = store(dir.path(), "h.db");
+        let cfg = StoreConfig::default();
+        let mut results: Vec<ResultRecord> = ["first", "second", "third"]
+            .map(|name| ResultRecord {
+                key_hash: 7,
+                ..record(name, Outcome::Failed)
+            })
+            .into();
+        results.extend((0..1_200).map(|i| record(&format!("f{i}"), Outcome::Passed)));
+        let outcome = s.ingest(&meta("1", "j", 1), "k1", results, &cfg).unwrap();
+        assert_eq!(outcome.new_tests, 1_203);
+        let mut seen = Vec::new();
+        s.for_each_test(|t| {
+            if !t.name.starts_with('f') || t.name == "first" {
+                seen.push((t.name, t.history.db_failures));
+            }
+        })
+        .unwrap();
+        seen.sort();
+        let expected: Vec<(String, u32)> = ["first", "second", "third"]
+            .map(|n| (n.to_owned(), 1))
+            .into();
+        assert_eq!(seen, expected);
     }
 
     #[test]
