@@ -86,12 +86,14 @@ pub fn ingest_run(
     let (mut meta, source) = resolve_run(run_args, now)?;
     let cwd = std::env::current_dir().context("cannot read the current directory")?;
     let roots = ci_env::roots(&|k| std::env::var(k).ok(), &cwd);
-    // An existing database is opened (integrity check included), and for a large run its tests
-    // read ahead, on the second core while the reports are parsed; a new one is created only
-    // once there is something to store.
-    let (parsed, early) = std::thread::scope(|scope| {
-        let opening = db.exists().then(|| {
-            scope.spawn(|| {
+    // While the reports are parsed, the second core opens an existing database (integrity check
+    // included), reads ahead a large run's tests, and asks git what the commit changed; a new
+    // database is created only once there is something to store.
+    let (parsed, early, fresh_change) = std::thread::scope(|scope| {
+        let meta = &meta;
+        let cwd = cwd.as_path();
+        let (opening, changing) = if db.exists() {
+            let opening = scope.spawn(move || {
                 let opened = Store::open(db, now)?;
                 let read = opened
                     .store
@@ -99,16 +101,24 @@ pub fn ingest_run(
                     .map_err(|err| tracing::debug!("tests not read ahead: {err:#}"))
                     .ok()
                     .flatten();
-                Ok::<_, omen_store::StoreError>((opened, read))
-            })
-        });
+                let change = commit_change(meta, Some(&opened.store), cwd);
+                Ok::<_, omen_store::StoreError>((opened, read, change))
+            });
+            (Some(opening), None)
+        } else {
+            (
+                None,
+                Some(scope.spawn(move || commit_change(meta, None, cwd))),
+            )
+        };
         let parsed = parse_reports(reports, max_report_size, &roots);
         let opened = opening.map(|handle| {
             handle
                 .join()
                 .map_err(|_| anyhow::anyhow!("opening {} panicked", db.display()))
         });
-        (parsed, opened)
+        let change = changing.and_then(|handle| handle.join().ok().flatten());
+        (parsed, opened, change)
     });
     let mut trouble = parsed.unusable > 0;
     let key = run_key(&meta, &parsed.content_hash);
@@ -134,13 +144,13 @@ pub fn ingest_run(
         let opened = match early {
             Some(opened) => opened.and_then(|o| o.map_err(anyhow::Error::from)),
             None => Store::open(db, now)
-                .map(|opened| (opened, None))
+                .map(|opened| (opened, None, fresh_change))
                 .map_err(anyhow::Error::from),
         };
-        let stored = opened.and_then(|(opened, read)| {
+        let stored = opened.and_then(|(opened, read, change)| {
             database.set_aside = opened.set_aside.map(|(path, _)| path.display().to_string());
             let mut s = opened.store;
-            meta.change = commit_change(&meta, &s, &cwd);
+            meta.change = change;
             let outcome = s.ingest_with(&meta, &key, records, config, read)?;
             Ok((s, outcome))
         });
@@ -175,10 +185,15 @@ pub fn ingest_run(
     })
 }
 
-/// What a default-branch commit changed since the previous default-branch commit stored, read
-/// from the checkout: the flakiness model's change evidence. `None` off the default branch,
-/// outside a git checkout, or when the checkout cannot tell (a shallow clone).
-fn commit_change(meta: &RunMeta, store: &Store, cwd: &Path) -> Option<omen_core::change::Change> {
+/// What a default-branch commit changed since the previous default-branch commit in `store`
+/// (none: since its parent), read from the checkout: the flakiness model's change evidence.
+/// `None` off the default branch, outside a git checkout, or when the checkout cannot tell (a
+/// shallow clone).
+fn commit_change(
+    meta: &RunMeta,
+    store: Option<&Store>,
+    cwd: &Path,
+) -> Option<omen_core::change::Change> {
     let commit = meta
         .commit
         .as_deref()
@@ -195,11 +210,13 @@ fn commit_change(meta: &RunMeta, store: &Store, cwd: &Path) -> Option<omen_core:
             Err(err) => tracing::info!("change evidence unavailable: {err:#}"),
         }
     }
-    let base = store
-        .previous_default_commit(commit)
-        .map_err(|err| tracing::warn!("{err:#}"))
-        .ok()
-        .flatten();
+    let base = store.and_then(|store| {
+        store
+            .previous_default_commit(commit)
+            .map_err(|err| tracing::warn!("{err:#}"))
+            .ok()
+            .flatten()
+    });
     let paths = crate::git::changed_paths(cwd, base.as_deref(), commit)?;
     tracing::debug!(paths = paths.len(), base = ?base, "change evidence");
     Some(omen_core::change::Change::from_paths(

@@ -469,9 +469,18 @@ impl Parser {
                 b"name" => name = Some(value()),
                 b"classname" => classname = Some(value()),
                 b"file" | b"filepath" => file = Some(value()),
-                b"line" | b"lineno" => line = value().trim().parse::<u32>().ok(),
-                b"time" => time = parse_seconds(&value()),
-                b"status" => status = Some(value()),
+                // Read in place: only the number or the verdict is kept.
+                b"line" | b"lineno" => line = attribute_str(&attribute).trim().parse::<u32>().ok(),
+                b"time" => time = parse_seconds(&attribute_str(&attribute)),
+                b"status" => {
+                    let s = attribute_str(&attribute);
+                    let s = s.trim();
+                    status = Some(
+                        ["disabled", "skipped", "ignored", "notrun"]
+                            .iter()
+                            .any(|k| s.eq_ignore_ascii_case(k)),
+                    );
+                }
                 _ => {}
             }
         }
@@ -480,12 +489,7 @@ impl Parser {
             .last()
             .map(|(n, f)| (n.clone(), f.clone()))
             .unwrap_or_default();
-        let status_skipped = status.is_some_and(|s| {
-            let s = s.trim();
-            ["disabled", "skipped", "ignored", "notrun"]
-                .iter()
-                .any(|k| s.eq_ignore_ascii_case(k))
-        });
+        let status_skipped = status.unwrap_or(false);
         CaseBuilder {
             case: TestCase {
                 suite,
@@ -597,10 +601,17 @@ fn attr(element: &BytesStart<'_>, key: &[u8]) -> Option<String> {
 }
 
 fn attribute_value(attribute: &quick_xml::events::attributes::Attribute<'_>) -> String {
+    attribute_str(attribute).into_owned()
+}
+
+/// An attribute's text, borrowed unless it had to be unescaped.
+fn attribute_str<'a>(
+    attribute: &'a quick_xml::events::attributes::Attribute<'_>,
+) -> std::borrow::Cow<'a, str> {
     match attribute.unescape_value() {
-        Ok(value) => value.into_owned(),
+        Ok(value) => value,
         // An unknown entity or a stray '&': keep the raw text rather than lose the attribute.
-        Err(_) => String::from_utf8_lossy(&attribute.value).into_owned(),
+        Err(_) => String::from_utf8_lossy(&attribute.value),
     }
 }
 
