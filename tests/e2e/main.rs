@@ -5,6 +5,7 @@ mod ci;
 mod corpus;
 mod faults;
 mod flaky;
+mod gitlab;
 mod ingest;
 mod install;
 mod reporters;

@@ -2,12 +2,10 @@
 //! the pull requests of a commit, checked the way GitHub checks them, with scripted failures.
 
 use std::collections::VecDeque;
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::net::TcpStream;
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
-use std::time::Duration;
+
+use crate::fake_http::{Server, read_request, respond};
 
 /// One request as the server saw it.
 #[derive(Debug, Clone)]
@@ -74,8 +72,7 @@ pub struct FakeGitHub {
     /// `http://127.0.0.1:<port>`.
     pub url: String,
     state: Arc<Mutex<State>>,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
+    _server: Server,
 }
 
 /// The repository, pull request and token the fake accepts.
@@ -88,30 +85,16 @@ pub const TOKEN: &str = "ghs_test_token_0123456789";
 impl FakeGitHub {
     /// Start on a free port.
     pub fn start() -> FakeGitHub {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1");
-        let url = format!("http://{}", listener.local_addr().unwrap());
         let state = Arc::new(Mutex::new(State {
             next_id: 1000,
             ..State::default()
         }));
-        let stop = Arc::new(AtomicBool::new(false));
-        let (s, st) = (state.clone(), stop.clone());
-        let thread = std::thread::spawn(move || {
-            for stream in listener.incoming() {
-                if st.load(Ordering::SeqCst) {
-                    break;
-                }
-                if let Ok(stream) = stream {
-                    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
-                    handle(stream, &s);
-                }
-            }
-        });
+        let s = state.clone();
+        let server = Server::start(move |stream| handle(stream, &s));
         FakeGitHub {
-            url,
+            url: format!("http://{}", server.addr),
             state,
-            stop,
-            thread: Some(thread),
+            _server: server,
         }
     }
 
@@ -218,90 +201,29 @@ impl FakeGitHub {
     }
 }
 
-impl Drop for FakeGitHub {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::SeqCst);
-        let _ = TcpStream::connect(self.url.trim_start_matches("http://"));
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
-fn handle(stream: TcpStream, state: &Arc<Mutex<State>>) {
-    let mut reader = BufReader::new(stream);
-    let mut line = String::new();
-    if reader.read_line(&mut line).is_err() || line.trim().is_empty() {
+fn handle(stream: &TcpStream, state: &Arc<Mutex<State>>) {
+    let Some(request) = read_request(stream) else {
         return;
-    }
-    let mut parts = line.split_whitespace();
-    let method = parts.next().unwrap_or("").to_owned();
-    let path = parts.next().unwrap_or("").to_owned();
-    let mut headers = Vec::new();
-    loop {
-        let mut h = String::new();
-        if reader.read_line(&mut h).is_err() || h.trim().is_empty() {
-            break;
-        }
-        if let Some((k, v)) = h.split_once(':') {
-            headers.push((k.trim().to_ascii_lowercase(), v.trim().to_owned()));
-        }
-    }
-    let header = |name: &str| {
-        headers
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.clone())
     };
-    let length: usize = header("content-length")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
-    let mut body = vec![0u8; length];
-    let _ = reader.read_exact(&mut body);
-    let body = String::from_utf8_lossy(&body).into_owned();
-    let auth = header("authorization");
-
+    let auth = request.header("authorization").map(str::to_owned);
     let mut st = state.lock().unwrap();
     let (status, extra, answer) = route(
         &mut st,
-        &method,
-        &path,
+        &request.method,
+        &request.path,
         auth.as_deref(),
-        header("content-type"),
-        &body,
+        request.header("content-type").map(str::to_owned),
+        &request.body,
     );
     st.seen.push(Seen {
-        method,
-        path,
+        method: request.method,
+        path: request.path,
         auth,
-        body,
+        body: request.body,
         status,
     });
     drop(st);
-
-    let reason = match status {
-        200 => "OK",
-        201 => "Created",
-        401 => "Unauthorized",
-        403 => "Forbidden",
-        404 => "Not Found",
-        422 => "Unprocessable Entity",
-        429 => "Too Many Requests",
-        502 => "Bad Gateway",
-        _ => "Status",
-    };
-    let mut response = format!(
-        "HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n",
-        answer.len()
-    );
-    for (k, v) in extra {
-        response.push_str(&format!("{k}: {v}\r\n"));
-    }
-    response.push_str("\r\n");
-    response.push_str(&answer);
-    let mut stream = reader.into_inner();
-    let _ = stream.write_all(response.as_bytes());
-    let _ = stream.flush();
+    respond(stream, status, &extra, &answer);
 }
 
 fn json_comment(id: u64, body: &str) -> serde_json::Value {

@@ -2,6 +2,8 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)]
 
 pub mod fake_github;
+pub mod fake_gitlab;
+pub mod fake_http;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};

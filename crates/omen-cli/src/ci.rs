@@ -12,7 +12,7 @@ use omen_core::history::failure_signature;
 use omen_core::quarantine::QuarantineChange;
 use omen_core::risk_level::RiskLevel;
 use omen_core::run::TestResult;
-use omen_forge::{Forge, ForgeError, GitHub, RetryPolicy, Token};
+use omen_forge::{Forge, ForgeError, GitHub, GitLab, RetryPolicy, Token};
 use omen_jobs::quarantine::{Refresh, Refreshed, refresh};
 use omen_metadata::exit_code;
 use omen_metadata::quarantine::{Mode, QuarantineFile};
@@ -116,8 +116,10 @@ struct CiEnv {
     run_url: Option<String>,
     /// `RUNNER_TEMP`: where an unposted comment is saved by default.
     runner_temp: Option<PathBuf>,
-    /// The forge's API, repository and token, when all are set.
-    github: Option<(String, String, Token)>,
+    /// The forge to talk to, when its API, project and token are all known.
+    forge: Option<ForgeAccess>,
+    /// Why there is no forge, in one line that says how to add one.
+    no_forge: String,
     /// The pull request carries [`ACCEPT_LABEL`] (read only when the risk gate is on: it means
     /// reading the event payload again).
     accept_label: bool,
@@ -136,29 +138,122 @@ impl CiEnv {
             }
             _ => None,
         };
-        let github = match (env("GITHUB_TOKEN"), env("GITHUB_REPOSITORY")) {
-            (Some(token), Some(repository)) => Some((
-                env("GITHUB_API_URL").unwrap_or_else(|| "https://api.github.com".to_owned()),
-                repository,
-                Token::new(token),
-            )),
-            _ => None,
+        let (forge, no_forge) = if env("GITLAB_CI").as_deref() == Some("true") {
+            ForgeAccess::gitlab(&env)
+        } else {
+            ForgeAccess::github(&env)
         };
+        let run_url = run_url.or_else(|| env("CI_JOB_URL"));
         CiEnv {
             in_actions: env("GITHUB_ACTIONS").as_deref() == Some("true"),
             step_summary: env("GITHUB_STEP_SUMMARY").map(PathBuf::from),
             outputs: env("GITHUB_OUTPUT").map(PathBuf::from),
             run_url,
             runner_temp: env("RUNNER_TEMP").map(PathBuf::from),
-            github,
+            forge,
+            no_forge,
             accept_label: risk_gate && crate::risk::pr_has_label(ACCEPT_LABEL),
         }
     }
 
-    /// The forge client, or `None` without a token and repository (outside CI).
+    /// The forge client, or `None` without a token and project (outside CI, a fork's pipeline).
     fn forge(&self, retry: RetryPolicy) -> Option<Result<Box<dyn Forge>, ForgeError>> {
-        let (api, repository, token) = self.github.as_ref()?;
-        Some(GitHub::new(api, token, repository, retry).map(|gh| Box::new(gh) as Box<dyn Forge>))
+        Some(match self.forge.as_ref()? {
+            ForgeAccess::GitHub {
+                api,
+                repository,
+                token,
+            } => GitHub::new(api, token, repository, retry).map(|f| Box::new(f) as Box<dyn Forge>),
+            ForgeAccess::GitLab {
+                api,
+                project,
+                project_url,
+                token,
+            } => GitLab::new(api, token, project, project_url.as_deref(), retry)
+                .map(|f| Box::new(f) as Box<dyn Forge>),
+        })
+    }
+
+    /// What to do when the token may not comment, for the one-line warning.
+    fn forbidden_hint(&self, pr: u64) -> String {
+        match self.forge {
+            Some(ForgeAccess::GitLab { .. }) => {
+                "The token needs the `api` scope and at least the Reporter role in the project"
+                    .to_owned()
+            }
+            _ => format!(
+                "For pull requests from forks, publish it from a `workflow_run` workflow with \
+                 `omen comment --body <file> --pull-request {pr}` (see examples/github/)"
+            ),
+        }
+    }
+}
+
+/// The forge API `omen ci` talks to and its credentials.
+#[derive(Debug)]
+enum ForgeAccess {
+    /// GitHub (`GITHUB_TOKEN`, `GITHUB_REPOSITORY`, `GITHUB_API_URL`).
+    GitHub {
+        api: String,
+        repository: String,
+        token: Token,
+    },
+    /// GitLab (`CI_API_V4_URL`, `CI_PROJECT_ID`, the token in the variable that
+    /// `OMEN_TOKEN_VARIABLE` names, `OMEN_GITLAB_TOKEN` by default).
+    GitLab {
+        api: String,
+        project: String,
+        project_url: Option<String>,
+        token: Token,
+    },
+}
+
+impl ForgeAccess {
+    fn github(env: &dyn Fn(&str) -> Option<String>) -> (Option<ForgeAccess>, String) {
+        match (env("GITHUB_TOKEN"), env("GITHUB_REPOSITORY")) {
+            (Some(token), Some(repository)) => (
+                Some(ForgeAccess::GitHub {
+                    api: env("GITHUB_API_URL")
+                        .unwrap_or_else(|| "https://api.github.com".to_owned()),
+                    repository,
+                    token: Token::new(token),
+                }),
+                String::new(),
+            ),
+            _ => (
+                None,
+                "GITHUB_TOKEN or GITHUB_REPOSITORY is not set".to_owned(),
+            ),
+        }
+    }
+
+    /// `CI_JOB_TOKEN` cannot write merge request notes, so without an access token there is no
+    /// forge: Omen posts nothing and says how to add one.
+    fn gitlab(env: &dyn Fn(&str) -> Option<String>) -> (Option<ForgeAccess>, String) {
+        let variable = env("OMEN_TOKEN_VARIABLE").unwrap_or_else(|| "OMEN_GITLAB_TOKEN".to_owned());
+        let (Some(api), Some(project)) = (env("CI_API_V4_URL"), env("CI_PROJECT_ID")) else {
+            return (None, "CI_API_V4_URL or CI_PROJECT_ID is not set".to_owned());
+        };
+        match env(&variable) {
+            Some(token) => (
+                Some(ForgeAccess::GitLab {
+                    api,
+                    project,
+                    project_url: env("CI_MERGE_REQUEST_PROJECT_URL")
+                        .or_else(|| env("CI_PROJECT_URL")),
+                    token: Token::new(token),
+                }),
+                String::new(),
+            ),
+            None => (
+                None,
+                format!(
+                    "no GitLab token in ${variable} (the job token cannot write notes): add a project access token \
+                     with the `api` scope as a CI/CD variable named {variable}, masked but not protected \
+                     (protected variables never reach merge request pipelines)"
+                ),
+            ),
+        }
     }
 }
 
@@ -315,9 +410,7 @@ fn propose_quarantine(
             return;
         }
         None => {
-            tracing::warn!(
-                "quarantine not proposed: no GitHub token or repository in the environment"
-            );
+            tracing::warn!("quarantine not proposed: {}", env.no_forge);
             return;
         }
     };
@@ -484,7 +577,8 @@ fn publish(
     let Some(client) = env.forge(config.github) else {
         let saved = save_comment(args, env, &comment);
         tracing::warn!(
-            "GITHUB_TOKEN or GITHUB_REPOSITORY is not set: nothing posted; the comment was saved to {saved}"
+            "{}: nothing posted; the comment was saved to {saved}",
+            env.no_forge
         );
         if !env.in_actions {
             output::print(&comment);
@@ -513,9 +607,9 @@ fn publish(
         }) => {
             let saved = save_comment(args, env, &comment);
             tracing::warn!(
-                "the token cannot comment on this pull request (HTTP {status}: {message}); nothing was posted. \
-                 The comment was saved to {saved}. For pull requests from forks, publish it from a \
-                 `workflow_run` workflow with `omen comment --body <file> --pull-request {pr}` (see examples/github/)"
+                "the token cannot comment on this change request (HTTP {status}: {message}); nothing was posted. \
+                 The comment was saved to {saved}. {}",
+                env.forbidden_hint(pr)
             );
         }
         Err(err) => {
@@ -806,9 +900,10 @@ pub fn comment(args: &CommentArgs, config: &crate::config::Config) -> anyhow::Re
         "`{}` is not a comment written by `omen ci` (it lacks Omen's marker)",
         args.body.display()
     );
-    let forge = CiEnv::read(false)
+    let env = CiEnv::read(false);
+    let forge = env
         .forge(config.github)
-        .context("GITHUB_TOKEN or GITHUB_REPOSITORY is not set")??;
+        .with_context(|| env.no_forge.clone())??;
     match forge.upsert_comment(args.pr, omen_render::MARKER, &body) {
         Ok(posted) => {
             output::print(&format!(

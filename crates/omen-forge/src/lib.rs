@@ -1,8 +1,9 @@
-//! The forge client: the only crate that talks to GitHub's REST API.
+//! The forge clients: the only crate that talks to GitHub's and GitLab's REST APIs.
 //!
 //! Architecture invariants:
-//! - The API base URL always comes from configuration (`GITHUB_API_URL`), so GitHub Enterprise
-//!   works and tests point the client at a fake server on 127.0.0.1.
+//! - The API base URL always comes from configuration (`GITHUB_API_URL`, `CI_API_V4_URL`), so
+//!   GitHub Enterprise and self-managed GitLab work and tests point the clients at a fake server
+//!   on 127.0.0.1.
 //! - Tokens live in [`Token`], whose `Debug` prints `***`; nothing here formats a token.
 //! - Every request is bounded in time: 5xx answers and secondary rate limits are retried with
 //!   backoff, honouring `Retry-After`, until [`RetryPolicy::budget`] runs out.
@@ -13,7 +14,9 @@ use http::StatusCode;
 use octocrab::Octocrab;
 use serde::Deserialize;
 
+pub mod gitlab;
 pub mod propose;
+pub use gitlab::GitLab;
 pub use propose::{Proposal, Proposed};
 
 /// An API token. `Debug` never shows it, and it has no `Display`.
@@ -37,8 +40,10 @@ impl std::fmt::Debug for Token {
 #[derive(Debug, thiserror::Error)]
 pub enum ForgeError {
     /// The token may not do this (a fork's read-only token, missing `pull-requests: write`).
-    #[error("GitHub refused {action} (HTTP {status}): {message}")]
+    #[error("{forge} refused to {action} (HTTP {status}): {message}")]
     Forbidden {
+        /// `GitHub` or `GitLab`.
+        forge: &'static str,
         /// What Omen tried.
         action: &'static str,
         /// HTTP status.
@@ -47,8 +52,10 @@ pub enum ForgeError {
         message: String,
     },
     /// Still failing after retries, or another unexpected answer.
-    #[error("GitHub did not {action} (HTTP {status}) after {attempts} attempt(s): {message}")]
+    #[error("{forge} did not {action} (HTTP {status}) after {attempts} attempt(s): {message}")]
     Failed {
+        /// `GitHub` or `GitLab`.
+        forge: &'static str,
         /// What Omen tried.
         action: &'static str,
         /// Last HTTP status (0: no answer).
@@ -58,9 +65,12 @@ pub enum ForgeError {
         /// Last message.
         message: String,
     },
-    /// The client could not be built (bad base URL).
-    #[error("cannot set up the GitHub client: {0}")]
+    /// The client could not be built (bad base URL, project or repository).
+    #[error("cannot set up the forge client: {0}")]
     Setup(String),
+    /// The forge has no such feature in Omen yet.
+    #[error("{0}")]
+    Unsupported(&'static str),
 }
 
 /// How long and how often to retry.
@@ -116,8 +126,8 @@ pub struct MergedPull {
 }
 
 /// What `omen ci` needs from a forge: keep one marked comment current on a change request and
-/// find the change request that produced a commit. GitHub implements it; a GitLab client (merge
-/// request notes) is the second implementation, and `omen ci`'s steps only see this trait.
+/// find the change request that produced a commit. [`GitHub`] (pull request comments) and
+/// [`GitLab`] (merge request notes) implement it; `omen ci`'s steps only see this trait.
 pub trait Forge {
     /// Create Omen's comment on change request `number`, or update the one carrying `marker`.
     fn upsert_comment(&self, number: u64, marker: &str, body: &str) -> Result<Posted, ForgeError>;
@@ -151,6 +161,28 @@ impl Forge for GitHub {
     }
     fn propose_file(&self, p: &propose::Proposal<'_>) -> Result<propose::Proposed, ForgeError> {
         GitHub::propose_file(self, p)
+    }
+}
+
+impl Forge for GitLab {
+    fn upsert_comment(&self, number: u64, marker: &str, body: &str) -> Result<Posted, ForgeError> {
+        GitLab::upsert_comment(self, number, marker, body)
+    }
+    fn update_comment_if_present(
+        &self,
+        number: u64,
+        marker: &str,
+        body: &str,
+    ) -> Result<Option<Posted>, ForgeError> {
+        GitLab::update_comment_if_present(self, number, marker, body)
+    }
+    fn merged_pull_of(&self, sha: &str) -> Result<Option<MergedPull>, ForgeError> {
+        GitLab::merged_pull_of(self, sha)
+    }
+    fn propose_file(&self, _: &propose::Proposal<'_>) -> Result<propose::Proposed, ForgeError> {
+        Err(ForgeError::Unsupported(
+            "proposing the quarantine file as a merge request is not available on GitLab yet",
+        ))
     }
 }
 
@@ -242,12 +274,13 @@ impl GitHub {
             .block_on(self.send(ACTION, http::Method::GET, &path, None))?;
         let pulls: Vec<PullSummary> =
             serde_json::from_str(&text).map_err(|e| ForgeError::Failed {
+                forge: "GitHub",
                 action: ACTION,
                 status: 200,
                 attempts: 1,
                 message: format!("unexpected answer: {e}"),
             })?;
-        let mut merged: Vec<_> = pulls
+        let merged: Vec<_> = pulls
             .into_iter()
             .filter_map(|p| {
                 let exact = p.merge_commit_sha.as_deref() == Some(sha);
@@ -262,8 +295,7 @@ impl GitHub {
                 ))
             })
             .collect();
-        merged.sort_by_key(|(exact, _)| !exact);
-        Ok(merged.into_iter().next().map(|(_, p)| p))
+        Ok(exact_first(merged))
     }
 
     async fn upsert(&self, pr: u64, marker: &str, body: &str) -> Result<Posted, ForgeError> {
@@ -288,6 +320,7 @@ impl GitHub {
                 .await?;
             let comments: Vec<Comment> =
                 serde_json::from_str(&text).map_err(|e| ForgeError::Failed {
+                    forge: "GitHub",
                     action: "list the pull request's comments",
                     status: 200,
                     attempts: 1,
@@ -327,6 +360,7 @@ impl GitHub {
         };
         let text = self.send(action, method, &path, Some(&payload)).await?;
         let comment: Comment = serde_json::from_str(&text).map_err(|e| ForgeError::Failed {
+            forge: "GitHub",
             action,
             status: 200,
             attempts: 1,
@@ -345,76 +379,112 @@ impl GitHub {
         path: &str,
         body: Option<&serde_json::Value>,
     ) -> Result<String, ForgeError> {
-        let started = Instant::now();
-        let mut wait = self.retry.backoff;
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let response = match method {
-                http::Method::GET => self.client._get(path).await,
-                http::Method::POST => self.client._post(path, body).await,
-                http::Method::PUT => self.client._put(path, body).await,
-                _ => self.client._patch(path, body).await,
-            };
-            let (status, retry_after, text) = match response {
-                Ok(r) => {
-                    let status = r.status();
-                    let retry_after = r
-                        .headers()
-                        .get(http::header::RETRY_AFTER)
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(|v| v.trim().parse::<u64>().ok())
-                        .map(Duration::from_secs);
-                    let text = self.client.body_to_string(r).await.unwrap_or_default();
-                    (status, retry_after, text)
-                }
-                Err(e) => (
-                    StatusCode::from_u16(599).unwrap_or(StatusCode::BAD_GATEWAY),
-                    None,
-                    e.to_string(),
-                ),
-            };
-            if status.is_success() {
-                return Ok(text);
+        send(
+            &self.client,
+            &self.retry,
+            "GitHub",
+            action,
+            method,
+            path,
+            body,
+        )
+        .await
+        .map(|(text, _)| text)
+    }
+}
+
+/// The first candidate marked exact (its merge commit is the one asked about), else the first.
+pub(crate) fn exact_first(mut candidates: Vec<(bool, MergedPull)>) -> Option<MergedPull> {
+    candidates.sort_by_key(|(exact, _)| !exact);
+    candidates.into_iter().next().map(|(_, pull)| pull)
+}
+
+/// One request through `client`, retried on 5xx answers and rate limits (honouring
+/// `Retry-After`) within `retry`; the answer's body and headers.
+pub(crate) async fn send(
+    client: &Octocrab,
+    retry: &RetryPolicy,
+    forge: &'static str,
+    action: &'static str,
+    method: http::Method,
+    path: &str,
+    body: Option<&serde_json::Value>,
+) -> Result<(String, http::HeaderMap), ForgeError> {
+    let started = Instant::now();
+    let mut wait = retry.backoff;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let response = match method {
+            http::Method::GET => client._get(path).await,
+            http::Method::POST => client._post(path, body).await,
+            http::Method::PUT => client._put(path, body).await,
+            _ => client._patch(path, body).await,
+        };
+        let (status, headers, text) = match response {
+            Ok(r) => {
+                let status = r.status();
+                let headers = r.headers().clone();
+                let text = client.body_to_string(r).await.unwrap_or_default();
+                (status, headers, text)
             }
-            let message = serde_json::from_str::<serde_json::Value>(&text)
-                .ok()
-                .and_then(|v| v.get("message").and_then(|m| m.as_str()).map(str::to_owned))
-                .unwrap_or_else(|| text.chars().take(200).collect());
-            let rate_limited = (status == StatusCode::FORBIDDEN
-                || status == StatusCode::TOO_MANY_REQUESTS)
-                && (retry_after.is_some() || message.to_ascii_lowercase().contains("rate limit"));
-            let retryable = status.is_server_error() || rate_limited;
-            if !retryable {
-                let status = status.as_u16();
-                return Err(if status == 403 || status == 401 || status == 404 {
-                    ForgeError::Forbidden {
-                        action,
-                        status,
-                        message,
-                    }
-                } else {
-                    ForgeError::Failed {
-                        action,
-                        status,
-                        attempts: attempt,
-                        message,
-                    }
-                });
-            }
-            let delay = retry_after.unwrap_or(wait);
-            if attempt >= self.retry.attempts || started.elapsed() + delay > self.retry.budget {
-                return Err(ForgeError::Failed {
+            Err(e) => (
+                StatusCode::from_u16(599).unwrap_or(StatusCode::BAD_GATEWAY),
+                http::HeaderMap::new(),
+                e.to_string(),
+            ),
+        };
+        if status.is_success() {
+            return Ok((text, headers));
+        }
+        let retry_after = headers
+            .get(http::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let message = serde_json::from_str::<serde_json::Value>(&text)
+            .ok()
+            .and_then(|v| {
+                let m = v.get("message").or_else(|| v.get("error"))?;
+                Some(m.as_str().map_or_else(|| m.to_string(), str::to_owned))
+            })
+            .unwrap_or_else(|| text.chars().take(200).collect());
+        let rate_limited = status == StatusCode::TOO_MANY_REQUESTS
+            || (status == StatusCode::FORBIDDEN
+                && (retry_after.is_some() || message.to_ascii_lowercase().contains("rate limit")));
+        let retryable = status.is_server_error() || rate_limited;
+        if !retryable {
+            let status = status.as_u16();
+            return Err(if status == 403 || status == 401 || status == 404 {
+                ForgeError::Forbidden {
+                    forge,
                     action,
-                    status: status.as_u16(),
+                    status,
+                    message,
+                }
+            } else {
+                ForgeError::Failed {
+                    forge,
+                    action,
+                    status,
                     attempts: attempt,
                     message,
-                });
-            }
-            tracing::warn!(%status, attempt, delay_s = delay.as_secs_f64(), "GitHub could not {action}; retrying");
-            tokio::time::sleep(delay).await;
-            wait = wait.saturating_mul(2);
+                }
+            });
         }
+        let delay = retry_after.unwrap_or(wait);
+        if attempt >= retry.attempts || started.elapsed() + delay > retry.budget {
+            return Err(ForgeError::Failed {
+                forge,
+                action,
+                status: status.as_u16(),
+                attempts: attempt,
+                message,
+            });
+        }
+        tracing::warn!(%status, attempt, delay_s = delay.as_secs_f64(), "{forge} could not {action}; retrying");
+        tokio::time::sleep(delay).await;
+        wait = wait.saturating_mul(2);
     }
 }
 

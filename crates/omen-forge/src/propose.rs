@@ -73,6 +73,7 @@ impl GitHub {
             )
             .await?
             .ok_or_else(|| ForgeError::Failed {
+                forge: "GitHub",
                 action: "read the base branch",
                 status: 404,
                 attempts: 1,
@@ -182,6 +183,7 @@ fn parse<T: serde::de::DeserializeOwned>(
     text: &str,
 ) -> Result<T, ForgeError> {
     serde_json::from_str(text).map_err(|e| ForgeError::Failed {
+        forge: "GitHub",
         action,
         status: 200,
         attempts: 1,

@@ -1,0 +1,335 @@
+//! The GitLab client against a fake GitLab API on 127.0.0.1 (`omen_tests::fake_gitlab`), and
+//! `omen ci` in a GitLab merge request pipeline.
+
+use std::time::Duration;
+
+use omen_forge::{ForgeError, GitLab, RetryPolicy, Token};
+use omen_tests::fake_gitlab::{self, BOT, FakeGitLab, MR, PERSON, PROJECT_ID, PROJECT_PATH};
+
+const MARKER: &str = "<!-- omen:report -->";
+
+fn quick() -> RetryPolicy {
+    RetryPolicy {
+        attempts: 3,
+        backoff: Duration::from_millis(10),
+        budget: Duration::from_secs(5),
+    }
+}
+
+fn client(fake: &FakeGitLab, project: &str) -> GitLab {
+    GitLab::new(
+        &fake.api_url,
+        &Token::new(fake_gitlab::TOKEN),
+        project,
+        Some("https://gitlab.example.com/omen-ci/widgets"),
+        quick(),
+    )
+    .unwrap()
+}
+
+#[test]
+fn omen_s_note_on_page_3_of_250_is_found_and_updated_not_duplicated() {
+    let fake = FakeGitLab::start();
+    for i in 0..230 {
+        if i % 3 == 0 {
+            fake.seed_note(PERSON, &format!("looks good {i}"), false);
+        } else {
+            fake.seed_note(PERSON, &format!("added {i} commit"), true);
+        }
+    }
+    let ours = fake.seed_note(BOT, &format!("{MARKER}\nold report"), false);
+    for i in 0..19 {
+        fake.seed_note(PERSON, &format!("later {i}"), false);
+    }
+    assert_eq!(fake.notes().len(), 250);
+    let gl = client(&fake, &PROJECT_ID.to_string());
+    let posted = gl
+        .upsert_comment(MR, MARKER, &format!("{MARKER}\nnew report"))
+        .unwrap();
+    assert!(posted.updated);
+    assert_eq!(
+        posted.url,
+        format!("https://gitlab.example.com/omen-ci/widgets/-/merge_requests/{MR}#note_{ours}")
+    );
+    let notes = fake.notes();
+    assert_eq!(notes.len(), 250, "no second note");
+    let note = notes.iter().find(|n| n.id == ours).unwrap();
+    assert_eq!(note.body, format!("{MARKER}\nnew report"));
+    let seen = fake.seen();
+    let pages: Vec<_> = seen
+        .iter()
+        .filter(|s| s.method == "GET" && s.path.contains("/notes"))
+        .map(|s| s.path.clone())
+        .collect();
+    // 100 a page: Omen's note (the 231st) is on page 3.
+    assert_eq!(pages.len(), 3, "{pages:?}");
+    assert!(pages[2].ends_with("per_page=100&page=3"), "{pages:?}");
+    assert!(seen.iter().all(|s| s.credential == "private"), "{seen:?}");
+    assert!(
+        seen.iter()
+            .any(|s| s.method == "PUT" && s.path.ends_with(&format!("/notes/{ours}")))
+    );
+}
+
+#[test]
+fn the_first_run_creates_one_note_and_the_next_updates_it() {
+    let fake = FakeGitLab::start();
+    fake.seed_note(PERSON, "please look at the flaky test", false);
+    let gl = client(&fake, PROJECT_PATH);
+    let first = gl
+        .upsert_comment(MR, MARKER, &format!("{MARKER}\none"))
+        .unwrap();
+    assert!(!first.updated);
+    let second = gl
+        .upsert_comment(MR, MARKER, &format!("{MARKER}\ntwo"))
+        .unwrap();
+    assert!(second.updated);
+    let ours: Vec<_> = fake
+        .notes()
+        .into_iter()
+        .filter(|n| n.author == BOT)
+        .collect();
+    assert_eq!(ours.len(), 1);
+    assert_eq!(ours[0].body, format!("{MARKER}\ntwo"));
+    // The project path is sent URL-encoded, as GitLab requires.
+    assert!(
+        fake.seen().iter().all(|s| s.path == "/api/v4/user"
+            || s.path.starts_with("/api/v4/projects/omen-ci%2Fwidgets/")),
+        "{:?}",
+        fake.seen()
+    );
+}
+
+#[test]
+fn a_note_with_omen_s_marker_written_by_someone_else_is_never_edited() {
+    let fake = FakeGitLab::start();
+    let quoted = fake.seed_note(PERSON, &format!("> {MARKER}\n> quoted Omen report"), false);
+    let gl = client(&fake, "42");
+    let posted = gl
+        .upsert_comment(MR, MARKER, &format!("{MARKER}\nreport"))
+        .unwrap();
+    assert!(!posted.updated);
+    let notes = fake.notes();
+    assert_eq!(notes.len(), 2);
+    assert_eq!(
+        notes.iter().find(|n| n.id == quoted).unwrap().body,
+        format!("> {MARKER}\n> quoted Omen report")
+    );
+    assert!(!fake.seen().iter().any(|s| s.method == "PUT"));
+    // A clean run with nothing of Omen's to update posts nothing.
+    let fake = FakeGitLab::start();
+    fake.seed_note(PERSON, &format!("> {MARKER}"), false);
+    let gl = client(&fake, "42");
+    assert_eq!(gl.update_comment_if_present(MR, MARKER, "x").unwrap(), None);
+    assert_eq!(fake.notes().len(), 1);
+}
+
+#[test]
+fn server_errors_and_rate_limits_are_retried_within_the_budget() {
+    let fake = FakeGitLab::start();
+    fake.script(502, &[], "<html>bad gateway</html>");
+    fake.script(429, &[("retry-after", "1")], r#"{"message":"Retry later"}"#);
+    let gl = client(&fake, "42");
+    let started = std::time::Instant::now();
+    let posted = gl
+        .upsert_comment(MR, MARKER, &format!("{MARKER}\nr"))
+        .unwrap();
+    assert!(!posted.updated);
+    assert!(
+        started.elapsed() >= Duration::from_secs(1),
+        "Retry-After honoured"
+    );
+    let statuses: Vec<u16> = fake.seen().iter().map(|s| s.status).collect();
+    assert_eq!(&statuses[..3], &[502, 429, 200], "{statuses:?}");
+    // Still failing after the attempts: an error naming GitLab, nothing posted.
+    let fake = FakeGitLab::start();
+    for _ in 0..3 {
+        fake.script(503, &[], r#"{"message":"maintenance"}"#);
+    }
+    let err = client(&fake, "42")
+        .upsert_comment(MR, MARKER, "x")
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ForgeError::Failed {
+                status: 503,
+                attempts: 3,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("GitLab"), "{err}");
+    assert!(fake.notes().is_empty());
+}
+
+#[test]
+fn a_report_over_gitlab_s_limit_is_cut_at_a_row_and_accepted() {
+    let fake = FakeGitLab::start();
+    let row = "| `tests/test_x.py::test_case` | failed | new |\n";
+    let body = format!("{MARKER}\n{}", row.repeat(1_000_000 / row.len() + 100));
+    assert!(body.chars().count() > 1_000_000);
+    client(&fake, "42")
+        .upsert_comment(MR, MARKER, &body)
+        .unwrap();
+    let note = &fake.notes()[0];
+    assert!(note.body.chars().count() <= 1_000_000);
+    assert!(note.body.starts_with(MARKER));
+    assert!(note.body.contains("Cut to fit GitLab's note limit"));
+}
+
+#[test]
+fn a_wrong_token_is_refused_and_the_merged_request_of_a_commit_is_found() {
+    let fake = FakeGitLab::start();
+    let bad = GitLab::new(
+        &fake.api_url,
+        &Token::new("glpat-wrong"),
+        "42",
+        None,
+        quick(),
+    )
+    .unwrap();
+    let err = bad.upsert_comment(MR, MARKER, "x").unwrap_err();
+    assert!(
+        matches!(err, ForgeError::Forbidden { status: 401, .. }),
+        "{err}"
+    );
+    assert!(!err.to_string().contains("glpat"), "{err}");
+    let sha = "0123456789abcdef0123456789abcdef01234567";
+    fake.seed_merged_request(sha, 12, "2026-11-30T08:00:00Z", "2026-12-01T09:30:00Z");
+    let mr = client(&fake, "42").merged_pull_of(sha).unwrap().unwrap();
+    assert_eq!(
+        (mr.number, mr.merged_at.as_str()),
+        (12, "2026-12-01T09:30:00Z")
+    );
+    assert_eq!(
+        client(&fake, "42").merged_pull_of(&"f".repeat(40)).unwrap(),
+        None
+    );
+}
+
+/// A merge request pipeline's job: `omen ci` with GitLab's predefined variables.
+fn gitlab_ci(
+    dir: &std::path::Path,
+    fake: &FakeGitLab,
+    pipeline: u32,
+    token: &[(&str, &str)],
+    args: &[&str],
+) -> omen_tests::Run {
+    let mut cmd = omen_tests::omen(dir);
+    cmd.args(["ci", "--reports", "junit.xml", "--db", "h.db"])
+        .args(args)
+        .env("GITLAB_CI", "true")
+        .env("CI_API_V4_URL", &fake.api_url)
+        .env("CI_PROJECT_ID", PROJECT_ID.to_string())
+        .env("CI_PROJECT_PATH", PROJECT_PATH)
+        .env(
+            "CI_PROJECT_URL",
+            "https://gitlab.example.com/omen-ci/widgets",
+        )
+        .env("CI_PROJECT_DIR", dir)
+        .env("CI_PIPELINE_ID", pipeline.to_string())
+        .env("CI_PIPELINE_SOURCE", "merge_request_event")
+        .env("CI_JOB_ID", (1000 + pipeline).to_string())
+        .env("CI_JOB_NAME", "omen")
+        .env(
+            "CI_JOB_URL",
+            format!(
+                "https://gitlab.example.com/omen-ci/widgets/-/jobs/{}",
+                1000 + pipeline
+            ),
+        )
+        .env("CI_COMMIT_SHA", format!("{pipeline:0>40}"))
+        .env("CI_COMMIT_REF_NAME", "feature")
+        .env("CI_MERGE_REQUEST_IID", MR.to_string())
+        .env("CI_MERGE_REQUEST_SOURCE_BRANCH_NAME", "feature")
+        .env("CI_MERGE_REQUEST_TARGET_BRANCH_NAME", "main")
+        .env("CI_DEFAULT_BRANCH", "main")
+        .env("CI_JOB_TOKEN", fake_gitlab::JOB_TOKEN);
+    for (k, v) in token {
+        cmd.env(k, v);
+    }
+    omen_tests::run(&mut cmd)
+}
+
+fn junit(dir: &std::path::Path, failing: &str) {
+    std::fs::write(
+        dir.join("junit.xml"),
+        format!(
+            r#"<testsuite name="pytest"><testcase classname="tests.test_app" name="test_ok" file="tests/test_app.py"/>
+<testcase classname="tests.test_app" name="{failing}" file="tests/test_app.py" line="3"><failure message="boom">trace</failure></testcase></testsuite>"#
+        ),
+    )
+    .unwrap();
+}
+
+#[test]
+fn omen_ci_in_a_merge_request_pipeline_keeps_one_note_current() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeGitLab::start();
+    fake.seed_note(PERSON, "a reviewer's note", false);
+    let token = [("OMEN_GITLAB_TOKEN", fake_gitlab::TOKEN)];
+    junit(dir.path(), "test_first");
+    // A new failure decides the pipeline's fate (`fail-on`), as on GitHub.
+    let first = gitlab_ci(dir.path(), &fake, 1, &token, &[]);
+    first.code(1);
+    junit(dir.path(), "test_second");
+    gitlab_ci(dir.path(), &fake, 2, &token, &[]).code(1);
+    let ours: Vec<_> = fake
+        .notes()
+        .into_iter()
+        .filter(|n| n.author == BOT)
+        .collect();
+    assert_eq!(ours.len(), 1, "{first}");
+    assert!(ours[0].body.starts_with("<!-- omen"), "{}", ours[0].body);
+    // Test names are Markdown-escaped in the note.
+    assert!(ours[0].body.contains(r"test\_second"), "{}", ours[0].body);
+    assert!(
+        !ours[0].body.contains(r"test\_first"),
+        "the note is current: {}",
+        ours[0].body
+    );
+    // Only the access token is ever sent; the job token never leaves the job, no token is printed.
+    assert!(
+        fake.seen().iter().all(|s| s.credential == "private"),
+        "{:?}",
+        fake.seen()
+    );
+    assert!(
+        !first.stdout.contains(fake_gitlab::TOKEN) && !first.stderr.contains(fake_gitlab::TOKEN)
+    );
+}
+
+#[test]
+fn without_an_access_token_nothing_is_posted_and_one_line_says_how_to_add_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeGitLab::start();
+    junit(dir.path(), "test_broken");
+    // Omen's own trouble never fails the job: only the tests' failures could, and `never` says
+    // they should not.
+    let out = gitlab_ci(dir.path(), &fake, 1, &[], &["--fail-on", "never"]);
+    out.code(0);
+    assert!(fake.seen().is_empty(), "{:?}", fake.seen());
+    let hint: Vec<_> = out
+        .stderr
+        .lines()
+        .filter(|l| l.contains("OMEN_GITLAB_TOKEN"))
+        .collect();
+    assert_eq!(hint.len(), 1, "{out}");
+    assert!(
+        hint[0].contains("masked but not protected") && hint[0].contains("api"),
+        "{out}"
+    );
+    // The report is in the job log and saved for an artifact.
+    assert!(out.stdout.contains(r"test\_broken"), "{out}");
+    let saved = std::fs::read_to_string(dir.path().join(".omen/omen-comment.md")).unwrap();
+    assert!(saved.contains(r"test\_broken"));
+    // The token's variable can be renamed (the component's `token-variable` input).
+    let renamed = [
+        ("OMEN_TOKEN_VARIABLE", "MY_NOTES_TOKEN"),
+        ("MY_NOTES_TOKEN", fake_gitlab::TOKEN),
+    ];
+    gitlab_ci(dir.path(), &fake, 2, &renamed, &["--fail-on", "never"]).code(0);
+    assert_eq!(fake.notes().iter().filter(|n| n.author == BOT).count(), 1);
+}

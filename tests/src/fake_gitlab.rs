@@ -1,0 +1,333 @@
+//! A fake GitLab REST API (v4) on 127.0.0.1 for the tests: merge request notes, the token's user
+//! and the merge requests of a commit, checked the way GitLab checks them, with scripted failures.
+//!
+//! What it checks: the `/api/v4` prefix; the project by numeric id or URL-encoded path; a
+//! `PRIVATE-TOKEN` or `Authorization: Bearer` access token, while a `JOB-TOKEN` may only read
+//! notes (GitLab's two `GET` note endpoints) and gets 403 on writes and 401 on `/user`;
+//! pagination (`per_page` default 20, at most 100; `X-Next-Page` empty on the last page); the
+//! 1,000,000-character body limit; and that a user edits only the notes they wrote.
+
+use std::collections::VecDeque;
+use std::net::TcpStream;
+use std::sync::{Arc, Mutex};
+
+use crate::fake_http::{Request, Server, read_request, respond};
+
+/// The project's numeric id.
+pub const PROJECT_ID: u64 = 42;
+/// The project's path.
+pub const PROJECT_PATH: &str = "omen-ci/widgets";
+/// The merge request's iid.
+pub const MR: u64 = 7;
+/// The project access token the fake accepts (its bot user is [`BOT`]).
+pub const TOKEN: &str = "glpat-test-0123456789abcdef";
+/// The job token: reads notes only.
+pub const JOB_TOKEN: &str = "glcbt-job-token-0123";
+/// The access token's user id.
+pub const BOT: u64 = 901;
+/// Another user (a person).
+pub const PERSON: u64 = 17;
+
+/// One note on the merge request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Note {
+    /// Its id.
+    pub id: u64,
+    /// Who wrote it.
+    pub author: u64,
+    /// Its text.
+    pub body: String,
+    /// A system note ("added 1 commit").
+    pub system: bool,
+}
+
+/// One request as the server saw it.
+#[derive(Debug, Clone)]
+pub struct Seen {
+    /// Method.
+    pub method: String,
+    /// Path with query.
+    pub path: String,
+    /// Which credential came: `private`, `bearer`, `job` or `none`.
+    pub credential: &'static str,
+    /// Status the server answered.
+    pub status: u16,
+}
+
+/// An answer: status, extra headers, JSON body.
+type Answer = (u16, Vec<(String, String)>, String);
+
+#[derive(Debug, Default)]
+struct State {
+    notes: Vec<Note>,
+    next_id: u64,
+    /// (commit, merge request as GitLab returns it).
+    merge_requests: Vec<(String, serde_json::Value)>,
+    seen: Vec<Seen>,
+    script: VecDeque<Answer>,
+}
+
+/// The server. Dropping it stops it.
+pub struct FakeGitLab {
+    /// `http://127.0.0.1:<port>/api/v4`, what `CI_API_V4_URL` holds.
+    pub api_url: String,
+    state: Arc<Mutex<State>>,
+    _server: Server,
+}
+
+impl FakeGitLab {
+    /// Start on a free port.
+    pub fn start() -> FakeGitLab {
+        let state = Arc::new(Mutex::new(State {
+            next_id: 5000,
+            ..State::default()
+        }));
+        let s = state.clone();
+        let server = Server::start(move |stream| handle(stream, &s));
+        FakeGitLab {
+            api_url: format!("http://{}/api/v4", server.addr),
+            state,
+            _server: server,
+        }
+    }
+
+    /// Add a note.
+    pub fn seed_note(&self, author: u64, body: &str, system: bool) -> u64 {
+        let mut st = self.state.lock().unwrap();
+        let id = st.next_id;
+        st.next_id += 1;
+        st.notes.push(Note {
+            id,
+            author,
+            body: body.to_owned(),
+            system,
+        });
+        id
+    }
+
+    /// Make `sha` the merge commit of merge request `iid`.
+    pub fn seed_merged_request(&self, sha: &str, iid: u64, created_at: &str, merged_at: &str) {
+        self.state.lock().unwrap().merge_requests.push((
+            sha.to_owned(),
+            serde_json::json!({
+                "id": 100 + iid, "iid": iid, "project_id": PROJECT_ID, "state": "merged",
+                "created_at": created_at, "merged_at": merged_at,
+                "merge_commit_sha": sha, "squash_commit_sha": null,
+            }),
+        ));
+    }
+
+    /// Answer the next request with this instead.
+    pub fn script(&self, status: u16, headers: &[(&str, &str)], body: &str) {
+        self.state.lock().unwrap().script.push_back((
+            status,
+            headers
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+            body.to_owned(),
+        ));
+    }
+
+    /// The notes now on the merge request.
+    pub fn notes(&self) -> Vec<Note> {
+        self.state.lock().unwrap().notes.clone()
+    }
+
+    /// Every request so far.
+    pub fn seen(&self) -> Vec<Seen> {
+        self.state.lock().unwrap().seen.clone()
+    }
+}
+
+/// Who a request authenticates as: the access token's user, the job token, or nobody.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Caller {
+    Bot,
+    Job,
+    Nobody,
+}
+
+fn handle(stream: &TcpStream, state: &Arc<Mutex<State>>) {
+    let Some(request) = read_request(stream) else {
+        return;
+    };
+    let (caller, credential) = if request.header("private-token") == Some(TOKEN) {
+        (Caller::Bot, "private")
+    } else if request.header("authorization") == Some(&format!("Bearer {TOKEN}")) {
+        (Caller::Bot, "bearer")
+    } else if request.header("job-token") == Some(JOB_TOKEN) {
+        (Caller::Job, "job")
+    } else {
+        (Caller::Nobody, "none")
+    };
+    let mut st = state.lock().unwrap();
+    let (status, headers, body) = match st.script.pop_front() {
+        Some(scripted) => scripted,
+        None => route(&mut st, &request, caller),
+    };
+    st.seen.push(Seen {
+        method: request.method.clone(),
+        path: request.path.clone(),
+        credential,
+        status,
+    });
+    drop(st);
+    respond(stream, status, &headers, &body);
+}
+
+fn note_json(n: &Note) -> serde_json::Value {
+    serde_json::json!({
+        "id": n.id, "type": null, "body": n.body, "system": n.system,
+        "noteable_type": "MergeRequest", "noteable_iid": MR, "resolvable": false,
+        "author": { "id": n.author, "username": format!("user{}", n.author), "name": "someone" },
+        "created_at": "2026-12-01T10:00:00.000Z", "updated_at": "2026-12-01T10:00:00.000Z",
+    })
+}
+
+fn route(
+    st: &mut State,
+    request: &Request,
+    caller: Caller,
+) -> (u16, Vec<(String, String)>, String) {
+    let msg = |m: &str| serde_json::json!({ "message": m }).to_string();
+    let (path, query) = request.path.split_once('?').unwrap_or((&request.path, ""));
+    let Some(path) = path.strip_prefix("/api/v4") else {
+        return (404, vec![], msg("404 Not Found"));
+    };
+    if caller == Caller::Nobody {
+        return (401, vec![], msg("401 Unauthorized"));
+    }
+    let param = |name: &str| {
+        query
+            .split('&')
+            .find_map(|kv| kv.strip_prefix(&format!("{name}=")))
+            .and_then(|v| v.parse::<usize>().ok())
+    };
+    if path == "/user" {
+        return match caller {
+            Caller::Bot => (
+                200,
+                vec![],
+                serde_json::json!({ "id": BOT, "username": "project_42_bot", "bot": true })
+                    .to_string(),
+            ),
+            _ => (401, vec![], msg("401 Unauthorized")),
+        };
+    }
+    let Some(rest) = path.strip_prefix("/projects/") else {
+        return (404, vec![], msg("404 Not Found"));
+    };
+    let (project, rest) = rest.split_once('/').unwrap_or((rest, ""));
+    let encoded_path = PROJECT_PATH.replace('/', "%2F");
+    if project != PROJECT_ID.to_string() && !project.eq_ignore_ascii_case(&encoded_path) {
+        return (404, vec![], msg("404 Project Not Found"));
+    }
+    let notes = format!("merge_requests/{MR}/notes");
+    let writes = request.method == "POST" || request.method == "PUT";
+    if rest.starts_with(&notes) && writes {
+        if caller == Caller::Job {
+            return (403, vec![], msg("403 Forbidden"));
+        }
+        if !request
+            .header("content-type")
+            .is_some_and(|c| c.starts_with("application/json"))
+        {
+            return (415, vec![], msg("415 Unsupported Media Type"));
+        }
+        let text = serde_json::from_str::<serde_json::Value>(&request.body)
+            .ok()
+            .and_then(|v| v.get("body").and_then(|b| b.as_str()).map(str::to_owned));
+        match text {
+            Some(t) if t.chars().count() > 1_000_000 => {
+                return (
+                    400,
+                    vec![],
+                    serde_json::json!({ "message": { "note": ["is too long (maximum is 1000000 characters)"] } })
+                        .to_string(),
+                );
+            }
+            Some(t) if !t.trim().is_empty() => {}
+            _ => return (400, vec![], msg("400 Bad request - body is missing")),
+        }
+    }
+    let body_of = || {
+        serde_json::from_str::<serde_json::Value>(&request.body).unwrap()["body"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    match (request.method.as_str(), rest) {
+        ("GET", r) if r == notes => {
+            let per_page = param("per_page").unwrap_or(20).clamp(1, 100);
+            let page = param("page").unwrap_or(1).max(1);
+            let total = st.notes.len();
+            let pages = total.div_ceil(per_page).max(1);
+            let items: Vec<_> = st
+                .notes
+                .iter()
+                .skip((page - 1) * per_page)
+                .take(per_page)
+                .map(note_json)
+                .collect();
+            let next = if page < pages {
+                (page + 1).to_string()
+            } else {
+                String::new()
+            };
+            let headers = vec![
+                ("x-page".to_owned(), page.to_string()),
+                ("x-per-page".to_owned(), per_page.to_string()),
+                ("x-total".to_owned(), total.to_string()),
+                ("x-total-pages".to_owned(), pages.to_string()),
+                ("x-next-page".to_owned(), next),
+            ];
+            (200, headers, serde_json::Value::Array(items).to_string())
+        }
+        ("POST", r) if r == notes => {
+            let note = Note {
+                id: st.next_id,
+                author: BOT,
+                body: body_of(),
+                system: false,
+            };
+            st.next_id += 1;
+            let answer = note_json(&note).to_string();
+            st.notes.push(note);
+            (201, vec![], answer)
+        }
+        ("PUT", r) if r.starts_with(&format!("{notes}/")) => {
+            let id: u64 = r
+                .rsplit('/')
+                .next()
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0);
+            let body = body_of();
+            match st.notes.iter_mut().find(|n| n.id == id) {
+                Some(n) if n.author != BOT || n.system => (403, vec![], msg("403 Forbidden")),
+                Some(n) => {
+                    n.body = body;
+                    (200, vec![], note_json(n).to_string())
+                }
+                None => (404, vec![], msg("404 Not found")),
+            }
+        }
+        ("GET", r) if r.starts_with("repository/commits/") && r.ends_with("/merge_requests") => {
+            if caller == Caller::Job {
+                return (403, vec![], msg("403 Forbidden"));
+            }
+            let sha = &r["repository/commits/".len()..r.len() - "/merge_requests".len()];
+            if sha.len() < 7 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return (404, vec![], msg("404 Commit Not Found"));
+            }
+            let items: Vec<_> = st
+                .merge_requests
+                .iter()
+                .filter(|(s, _)| s == sha)
+                .map(|(_, mr)| mr.clone())
+                .collect();
+            (200, vec![], serde_json::Value::Array(items).to_string())
+        }
+        _ => (404, vec![], msg("404 Not Found")),
+    }
+}
