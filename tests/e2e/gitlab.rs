@@ -246,7 +246,8 @@ fn gitlab_ci(
         .env("CI_MERGE_REQUEST_SOURCE_BRANCH_NAME", "feature")
         .env("CI_MERGE_REQUEST_TARGET_BRANCH_NAME", "main")
         .env("CI_DEFAULT_BRANCH", "main")
-        .env("CI_JOB_TOKEN", fake_gitlab::JOB_TOKEN);
+        .env("CI_JOB_TOKEN", fake_gitlab::JOB_TOKEN)
+        .env("OMEN_DOTENV", dir.join("omen.env"));
     for (k, v) in token {
         cmd.env(k, v);
     }
@@ -290,6 +291,14 @@ fn omen_ci_in_a_merge_request_pipeline_keeps_one_note_current() {
         "the note is current: {}",
         ours[0].body
     );
+    // The outputs, as a GitLab dotenv report for later jobs.
+    let dotenv = std::fs::read_to_string(dir.path().join("omen.env")).unwrap();
+    let expected = format!(
+        "OMEN_TESTS=2\nOMEN_FAILED=1\nOMEN_NEW_FAILURES=1\nOMEN_FLAKY=0\nOMEN_QUARANTINED=0\n\
+         OMEN_RISK=\nOMEN_RISK_LEVEL=\nOMEN_NOTE_URL=https://gitlab.example.com/omen-ci/widgets/-/merge_requests/{MR}#note_{}\n",
+        ours[0].id
+    );
+    assert_eq!(dotenv, expected);
     // Only the access token is ever sent; the job token never leaves the job, no token is printed.
     assert!(
         fake.seen().iter().all(|s| s.credential == "private"),

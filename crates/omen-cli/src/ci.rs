@@ -123,6 +123,11 @@ struct CiEnv {
     /// The pull request carries [`ACCEPT_LABEL`] (read only when the risk gate is on: it means
     /// reading the event payload again).
     accept_label: bool,
+    /// A GitLab merge request's risk range, (base, head) (see
+    /// [`crate::ci_env::gitlab_risk_range`]).
+    risk_range: Option<(String, String)>,
+    /// `OMEN_DOTENV`: where the outputs go as a GitLab `dotenv` report.
+    dotenv: Option<PathBuf>,
 }
 
 impl CiEnv {
@@ -153,6 +158,8 @@ impl CiEnv {
             forge,
             no_forge,
             accept_label: risk_gate && crate::risk::pr_has_label(ACCEPT_LABEL),
+            risk_range: crate::ci_env::gitlab_risk_range(&env),
+            dotenv: env("OMEN_DOTENV").map(PathBuf::from),
         }
     }
 
@@ -231,7 +238,10 @@ impl ForgeAccess {
     /// forge: Omen posts nothing and says how to add one.
     fn gitlab(env: &dyn Fn(&str) -> Option<String>) -> (Option<ForgeAccess>, String) {
         let variable = env("OMEN_TOKEN_VARIABLE").unwrap_or_else(|| "OMEN_GITLAB_TOKEN".to_owned());
-        let (Some(api), Some(project)) = (env("CI_API_V4_URL"), env("CI_PROJECT_ID")) else {
+        // The merge request's own project: in a pipeline that runs in a fork, CI_PROJECT_ID is
+        // the fork's.
+        let project = env("CI_MERGE_REQUEST_PROJECT_ID").or_else(|| env("CI_PROJECT_ID"));
+        let (Some(api), Some(project)) = (env("CI_API_V4_URL"), project) else {
             return (None, "CI_API_V4_URL or CI_PROJECT_ID is not set".to_owned());
         };
         match env(&variable) {
@@ -500,11 +510,20 @@ fn score_risk(
     } else {
         std::time::Duration::ZERO
     };
+    // GitLab names the merge request's range; it is used when the checkout holds both ends.
+    let range = env.risk_range.as_ref().filter(|(base, head)| {
+        let known = crate::git::rev_parse(&args.repo, base).is_ok()
+            && crate::git::rev_parse(&args.repo, head).is_ok();
+        if !known {
+            tracing::info!("the merge request's base {base} or head {head} is not in the checkout; scoring the default range");
+        }
+        known
+    });
     let scored = crate::risk::score_in(
         store,
         &args.repo,
-        None,
-        "HEAD",
+        range.map(|(base, _)| base.as_str()),
+        range.map_or("HEAD", |(_, head)| head.as_str()),
         &config.risk,
         budget,
         &signals,
@@ -628,22 +647,52 @@ fn write_outputs(
     risk: Option<&omen_metadata::risk::RiskReport>,
     comment_url: &str,
 ) {
-    let Some(path) = &env.outputs else { return };
     let count =
         |pick: fn(&FailureClass) -> bool| report.failures.iter().filter(|f| pick(&f.class)).count();
-    let outputs = format!(
-        "tests={}\nfailed={}\nnew-failures={}\nflaky={}\nquarantined={}\nrisk={}\nrisk-level={}\ncomment-url={}\n",
-        report.totals.tests,
-        report.totals.failed,
-        count(|c| matches!(c, FailureClass::New)),
-        count(|c| matches!(c, FailureClass::KnownFlaky { .. })),
-        count(|c| matches!(c, FailureClass::Quarantined { .. })),
-        risk.map(|r| format!("{:.4}", r.probability))
-            .unwrap_or_default(),
-        risk.map(|r| r.level.clone()).unwrap_or_default(),
-        comment_url,
-    );
-    append(path, &outputs).unwrap_or_else(|e| tracing::warn!("cannot write outputs: {e:#}"));
+    // (the action's output, the dotenv variable, the value)
+    let outputs = [
+        ("tests", "OMEN_TESTS", report.totals.tests.to_string()),
+        ("failed", "OMEN_FAILED", report.totals.failed.to_string()),
+        (
+            "new-failures",
+            "OMEN_NEW_FAILURES",
+            count(|c| matches!(c, FailureClass::New)).to_string(),
+        ),
+        (
+            "flaky",
+            "OMEN_FLAKY",
+            count(|c| matches!(c, FailureClass::KnownFlaky { .. })).to_string(),
+        ),
+        (
+            "quarantined",
+            "OMEN_QUARANTINED",
+            count(|c| matches!(c, FailureClass::Quarantined { .. })).to_string(),
+        ),
+        (
+            "risk",
+            "OMEN_RISK",
+            risk.map(|r| format!("{:.4}", r.probability))
+                .unwrap_or_default(),
+        ),
+        (
+            "risk-level",
+            "OMEN_RISK_LEVEL",
+            risk.map(|r| r.level.clone()).unwrap_or_default(),
+        ),
+        ("comment-url", "OMEN_NOTE_URL", comment_url.to_owned()),
+    ];
+    // One line each, whatever a value holds.
+    let line = |name: &str, value: &str| format!("{name}={}\n", value.replace(['\n', '\r'], " "));
+    if let Some(path) = &env.outputs {
+        let text: String = outputs.iter().map(|(name, _, v)| line(name, v)).collect();
+        append(path, &text).unwrap_or_else(|e| tracing::warn!("cannot write outputs: {e:#}"));
+    }
+    if let Some(path) = &env.dotenv {
+        let text: String = outputs.iter().map(|(_, name, v)| line(name, v)).collect();
+        std::fs::write(path, text).unwrap_or_else(|e| {
+            tracing::warn!("cannot write the dotenv report {}: {e}", path.display())
+        });
+    }
 }
 
 #[allow(clippy::too_many_arguments)]

@@ -39,6 +39,37 @@ pub fn read_event(path: Option<&str>) -> Option<serde_json::Value> {
     serde_json::from_str(&text).ok()
 }
 
+/// The range a GitLab merge request's deploy risk is scored on, as (base, head): from the merge
+/// base (`CI_MERGE_REQUEST_DIFF_BASE_SHA`) to the merge request's head. In merged-result and
+/// merge-train pipelines the checkout is GitLab's merge of the head into the target branch, so
+/// the head is `CI_MERGE_REQUEST_SOURCE_BRANCH_SHA`, not `HEAD`. `None` outside a GitLab merge
+/// request pipeline, or when GitLab did not give the base.
+pub fn gitlab_risk_range(env: &dyn Fn(&str) -> Option<String>) -> Option<(String, String)> {
+    let var = |k: &str| {
+        env(k)
+            .map(|v| v.trim().to_owned())
+            .filter(|v| !v.is_empty())
+    };
+    var("CI_MERGE_REQUEST_IID")?;
+    let base = var("CI_MERGE_REQUEST_DIFF_BASE_SHA")?;
+    let merged = matches!(
+        var("CI_MERGE_REQUEST_EVENT_TYPE").as_deref(),
+        Some("merged_result" | "merge_train")
+    );
+    let head = if merged {
+        var("CI_MERGE_REQUEST_SOURCE_BRANCH_SHA")?
+    } else {
+        "HEAD".to_owned()
+    };
+    Some((base, head))
+}
+
+/// Does the GitLab merge request carry `label` (`CI_MERGE_REQUEST_LABELS`, comma-separated)?
+pub fn gitlab_has_label(env: &dyn Fn(&str) -> Option<String>, label: &str) -> bool {
+    env("CI_MERGE_REQUEST_LABELS")
+        .is_some_and(|labels| labels.split(',').any(|l| l.trim() == label))
+}
+
 /// Detect run metadata from CI variables (`env`), falling back to git in `cwd`.
 /// `now` fills the timestamp; flags are applied by the caller afterwards.
 pub fn detect(env: &dyn Fn(&str) -> Option<String>, cwd: &Path, now: i64) -> (RunMeta, Source) {
@@ -74,10 +105,20 @@ pub fn detect(env: &dyn Fn(&str) -> Option<String>, cwd: &Path, now: i64) -> (Ru
         return (meta, Source::GitHub);
     }
     if var("GITLAB_CI").as_deref() == Some("true") || var("CI_PIPELINE_ID").is_some() {
+        // A merge request pipeline names its source branch; a branch pipeline (push, schedule,
+        // web, API) its branch; a tag pipeline no branch at all, so a tag never counts as the
+        // default branch.
+        let branch = var("CI_MERGE_REQUEST_SOURCE_BRANCH_NAME")
+            .or_else(|| var("CI_COMMIT_BRANCH"))
+            .or_else(|| {
+                var("CI_COMMIT_TAG")
+                    .is_none()
+                    .then(|| var("CI_COMMIT_REF_NAME"))
+                    .flatten()
+            });
         let meta = RunMeta {
             commit: var("CI_COMMIT_SHA"),
-            branch: var("CI_MERGE_REQUEST_SOURCE_BRANCH_NAME")
-                .or_else(|| var("CI_COMMIT_REF_NAME")),
+            branch,
             default_branch: var("CI_DEFAULT_BRANCH"),
             run_id: var("CI_PIPELINE_ID"),
             // GitLab has no attempt counter: a retried job gets a new CI_JOB_ID, kept in the job.
@@ -239,6 +280,67 @@ mod tests {
         assert_eq!(meta.job.as_deref(), Some("rspec#1234"));
         assert_eq!(meta.pull_request, Some(3));
         assert!(!meta.is_default_branch());
+    }
+
+    #[test]
+    fn gitlab_branch_tag_and_scheduled_pipelines() {
+        let base = [
+            ("GITLAB_CI", "true"),
+            ("CI_DEFAULT_BRANCH", "main"),
+            ("CI_PIPELINE_ID", "5"),
+        ];
+        let meta = |extra: &[(&'static str, &'static str)]| {
+            let vars: Vec<_> = base.iter().chain(extra).copied().collect();
+            detect(&with(&vars), Path::new("/"), 5).0
+        };
+        let push = meta(&[("CI_COMMIT_BRANCH", "main"), ("CI_COMMIT_REF_NAME", "main")]);
+        assert!(push.is_default_branch());
+        let scheduled = meta(&[
+            ("CI_PIPELINE_SOURCE", "schedule"),
+            ("CI_COMMIT_BRANCH", "main"),
+            ("CI_COMMIT_REF_NAME", "main"),
+        ]);
+        assert!(scheduled.is_default_branch());
+        // A tag called like the default branch is still not the default branch.
+        let tag = meta(&[("CI_COMMIT_TAG", "main"), ("CI_COMMIT_REF_NAME", "main")]);
+        assert_eq!(tag.branch, None);
+        assert!(!tag.is_default_branch());
+        let mr = meta(&[
+            ("CI_MERGE_REQUEST_IID", "9"),
+            ("CI_MERGE_REQUEST_SOURCE_BRANCH_NAME", "feature"),
+            ("CI_COMMIT_REF_NAME", "refs/merge-requests/9/merge"),
+        ]);
+        assert_eq!(
+            (mr.branch.as_deref(), mr.pull_request),
+            (Some("feature"), Some(9))
+        );
+    }
+
+    #[test]
+    fn gitlab_risk_is_scored_from_the_merge_base_to_the_merge_request_head() {
+        let mr = [
+            ("CI_MERGE_REQUEST_IID", "9"),
+            ("CI_MERGE_REQUEST_DIFF_BASE_SHA", "b4se"),
+            ("CI_MERGE_REQUEST_SOURCE_BRANCH_SHA", "he4d"),
+        ];
+        let range = |event: &'static str| {
+            let vars: Vec<_> = mr
+                .iter()
+                .copied()
+                .chain([("CI_MERGE_REQUEST_EVENT_TYPE", event)])
+                .collect();
+            gitlab_risk_range(&with(&vars))
+        };
+        assert_eq!(range("detached"), Some(("b4se".into(), "HEAD".into())));
+        assert_eq!(range("merged_result"), Some(("b4se".into(), "he4d".into())));
+        assert_eq!(range("merge_train"), Some(("b4se".into(), "he4d".into())));
+        assert_eq!(
+            gitlab_risk_range(&with(&[("CI_COMMIT_BRANCH", "main")])),
+            None
+        );
+        let labels = with(&[("CI_MERGE_REQUEST_LABELS", "bug, omen:accept-risk")]);
+        assert!(gitlab_has_label(&labels, "omen:accept-risk"));
+        assert!(!gitlab_has_label(&labels, "omen:accept"));
     }
 
     #[test]

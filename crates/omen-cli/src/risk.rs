@@ -269,8 +269,12 @@ fn event() -> Option<serde_json::Value> {
     crate::ci_env::read_event(std::env::var("GITHUB_EVENT_PATH").ok().as_deref())
 }
 
-/// Does the pull request of this GitHub event carry `label`?
+/// Does the pull request of this GitHub event, or this GitLab merge request, carry `label`?
 pub(crate) fn pr_has_label(label: &str) -> bool {
+    crate::ci_env::gitlab_has_label(&|k| std::env::var(k).ok(), label) || github_pr_has_label(label)
+}
+
+fn github_pr_has_label(label: &str) -> bool {
     event()
         .and_then(|e| e.pointer("/pull_request/labels")?.as_array().cloned())
         .is_some_and(|labels| {
