@@ -247,7 +247,8 @@ fn gitlab_ci(
         .env("CI_MERGE_REQUEST_TARGET_BRANCH_NAME", "main")
         .env("CI_DEFAULT_BRANCH", "main")
         .env("CI_JOB_TOKEN", fake_gitlab::JOB_TOKEN)
-        .env("OMEN_DOTENV", dir.join("omen.env"));
+        .env("OMEN_DOTENV", dir.join("omen.env"))
+        .env("OMEN_CODEQUALITY", dir.join("gl-code-quality.json"));
     for (k, v) in token {
         cmd.env(k, v);
     }
@@ -291,6 +292,25 @@ fn omen_ci_in_a_merge_request_pipeline_keeps_one_note_current() {
         "the note is current: {}",
         ours[0].body
     );
+    // The new failure is a Code Quality issue at the test's line, for the widget and the diff.
+    let issues: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("gl-code-quality.json")).unwrap(),
+    )
+    .unwrap();
+    let issues = issues.as_array().unwrap();
+    assert_eq!(issues.len(), 1, "{issues:?}");
+    let issue = &issues[0];
+    assert_eq!(issue["severity"], "major");
+    assert_eq!(issue["check_name"], "omen/new-failure");
+    assert_eq!(issue["location"]["path"], "tests/test_app.py");
+    assert_eq!(issue["location"]["lines"]["begin"], 3);
+    assert!(
+        issue["description"]
+            .as_str()
+            .unwrap()
+            .contains("test_second")
+    );
+    assert_eq!(issue["fingerprint"].as_str().map(str::len), Some(16));
     // The outputs, as a GitLab dotenv report for later jobs.
     let dotenv = std::fs::read_to_string(dir.path().join("omen.env")).unwrap();
     let expected = format!(

@@ -128,6 +128,8 @@ struct CiEnv {
     risk_range: Option<(String, String)>,
     /// `OMEN_DOTENV`: where the outputs go as a GitLab `dotenv` report.
     dotenv: Option<PathBuf>,
+    /// `OMEN_CODEQUALITY`: where GitLab's Code Quality report goes.
+    code_quality: Option<PathBuf>,
 }
 
 impl CiEnv {
@@ -160,6 +162,7 @@ impl CiEnv {
             accept_label: risk_gate && crate::risk::pr_has_label(ACCEPT_LABEL),
             risk_range: crate::ci_env::gitlab_risk_range(&env),
             dotenv: env("OMEN_DOTENV").map(PathBuf::from),
+            code_quality: env("OMEN_CODEQUALITY").map(PathBuf::from),
         }
     }
 
@@ -562,7 +565,8 @@ fn risk_gate_verdict(
     risk.map(|r| (gate.threshold(), gate.judge(r.probability, accepted)))
 }
 
-/// Job summary, annotations and the pull request comment. Returns the comment's URL, or "".
+/// Job summary, annotations or the Code Quality report, and the pull request comment. Returns the
+/// comment's URL, or "".
 fn publish(
     args: &CiArgs,
     config: &crate::config::Config,
@@ -581,6 +585,20 @@ fn publish(
         let lines = omen_render::annotations(report);
         if !lines.is_empty() {
             output::print(&(lines.join("\n") + "\n"));
+        }
+    }
+    if let Some(path) = &env.code_quality {
+        // Written even when empty, so the job's artifact always exists.
+        let issues = omen_render::code_quality(report);
+        let written = serde_json::to_string_pretty(&issues)
+            .map_err(anyhow::Error::from)
+            .and_then(|json| std::fs::write(path, json + "\n").map_err(anyhow::Error::from));
+        if let Err(e) = written {
+            tracing::warn!(
+                "cannot write the Code Quality report {}: {e:#}",
+                path.display()
+            );
+            *trouble = true;
         }
     }
     let (pr, mode) = match (meta.pull_request, args.comment) {

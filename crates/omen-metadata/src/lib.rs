@@ -5,6 +5,7 @@
 //! bumps it. Domain types stay in `omen-core` without serde; these are their serializable
 //! counterparts at the edge.
 
+pub mod code_quality;
 pub mod exit_code;
 pub mod flaky;
 pub mod ingest;

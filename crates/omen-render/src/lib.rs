@@ -1,5 +1,5 @@
-//! Rendering what Omen found in a CI run: the pull-request comment, the job summary and the
-//! workflow annotations.
+//! Rendering what Omen found in a CI run: the pull-request comment, the job summary, the
+//! workflow annotations and GitLab's Code Quality report.
 //!
 //! Architecture invariant: no I/O, and every string that came from a test report passes through
 //! [`escape`] before it reaches Markdown or a workflow command.
@@ -277,6 +277,60 @@ pub fn annotations(report: &CiReport) -> Vec<String> {
     }
     out
 }
+
+/// GitLab's Code Quality issues, the counterpart of [`annotations`]: new failures with a file as
+/// `major`, known-flaky ones as `minor`, at most [`CODE_QUALITY_CAP`] of each. Descriptions are
+/// one line of plain text with control characters made visible ([`escape::line`]).
+pub fn code_quality(report: &CiReport) -> Vec<omen_metadata::code_quality::Issue> {
+    use omen_metadata::code_quality::{Issue, Lines, Location, Severity};
+    let mut out = Vec::new();
+    let (mut major, mut minor) = (0, 0);
+    for f in &report.failures {
+        let (severity, check, title, count) = match &f.class {
+            FailureClass::New => (
+                Severity::Major,
+                "omen/new-failure",
+                "New test failure",
+                &mut major,
+            ),
+            FailureClass::KnownFlaky { .. } => (
+                Severity::Minor,
+                "omen/flaky-test",
+                "Known flaky test failed",
+                &mut minor,
+            ),
+            _ => continue,
+        };
+        let Some(file) = &f.file else { continue };
+        if *count >= CODE_QUALITY_CAP {
+            continue;
+        }
+        *count += 1;
+        let message = f.message.as_deref().unwrap_or("failed");
+        let description: String = escape::line(&format!("{title}: {}: {message}", f.name))
+            .chars()
+            .take(500)
+            .collect();
+        let fingerprint = omen_core::hash::fnv1a64(format!("{check}\0{}", f.name).as_bytes());
+        out.push(Issue {
+            description,
+            check_name: check.to_owned(),
+            fingerprint: format!("{fingerprint:016x}"),
+            severity,
+            location: Location {
+                path: file.clone(),
+                lines: Lines {
+                    begin: f.line.unwrap_or(1).max(1),
+                },
+            },
+        });
+    }
+    out
+}
+
+/// Code Quality issues of one kind per report: the widget lists them all, and a broken suite
+/// should not write a megabyte of them.
+pub const CODE_QUALITY_CAP: usize = 200;
 
 fn body(report: &CiReport, rows: usize, full: bool) -> String {
     let mut s = String::new();

@@ -343,3 +343,56 @@ fn a_quarantine_proposal_lists_each_change_with_its_evidence_escaped() {
     );
     assert!(!body.contains("<b>"), "untrusted names are escaped\n{body}");
 }
+
+#[test]
+fn code_quality_issues_are_one_plain_line_each_stable_and_capped() {
+    use omen_metadata::code_quality::Severity;
+    let mut r = report();
+    r.failures.push(FailureRow {
+        name: "tests/test_x.py::test_y".into(),
+        file: Some("tests/test_x.py".into()),
+        line: None,
+        message: Some("line one\n::error::forged\u{1b}[2J".into()),
+        class: FailureClass::KnownFlaky {
+            score: 0.2,
+            evidence: String::new(),
+        },
+    });
+    let issues = code_quality(&r);
+    // Failures without a file (the default-branch one) have no place in the diff.
+    let places: Vec<_> = issues
+        .iter()
+        .map(|i| (i.severity, i.location.path.as_str(), i.location.lines.begin))
+        .collect();
+    assert_eq!(
+        places,
+        [
+            (Severity::Major, "tests/test_api.py", 42),
+            (Severity::Major, "tests/evil, file:1.py", 1),
+            (Severity::Minor, "tests/test_cache.py", 7),
+            (Severity::Minor, "tests/test_x.py", 1),
+        ]
+    );
+    let flaky = &issues[3];
+    assert_eq!(flaky.check_name, "omen/flaky-test");
+    assert!(
+        !flaky.description.contains('\n') && !flaky.description.contains('\u{1b}'),
+        "{}",
+        flaky.description
+    );
+    // The same test and check give the same fingerprint in every run; another test another one.
+    assert_eq!(code_quality(&r)[3].fingerprint, flaky.fingerprint);
+    assert_ne!(issues[0].fingerprint, issues[1].fingerprint);
+    assert_eq!(flaky.fingerprint.len(), 16);
+    let mut many = report();
+    many.failures = (0..500)
+        .map(|i| FailureRow {
+            name: format!("t{i}"),
+            file: Some("f.py".into()),
+            line: Some(i),
+            message: None,
+            class: FailureClass::New,
+        })
+        .collect();
+    assert_eq!(code_quality(&many).len(), CODE_QUALITY_CAP);
+}
