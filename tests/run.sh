@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Omen's whole test suite: Rust unit tests and the end-to-end tests, which drive the real `omen`
 # binary, real pytest (the pytest-omen plugin's pytester suite) and real cargo-nextest (a fixture
-# crate). Installs what it needs: pytest and the plugin into target/py, cargo-nextest if missing.
+# crate) and real gitlab-ci-local (the GitLab component). Installs what it needs: pytest and the
+# plugin into target/py, cargo-nextest if missing, gitlab-ci-local into target/node, rsync.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -16,4 +17,8 @@ export OMEN_TEST_PYTHON="$venv/bin/python"
 if ! cargo nextest --version >/dev/null 2>&1; then
   cargo install --locked cargo-nextest
 fi
+
+# gitlab-ci-local runs the GitLab component for real.
+bash "$root/.ci/install-gitlab-ci-local" >/dev/null
+
 cargo nextest run --workspace --no-fail-fast "$@"

@@ -362,3 +362,193 @@ fn without_an_access_token_nothing_is_posted_and_one_line_says_how_to_add_it() {
     gitlab_ci(dir.path(), &fake, 2, &renamed, &["--fail-on", "never"]).code(0);
     assert_eq!(fake.notes().iter().filter(|n| n.author == BOT).count(), 1);
 }
+
+/// gitlab-ci-local 4.65.1 (`tests/run.sh` installs it into target/node); panics, never skips,
+/// when it is missing.
+fn gitlab_ci_local() -> std::path::PathBuf {
+    let local = omen_tests::repo_root().join("target/node/node_modules/.bin/gitlab-ci-local");
+    let found = if local.exists() {
+        local
+    } else {
+        std::path::PathBuf::from("gitlab-ci-local")
+    };
+    let ok = std::process::Command::new(&found)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        ok,
+        "gitlab-ci-local is missing: run the suite with `bash tests/run.sh`, which installs it"
+    );
+    found
+}
+
+/// A scratch project that includes the component the way gitlab-ci-local resolves it (the local
+/// `templates/`), with a test job that writes a JUnit report with one failure.
+fn component_project(inputs: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    let templates = omen_tests::repo_root().join("gitlab-ci-component/templates/omen");
+    std::fs::create_dir_all(root.join("templates/omen")).unwrap();
+    std::fs::copy(
+        templates.join("template.yml"),
+        root.join("templates/omen/template.yml"),
+    )
+    .unwrap();
+    let bin = root.join("omen-install/bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    std::fs::copy(omen_tests::omen_bin(), bin.join("omen")).unwrap();
+    std::fs::write(
+        root.join(".gitlab-ci.yml"),
+        format!(
+            r#"stages: [test]
+tests:
+  stage: test
+  script:
+    - printf '<testsuite name="pytest"><testcase classname="tests.test_app" name="test_ok" file="tests/test_app.py"/><testcase classname="tests.test_app" name="test_bad" file="tests/test_app.py" line="3"><failure message="boom">trace</failure></testcase></testsuite>' > junit.xml
+  artifacts:
+    when: always
+    paths: [junit.xml]
+include:
+  - component: $CI_SERVER_FQDN/$CI_PROJECT_PATH/omen@$CI_COMMIT_SHA
+    inputs:
+      needs: [tests]
+{inputs}"#
+        ),
+    )
+    .unwrap();
+    std::fs::write(root.join(".gitignore"), "omen-install/\n").unwrap();
+    for args in [
+        &["init", "-q", "-b", "main"][..],
+        &["add", "-A"],
+        &[
+            "-c",
+            "user.email=t@example.com",
+            "-c",
+            "user.name=t",
+            "commit",
+            "-q",
+            "-m",
+            "init",
+        ],
+        &[
+            "remote",
+            "add",
+            "origin",
+            "https://gitlab.example.com/omen-ci/widgets.git",
+        ],
+    ] {
+        let ok = std::process::Command::new("git")
+            .args(args)
+            .current_dir(root)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "git {args:?}");
+    }
+    dir
+}
+
+/// Run the pipeline as a merge request pipeline against the fake GitLab.
+fn run_pipeline(dir: &std::path::Path, fake: &FakeGitLab, token: Option<&str>) -> omen_tests::Run {
+    let mut cmd = std::process::Command::new(gitlab_ci_local());
+    cmd.current_dir(dir).arg("--force-shell-executor");
+    let install = dir.join("omen-install");
+    let mut vars = vec![
+        ("OMEN_INSTALL_DIR".to_owned(), install.display().to_string()),
+        ("CI_API_V4_URL".to_owned(), fake.api_url.clone()),
+        ("CI_PROJECT_ID".to_owned(), PROJECT_ID.to_string()),
+        (
+            "CI_PROJECT_URL".to_owned(),
+            "https://gitlab.example.com/omen-ci/widgets".to_owned(),
+        ),
+        (
+            "CI_PIPELINE_SOURCE".to_owned(),
+            "merge_request_event".to_owned(),
+        ),
+        ("CI_MERGE_REQUEST_IID".to_owned(), MR.to_string()),
+        (
+            "CI_MERGE_REQUEST_SOURCE_BRANCH_NAME".to_owned(),
+            "feature".to_owned(),
+        ),
+        ("CI_DEFAULT_BRANCH".to_owned(), "main".to_owned()),
+        ("CI_JOB_TOKEN".to_owned(), fake_gitlab::JOB_TOKEN.to_owned()),
+    ];
+    if let Some(token) = token {
+        vars.push(("OMEN_GITLAB_TOKEN".to_owned(), token.to_owned()));
+    }
+    for (k, v) in vars {
+        cmd.arg("--variable").arg(format!("{k}={v}"));
+    }
+    omen_tests::run(&mut cmd)
+}
+
+#[test]
+fn the_component_keeps_one_note_current_under_gitlab_ci_local() {
+    let dir = component_project("      reports: junit.xml\n");
+    let fake = FakeGitLab::start();
+    // The new failure fails the Omen job (`fail-on`), and so the pipeline.
+    let first = run_pipeline(dir.path(), &fake, Some(fake_gitlab::TOKEN));
+    assert_ne!(first.code, 0, "{first}");
+    assert!(first.stdout.contains("FAIL  omen"), "{first}");
+    run_pipeline(dir.path(), &fake, Some(fake_gitlab::TOKEN));
+    let ours: Vec<_> = fake
+        .notes()
+        .into_iter()
+        .filter(|n| n.author == BOT)
+        .collect();
+    assert_eq!(ours.len(), 1, "{first}");
+    assert!(ours[0].body.contains(r"test\_bad"), "{}", ours[0].body);
+    assert_eq!(
+        fake.seen().iter().filter(|s| s.method == "PUT").count(),
+        1,
+        "the second pipeline updated the note"
+    );
+    // GitLab-native reports for the widget and later jobs.
+    let quality = std::fs::read_to_string(dir.path().join("gl-code-quality-omen.json")).unwrap();
+    assert!(quality.contains("\"omen/new-failure\""), "{quality}");
+    let dotenv = std::fs::read_to_string(
+        dir.path()
+            .join(".gitlab-ci-local/artifacts/omen/.gitlab-ci-reports/dotenv/omen.env"),
+    )
+    .unwrap();
+    assert!(dotenv.contains("OMEN_NEW_FAILURES=1\n"), "{dotenv}");
+    assert!(!first.stdout.contains(fake_gitlab::TOKEN), "{first}");
+}
+
+#[test]
+fn the_component_without_a_token_posts_nothing_and_passes_with_fail_on_never() {
+    let dir = component_project("      reports: junit.xml\n      fail-on: never\n");
+    let fake = FakeGitLab::start();
+    let out = run_pipeline(dir.path(), &fake, None);
+    out.code(0);
+    assert!(fake.seen().is_empty(), "{:?}", fake.seen());
+    assert!(
+        out.stdout.contains("OMEN_GITLAB_TOKEN") || out.stderr.contains("OMEN_GITLAB_TOKEN"),
+        "{out}"
+    );
+}
+
+#[test]
+fn the_component_s_inputs_are_checked_and_never_run_as_script_text() {
+    // GitLab's own validation rejects a value outside an input's options.
+    let dir = component_project("      reports: junit.xml\n      comment: sometimes\n");
+    let fake = FakeGitLab::start();
+    let out = run_pipeline(dir.path(), &fake, None);
+    assert_ne!(out.code, 0, "{out}");
+    assert!(
+        out.stdout.contains("not in the list of allowed options")
+            || out.stderr.contains("not in the list of allowed options"),
+        "{out}"
+    );
+    // A hostile value reaches the script as data: nothing it says is executed.
+    let dir = component_project(
+        "      reports: 'junit.xml $(touch PWNED) `touch PWNED2`'\n      fail-on: never\n",
+    );
+    let out = run_pipeline(dir.path(), &fake, None);
+    out.code(0);
+    assert!(
+        !dir.path().join("PWNED").exists() && !dir.path().join("PWNED2").exists(),
+        "{out}"
+    );
+}

@@ -145,7 +145,10 @@ impl CiEnv {
             }
             _ => None,
         };
-        let (forge, no_forge) = if env("GITLAB_CI").as_deref() == Some("true") {
+        // GitLab sets GITLAB_CI=true; gitlab-ci-local sets it to false but gives the API URL.
+        let gitlab = env("GITHUB_ACTIONS").as_deref() != Some("true")
+            && (env("GITLAB_CI").as_deref() == Some("true") || env("CI_API_V4_URL").is_some());
+        let (forge, no_forge) = if gitlab {
             ForgeAccess::gitlab(&env)
         } else {
             ForgeAccess::github(&env)
