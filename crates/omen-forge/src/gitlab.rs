@@ -285,13 +285,7 @@ fn parse<T: serde::de::DeserializeOwned>(
     action: &'static str,
     text: &str,
 ) -> Result<T, ForgeError> {
-    serde_json::from_str(text).map_err(|e| ForgeError::Failed {
-        forge: "GitLab",
-        action,
-        status: 200,
-        attempts: 1,
-        message: format!("unexpected answer: {e}"),
-    })
+    crate::parse_answer("GitLab", action, text)
 }
 
 #[cfg(test)]

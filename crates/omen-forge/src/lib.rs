@@ -272,14 +272,7 @@ impl GitHub {
         let text = self
             .runtime
             .block_on(self.send(ACTION, http::Method::GET, &path, None))?;
-        let pulls: Vec<PullSummary> =
-            serde_json::from_str(&text).map_err(|e| ForgeError::Failed {
-                forge: "GitHub",
-                action: ACTION,
-                status: 200,
-                attempts: 1,
-                message: format!("unexpected answer: {e}"),
-            })?;
+        let pulls: Vec<PullSummary> = parse_answer("GitHub", ACTION, &text)?;
         let merged: Vec<_> = pulls
             .into_iter()
             .filter_map(|p| {
@@ -319,13 +312,7 @@ impl GitHub {
                 )
                 .await?;
             let comments: Vec<Comment> =
-                serde_json::from_str(&text).map_err(|e| ForgeError::Failed {
-                    forge: "GitHub",
-                    action: "list the pull request's comments",
-                    status: 200,
-                    attempts: 1,
-                    message: format!("unexpected answer: {e}"),
-                })?;
+                parse_answer("GitHub", "list the pull request's comments", &text)?;
             if let Some(c) = comments
                 .iter()
                 .find(|c| c.body.as_deref().is_some_and(|b| b.contains(marker)))
@@ -359,13 +346,7 @@ impl GitHub {
             ),
         };
         let text = self.send(action, method, &path, Some(&payload)).await?;
-        let comment: Comment = serde_json::from_str(&text).map_err(|e| ForgeError::Failed {
-            forge: "GitHub",
-            action,
-            status: 200,
-            attempts: 1,
-            message: format!("unexpected answer: {e}"),
-        })?;
+        let comment: Comment = parse_answer("GitHub", action, &text)?;
         Ok(Posted {
             url: comment.html_url,
             updated: existing.is_some(),
@@ -391,6 +372,21 @@ impl GitHub {
         .await
         .map(|(text, _)| text)
     }
+}
+
+/// A JSON answer read as `T`; an answer of another shape is a failure of `action`.
+pub(crate) fn parse_answer<T: serde::de::DeserializeOwned>(
+    forge: &'static str,
+    action: &'static str,
+    text: &str,
+) -> Result<T, ForgeError> {
+    serde_json::from_str(text).map_err(|e| ForgeError::Failed {
+        forge,
+        action,
+        status: 200,
+        attempts: 1,
+        message: format!("unexpected answer: {e}"),
+    })
 }
 
 /// The first candidate marked exact (its merge commit is the one asked about), else the first.

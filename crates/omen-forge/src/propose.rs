@@ -182,13 +182,7 @@ fn parse<T: serde::de::DeserializeOwned>(
     action: &'static str,
     text: &str,
 ) -> Result<T, ForgeError> {
-    serde_json::from_str(text).map_err(|e| ForgeError::Failed {
-        forge: "GitHub",
-        action,
-        status: 200,
-        attempts: 1,
-        message: format!("unexpected answer: {e}"),
-    })
+    crate::parse_answer("GitHub", action, text)
 }
 
 /// Standard base64 with padding, as the contents API takes it.
