@@ -386,6 +386,21 @@ fn gitlab_ci_local() -> std::path::PathBuf {
 /// A scratch project that includes the component the way gitlab-ci-local resolves it (the local
 /// `templates/`), with a test job that writes a JUnit report with one failure.
 fn component_project(inputs: &str) -> tempfile::TempDir {
+    component_project_with(TESTS_JOB, inputs)
+}
+
+/// The test job of [`component_project`]: one pass, one failure.
+const TESTS_JOB: &str = r#"tests:
+  stage: test
+  script:
+    - printf '<testsuite name="pytest"><testcase classname="tests.test_app" name="test_ok" file="tests/test_app.py"/><testcase classname="tests.test_app" name="test_bad" file="tests/test_app.py" line="3"><failure message="boom">trace</failure></testcase></testsuite>' > junit.xml
+  artifacts:
+    when: always
+    paths: [junit.xml]
+"#;
+
+/// [`component_project`] with another test job.
+fn component_project_with(tests_job: &str, inputs: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path();
     let templates = omen_tests::repo_root().join("gitlab-ci-component/templates/omen");
@@ -402,14 +417,7 @@ fn component_project(inputs: &str) -> tempfile::TempDir {
         root.join(".gitlab-ci.yml"),
         format!(
             r#"stages: [test]
-tests:
-  stage: test
-  script:
-    - printf '<testsuite name="pytest"><testcase classname="tests.test_app" name="test_ok" file="tests/test_app.py"/><testcase classname="tests.test_app" name="test_bad" file="tests/test_app.py" line="3"><failure message="boom">trace</failure></testcase></testsuite>' > junit.xml
-  artifacts:
-    when: always
-    paths: [junit.xml]
-include:
+{tests_job}include:
   - component: $CI_SERVER_FQDN/$CI_PROJECT_PATH/omen@$CI_COMMIT_SHA
     inputs:
       needs: [tests]
@@ -451,6 +459,16 @@ include:
 
 /// Run the pipeline as a merge request pipeline against the fake GitLab.
 fn run_pipeline(dir: &std::path::Path, fake: &FakeGitLab, token: Option<&str>) -> omen_tests::Run {
+    run_pipeline_as(dir, fake, token, true)
+}
+
+/// Run the pipeline against the fake GitLab: a merge request pipeline, or a push to `main`.
+fn run_pipeline_as(
+    dir: &std::path::Path,
+    fake: &FakeGitLab,
+    token: Option<&str>,
+    merge_request: bool,
+) -> omen_tests::Run {
     let mut cmd = std::process::Command::new(gitlab_ci_local());
     cmd.current_dir(dir).arg("--force-shell-executor");
     let install = dir.join("omen-install");
@@ -462,18 +480,29 @@ fn run_pipeline(dir: &std::path::Path, fake: &FakeGitLab, token: Option<&str>) -
             "CI_PROJECT_URL".to_owned(),
             "https://gitlab.example.com/omen-ci/widgets".to_owned(),
         ),
-        (
-            "CI_PIPELINE_SOURCE".to_owned(),
-            "merge_request_event".to_owned(),
-        ),
-        ("CI_MERGE_REQUEST_IID".to_owned(), MR.to_string()),
-        (
-            "CI_MERGE_REQUEST_SOURCE_BRANCH_NAME".to_owned(),
-            "feature".to_owned(),
-        ),
         ("CI_DEFAULT_BRANCH".to_owned(), "main".to_owned()),
         ("CI_JOB_TOKEN".to_owned(), fake_gitlab::JOB_TOKEN.to_owned()),
     ];
+    if merge_request {
+        vars.extend([
+            (
+                "CI_PIPELINE_SOURCE".to_owned(),
+                "merge_request_event".to_owned(),
+            ),
+            ("CI_MERGE_REQUEST_IID".to_owned(), MR.to_string()),
+            (
+                "CI_MERGE_REQUEST_SOURCE_BRANCH_NAME".to_owned(),
+                "feature".to_owned(),
+            ),
+            // GitLab gives merge request pipelines no branch.
+            ("CI_COMMIT_BRANCH".to_owned(), String::new()),
+        ]);
+    } else {
+        vars.extend([
+            ("CI_PIPELINE_SOURCE".to_owned(), "push".to_owned()),
+            ("CI_COMMIT_BRANCH".to_owned(), "main".to_owned()),
+        ]);
+    }
     if let Some(token) = token {
         vars.push(("OMEN_GITLAB_TOKEN".to_owned(), token.to_owned()));
     }
@@ -522,7 +551,16 @@ fn the_component_without_a_token_posts_nothing_and_passes_with_fail_on_never() {
     let fake = FakeGitLab::start();
     let out = run_pipeline(dir.path(), &fake, None);
     out.code(0);
-    assert!(fake.seen().is_empty(), "{:?}", fake.seen());
+    // The job token only fetched the default branch's history (none yet); nothing was written.
+    let seen = fake.seen();
+    assert!(!seen.is_empty(), "{out}");
+    assert!(
+        seen.iter().all(|s| s.method == "GET"
+            && s.credential == "job"
+            && s.path
+                .contains("/jobs/artifacts/main/raw/.omen/history.db?job=omen")),
+        "{seen:?}"
+    );
     assert!(
         out.stdout.contains("OMEN_GITLAB_TOKEN") || out.stderr.contains("OMEN_GITLAB_TOKEN"),
         "{out}"
@@ -549,6 +587,342 @@ fn the_component_s_inputs_are_checked_and_never_run_as_script_text() {
     out.code(0);
     assert!(
         !dir.path().join("PWNED").exists() && !dir.path().join("PWNED2").exists(),
+        "{out}"
+    );
+}
+
+fn job_client(fake: &FakeGitLab) -> GitLab {
+    GitLab::with_job_token(
+        &fake.api_url,
+        &Token::new(fake_gitlab::JOB_TOKEN),
+        &PROJECT_ID.to_string(),
+        quick(),
+    )
+    .unwrap()
+}
+
+#[test]
+fn the_default_branch_s_artifact_downloads_with_the_job_token_and_a_redirect_never_gets_it() {
+    let fake = FakeGitLab::start();
+    let bytes: Vec<u8> = (0..=255u8).cycle().take(70_000).collect();
+    fake.publish_artifact("main", "omen", ".omen/history.db", b"older".to_vec());
+    fake.publish_artifact("main", "omen", ".omen/history.db", bytes.clone());
+    fake.publish_artifact("release/1.x", "omen", ".omen/history.db", b"r1".to_vec());
+    let gl = job_client(&fake);
+    // The newest copy, byte for byte (binary, not text).
+    let got = gl
+        .download_artifact("main", ".omen/history.db", "omen")
+        .unwrap();
+    assert_eq!(got.as_deref(), Some(&bytes[..]));
+    let seen = fake.seen();
+    assert_eq!(
+        seen[0].path,
+        "/api/v4/projects/42/jobs/artifacts/main/raw/.omen/history.db?job=omen"
+    );
+    assert_eq!(seen[0].credential, "job");
+    // A branch with a slash is one URL segment.
+    let got = gl
+        .download_artifact("release/1.x", "./.omen/history.db", "omen")
+        .unwrap();
+    assert_eq!(got.as_deref(), Some(&b"r1"[..]));
+    assert!(
+        fake.seen()[1]
+            .path
+            .contains("/jobs/artifacts/release%2F1.x/raw/"),
+        "{:?}",
+        fake.seen()
+    );
+    // Nothing published for that job, ref or path: none, not an error.
+    for (r, p, j) in [
+        ("main", ".omen/history.db", "tests"),
+        ("feature", ".omen/history.db", "omen"),
+        ("main", "other.db", "omen"),
+    ] {
+        assert_eq!(gl.download_artifact(r, p, j).unwrap(), None, "{r} {p} {j}");
+    }
+    // GitLab.com sends artifacts to object storage: followed, with no token sent there.
+    fake.redirect_artifacts();
+    let got = gl
+        .download_artifact("main", ".omen/history.db", "omen")
+        .unwrap();
+    assert_eq!(got.as_deref(), Some(&bytes[..]));
+    let storage = fake.storage_seen();
+    assert_eq!(storage.len(), 1, "{storage:?}");
+    assert!(storage[0].0.starts_with("/objects/1?"), "{storage:?}");
+    assert!(!storage[0].1, "a credential reached the object storage");
+    // A server error is retried; a wrong token is refused.
+    fake.script(503, &[], r#"{"message":"503"}"#);
+    assert!(
+        gl.download_artifact("main", ".omen/history.db", "omen")
+            .unwrap()
+            .is_some()
+    );
+    let wrong = GitLab::with_job_token(
+        &fake.api_url,
+        &Token::new("nope"),
+        &PROJECT_ID.to_string(),
+        quick(),
+    )
+    .unwrap();
+    assert!(matches!(
+        wrong.download_artifact("main", ".omen/history.db", "omen"),
+        Err(ForgeError::Forbidden { status: 401, .. })
+    ));
+}
+
+/// A history database with one default-branch run of `junit.xml`, dated 2026-03-`day`, as bytes.
+fn history_bytes(day: u32, failing: &str) -> Vec<u8> {
+    let dir = tempfile::tempdir().unwrap();
+    junit(dir.path(), failing);
+    omen_tests::ingest_main(
+        dir.path(),
+        day,
+        day,
+        Some(&format!("{day:0>40}")),
+        "junit.xml",
+    )
+    .code(0);
+    std::fs::read(dir.path().join("h.db")).unwrap()
+}
+
+/// `omen restore` in `dir` as a GitLab job: a merge request pipeline, or with `default_branch`
+/// a pipeline on `main`.
+fn restore(dir: &std::path::Path, fake: &FakeGitLab, default_branch: bool) -> omen_tests::Run {
+    let mut cmd = omen_tests::omen(dir);
+    cmd.args(["restore", "--db", ".omen/history.db", "--format", "json"])
+        .env("GITLAB_CI", "true")
+        .env("CI_API_V4_URL", &fake.api_url)
+        .env("CI_PROJECT_ID", PROJECT_ID.to_string())
+        .env("CI_PROJECT_DIR", dir)
+        .env("CI_DEFAULT_BRANCH", "main")
+        .env("CI_JOB_NAME", "tests")
+        .env("OMEN_HISTORY_JOB", "omen")
+        .env("CI_COMMIT_SHA", "f".repeat(40))
+        .env("CI_JOB_TOKEN", fake_gitlab::JOB_TOKEN);
+    if default_branch {
+        cmd.env("CI_COMMIT_BRANCH", "main")
+            .env("CI_COMMIT_REF_NAME", "main")
+            .env("CI_PIPELINE_SOURCE", "push");
+    } else {
+        cmd.env("CI_COMMIT_REF_NAME", "feature")
+            .env("CI_PIPELINE_SOURCE", "merge_request_event")
+            .env("CI_MERGE_REQUEST_IID", MR.to_string())
+            .env("CI_MERGE_REQUEST_SOURCE_BRANCH_NAME", "feature");
+    }
+    omen_tests::run(&mut cmd)
+}
+
+#[test]
+fn omen_restore_starts_every_pipeline_from_the_default_branch_s_published_history() {
+    let fake = FakeGitLab::start();
+    let dir = tempfile::tempdir().unwrap();
+    // Nothing published yet: no history, no trouble.
+    let none = restore(dir.path(), &fake, false);
+    none.code(0);
+    assert_eq!(none.json()["source"], "none", "{none}");
+    assert!(!dir.path().join(".omen/history.db").exists());
+
+    fake.publish_artifact(
+        "main",
+        "omen",
+        ".omen/history.db",
+        history_bytes(10, "test_a"),
+    );
+    let got = restore(dir.path(), &fake, false);
+    got.code(0);
+    assert_eq!(got.json()["source"], "artifact", "{got}");
+    assert_eq!(got.json()["runs"], 1, "{got}");
+    assert_eq!(
+        got.json()["newest_default_run"],
+        "2026-03-10T00:00:00Z",
+        "{got}"
+    );
+    assert!(fake.seen().iter().all(|s| s.credential == "job"));
+
+    // A merge request pipeline never prefers the copy on disk, however new it claims to be.
+    let db = dir.path().join(".omen/history.db");
+    std::fs::write(&db, history_bytes(20, "test_b")).unwrap();
+    let got = restore(dir.path(), &fake, false);
+    assert_eq!(got.json()["source"], "artifact", "{got}");
+    assert_eq!(
+        got.json()["newest_default_run"],
+        "2026-03-10T00:00:00Z",
+        "{got}"
+    );
+    // The default branch keeps a newer run its cache holds (a failed pipeline's, which GitLab
+    // does not serve as the branch's artifact)…
+    std::fs::write(&db, history_bytes(20, "test_b")).unwrap();
+    let got = restore(dir.path(), &fake, true);
+    assert_eq!(got.json()["source"], "local", "{got}");
+    assert_eq!(
+        got.json()["newest_default_run"],
+        "2026-03-20T00:00:00Z",
+        "{got}"
+    );
+    // …and takes the published copy once it is the newer one.
+    fake.publish_artifact(
+        "main",
+        "omen",
+        ".omen/history.db",
+        history_bytes(25, "test_c"),
+    );
+    let got = restore(dir.path(), &fake, true);
+    assert_eq!(got.json()["source"], "artifact", "{got}");
+    assert_eq!(
+        got.json()["newest_default_run"],
+        "2026-03-25T00:00:00Z",
+        "{got}"
+    );
+    // Nothing is left beside the database.
+    let mut left: Vec<_> = std::fs::read_dir(dir.path().join(".omen"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(left, ["history.db"]);
+}
+
+#[test]
+fn an_unusable_download_never_replaces_a_usable_history() {
+    let fake = FakeGitLab::start();
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join(".omen/history.db");
+    std::fs::create_dir_all(db.parent().unwrap()).unwrap();
+    let good = history_bytes(10, "test_a");
+    std::fs::write(&db, &good).unwrap();
+    fake.publish_artifact(
+        "main",
+        "omen",
+        ".omen/history.db",
+        b"<html>a login page</html>".to_vec(),
+    );
+    let got = restore(dir.path(), &fake, false);
+    // Omen's own trouble: a warning and exit 0; strict mode would exit 3.
+    got.code(0);
+    assert_eq!(got.json()["source"], "local", "{got}");
+    assert!(got.stderr.contains("unusable"), "{got}");
+    assert_eq!(std::fs::read(&db).unwrap(), good);
+    // GitLab unreachable: the same.
+    drop(fake);
+    let gone = FakeGitLab::start();
+    let api = gone.api_url.clone();
+    drop(gone);
+    std::fs::write(
+        dir.path().join("quick.toml"),
+        "[github]\nretry_attempts = 2\nretry_backoff_ms = 10\n",
+    )
+    .unwrap();
+    let mut cmd = omen_tests::omen(dir.path());
+    cmd.args(["--strict", "--config", "quick.toml", "restore"])
+        .args(["--db", ".omen/history.db"])
+        .env("GITLAB_CI", "true")
+        .env("CI_API_V4_URL", api)
+        .env("CI_PROJECT_ID", "42")
+        .env("CI_DEFAULT_BRANCH", "main")
+        .env("CI_JOB_NAME", "omen")
+        .env("CI_JOB_TOKEN", fake_gitlab::JOB_TOKEN);
+    let out = omen_tests::run(&mut cmd);
+    out.code(3);
+    assert_eq!(std::fs::read(&db).unwrap(), good);
+    assert!(!out.stderr.contains(fake_gitlab::JOB_TOKEN), "{out}");
+}
+
+#[test]
+fn the_default_branch_publishes_the_history_and_the_next_merge_request_pipeline_starts_from_it() {
+    let fake = FakeGitLab::start();
+    let main = component_project("      reports: junit.xml\n      fail-on: never\n");
+    let pushed = run_pipeline_as(main.path(), &fake, None, false);
+    pushed.code(0);
+    assert!(pushed.stdout.contains("no history yet"), "{pushed}");
+    let artifacts = main.path().join(".gitlab-ci-local/artifacts/omen");
+    let published = std::fs::read(artifacts.join(".omen/history.db"))
+        .unwrap_or_else(|e| panic!("no history artifact ({e})\n{pushed}"));
+    // The run's figures for the merge request's metrics widget.
+    let metrics = std::fs::read_to_string(main.path().join("omen-metrics.txt")).unwrap();
+    assert!(metrics.contains("\nomen_new_failures 1\n"), "{metrics}");
+    assert!(metrics.ends_with("# EOF\n"), "{metrics}");
+    // GitLab serves it to the next pipelines as the default branch's artifact.
+    fake.publish_artifact("main", "omen", ".omen/history.db", published);
+
+    let mr = component_project("      reports: junit.xml\n");
+    let out = run_pipeline(mr.path(), &fake, Some(fake_gitlab::TOKEN));
+    assert!(
+        out.stdout.contains("restored the history from `main`"),
+        "{out}"
+    );
+    // test_bad already failed on the default branch: not this change's failure.
+    out.code(1);
+    let ours: Vec<_> = fake
+        .notes()
+        .into_iter()
+        .filter(|n| n.author == BOT)
+        .collect();
+    assert_eq!(ours.len(), 1, "{out}");
+    assert!(
+        ours[0].body.contains("also failing on the default branch"),
+        "{}",
+        ours[0].body
+    );
+    assert!(
+        fake.seen()
+            .iter()
+            .any(|s| s.credential == "job" && s.path.contains("/jobs/artifacts/main/raw/")),
+        "{:?}",
+        fake.seen()
+    );
+    // A merge request's copy is neither published nor cached.
+    assert!(
+        !mr.path()
+            .join(".gitlab-ci-local/artifacts/omen/.omen/history.db")
+            .exists(),
+        "{out}"
+    );
+}
+
+#[test]
+fn test_jobs_that_extend_omen_setup_get_this_run_s_quarantine_before_the_tests() {
+    let fake = FakeGitLab::start();
+    let history = history_bytes(10, "test_bad");
+    fake.publish_artifact("main", "omen", ".omen/history.db", history);
+    let tests_job = r#"tests:
+  stage: test
+  extends: [.omen-setup]
+  script:
+    - test -f "$OMEN_QUARANTINE"
+    - echo "quarantine for the tests at $OMEN_QUARANTINE"
+    - echo "nextest args $OMEN_NEXTEST_ARGS"
+    - printf '<testsuite name="pytest"><testcase classname="tests.test_app" name="test_ok" file="tests/test_app.py"/></testsuite>' > junit.xml
+  artifacts:
+    when: always
+    paths: [junit.xml]
+"#;
+    let dir = component_project_with(tests_job, "      reports: junit.xml\n");
+    let out = run_pipeline(dir.path(), &fake, None);
+    out.code(0);
+    assert!(
+        out.stdout.contains("restored the history from `main`"),
+        "{out}"
+    );
+    assert!(
+        out.stdout.contains("from the default branch's history"),
+        "{out}"
+    );
+    assert!(
+        out.stdout.contains("quarantine for the tests at /"),
+        "{out}"
+    );
+    assert!(
+        out.stdout
+            .contains("nextest args --profile omen --tool-config-file omen:/"),
+        "{out}"
+    );
+    // Without Omen (not installed), the tests still run: a warning, not a failure.
+    let dir = component_project_with(tests_job, "      reports: junit.xml\n");
+    std::fs::remove_dir_all(dir.path().join("omen-install")).unwrap();
+    let out = run_pipeline(dir.path(), &fake, None);
+    assert!(
+        out.stdout
+            .contains("the tests run without this run's quarantine"),
         "{out}"
     );
 }

@@ -6,12 +6,17 @@
 //! notes (GitLab's two `GET` note endpoints) and gets 403 on writes and 401 on `/user`;
 //! pagination (`per_page` default 20, at most 100; `X-Next-Page` empty on the last page); the
 //! 1,000,000-character body limit; and that a user edits only the notes they wrote.
+//!
+//! Job artifacts: `GET /projects/:id/jobs/artifacts/:ref/raw/*path?job=NAME` serves a file that
+//! [`FakeGitLab::publish_artifact`] published for a ref and job (either token may read it; 404
+//! otherwise). With [`FakeGitLab::redirect_artifacts`] it answers 302 to a second server, the
+//! "object storage", which records whether any credential reached it.
 
 use std::collections::VecDeque;
 use std::net::TcpStream;
 use std::sync::{Arc, Mutex};
 
-use crate::fake_http::{Request, Server, read_request, respond};
+use crate::fake_http::{Request, Server, read_request, respond, respond_bytes};
 
 /// The project's numeric id.
 pub const PROJECT_ID: u64 = 42;
@@ -56,6 +61,8 @@ pub struct Seen {
 
 /// An answer: status, extra headers, JSON body.
 type Answer = (u16, Vec<(String, String)>, String);
+/// An answer with a binary body.
+type BytesAnswer = (u16, Vec<(String, String)>, Vec<u8>);
 
 #[derive(Debug, Default)]
 struct State {
@@ -65,6 +72,12 @@ struct State {
     merge_requests: Vec<(String, serde_json::Value)>,
     seen: Vec<Seen>,
     script: VecDeque<Answer>,
+    /// (ref, job, path, bytes), newest last.
+    artifacts: Vec<(String, String, String, Vec<u8>)>,
+    /// The object storage's address, when artifact downloads redirect there.
+    redirect: Option<String>,
+    /// Requests the object storage saw: (path, a credential header came).
+    storage_seen: Vec<(String, bool)>,
 }
 
 /// The server. Dropping it stops it.
@@ -73,6 +86,7 @@ pub struct FakeGitLab {
     pub api_url: String,
     state: Arc<Mutex<State>>,
     _server: Server,
+    storage: Server,
 }
 
 impl FakeGitLab {
@@ -84,11 +98,35 @@ impl FakeGitLab {
         }));
         let s = state.clone();
         let server = Server::start(move |stream| handle(stream, &s));
+        let s = state.clone();
+        let storage = Server::start(move |stream| storage(stream, &s));
         FakeGitLab {
             api_url: format!("http://{}/api/v4", server.addr),
             state,
             _server: server,
+            storage,
         }
+    }
+
+    /// Publish `bytes` as the file `path` in the artifacts of job `job` on `ref_name`'s latest
+    /// successful pipeline.
+    pub fn publish_artifact(&self, ref_name: &str, job: &str, path: &str, bytes: Vec<u8>) {
+        self.state.lock().unwrap().artifacts.push((
+            ref_name.to_owned(),
+            job.to_owned(),
+            path.to_owned(),
+            bytes,
+        ));
+    }
+
+    /// Answer artifact downloads with a redirect to the object storage, as GitLab.com does.
+    pub fn redirect_artifacts(&self) {
+        self.state.lock().unwrap().redirect = Some(self.storage.addr.clone());
+    }
+
+    /// What the object storage saw: (path, whether a credential header came with it).
+    pub fn storage_seen(&self) -> Vec<(String, bool)> {
+        self.state.lock().unwrap().storage_seen.clone()
     }
 
     /// Add a note.
@@ -162,6 +200,19 @@ fn handle(stream: &TcpStream, state: &Arc<Mutex<State>>) {
         (Caller::Nobody, "none")
     };
     let mut st = state.lock().unwrap();
+    if st.script.is_empty()
+        && let Some((status, headers, bytes)) = artifact(&mut st, &request, caller)
+    {
+        st.seen.push(Seen {
+            method: request.method.clone(),
+            path: request.path.clone(),
+            credential,
+            status,
+        });
+        drop(st);
+        respond_bytes(stream, status, &headers, "application/octet-stream", &bytes);
+        return;
+    }
     let (status, headers, body) = match st.script.pop_front() {
         Some(scripted) => scripted,
         None => route(&mut st, &request, caller),
@@ -174,6 +225,107 @@ fn handle(stream: &TcpStream, state: &Arc<Mutex<State>>) {
     });
     drop(st);
     respond(stream, status, &headers, &body);
+}
+
+/// The artifacts endpoint, or `None` for any other request.
+fn artifact(st: &mut State, request: &Request, caller: Caller) -> Option<BytesAnswer> {
+    let (path, query) = request.path.split_once('?').unwrap_or((&request.path, ""));
+    let rest = path.strip_prefix("/api/v4/projects/")?;
+    let (project, rest) = rest.split_once('/')?;
+    let rest = rest.strip_prefix("jobs/artifacts/")?;
+    let (ref_name, rest) = rest.split_once('/')?;
+    let file = rest.strip_prefix("raw/")?;
+    let not_found = |m: &str| {
+        Some((
+            404,
+            vec![],
+            serde_json::json!({ "message": m }).to_string().into_bytes(),
+        ))
+    };
+    if request.method != "GET" {
+        return not_found("404 Not Found");
+    }
+    if caller == Caller::Nobody {
+        return Some((401, vec![], br#"{"message":"401 Unauthorized"}"#.to_vec()));
+    }
+    let encoded_path = PROJECT_PATH.replace('/', "%2F");
+    if project != PROJECT_ID.to_string() && !project.eq_ignore_ascii_case(&encoded_path) {
+        return not_found("404 Project Not Found");
+    }
+    let job = query
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("job="))
+        .map(decode)?;
+    let (ref_name, file) = (decode(ref_name), decode(file));
+    let Some(index) = st
+        .artifacts
+        .iter()
+        .rposition(|(r, j, p, _)| *r == ref_name && *j == job && *p == file)
+    else {
+        return not_found("404 Not found");
+    };
+    match &st.redirect {
+        Some(storage) => Some((
+            302,
+            vec![(
+                "location".to_owned(),
+                format!("http://{storage}/objects/{index}?X-Amz-Signature=abc123"),
+            )],
+            Vec::new(),
+        )),
+        None => Some((200, vec![], st.artifacts[index].3.clone())),
+    }
+}
+
+/// The object storage: serves `/objects/<index>` without asking for credentials, and records
+/// whether any came.
+fn storage(stream: &TcpStream, state: &Arc<Mutex<State>>) {
+    let Some(request) = read_request(stream) else {
+        return;
+    };
+    let credential = ["private-token", "job-token", "authorization"]
+        .iter()
+        .any(|h| request.header(h).is_some());
+    let mut st = state.lock().unwrap();
+    st.storage_seen.push((request.path.clone(), credential));
+    let index = request
+        .path
+        .strip_prefix("/objects/")
+        .and_then(|r| r.split('?').next())
+        .and_then(|i| i.parse::<usize>().ok());
+    let answer = index.and_then(|i| st.artifacts.get(i)).map(|a| a.3.clone());
+    drop(st);
+    match answer {
+        Some(bytes) => respond_bytes(stream, 200, &[], "application/octet-stream", &bytes),
+        None => respond_bytes(
+            stream,
+            404,
+            &[],
+            "application/xml",
+            b"<Error>NoSuchKey</Error>",
+        ),
+    }
+}
+
+/// Percent-decoding of a path segment or query value.
+fn decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%'
+            && let Some(b) = text
+                .get(i + 1..i + 3)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        {
+            out.push(b);
+            i += 3;
+            continue;
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn note_json(n: &Note) -> serde_json::Value {

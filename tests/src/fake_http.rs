@@ -63,10 +63,22 @@ pub fn read_request(stream: &TcpStream) -> Option<Request> {
 }
 
 /// Write a JSON answer and close.
-pub fn respond(mut stream: &TcpStream, status: u16, headers: &[(String, String)], body: &str) {
+pub fn respond(stream: &TcpStream, status: u16, headers: &[(String, String)], body: &str) {
+    respond_bytes(stream, status, headers, "application/json", body.as_bytes());
+}
+
+/// Write an answer of any content type and close.
+pub fn respond_bytes(
+    mut stream: &TcpStream,
+    status: u16,
+    headers: &[(String, String)],
+    content_type: &str,
+    body: &[u8],
+) {
     let reason = match status {
         200 => "OK",
         201 => "Created",
+        302 => "Found",
         400 => "Bad Request",
         401 => "Unauthorized",
         403 => "Forbidden",
@@ -80,15 +92,16 @@ pub fn respond(mut stream: &TcpStream, status: u16, headers: &[(String, String)]
         _ => "Status",
     };
     let mut response = format!(
-        "HTTP/1.1 {status} {reason}\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n",
+        "HTTP/1.1 {status} {reason}\r\ncontent-type: {content_type}\r\ncontent-length: {}\r\nconnection: close\r\n",
         body.len()
     );
     for (k, v) in headers {
         response.push_str(&format!("{k}: {v}\r\n"));
     }
     response.push_str("\r\n");
-    response.push_str(body);
-    let _ = stream.write_all(response.as_bytes());
+    let mut bytes = response.into_bytes();
+    bytes.extend_from_slice(body);
+    let _ = stream.write_all(&bytes);
     let _ = stream.flush();
 }
 

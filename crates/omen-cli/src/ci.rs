@@ -130,6 +130,8 @@ struct CiEnv {
     dotenv: Option<PathBuf>,
     /// `OMEN_CODEQUALITY`: where GitLab's Code Quality report goes.
     code_quality: Option<PathBuf>,
+    /// `OMEN_METRICS`: where the run's figures go as a GitLab metrics report.
+    metrics: Option<PathBuf>,
 }
 
 impl CiEnv {
@@ -145,10 +147,7 @@ impl CiEnv {
             }
             _ => None,
         };
-        // GitLab sets GITLAB_CI=true; gitlab-ci-local sets it to false but gives the API URL.
-        let gitlab = env("GITHUB_ACTIONS").as_deref() != Some("true")
-            && (env("GITLAB_CI").as_deref() == Some("true") || env("CI_API_V4_URL").is_some());
-        let (forge, no_forge) = if gitlab {
+        let (forge, no_forge) = if crate::ci_env::in_gitlab(&env) {
             ForgeAccess::gitlab(&env)
         } else {
             ForgeAccess::github(&env)
@@ -166,6 +165,7 @@ impl CiEnv {
             risk_range: crate::ci_env::gitlab_risk_range(&env),
             dotenv: env("OMEN_DOTENV").map(PathBuf::from),
             code_quality: env("OMEN_CODEQUALITY").map(PathBuf::from),
+            metrics: env("OMEN_METRICS").map(PathBuf::from),
         }
     }
 
@@ -243,30 +243,26 @@ impl ForgeAccess {
     /// `CI_JOB_TOKEN` cannot write merge request notes, so without an access token there is no
     /// forge: Omen posts nothing and says how to add one.
     fn gitlab(env: &dyn Fn(&str) -> Option<String>) -> (Option<ForgeAccess>, String) {
-        let variable = env("OMEN_TOKEN_VARIABLE").unwrap_or_else(|| "OMEN_GITLAB_TOKEN".to_owned());
-        // The merge request's own project: in a pipeline that runs in a fork, CI_PROJECT_ID is
-        // the fork's.
-        let project = env("CI_MERGE_REQUEST_PROJECT_ID").or_else(|| env("CI_PROJECT_ID"));
-        let (Some(api), Some(project)) = (env("CI_API_V4_URL"), project) else {
-            return (None, "CI_API_V4_URL or CI_PROJECT_ID is not set".to_owned());
+        let gitlab = match crate::ci_env::GitLabEnv::read(env) {
+            Ok(g) => g,
+            Err(why) => return (None, why),
         };
-        match env(&variable) {
-            Some(token) => (
+        match gitlab.token {
+            Some(ref token) => (
                 Some(ForgeAccess::GitLab {
-                    api,
-                    project,
-                    project_url: env("CI_MERGE_REQUEST_PROJECT_URL")
-                        .or_else(|| env("CI_PROJECT_URL")),
-                    token: Token::new(token),
+                    api: gitlab.api.clone(),
+                    project: gitlab.project.clone(),
+                    project_url: gitlab.project_url.clone(),
+                    token: token.clone(),
                 }),
                 String::new(),
             ),
             None => (
                 None,
                 format!(
-                    "no GitLab token in ${variable} (the job token cannot write notes): add a project access token \
-                     with the `api` scope as a CI/CD variable named {variable}, masked but not protected \
-                     (protected variables never reach merge request pipelines)"
+                    "no GitLab token in ${} (the job token cannot write notes): {}",
+                    gitlab.token_variable,
+                    gitlab.add_token_hint()
                 ),
             ),
         }
@@ -668,26 +664,21 @@ fn write_outputs(
     risk: Option<&omen_metadata::risk::RiskReport>,
     comment_url: &str,
 ) {
-    let count =
-        |pick: fn(&FailureClass) -> bool| report.failures.iter().filter(|f| pick(&f.class)).count();
+    let figures = report.figures();
     // (the action's output, the dotenv variable, the value)
     let outputs = [
-        ("tests", "OMEN_TESTS", report.totals.tests.to_string()),
-        ("failed", "OMEN_FAILED", report.totals.failed.to_string()),
+        ("tests", "OMEN_TESTS", figures.tests.to_string()),
+        ("failed", "OMEN_FAILED", figures.failed.to_string()),
         (
             "new-failures",
             "OMEN_NEW_FAILURES",
-            count(|c| matches!(c, FailureClass::New)).to_string(),
+            figures.new_failures.to_string(),
         ),
-        (
-            "flaky",
-            "OMEN_FLAKY",
-            count(|c| matches!(c, FailureClass::KnownFlaky { .. })).to_string(),
-        ),
+        ("flaky", "OMEN_FLAKY", figures.flaky.to_string()),
         (
             "quarantined",
             "OMEN_QUARANTINED",
-            count(|c| matches!(c, FailureClass::Quarantined { .. })).to_string(),
+            figures.quarantined.to_string(),
         ),
         (
             "risk",
@@ -712,6 +703,11 @@ fn write_outputs(
         let text: String = outputs.iter().map(|(_, name, v)| line(name, v)).collect();
         std::fs::write(path, text).unwrap_or_else(|e| {
             tracing::warn!("cannot write the dotenv report {}: {e}", path.display())
+        });
+    }
+    if let Some(path) = &env.metrics {
+        std::fs::write(path, omen_render::metrics(&figures)).unwrap_or_else(|e| {
+            tracing::warn!("cannot write the metrics report {}: {e}", path.display())
         });
     }
 }

@@ -39,6 +39,61 @@ pub fn read_event(path: Option<&str>) -> Option<serde_json::Value> {
     serde_json::from_str(&text).ok()
 }
 
+/// Is this a GitLab pipeline? GitLab sets `GITLAB_CI=true`; gitlab-ci-local sets it to `false`
+/// but gives the API URL. Never inside GitHub Actions.
+pub fn in_gitlab(env: &dyn Fn(&str) -> Option<String>) -> bool {
+    env("GITHUB_ACTIONS").as_deref() != Some("true")
+        && (env("GITLAB_CI").as_deref() == Some("true") || env("CI_API_V4_URL").is_some())
+}
+
+/// Where a GitLab pipeline's API is and what may authenticate to it.
+#[derive(Debug)]
+pub struct GitLabEnv {
+    /// `CI_API_V4_URL`.
+    pub api: String,
+    /// The merge request's own project (`CI_MERGE_REQUEST_PROJECT_ID`; in a pipeline that runs
+    /// in a fork `CI_PROJECT_ID` is the fork's), else `CI_PROJECT_ID`.
+    pub project: String,
+    /// The project's web URL, for links.
+    pub project_url: Option<String>,
+    /// The name of the variable that holds the access token (`OMEN_TOKEN_VARIABLE`, default
+    /// `OMEN_GITLAB_TOKEN`).
+    pub token_variable: String,
+    /// The access token (`api` scope) from that variable.
+    pub token: Option<omen_forge::Token>,
+    /// `CI_JOB_TOKEN`: reads the project's artifacts, never writes notes.
+    pub job_token: Option<omen_forge::Token>,
+}
+
+impl GitLabEnv {
+    /// The pipeline's API, or why it is not known (one line).
+    pub fn read(env: &dyn Fn(&str) -> Option<String>) -> Result<GitLabEnv, String> {
+        let token_variable =
+            env("OMEN_TOKEN_VARIABLE").unwrap_or_else(|| "OMEN_GITLAB_TOKEN".to_owned());
+        let project = env("CI_MERGE_REQUEST_PROJECT_ID").or_else(|| env("CI_PROJECT_ID"));
+        let (Some(api), Some(project)) = (env("CI_API_V4_URL"), project) else {
+            return Err("CI_API_V4_URL or CI_PROJECT_ID is not set".to_owned());
+        };
+        Ok(GitLabEnv {
+            api,
+            project,
+            project_url: env("CI_MERGE_REQUEST_PROJECT_URL").or_else(|| env("CI_PROJECT_URL")),
+            token: env(&token_variable).map(omen_forge::Token::new),
+            token_variable,
+            job_token: env("CI_JOB_TOKEN").map(omen_forge::Token::new),
+        })
+    }
+
+    /// The one line that says how to add the access token.
+    pub fn add_token_hint(&self) -> String {
+        let variable = &self.token_variable;
+        format!(
+            "add a project access token with the `api` scope as a CI/CD variable named {variable}, \
+             masked but not protected (protected variables never reach merge request pipelines)"
+        )
+    }
+}
+
 /// The range a GitLab merge request's deploy risk is scored on, as (base, head): from the merge
 /// base (`CI_MERGE_REQUEST_DIFF_BASE_SHA`) to the merge request's head. In merged-result and
 /// merge-train pipelines the checkout is GitLab's merge of the head into the target branch, so

@@ -14,6 +14,7 @@ pub mod merge;
 pub mod nextest;
 pub mod output;
 pub mod quarantine;
+pub mod restore;
 pub mod risk;
 pub mod setup;
 
@@ -85,6 +86,9 @@ pub enum Command {
     Flaky(flaky::FlakyArgs),
     /// Regenerate the quarantine file, check it, or print it as nextest configuration.
     Quarantine(quarantine::QuarantineArgs),
+    /// On GitLab, first: fetch the history database the default branch published (the newest
+    /// artifact of Omen's job) into the database path.
+    Restore(restore::RestoreArgs),
     /// Before the tests: write this run's quarantine from the default branch's history (manual
     /// entries kept) and a nextest tool config, and export where they are.
     Setup(setup::SetupArgs),
@@ -204,6 +208,7 @@ pub fn run(cli: &Cli) -> Result<Outcome, RunError> {
         Command::Merge(args) => merge::run(args, &config),
         Command::Flaky(args) => flaky::run(args, &config),
         Command::Quarantine(args) => quarantine::run(args, &config),
+        Command::Restore(args) => restore::run(args, &config),
         Command::Setup(args) => setup::run(args, &config),
         Command::Ci(args) => ci::run(args, &config),
         Command::Comment(args) => ci::comment(args, &config),

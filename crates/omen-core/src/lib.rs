@@ -4,6 +4,7 @@
 //! environment or the clock, or spawns a process. Callers hand it bytes or readers and the current
 //! time; `tests/no_io.rs` keeps that true.
 
+pub mod carrier;
 pub mod change;
 pub mod classify;
 pub mod codec;

@@ -1,11 +1,16 @@
-//! GitLab's REST API (v4): Omen's merge request note, and the merge request of a commit.
+//! GitLab's REST API (v4): Omen's merge request note, the merge request of a commit, and the
+//! default branch's history database (a job artifact).
 //!
 //! The same HTTP and TLS stack as the GitHub client (octocrab's hyper + rustls, used here only as
 //! a transport: base URL, one extra header, raw requests). The `gitlab` crate would pull about 180
-//! crates and makes a request when it is built; Omen needs four calls.
+//! crates and makes a request when it is built; Omen needs five calls.
 //!
 //! - The token is a project or group access token (`api` scope), sent as `PRIVATE-TOKEN`.
 //!   `CI_JOB_TOKEN` cannot write notes, so Omen never tries with it: the caller posts nothing.
+//!   A client made with [`GitLab::with_job_token`] sends `JOB-TOKEN` and only downloads
+//!   artifacts.
+//! - Redirects are followed only for artifact downloads (GitLab may send them to object
+//!   storage), and a token is never sent to another origin.
 //! - Omen's note is found by its marker *and* its author, the token's own user: a note someone
 //!   else wrote (a quote of Omen's comment, say) is never edited.
 //! - Notes are paged through `X-Next-Page`, 100 a page, so an old note is always found again.
@@ -13,7 +18,7 @@
 use octocrab::Octocrab;
 use serde::Deserialize;
 
-use crate::{ForgeError, MergedPull, Posted, RetryPolicy, Token, exact_first, send};
+use crate::{ForgeError, MergedPull, Posted, RetryPolicy, Token, exact_first, send, send_raw};
 
 /// GitLab's limit on a note's body, in characters.
 pub const NOTE_LIMIT: usize = 1_000_000;
@@ -22,6 +27,10 @@ pub const NOTE_LIMIT: usize = 1_000_000;
 pub struct GitLab {
     runtime: tokio::runtime::Runtime,
     client: Octocrab,
+    /// The API's `scheme://host[:port]`, to tell a redirect to another origin.
+    origin: String,
+    /// The credential header and its token, for a redirect that stays on this origin.
+    auth: (http::HeaderName, Token),
     /// The project id, URL-encoded when it is a path (`group%2Fproject`).
     project: String,
     /// The project's web URL (`CI_PROJECT_URL`), for links to the note.
@@ -79,6 +88,40 @@ impl GitLab {
         project_url: Option<&str>,
         retry: RetryPolicy,
     ) -> Result<GitLab, ForgeError> {
+        GitLab::build(
+            api_url,
+            (http::HeaderName::from_static("private-token"), token),
+            project,
+            project_url,
+            retry,
+        )
+    }
+
+    /// A client that authenticates with the CI job token (`CI_JOB_TOKEN`, sent as `JOB-TOKEN`),
+    /// for [`GitLab::download_artifact`]: GitLab lets a job token read its project's artifacts,
+    /// never write notes.
+    pub fn with_job_token(
+        api_url: &str,
+        job_token: &Token,
+        project: &str,
+        retry: RetryPolicy,
+    ) -> Result<GitLab, ForgeError> {
+        GitLab::build(
+            api_url,
+            (http::HeaderName::from_static("job-token"), job_token),
+            project,
+            None,
+            retry,
+        )
+    }
+
+    fn build(
+        api_url: &str,
+        (header, token): (http::HeaderName, &Token),
+        project: &str,
+        project_url: Option<&str>,
+        retry: RetryPolicy,
+    ) -> Result<GitLab, ForgeError> {
         let project = project.trim();
         if project.is_empty() || project.starts_with('/') || project.ends_with('/') {
             return Err(ForgeError::Setup(format!(
@@ -90,21 +133,14 @@ impl GitLab {
             .enable_time()
             .build()
             .map_err(|e| ForgeError::Setup(format!("cannot start the async runtime: {e}")))?;
-        let client = {
-            let _guard = runtime.enter();
-            Octocrab::builder()
-                .base_uri(api_url.trim_end_matches('/'))
-                .map_err(|e| ForgeError::Setup(format!("base URL `{api_url}`: {e}")))?
-                .add_header(
-                    http::HeaderName::from_static("private-token"),
-                    token.0.clone(),
-                )
-                .build()
-                .map_err(|e| ForgeError::Setup(e.to_string()))?
-        };
+        let origin = origin_of(api_url)
+            .ok_or_else(|| ForgeError::Setup(format!("base URL `{api_url}` has no host")))?;
+        let client = client_at(&runtime, api_url, Some((&header, token)))?;
         Ok(GitLab {
             runtime,
             client,
+            origin,
+            auth: (header, token.clone()),
             project: encode_project(project),
             project_url: project_url.map(|u| u.trim_end_matches('/').to_owned()),
             retry,
@@ -163,6 +199,86 @@ impl GitLab {
             })
             .collect();
         Ok(exact_first(merged))
+    }
+
+    /// The file `artifact_path` in the artifacts of job `job` of `ref_name`'s latest successful
+    /// pipeline (`GET /projects/:id/jobs/artifacts/:ref/raw/*path?job=`); `None` when GitLab has
+    /// none (404: no such job, file or successful pipeline yet). Up to three redirects are
+    /// followed; the token goes only to the API's own origin.
+    pub fn download_artifact(
+        &self,
+        ref_name: &str,
+        artifact_path: &str,
+        job: &str,
+    ) -> Result<Option<Vec<u8>>, ForgeError> {
+        const ACTION: &str = "download the artifact";
+        let path = format!(
+            "/projects/{}/jobs/artifacts/{}/raw/{}?job={}",
+            self.project,
+            encode_segment(ref_name),
+            artifact_path
+                .trim_start_matches("./")
+                .split('/')
+                .filter(|s| !s.is_empty())
+                .map(encode_segment)
+                .collect::<Vec<_>>()
+                .join("/"),
+            encode_segment(job),
+        );
+        self.runtime.block_on(async {
+            let first = send_raw(
+                &self.client,
+                &self.retry,
+                "GitLab",
+                ACTION,
+                http::Method::GET,
+                &path,
+                None,
+            )
+            .await;
+            let mut answer = match first {
+                Ok(a) => a,
+                Err(ForgeError::Forbidden { status: 404, .. }) => return Ok(None),
+                Err(e) => return Err(e),
+            };
+            for _ in 0..3 {
+                if !answer.status.is_redirection() {
+                    return Ok(Some(answer.body));
+                }
+                let location = answer
+                    .headers
+                    .get(http::header::LOCATION)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse::<http::Uri>().ok())
+                    .ok_or_else(|| {
+                        failed(ACTION, answer.status, "a redirect without a location")
+                    })?;
+                let (origin, rest) = match (location.scheme_str(), location.authority()) {
+                    (Some(scheme), Some(authority)) => (
+                        format!("{scheme}://{authority}"),
+                        location
+                            .path_and_query()
+                            .map_or_else(|| "/".to_owned(), |p| p.as_str().to_owned()),
+                    ),
+                    // A relative location stays on the API's origin.
+                    _ => (self.origin.clone(), location.to_string()),
+                };
+                let same = origin.eq_ignore_ascii_case(&self.origin);
+                let auth = same.then_some((&self.auth.0, &self.auth.1));
+                let client = client_at(&self.runtime, &origin, auth)?;
+                answer = send_raw(
+                    &client,
+                    &self.retry,
+                    "GitLab",
+                    ACTION,
+                    http::Method::GET,
+                    &rest,
+                    None,
+                )
+                .await?;
+            }
+            Err(failed(ACTION, answer.status, "too many redirects"))
+        })
     }
 
     async fn send(
@@ -250,6 +366,46 @@ impl GitLab {
             updated: existing.is_some(),
         })
     }
+}
+
+/// A client at `base` (no path, or the API's path), sending `auth` with every request.
+fn client_at(
+    runtime: &tokio::runtime::Runtime,
+    base: &str,
+    auth: Option<(&http::HeaderName, &Token)>,
+) -> Result<Octocrab, ForgeError> {
+    // The client spawns its connection machinery, so it is built inside the runtime.
+    let _guard = runtime.enter();
+    let mut builder = Octocrab::builder()
+        .base_uri(base.trim_end_matches('/'))
+        .map_err(|e| ForgeError::Setup(format!("base URL `{base}`: {e}")))?;
+    if let Some((header, token)) = auth {
+        builder = builder.add_header(header.clone(), token.0.clone());
+    }
+    builder
+        .build()
+        .map_err(|e| ForgeError::Setup(e.to_string()))
+}
+
+/// `scheme://host[:port]` of a URL.
+fn origin_of(url: &str) -> Option<String> {
+    let uri: http::Uri = url.parse().ok()?;
+    Some(format!("{}://{}", uri.scheme_str()?, uri.authority()?))
+}
+
+fn failed(action: &'static str, status: http::StatusCode, message: &str) -> ForgeError {
+    ForgeError::Failed {
+        forge: "GitLab",
+        action,
+        status: status.as_u16(),
+        attempts: 1,
+        message: message.to_owned(),
+    }
+}
+
+/// One path segment or query value, percent-encoded (`feature/x` → `feature%2Fx`).
+fn encode_segment(text: &str) -> String {
+    encode_project(text)
 }
 
 /// A project path as GitLab wants it in a URL (`group/sub/project` → `group%2Fsub%2Fproject`);

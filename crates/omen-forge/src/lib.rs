@@ -396,7 +396,8 @@ pub(crate) fn exact_first(mut candidates: Vec<(bool, MergedPull)>) -> Option<Mer
 }
 
 /// One request through `client`, retried on 5xx answers and rate limits (honouring
-/// `Retry-After`) within `retry`; the answer's body and headers.
+/// `Retry-After`) within `retry`; the answer's body and headers. A redirect is a failure here:
+/// the JSON endpoints never redirect.
 pub(crate) async fn send(
     client: &Octocrab,
     retry: &RetryPolicy,
@@ -406,6 +407,40 @@ pub(crate) async fn send(
     path: &str,
     body: Option<&serde_json::Value>,
 ) -> Result<(String, http::HeaderMap), ForgeError> {
+    let answer = send_raw(client, retry, forge, action, method, path, body).await?;
+    if answer.status.is_redirection() {
+        return Err(ForgeError::Failed {
+            forge,
+            action,
+            status: answer.status.as_u16(),
+            attempts: 1,
+            message: "unexpected redirect".to_owned(),
+        });
+    }
+    Ok((
+        String::from_utf8_lossy(&answer.body).into_owned(),
+        answer.headers,
+    ))
+}
+
+/// A successful or redirecting answer, its body as bytes.
+pub(crate) struct RawAnswer {
+    pub(crate) status: StatusCode,
+    pub(crate) headers: http::HeaderMap,
+    pub(crate) body: Vec<u8>,
+}
+
+/// [`send`], returning 2xx and 3xx answers as they are, the body as bytes.
+pub(crate) async fn send_raw(
+    client: &Octocrab,
+    retry: &RetryPolicy,
+    forge: &'static str,
+    action: &'static str,
+    method: http::Method,
+    path: &str,
+    body: Option<&serde_json::Value>,
+) -> Result<RawAnswer, ForgeError> {
+    use http_body_util::BodyExt as _;
     let started = Instant::now();
     let mut wait = retry.backoff;
     let mut attempt = 0;
@@ -417,22 +452,34 @@ pub(crate) async fn send(
             http::Method::PUT => client._put(path, body).await,
             _ => client._patch(path, body).await,
         };
-        let (status, headers, text) = match response {
+        let (status, headers, bytes) = match response {
             Ok(r) => {
                 let status = r.status();
                 let headers = r.headers().clone();
-                let text = client.body_to_string(r).await.unwrap_or_default();
-                (status, headers, text)
+                match r.into_body().collect().await {
+                    Ok(collected) => (status, headers, collected.to_bytes().to_vec()),
+                    // The answer broke off: like no answer, worth another try.
+                    Err(e) => (
+                        StatusCode::from_u16(599).unwrap_or(StatusCode::BAD_GATEWAY),
+                        http::HeaderMap::new(),
+                        e.to_string().into_bytes(),
+                    ),
+                }
             }
             Err(e) => (
                 StatusCode::from_u16(599).unwrap_or(StatusCode::BAD_GATEWAY),
                 http::HeaderMap::new(),
-                e.to_string(),
+                e.to_string().into_bytes(),
             ),
         };
-        if status.is_success() {
-            return Ok((text, headers));
+        if status.is_success() || status.is_redirection() {
+            return Ok(RawAnswer {
+                status,
+                headers,
+                body: bytes,
+            });
         }
+        let text = String::from_utf8_lossy(&bytes);
         let retry_after = headers
             .get(http::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())

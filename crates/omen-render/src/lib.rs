@@ -180,6 +180,93 @@ impl CiReport {
     fn of(&self, pick: impl Fn(&FailureClass) -> bool) -> Vec<&FailureRow> {
         self.failures.iter().filter(|f| pick(&f.class)).collect()
     }
+
+    /// The run's figures: what `omen ci` publishes as step outputs, dotenv variables and
+    /// metrics.
+    pub fn figures(&self) -> Figures {
+        let count = |pick: fn(&FailureClass) -> bool| self.of(pick).len() as u64;
+        Figures {
+            tests: self.totals.tests,
+            failed: self.totals.failed,
+            skipped: self.totals.skipped,
+            new_failures: count(|c| matches!(c, FailureClass::New)),
+            flaky: count(|c| matches!(c, FailureClass::KnownFlaky { .. })),
+            quarantined: count(|c| matches!(c, FailureClass::Quarantined { .. })),
+            unexcused: self.unexcused() as u64,
+            risk: self.risk.as_ref().map(|r| r.probability),
+        }
+    }
+}
+
+/// A run's figures (see [`CiReport::figures`]).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Figures {
+    /// Tests that ran or were skipped.
+    pub tests: u64,
+    /// Failed.
+    pub failed: u64,
+    /// Skipped.
+    pub skipped: u64,
+    /// Failures most likely caused by this change.
+    pub new_failures: u64,
+    /// Failures of known flaky tests.
+    pub flaky: u64,
+    /// Failures of quarantined tests.
+    pub quarantined: u64,
+    /// Failures that fail the build under `fail-on: unexcused-failures`.
+    pub unexcused: u64,
+    /// The change's deploy risk, when it was scored.
+    pub risk: Option<f64>,
+}
+
+/// The figures as OpenMetrics text, for GitLab's metrics report (`artifacts:reports:metrics`),
+/// which shows each one's change against the target branch in the merge request.
+pub fn metrics(f: &Figures) -> String {
+    let mut rows = vec![
+        (
+            "omen_tests",
+            "Tests that ran or were skipped",
+            f.tests as f64,
+        ),
+        ("omen_failed_tests", "Failed tests", f.failed as f64),
+        ("omen_skipped_tests", "Skipped tests", f.skipped as f64),
+        (
+            "omen_new_failures",
+            "Failures most likely caused by this change",
+            f.new_failures as f64,
+        ),
+        (
+            "omen_flaky_failures",
+            "Failures of known flaky tests",
+            f.flaky as f64,
+        ),
+        (
+            "omen_quarantined_failures",
+            "Failures of quarantined tests",
+            f.quarantined as f64,
+        ),
+        (
+            "omen_unexcused_failures",
+            "Failures neither the quarantine nor known flakiness excuses",
+            f.unexcused as f64,
+        ),
+    ];
+    if let Some(p) = f.risk {
+        rows.push(("omen_deploy_risk", "The change's deploy risk, 0 to 1", p));
+    }
+    let mut out = String::new();
+    for (name, help, value) in rows {
+        let value = if value.fract() == 0.0 {
+            format!("{value:.0}")
+        } else {
+            format!("{value:.4}")
+        };
+        out.push_str(&format!(
+            "# TYPE {name} gauge\n# HELP {name} {help}.\n{name} {value}\n"
+        ));
+    }
+    out.push_str("# EOF\n");
+    out
 }
 
 /// The body of the pull request that proposes a quarantine update: every change, with the

@@ -396,3 +396,37 @@ fn code_quality_issues_are_one_plain_line_each_stable_and_capped() {
         .collect();
     assert_eq!(code_quality(&many).len(), CODE_QUALITY_CAP);
 }
+
+#[test]
+fn metrics_are_openmetrics_gauges_with_numeric_values_and_an_eof() {
+    let figures = Figures {
+        tests: 120,
+        failed: 3,
+        skipped: 4,
+        new_failures: 2,
+        flaky: 1,
+        quarantined: 0,
+        unexcused: 2,
+        risk: Some(0.73),
+    };
+    let text = metrics(&figures);
+    assert!(text.ends_with("# EOF\n"), "{text}");
+    assert!(text.contains("\nomen_new_failures 2\n"), "{text}");
+    assert!(text.contains("\nomen_deploy_risk 0.7300\n"), "{text}");
+    let samples: Vec<_> = text.lines().filter(|l| !l.starts_with('#')).collect();
+    assert_eq!(samples.len(), 8, "{text}");
+    for sample in samples {
+        let (name, value) = sample.split_once(' ').unwrap();
+        assert!(
+            name.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),
+            "{sample}"
+        );
+        assert!(value.parse::<f64>().is_ok(), "{sample}");
+        assert!(text.contains(&format!("# TYPE {name} gauge\n")), "{name}");
+    }
+    let unscored = metrics(&Figures {
+        risk: None,
+        ..figures
+    });
+    assert!(!unscored.contains("omen_deploy_risk"), "{unscored}");
+}
