@@ -316,7 +316,7 @@ fn an_oversized_comment_is_cut_cleanly() {
     let body = &gh.comments()[0].1;
     assert!(body.chars().count() <= 65_536);
     assert!(body.contains("3000 tests failed"));
-    assert!(body.contains("more in the job summary"));
+    assert!(body.contains("more in the full report"));
     assert!(
         r.read("summary.md")
             .matches("| tests/test\\_app.py::test\\_")

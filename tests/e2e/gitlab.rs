@@ -543,6 +543,13 @@ fn the_component_keeps_one_note_current_under_gitlab_ci_local() {
     .unwrap();
     assert!(dotenv.contains("OMEN_NEW_FAILURES=1\n"), "{dotenv}");
     assert!(!first.stdout.contains(fake_gitlab::TOKEN), "{first}");
+    // The HTML report is kept with the job's artifacts (GitLab has no job summary).
+    let page = std::fs::read_to_string(
+        dir.path()
+            .join(".gitlab-ci-local/artifacts/omen/omen-report.html"),
+    )
+    .unwrap();
+    assert!(page.contains("id=\"failures-new\""), "{page}");
 }
 
 #[test]
@@ -925,4 +932,30 @@ fn test_jobs_that_extend_omen_setup_get_this_run_s_quarantine_before_the_tests()
             .contains("the tests run without this run's quarantine"),
         "{out}"
     );
+}
+
+#[test]
+fn the_note_links_to_the_html_report_in_the_job_s_artifacts() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = FakeGitLab::start();
+    junit(dir.path(), "test_first");
+    let token = [("OMEN_GITLAB_TOKEN", fake_gitlab::TOKEN)];
+    gitlab_ci(
+        dir.path(),
+        &fake,
+        1,
+        &token,
+        &["--html", "omen-report.html", "--comment", "always"],
+    )
+    .code(1);
+    let note = fake.notes().pop().unwrap();
+    assert!(
+        note.body.contains(
+            "[full report](https://gitlab.example.com/omen-ci/widgets/-/jobs/1001/artifacts/file/omen-report.html)"
+        ),
+        "{}",
+        note.body
+    );
+    let page = std::fs::read_to_string(dir.path().join("omen-report.html")).unwrap();
+    assert!(page.contains("test_first"), "{page}");
 }

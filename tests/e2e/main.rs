@@ -6,6 +6,7 @@ mod corpus;
 mod faults;
 mod flaky;
 mod gitlab;
+mod html;
 mod ingest;
 mod install;
 mod reporters;

@@ -948,9 +948,12 @@ fn ci_perf(data: &Path, check: bool, tolerance: f64) -> anyhow::Result<()> {
     );
     let repo_dir = root.display().to_string();
     let mut rows = Vec::new();
-    for (name, branch, pr) in [
-        ("pull request", "feature", Some("1")),
-        ("default branch", "main", None),
+    for (name, branch, pr, gitlab) in [
+        ("pull request", "feature", Some("1"), false),
+        ("default branch", "main", None, false),
+        // A GitLab merge request job: no token (no network), every GitLab report written,
+        // the HTML page included.
+        ("GitLab MR", "feature", Some("1"), true),
     ] {
         let mut samples = Vec::new();
         for i in 0..3 {
@@ -999,6 +1002,17 @@ fn ci_perf(data: &Path, check: bool, tolerance: f64) -> anyhow::Result<()> {
                     cmd.env_remove(k);
                 }
             }
+            if gitlab {
+                let html = data.join("omen-report.html");
+                cmd.arg("--html").arg(&html);
+                cmd.env("GITLAB_CI", "true")
+                    .env("CI_API_V4_URL", "http://127.0.0.1:9/api/v4")
+                    .env("CI_PROJECT_ID", "1")
+                    .env("CI_MERGE_REQUEST_IID", "1")
+                    .env("OMEN_DOTENV", data.join("omen.env"))
+                    .env("OMEN_CODEQUALITY", data.join("gl-code-quality.json"))
+                    .env("OMEN_METRICS", data.join("omen-metrics.txt"));
+            }
             let out = cmd.output()?;
             anyhow::ensure!(
                 out.status.success(),
@@ -1018,7 +1032,7 @@ fn ci_perf(data: &Path, check: bool, tolerance: f64) -> anyhow::Result<()> {
         rows.push((name, samples[1]));
     }
     println!(
-        "omen ci benchmark: example history (300 tests, 49 runs), one report, deploy risk of this checkout (history primed), no network (median of 3)"
+        "omen ci benchmark: example history (300 tests, 49 runs), one report, deploy risk of this checkout (history primed), no network (median of 3); the GitLab row also writes the dotenv, Code Quality, metrics and HTML reports"
     );
     let mut missed = 0;
     for (name, secs) in rows {

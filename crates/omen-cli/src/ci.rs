@@ -75,6 +75,11 @@ pub struct CiArgs {
     /// Where the comment body is saved when it cannot be posted.
     #[arg(long, value_name = "PATH")]
     pub comment_file: Option<PathBuf>,
+    /// Write the run's report as one self-contained HTML page here (charts included; no
+    /// external assets, no script). On GitLab, where there is no job summary, the note links to
+    /// it in the job's artifacts.
+    #[arg(long, value_name = "PATH", env = "OMEN_HTML")]
+    pub html: Option<PathBuf>,
     /// Score the change's deploy risk (base branch...HEAD of the checkout in `--repo`).
     #[arg(long, value_enum, default_value_t = RiskMode::Auto)]
     pub risk: RiskMode,
@@ -114,6 +119,8 @@ struct CiEnv {
     outputs: Option<PathBuf>,
     /// This run's page, for the comment's link to the job summary.
     run_url: Option<String>,
+    /// `CI_JOB_URL`: the GitLab job, whose artifacts hold the HTML report.
+    job_url: Option<String>,
     /// `RUNNER_TEMP`: where an unposted comment is saved by default.
     runner_temp: Option<PathBuf>,
     /// The forge to talk to, when its API, project and token are all known.
@@ -154,6 +161,7 @@ impl CiEnv {
         };
         let run_url = run_url.or_else(|| env("CI_JOB_URL"));
         CiEnv {
+            job_url: env("CI_JOB_URL"),
             in_actions: env("GITHUB_ACTIONS").as_deref() == Some("true"),
             step_summary: env("GITHUB_STEP_SUMMARY").map(PathBuf::from),
             outputs: env("GITHUB_OUTPUT").map(PathBuf::from),
@@ -309,7 +317,15 @@ pub fn run(args: &CiArgs, config: &crate::config::Config) -> anyhow::Result<Outc
         now,
         quarantine_changes,
     );
-    report.summary_url = env.run_url.clone();
+    report.summary_url = match (&args.html, &env.job_url) {
+        // GitLab has no job summary: the note links to the HTML page in the job's artifacts.
+        (Some(page), Some(job)) if page.is_relative() => Some(format!(
+            "{}/artifacts/file/{}",
+            job.trim_end_matches('/'),
+            page.display().to_string().trim_start_matches("./")
+        )),
+        _ => env.run_url.clone(),
+    };
 
     let risk = score_risk(
         args,
@@ -324,6 +340,9 @@ pub fn run(args: &CiArgs, config: &crate::config::Config) -> anyhow::Result<Outc
     let gate = risk_gate_verdict(args, &env, &meta, risk.as_ref(), risk_gate);
     report.risk = risk.as_ref().map(|r| risk_section(r, gate));
 
+    if let Some(page) = &args.html {
+        write_html(page, &report, store.as_ref(), config, &mut trouble);
+    }
     let comment_url = publish(args, config, &env, &meta, &report, &mut trouble);
     write_outputs(&env, &report, risk.as_ref(), &comment_url);
 
@@ -658,6 +677,37 @@ fn publish(
 }
 
 /// The step's outputs (`GITHUB_OUTPUT`).
+/// The HTML report, with the default branch's flakiest tests charted.
+fn write_html(
+    page: &std::path::Path,
+    report: &CiReport,
+    store: Option<&Store>,
+    config: &crate::config::Config,
+    trouble: &mut bool,
+) {
+    let flaky = match store.map(|s| crate::flaky::assess_all(s, &config.flakiness)) {
+        Some(Ok(listed)) => listed
+            .into_iter()
+            .filter(|(_, a)| a.state == omen_core::flakiness::State::Flaky)
+            .map(|(row, a)| omen_render::html::FlakyBar {
+                name: row.selector,
+                score: a.score,
+                state: a.state.as_str().to_owned(),
+            })
+            .collect(),
+        Some(Err(e)) => {
+            tracing::warn!("the HTML report has no flaky-test chart: {e:#}");
+            Vec::new()
+        }
+        None => Vec::new(),
+    };
+    let html = omen_render::html::page(report, &flaky);
+    if let Err(e) = omen_jobs::quarantine::write_atomically(page, html.as_bytes()) {
+        tracing::warn!("cannot write the HTML report: {e:#}");
+        *trouble = true;
+    }
+}
+
 fn write_outputs(
     env: &CiEnv,
     report: &CiReport,

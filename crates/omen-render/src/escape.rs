@@ -39,6 +39,34 @@ pub fn line(text: &str) -> String {
     out
 }
 
+/// Escape untrusted `text` as HTML text or a quoted attribute value, cut to `max_chars`: the five
+/// HTML metacharacters become entities, and control and bidi characters visible escapes (as in
+/// [`line`]), so nothing can open an element, leave an attribute or reorder what is shown.
+pub fn html(text: &str, max_chars: usize) -> String {
+    let mut out = String::with_capacity(text.len() + 16);
+    for (n, c) in text.chars().enumerate() {
+        if n >= max_chars {
+            out.push('…');
+            break;
+        }
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() || is_bidi_control(c) => {
+                out.push_str(&format!("\\u{{{:x}}}", u32::from(c)));
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 /// Escape `text` for inline use in Markdown (a sentence, a table cell), cut to `max_chars`.
 pub fn inline(text: &str, max_chars: usize) -> String {
     let mut out = String::with_capacity(text.len() + 16);

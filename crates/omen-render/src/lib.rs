@@ -5,6 +5,7 @@
 //! [`escape`] before it reaches Markdown or a workflow command.
 
 pub mod escape;
+pub mod html;
 
 use std::fmt::Write as _;
 
@@ -161,7 +162,8 @@ pub struct CiReport {
     pub trend: Vec<TrendPoint>,
     /// Reports that could not be read: (path, reason).
     pub unusable: Vec<(String, String)>,
-    /// Link to the job summary, for when the comment is cut.
+    /// Link to the full report (GitHub's job summary, or the HTML page in a GitLab job's
+    /// artifacts), for when the comment is cut.
     pub summary_url: Option<String>,
     /// The change's deploy risk, when it was scored.
     pub risk: Option<RiskSection>,
@@ -309,7 +311,7 @@ pub fn comment(report: &CiReport) -> String {
             return body;
         }
     }
-    let pointer = "\n\n… cut to fit GitHub's comment limit: the job summary has everything.\n";
+    let pointer = "\n\n… cut to fit the comment limit: the full report has everything.\n";
     let mut body = format!("{MARKER}\n{}", body(report, 1, false));
     let keep = COMMENT_LIMIT - pointer.chars().count();
     body = body.chars().take(keep).collect();
@@ -438,7 +440,7 @@ fn body(report: &CiReport, rows: usize, full: bool) -> String {
         );
     }
     if !full && let Some(url) = report.summary_url.as_deref().filter(|u| safe_url(u)) {
-        let _ = writeln!(s, "<sub>Details in the [job summary]({url}).</sub>");
+        let _ = writeln!(s, "<sub>Details in the [full report]({url}).</sub>");
     }
     s
 }
@@ -721,7 +723,7 @@ fn section(
             s.push_str(&row(f));
         }
         if shown < rest {
-            let _ = writeln!(s, "\n… and {} more in the job summary.", rest - shown);
+            let _ = writeln!(s, "\n… and {} more in the full report.", rest - shown);
         }
         let _ = writeln!(s, "\n</details>");
     }

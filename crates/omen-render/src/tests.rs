@@ -228,7 +228,7 @@ fn an_oversized_comment_is_cut_cleanly_under_the_limit() {
     assert!(c.starts_with(MARKER));
     assert!(c.contains("5000 new"));
     assert!(
-        c.contains("more in the job summary"),
+        c.contains("more in the full report"),
         "the cut says where the rest is"
     );
     assert!(
@@ -251,9 +251,9 @@ fn a_clean_run_says_so() {
 fn only_plain_https_links() {
     let mut r = report();
     r.summary_url = Some("javascript:alert(1)".into());
-    assert!(!comment(&r).contains("job summary]("));
+    assert!(!comment(&r).contains("full report]("));
     r.summary_url = Some("https://x/y) [a](b".into());
-    assert!(!comment(&r).contains("job summary]("));
+    assert!(!comment(&r).contains("full report]("));
 }
 
 #[test]
@@ -429,4 +429,64 @@ fn metrics_are_openmetrics_gauges_with_numeric_values_and_an_eof() {
         ..figures
     });
     assert!(!unscored.contains("omen_deploy_risk"), "{unscored}");
+}
+
+#[test]
+fn the_html_page_is_self_contained_and_untrusted_text_stays_text() {
+    let mut r = report();
+    r.trend = vec![
+        TrendPoint {
+            commit: "aaaaaaa1".into(),
+            pass_rate: 97.5,
+            duration_s: 12.0,
+        },
+        TrendPoint {
+            commit: "<b>bbbbbb2".into(),
+            pass_rate: 99.0,
+            duration_s: 14.5,
+        },
+    ];
+    let flaky = [html::FlakyBar {
+        name: EVIL.into(),
+        score: 0.42,
+        state: "flaky".into(),
+    }];
+    let page = html::page(&r, &flaky);
+    assert!(page.starts_with("<!DOCTYPE html>"));
+    // Nothing to load, nothing to run: no script, no external reference, a CSP that forbids both.
+    assert!(page.contains("default-src 'none'"), "{page}");
+    for banned in ["<script", "<img", "<link", "<iframe", "http://", "https://"] {
+        assert!(
+            !page
+                .replace("http://www.w3.org/2000/svg", "")
+                .contains(banned),
+            "{banned} in the page"
+        );
+    }
+    assert!(
+        page.contains("&lt;img src=x onerror=alert(1)&gt;"),
+        "{page}"
+    );
+    // The commit label in the chart keeps only letters and digits.
+    assert!(!page.contains("<b>"), "{page}");
+    for id in [
+        "chart-pass-rate",
+        "chart-duration",
+        "chart-flaky",
+        "failures-new",
+    ] {
+        assert!(page.contains(&format!("id=\"{id}\"")), "{id} missing");
+    }
+    // No trend, no flaky tests: the page says so instead of drawing empty charts.
+    let mut bare = report();
+    bare.trend.clear();
+    let page = html::page(&bare, &[]);
+    assert!(page.contains("No default-branch runs in the history yet."));
+    assert!(page.contains("No flaky tests in the history."));
+    assert!(!page.contains("<svg"), "{page}");
+    // Control characters become visible escapes.
+    assert_eq!(
+        escape::html("a\u{1b}[31m\u{202e}b\n", 100),
+        "a\\u{1b}[31m\\u{202e}b\\n"
+    );
 }
