@@ -372,15 +372,7 @@ fn gitlab_ci_local() -> std::path::PathBuf {
     } else {
         std::path::PathBuf::from("gitlab-ci-local")
     };
-    let ok = std::process::Command::new(&found)
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(
-        ok,
-        "gitlab-ci-local is missing: run the suite with `bash tests/run.sh`, which installs it"
-    );
-    found
+    omen_tests::require_tool(found, "gitlab-ci-local")
 }
 
 /// A scratch project that includes the component the way gitlab-ci-local resolves it (the local
@@ -958,4 +950,40 @@ fn the_note_links_to_the_html_report_in_the_job_s_artifacts() {
     );
     let page = std::fs::read_to_string(dir.path().join("omen-report.html")).unwrap();
     assert!(page.contains("test_first"), "{page}");
+}
+
+#[test]
+fn a_fork_s_pipeline_runs_without_the_target_s_history_quietly() {
+    let fake = FakeGitLab::start();
+    fake.publish_artifact(
+        "main",
+        "omen",
+        ".omen/history.db",
+        history_bytes(10, "test_a"),
+    );
+    // The target project does not let the fork's job token in.
+    fake.script(403, &[], r#"{"message":"403 Forbidden"}"#);
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = omen_tests::omen(dir.path());
+    cmd.args(["--strict", "restore", "--db", ".omen/history.db"])
+        .env("GITLAB_CI", "true")
+        .env("CI_API_V4_URL", &fake.api_url)
+        .env("CI_PROJECT_ID", "77")
+        .env("CI_MERGE_REQUEST_PROJECT_ID", PROJECT_ID.to_string())
+        .env("CI_MERGE_REQUEST_SOURCE_PROJECT_ID", "77")
+        .env("CI_MERGE_REQUEST_IID", MR.to_string())
+        .env("CI_DEFAULT_BRANCH", "main")
+        .env("CI_JOB_NAME", "omen")
+        .env("CI_JOB_TOKEN", "a-fork-s-job-token");
+    let out = omen_tests::run(&mut cmd);
+    // Not Omen's trouble, even in strict mode.
+    out.code(0);
+    assert!(out.stdout.contains("runs in a fork"), "{out}");
+    assert!(!dir.path().join(".omen/history.db").exists());
+    // It asked the target project, not the fork.
+    assert!(
+        fake.seen()[0].path.starts_with("/api/v4/projects/42/"),
+        "{:?}",
+        fake.seen()
+    );
 }

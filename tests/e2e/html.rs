@@ -64,15 +64,7 @@ fn ingest(dir: &Path, n: u32, commit: &str, hostile: char, attempt: u32) {
 fn chromium() -> PathBuf {
     let found = std::env::var_os("OMEN_TEST_CHROMIUM")
         .map_or_else(|| PathBuf::from("chromium"), PathBuf::from);
-    let ok = std::process::Command::new(&found)
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    assert!(
-        ok,
-        "chromium is missing: run the suite with `bash tests/run.sh`, which installs it"
-    );
-    found
+    omen_tests::require_tool(found, "chromium")
 }
 
 fn headless(page: &Path, profile: &Path, what: &[&str]) -> std::process::Output {

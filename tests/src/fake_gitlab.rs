@@ -16,7 +16,7 @@ use std::collections::VecDeque;
 use std::net::TcpStream;
 use std::sync::{Arc, Mutex};
 
-use crate::fake_http::{Request, Server, read_request, respond, respond_bytes};
+use crate::fake_http::{Request, Server, read_request, respond_bytes};
 
 /// The project's numeric id.
 pub const PROJECT_ID: u64 = 42;
@@ -200,22 +200,20 @@ fn handle(stream: &TcpStream, state: &Arc<Mutex<State>>) {
         (Caller::Nobody, "none")
     };
     let mut st = state.lock().unwrap();
-    if st.script.is_empty()
-        && let Some((status, headers, bytes)) = artifact(&mut st, &request, caller)
-    {
-        st.seen.push(Seen {
-            method: request.method.clone(),
-            path: request.path.clone(),
-            credential,
-            status,
-        });
-        drop(st);
-        respond_bytes(stream, status, &headers, "application/octet-stream", &bytes);
-        return;
-    }
-    let (status, headers, body) = match st.script.pop_front() {
-        Some(scripted) => scripted,
-        None => route(&mut st, &request, caller),
+    let file = if st.script.is_empty() {
+        artifact(&mut st, &request, caller)
+    } else {
+        None
+    };
+    let (status, headers, body, content_type) = match (file, st.script.pop_front()) {
+        (Some((status, headers, bytes)), _) => (status, headers, bytes, "application/octet-stream"),
+        (None, Some((status, headers, body))) => {
+            (status, headers, body.into_bytes(), "application/json")
+        }
+        (None, None) => {
+            let (status, headers, body) = route(&mut st, &request, caller);
+            (status, headers, body.into_bytes(), "application/json")
+        }
     };
     st.seen.push(Seen {
         method: request.method.clone(),
@@ -224,7 +222,7 @@ fn handle(stream: &TcpStream, state: &Arc<Mutex<State>>) {
         status,
     });
     drop(st);
-    respond(stream, status, &headers, &body);
+    respond_bytes(stream, status, &headers, content_type, &body);
 }
 
 /// The artifacts endpoint, or `None` for any other request.

@@ -281,3 +281,16 @@ impl Drop for StaticServer {
         }
     }
 }
+
+/// `program` when `program --version` runs; panics (never skips) with how to install it.
+pub fn require_tool(program: PathBuf, name: &str) -> PathBuf {
+    let ok = Command::new(&program)
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        ok,
+        "{name} is missing: run the suite with `bash tests/run.sh`, which installs it"
+    );
+    program
+}

@@ -63,6 +63,9 @@ pub struct GitLabEnv {
     pub token: Option<omen_forge::Token>,
     /// `CI_JOB_TOKEN`: reads the project's artifacts, never writes notes.
     pub job_token: Option<omen_forge::Token>,
+    /// The pipeline runs in a fork for a merge request into `project`: its tokens belong to the
+    /// fork, so the target project may refuse them.
+    pub fork: bool,
 }
 
 impl GitLabEnv {
@@ -81,6 +84,10 @@ impl GitLabEnv {
             token: env(&token_variable).map(omen_forge::Token::new),
             token_variable,
             job_token: env("CI_JOB_TOKEN").map(omen_forge::Token::new),
+            fork: matches!(
+                (env("CI_MERGE_REQUEST_SOURCE_PROJECT_ID"), env("CI_MERGE_REQUEST_PROJECT_ID")),
+                (Some(source), Some(target)) if source != target
+            ),
         })
     }
 

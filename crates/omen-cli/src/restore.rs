@@ -80,8 +80,14 @@ pub fn run(args: &RestoreArgs, config: &crate::config::Config) -> anyhow::Result
     let on_default_branch = crate::ci_env::detect(&env, &cwd, 0).0.is_default_branch();
 
     let mut trouble = false;
+    let mut fork_refused = false;
     let fetched = match fetch(&gitlab, config.github, &ref_name, &artifact_path, &job) {
         Ok(bytes) => bytes,
+        // A fork's job token may not read the target project: expected, not Omen's trouble.
+        Err(ForgeError::Forbidden { .. }) if gitlab.fork => {
+            fork_refused = true;
+            None
+        }
         Err(e) => {
             tracing::warn!("{e}; starting from the history already on disk, if any");
             trouble = true;
@@ -148,6 +154,9 @@ pub fn run(args: &RestoreArgs, config: &crate::config::Config) -> anyhow::Result
     };
     match args.format {
         Format::Json => output::print_json(&report)?,
+        Format::Text if fork_refused && report.source != "artifact" => output::print(
+            "omen: this pipeline runs in a fork, whose job token may not read the target project's history; running without it\n",
+        ),
         Format::Text => output::print(&render_text(&report, &ref_name, &job, &artifact_path)),
     }
     Ok(Outcome::with_trouble(trouble))

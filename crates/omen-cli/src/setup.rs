@@ -42,7 +42,8 @@ pub struct SetupArgs {
     #[arg(long, value_name = "NAME")]
     pub nextest_inherits: Option<String>,
     /// Append `OMEN_QUARANTINE=…` and `OMEN_NEXTEST_ARGS=…` here, one `KEY=value` per line
-    /// [default: `$GITHUB_ENV` on GitHub Actions; on GitLab, a `dotenv` report file].
+    /// [default: `$GITHUB_ENV` on GitHub Actions; on GitLab the component's `.omen-setup` passes a
+    /// file and exports them].
     #[arg(long, value_name = "PATH")]
     pub env_file: Option<PathBuf>,
     /// Time to decide at (RFC 3339), for reproducible output; default now.

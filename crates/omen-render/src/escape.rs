@@ -49,12 +49,10 @@ pub fn html(text: &str, max_chars: usize) -> String {
             out.push('…');
             break;
         }
+        if push_entity(&mut out, c) {
+            continue;
+        }
         match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
             '\n' => out.push_str("\\n"),
             '\r' => out.push_str("\\r"),
             '\t' => out.push_str("\\t"),
@@ -67,6 +65,20 @@ pub fn html(text: &str, max_chars: usize) -> String {
     out
 }
 
+/// Write one of the five HTML metacharacters as its entity; false for any other character.
+fn push_entity(out: &mut String, c: char) -> bool {
+    let entity = match c {
+        '&' => "&amp;",
+        '<' => "&lt;",
+        '>' => "&gt;",
+        '"' => "&quot;",
+        '\'' => "&#39;",
+        _ => return false,
+    };
+    out.push_str(entity);
+    true
+}
+
 /// Escape `text` for inline use in Markdown (a sentence, a table cell), cut to `max_chars`.
 pub fn inline(text: &str, max_chars: usize) -> String {
     let mut out = String::with_capacity(text.len() + 16);
@@ -77,12 +89,10 @@ pub fn inline(text: &str, max_chars: usize) -> String {
             out.push('…');
             break;
         }
+        if push_entity(&mut out, ch) {
+            continue;
+        }
         match ch {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
             '@' => {
                 out.push('@');
                 out.push(ZWSP);
