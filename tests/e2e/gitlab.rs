@@ -987,3 +987,136 @@ fn a_fork_s_pipeline_runs_without_the_target_s_history_quietly() {
         fake.seen()
     );
 }
+
+/// `omen ci` in a default-branch (push) pipeline on `main`.
+fn gitlab_push(
+    dir: &std::path::Path,
+    fake: &FakeGitLab,
+    pipeline: u32,
+    args: &[&str],
+) -> omen_tests::Run {
+    let mut cmd = omen_tests::omen(dir);
+    cmd.args([
+        "ci",
+        "--reports",
+        "junit.xml",
+        "--db",
+        "h.db",
+        "--risk",
+        "off",
+    ])
+    .args(args)
+    .env("GITLAB_CI", "true")
+    .env("CI_API_V4_URL", &fake.api_url)
+    .env("CI_PROJECT_ID", PROJECT_ID.to_string())
+    .env(
+        "CI_PROJECT_URL",
+        "https://gitlab.example.com/omen-ci/widgets",
+    )
+    .env("CI_PROJECT_DIR", dir)
+    .env("CI_PIPELINE_ID", pipeline.to_string())
+    .env("CI_PIPELINE_SOURCE", "push")
+    .env("CI_JOB_NAME", "omen")
+    .env("CI_COMMIT_SHA", format!("{pipeline:0>40}"))
+    .env("CI_COMMIT_BRANCH", "main")
+    .env("CI_COMMIT_REF_NAME", "main")
+    .env("CI_DEFAULT_BRANCH", "main")
+    .env("CI_JOB_TOKEN", fake_gitlab::JOB_TOKEN)
+    .env("OMEN_GITLAB_TOKEN", fake_gitlab::TOKEN);
+    omen_tests::run(&mut cmd)
+}
+
+#[test]
+fn the_default_branch_proposes_its_quarantine_as_one_merge_request_kept_current() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let fake = FakeGitLab::start();
+    fake.seed_file("main", "README.md", "widgets\n");
+    let junit = |flaky: &[&str]| {
+        // A suite of 60, so that two flaky tests stay under the guard's 5%.
+        let mut xml = String::from("<testsuite name=\"pytest\">\n");
+        for i in 0..60 {
+            xml.push_str(&format!("<testcase classname=\"tests.test_app\" name=\"test_ok_{i}\" file=\"tests/test_app.py\"/>\n"));
+        }
+        for name in flaky {
+            // Failed, then passed on a retry within the run: same-commit flakiness.
+            xml.push_str(&format!(
+                "<testcase classname=\"tests.test_app\" name=\"{name}\" file=\"tests/test_app.py\"><flakyFailure message=\"timeout talking to the cache\">trace</flakyFailure></testcase>\n"
+            ));
+        }
+        xml.push_str("</testsuite>\n");
+        std::fs::write(d.join("junit.xml"), xml).unwrap();
+    };
+    let path = ".omen/quarantine.json";
+    // The first run that learns a flaky test: one commit on a branch from main, one MR.
+    junit(&["test_flaky_a"]);
+    let first = gitlab_push(d, &fake, 1, &["--propose-quarantine"]);
+    first.code(0);
+    let file = fake
+        .file("omen/quarantine", path)
+        .unwrap_or_else(|| panic!("the file is committed\n{first}"));
+    assert!(file.contains("tests/test_app.py::test_flaky_a"), "{file}");
+    assert_eq!(file, std::fs::read_to_string(d.join(path)).unwrap());
+    assert_eq!(
+        fake.file("omen/quarantine", "README.md").as_deref(),
+        Some("widgets\n"),
+        "the branch starts from main"
+    );
+    let mrs = fake.merge_requests();
+    assert_eq!(mrs.len(), 1, "{mrs:?}");
+    assert_eq!(
+        (mrs[0].source.as_str(), mrs[0].target.as_str()),
+        ("omen/quarantine", "main")
+    );
+    assert!(
+        mrs[0]
+            .description
+            .contains("failed and passed on the same commit"),
+        "{}",
+        mrs[0].description
+    );
+    for s in fake.seen() {
+        assert_eq!(s.credential, "private", "{s:?}");
+        assert!(
+            s.status < 300 || (s.method == "GET" && s.status == 404),
+            "every write is one GitLab accepts: {s:?}"
+        );
+    }
+    // Main moves on (the proposal is not merged) and another test turns out flaky: the branch
+    // is rebuilt from main and the same merge request brought up to date.
+    fake.seed_file("main", "CHANGES.md", "new on main\n");
+    std::fs::remove_file(d.join(path)).unwrap();
+    junit(&["test_flaky_a", "test_flaky_b"]);
+    gitlab_push(d, &fake, 2, &["--propose-quarantine"]).code(0);
+    let mrs = fake.merge_requests();
+    assert_eq!(mrs.len(), 1, "one merge request, kept current\n{mrs:?}");
+    assert!(mrs[0].description.contains("flaky\\_b") || mrs[0].description.contains("flaky_b"));
+    let file = fake.file("omen/quarantine", path).unwrap();
+    assert!(
+        file.contains("test_flaky_a") && file.contains("test_flaky_b"),
+        "{file}"
+    );
+    assert!(
+        fake.file("omen/quarantine", "CHANGES.md").is_some(),
+        "rebuilt from main"
+    );
+    assert!(
+        fake.commits()
+            .iter()
+            .all(|(b, start, force)| b == "omen/quarantine"
+                && start.as_deref() == Some("main")
+                && *force),
+        "{:?}",
+        fake.commits()
+    );
+    // Once main has the file, the commit updates it instead of creating it.
+    fake.seed_file("main", path, "{}\n");
+    junit(&["test_flaky_a", "test_flaky_b", "test_flaky_c"]);
+    gitlab_push(d, &fake, 3, &["--propose-quarantine"]).code(0);
+    assert_eq!(fake.commits().len(), 3, "{:?}", fake.seen());
+    assert!(
+        fake.file("omen/quarantine", path)
+            .unwrap()
+            .contains("test_flaky_c")
+    );
+}

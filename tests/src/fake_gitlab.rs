@@ -12,7 +12,7 @@
 //! otherwise). With [`FakeGitLab::redirect_artifacts`] it answers 302 to a second server, the
 //! "object storage", which records whether any credential reached it.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::net::TcpStream;
 use std::sync::{Arc, Mutex};
 
@@ -78,6 +78,29 @@ struct State {
     redirect: Option<String>,
     /// Requests the object storage saw: (path, a credential header came).
     storage_seen: Vec<(String, bool)>,
+    /// The repository: branch → path → content.
+    branches: BTreeMap<String, BTreeMap<String, String>>,
+    /// Merge requests other than [`MR`] (the proposal's).
+    requests: Vec<MergeRequest>,
+    /// Commits made through the API: (branch, start branch, force).
+    commits: Vec<(String, Option<String>, bool)>,
+}
+
+/// A merge request the API opened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MergeRequest {
+    /// Its iid.
+    pub iid: u64,
+    /// Source branch.
+    pub source: String,
+    /// Target branch.
+    pub target: String,
+    /// Title.
+    pub title: String,
+    /// Description.
+    pub description: String,
+    /// `opened` or `merged`.
+    pub state: String,
 }
 
 /// The server. Dropping it stops it.
@@ -122,6 +145,38 @@ impl FakeGitLab {
     /// Answer artifact downloads with a redirect to the object storage, as GitLab.com does.
     pub fn redirect_artifacts(&self) {
         self.state.lock().unwrap().redirect = Some(self.storage.addr.clone());
+    }
+
+    /// Put `content` at `path` on `branch` (created when new).
+    pub fn seed_file(&self, branch: &str, path: &str, content: &str) {
+        self.state
+            .lock()
+            .unwrap()
+            .branches
+            .entry(branch.to_owned())
+            .or_default()
+            .insert(path.to_owned(), content.to_owned());
+    }
+
+    /// The file at `path` on `branch`.
+    pub fn file(&self, branch: &str, path: &str) -> Option<String> {
+        self.state
+            .lock()
+            .unwrap()
+            .branches
+            .get(branch)?
+            .get(path)
+            .cloned()
+    }
+
+    /// Merge requests opened through the API, open or not.
+    pub fn merge_requests(&self) -> Vec<MergeRequest> {
+        self.state.lock().unwrap().requests.clone()
+    }
+
+    /// Commits made through the API: (branch, start branch, force).
+    pub fn commits(&self) -> Vec<(String, Option<String>, bool)> {
+        self.state.lock().unwrap().commits.clone()
     }
 
     /// What the object storage saw: (path, whether a credential header came with it).
@@ -305,6 +360,189 @@ fn storage(stream: &TcpStream, state: &Arc<Mutex<State>>) {
     }
 }
 
+/// The repository files, commits and merge requests endpoints (the quarantine proposal), or
+/// `None` for any other request.
+fn repository(
+    st: &mut State,
+    request: &Request,
+    caller: Caller,
+    rest: &str,
+    query: &str,
+) -> Option<Answer> {
+    let msg = |m: &str| serde_json::json!({ "message": m }).to_string();
+    let q = |name: &str| {
+        query
+            .split('&')
+            .find_map(|kv| kv.strip_prefix(&format!("{name}=")))
+            .map(decode)
+    };
+    let method = request.method.as_str();
+    let writes = method != "GET";
+    if writes && caller == Caller::Job {
+        return Some((403, vec![], msg("403 Forbidden")));
+    }
+    let json = || serde_json::from_str::<serde_json::Value>(&request.body).ok();
+    if let Some(path) = rest.strip_prefix("repository/files/") {
+        if method != "GET" {
+            return Some((404, vec![], msg("404 Not Found")));
+        }
+        let (path, branch) = (decode(path), q("ref").unwrap_or_default());
+        return Some(match st.branches.get(&branch).and_then(|b| b.get(&path)) {
+            Some(_) => (
+                200,
+                vec![],
+                serde_json::json!({ "file_path": path, "ref": branch, "encoding": "base64" })
+                    .to_string(),
+            ),
+            None => (404, vec![], msg("404 File Not Found")),
+        });
+    }
+    if rest == "repository/commits" && method == "POST" {
+        let Some(body) = json() else {
+            return Some((400, vec![], msg("400 Bad request")));
+        };
+        let (Some(branch), Some(_message)) = (
+            body["branch"].as_str().map(str::to_owned),
+            body["commit_message"].as_str(),
+        ) else {
+            return Some((
+                400,
+                vec![],
+                msg("400 Bad request - branch or commit_message is missing"),
+            ));
+        };
+        let start = body["start_branch"].as_str().map(str::to_owned);
+        let force = body["force"].as_bool().unwrap_or(false);
+        let mut files = match &start {
+            Some(start) => {
+                if st.branches.contains_key(&branch) && !force {
+                    return Some((
+                        400,
+                        vec![],
+                        msg(&format!(
+                            "A branch called '{branch}' already exists. Switch to that branch in order to make changes"
+                        )),
+                    ));
+                }
+                match st.branches.get(start) {
+                    Some(files) => files.clone(),
+                    None => {
+                        return Some((
+                            400,
+                            vec![],
+                            msg("You can only create or edit files when you are on a branch"),
+                        ));
+                    }
+                }
+            }
+            None => match st.branches.get(&branch) {
+                Some(files) => files.clone(),
+                None => {
+                    return Some((
+                        400,
+                        vec![],
+                        msg("You can only create or edit files when you are on a branch"),
+                    ));
+                }
+            },
+        };
+        for action in body["actions"].as_array().cloned().unwrap_or_default() {
+            let (Some(kind), Some(path)) =
+                (action["action"].as_str(), action["file_path"].as_str())
+            else {
+                return Some((400, vec![], msg("400 Bad request - actions are invalid")));
+            };
+            let content = action["content"].as_str().unwrap_or_default().to_owned();
+            match (kind, files.contains_key(path)) {
+                ("create", true) => {
+                    return Some((400, vec![], msg("A file with this name already exists")));
+                }
+                ("update", false) => {
+                    return Some((400, vec![], msg("A file with this name doesn't exist")));
+                }
+                ("create" | "update", _) => {
+                    files.insert(path.to_owned(), content);
+                }
+                _ => return Some((400, vec![], msg("400 Bad request - action is invalid"))),
+            }
+        }
+        st.branches.insert(branch.clone(), files);
+        st.commits.push((branch, start, force));
+        return Some((
+            201,
+            vec![],
+            serde_json::json!({ "id": "c0ffee", "short_id": "c0ffee" }).to_string(),
+        ));
+    }
+    let mr_json = |m: &MergeRequest| {
+        serde_json::json!({
+            "iid": m.iid, "source_branch": m.source, "target_branch": m.target, "title": m.title,
+            "description": m.description, "state": m.state,
+            "web_url": format!("https://gitlab.example.com/{PROJECT_PATH}/-/merge_requests/{}", m.iid),
+        })
+    };
+    match (method, rest) {
+        ("GET", "merge_requests") => {
+            let items: Vec<_> = st
+                .requests
+                .iter()
+                .filter(|m| q("state").is_none_or(|s| s == m.state))
+                .filter(|m| q("source_branch").is_none_or(|s| s == m.source))
+                .filter(|m| q("target_branch").is_none_or(|s| s == m.target))
+                .map(mr_json)
+                .collect();
+            Some((200, vec![], serde_json::Value::Array(items).to_string()))
+        }
+        ("POST", "merge_requests") => {
+            let body = json()?;
+            let field = |k: &str| body[k].as_str().unwrap_or_default().to_owned();
+            let (source, target) = (field("source_branch"), field("target_branch"));
+            if !st.branches.contains_key(&source) || !st.branches.contains_key(&target) {
+                return Some((
+                    400,
+                    vec![],
+                    msg("400 Bad request - a branch does not exist"),
+                ));
+            }
+            if let Some(m) = st
+                .requests
+                .iter()
+                .find(|m| m.state == "opened" && m.source == source && m.target == target)
+            {
+                return Some((
+                    409,
+                    vec![],
+                    serde_json::json!({ "message": [format!("Another open merge request already exists for this source branch: !{}", m.iid)] }).to_string(),
+                ));
+            }
+            let request = MergeRequest {
+                iid: 100 + st.requests.len() as u64,
+                source,
+                target,
+                title: field("title"),
+                description: field("description"),
+                state: "opened".to_owned(),
+            };
+            let answer = mr_json(&request).to_string();
+            st.requests.push(request);
+            Some((201, vec![], answer))
+        }
+        ("PUT", r) => {
+            let iid: u64 = r.strip_prefix("merge_requests/")?.parse().ok()?;
+            let body = json()?;
+            let m = st.requests.iter_mut().find(|m| m.iid == iid)?;
+            if let Some(t) = body["title"].as_str() {
+                m.title = t.to_owned();
+            }
+            if let Some(d) = body["description"].as_str() {
+                m.description = d.to_owned();
+            }
+            Some((200, vec![], mr_json(m).to_string()))
+        }
+        _ => None,
+    }
+}
+
 /// Percent-decoding of a path segment or query value.
 fn decode(text: &str) -> String {
     let bytes = text.as_bytes();
@@ -400,6 +638,9 @@ fn route(
             Some(t) if !t.trim().is_empty() => {}
             _ => return (400, vec![], msg("400 Bad request - body is missing")),
         }
+    }
+    if let Some(answer) = repository(st, request, caller, rest, query) {
+        return answer;
     }
     let body_of = || {
         serde_json::from_str::<serde_json::Value>(&request.body).unwrap()["body"]

@@ -474,9 +474,10 @@ fn propose_quarantine(
     };
     match forge.propose_file(&proposal) {
         Ok(p) => tracing::info!(
-            "quarantine proposed in pull request #{} ({})",
+            "quarantine proposed in change request {} ({}): {}",
             p.number,
-            if p.updated { "updated" } else { "opened" }
+            if p.updated { "updated" } else { "opened" },
+            p.url
         ),
         Err(e) => {
             tracing::warn!("quarantine not proposed: {e}");

@@ -59,6 +59,14 @@ struct Note {
     author: User,
 }
 
+/// A merge request as the merge requests endpoints return it.
+#[derive(Debug, Deserialize)]
+struct OpenRequest {
+    iid: u64,
+    #[serde(default)]
+    web_url: String,
+}
+
 /// A user as GitLab returns it.
 #[derive(Debug, Deserialize)]
 struct User {
@@ -278,6 +286,96 @@ impl GitLab {
                 .await?;
             }
             Err(failed(ACTION, answer.status, "too many redirects"))
+        })
+    }
+
+    /// Propose `p`: one commit with the file on `p.branch`, made from the tip of `p.base` and
+    /// force-written over whatever the branch held (`POST /repository/commits` with
+    /// `start_branch` and `force`), so the proposal is always one commit on the current base;
+    /// then the open merge request from `p.branch` into `p.base` is updated, or one is opened.
+    /// The token needs the `api` scope and the Developer role.
+    pub fn propose_file(&self, p: &crate::Proposal<'_>) -> Result<crate::Proposed, ForgeError> {
+        self.runtime.block_on(self.propose(p))
+    }
+
+    async fn propose(&self, p: &crate::Proposal<'_>) -> Result<crate::Proposed, ForgeError> {
+        let project = &self.project;
+        let on_base = format!(
+            "/projects/{project}/repository/files/{}?ref={}",
+            encode_segment(p.path),
+            encode_segment(p.base)
+        );
+        let exists = match self
+            .send(
+                "read the file on the base branch",
+                http::Method::GET,
+                &on_base,
+                None,
+            )
+            .await
+        {
+            Ok(_) => true,
+            Err(ForgeError::Forbidden { status: 404, .. }) => false,
+            Err(e) => return Err(e),
+        };
+        let commit = serde_json::json!({
+            "branch": p.branch,
+            "start_branch": p.base,
+            "force": true,
+            "commit_message": p.message,
+            "actions": [{
+                "action": if exists { "update" } else { "create" },
+                "file_path": p.path,
+                "content": p.content,
+            }],
+        });
+        self.send(
+            "commit the file",
+            http::Method::POST,
+            &format!("/projects/{project}/repository/commits"),
+            Some(&commit),
+        )
+        .await?;
+        const LIST: &str = "list open merge requests of the proposal branch";
+        let (text, _) = self
+            .send(
+                LIST,
+                http::Method::GET,
+                &format!(
+                    "/projects/{project}/merge_requests?state=opened&source_branch={}&target_branch={}",
+                    encode_segment(p.branch),
+                    encode_segment(p.base)
+                ),
+                None,
+            )
+            .await?;
+        let open: Vec<OpenRequest> = parse(LIST, &text)?;
+        let requests = format!("/projects/{project}/merge_requests");
+        let (action, method, path, payload, updated) = match open.first() {
+            Some(mr) => (
+                "update the proposal merge request",
+                http::Method::PUT,
+                format!("{requests}/{}", mr.iid),
+                serde_json::json!({ "title": p.title, "description": fit_note(p.body) }),
+                true,
+            ),
+            None => (
+                "open the proposal merge request",
+                http::Method::POST,
+                requests,
+                serde_json::json!({
+                    "source_branch": p.branch, "target_branch": p.base, "title": p.title,
+                    "description": fit_note(p.body), "remove_source_branch": true,
+                }),
+                false,
+            ),
+        };
+        let (text, _) = self.send(action, method, &path, Some(&payload)).await?;
+        let mr: OpenRequest = parse(action, &text)?;
+        Ok(crate::Proposed {
+            number: mr.iid,
+            url: mr.web_url,
+            updated,
         })
     }
 

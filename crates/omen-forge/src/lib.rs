@@ -68,9 +68,6 @@ pub enum ForgeError {
     /// The client could not be built (bad base URL, project or repository).
     #[error("cannot set up the forge client: {0}")]
     Setup(String),
-    /// The forge has no such feature in Omen yet.
-    #[error("{0}")]
-    Unsupported(&'static str),
 }
 
 /// How long and how often to retry.
@@ -179,10 +176,8 @@ impl Forge for GitLab {
     fn merged_pull_of(&self, sha: &str) -> Result<Option<MergedPull>, ForgeError> {
         GitLab::merged_pull_of(self, sha)
     }
-    fn propose_file(&self, _: &propose::Proposal<'_>) -> Result<propose::Proposed, ForgeError> {
-        Err(ForgeError::Unsupported(
-            "proposing the quarantine file as a merge request is not available on GitLab yet",
-        ))
+    fn propose_file(&self, p: &propose::Proposal<'_>) -> Result<propose::Proposed, ForgeError> {
+        GitLab::propose_file(self, p)
     }
 }
 
