@@ -41,7 +41,7 @@ pub fn line(text: &str) -> String {
 
 /// Escape untrusted `text` as HTML text or a quoted attribute value, cut to `max_chars`: the five
 /// HTML metacharacters become entities, and control and bidi characters visible escapes (as in
-/// [`line`]), so nothing can open an element, leave an attribute or reorder what is shown.
+/// [`line()`]), so nothing can open an element, leave an attribute or reorder what is shown.
 pub fn html(text: &str, max_chars: usize) -> String {
     let mut out = String::with_capacity(text.len() + 16);
     for (n, c) in text.chars().enumerate() {
