@@ -3,6 +3,7 @@
 
 mod ci;
 mod corpus;
+mod failures;
 mod faults;
 mod flaky;
 mod gitlab;

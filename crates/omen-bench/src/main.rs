@@ -9,6 +9,7 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod eval;
+mod failures;
 mod fuzz;
 mod generate;
 mod peer;
@@ -152,6 +153,15 @@ enum Bench {
         #[arg(long, default_value = "target/bench-data/risk")]
         data: PathBuf,
     },
+    /// Failure grouping: accuracy on synthetic suites with known causes, and its speed.
+    Failures {
+        /// Exit 1 when a target is missed.
+        #[arg(long)]
+        check: bool,
+        /// Where generated data is kept.
+        #[arg(long, default_value = "target/bench-data/failures")]
+        data: PathBuf,
+    },
     /// (internal) Run one omen command and print its wall time.
     #[command(hide = true)]
     ChildCmd {
@@ -264,6 +274,10 @@ fn main() -> anyhow::Result<()> {
             tolerance,
             data,
         } => ci_perf(&data, check, tolerance),
+        Bench::Failures { check, data } => match failures::run(&data)? {
+            missed if check && missed > 0 => bail!("{missed} target(s) missed"),
+            _ => Ok(()),
+        },
         Bench::ChildCmd { args } => child_cmd(&args),
         Bench::ChildParse { report } => child_parse(&report),
         Bench::ChildIngest { report, db } => child_ingest(&report, &db),

@@ -17,7 +17,8 @@ use omen_jobs::quarantine::{Refresh, Refreshed, refresh};
 use omen_metadata::exit_code;
 use omen_metadata::quarantine::{Mode, QuarantineFile};
 use omen_render::{
-    CiReport, FailureClass, FailureRow, GateVerdict, RiskSection, SlowRow, Totals, TrendPoint,
+    CauseRow, CiReport, FailureClass, FailureRow, GateVerdict, RiskSection, SlowRow, Totals,
+    TrendPoint,
 };
 use omen_store::Store;
 
@@ -781,6 +782,8 @@ fn build_report(
             .collect();
     let mut failures = Vec::new();
     let mut slow = Vec::new();
+    let mut grouper = omen_core::failure::Grouper::new(Default::default());
+    let mut first_lines = Vec::new();
     for r in results {
         let id = &r.identity;
         let known = store.and_then(|s| s.find_test(&id.scope, &id.name).ok().flatten());
@@ -820,6 +823,13 @@ fn build_report(
             }
             Classification::Quarantined { mode } => FailureClass::Quarantined { mode },
         };
+        let text = omen_core::failure::FailureText {
+            kind: r.failure.as_ref().and_then(|f| f.r#type.as_deref()),
+            message: r.failure.as_ref().and_then(|f| f.message.as_deref()),
+            trace: r.failure.as_ref().and_then(|f| f.text.as_deref()),
+        };
+        grouper.add(omen_core::failure::failure_tokens(&text));
+        first_lines.push(text.first_line().to_owned());
         failures.push(FailureRow {
             name: id.selector.clone(),
             file: id.file.clone(),
@@ -828,6 +838,17 @@ fn build_report(
             class,
         });
     }
+    let mut causes: Vec<CauseRow> = grouper
+        .finish()
+        .into_iter()
+        .map(|g| CauseRow {
+            headline: omen_core::failure::headline(
+                g.members.iter().map(|&i| first_lines[i].as_str()),
+            ),
+            failures: g.members,
+        })
+        .collect();
+    causes.sort_by_key(|c| std::cmp::Reverse(c.failures.len()));
     slow.sort_by(|a, b| {
         (b.duration_ms as f64 - b.baseline_ms).total_cmp(&(a.duration_ms as f64 - a.baseline_ms))
     });
@@ -886,6 +907,7 @@ fn build_report(
             .collect(),
         summary_url: None,
         risk: None,
+        causes,
     }
 }
 

@@ -7,6 +7,7 @@
 pub mod ci;
 pub mod ci_env;
 pub mod config;
+pub mod failures;
 pub mod flaky;
 pub mod git;
 pub mod ingest;
@@ -84,6 +85,8 @@ pub enum Command {
     Merge(merge::MergeArgs),
     /// List flaky and broken tests with their evidence (default-branch history only).
     Flaky(flaky::FlakyArgs),
+    /// Failures grouped into causes; `cluster FILE` groups the lines of a text file.
+    Failures(failures::FailuresArgs),
     /// Regenerate the quarantine file, check it, or print it as nextest configuration.
     Quarantine(quarantine::QuarantineArgs),
     /// On GitLab, first: fetch the history database the default branch published (the newest
@@ -207,6 +210,7 @@ pub fn run(cli: &Cli) -> Result<Outcome, RunError> {
         Command::Ingest(args) => ingest::run(args, &config),
         Command::Merge(args) => merge::run(args, &config),
         Command::Flaky(args) => flaky::run(args, &config),
+        Command::Failures(args) => failures::run(args),
         Command::Quarantine(args) => quarantine::run(args, &config),
         Command::Restore(args) => restore::run(args, &config),
         Command::Setup(args) => setup::run(args, &config),

@@ -9,6 +9,7 @@ pub mod change;
 pub mod classify;
 pub mod codec;
 pub mod deploy;
+pub mod failure;
 pub mod flakiness;
 pub mod gate;
 pub mod hash;

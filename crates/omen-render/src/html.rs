@@ -62,6 +62,7 @@ pub fn page(report: &CiReport, flaky: &[FlakyBar]) -> String {
     if let Some(r) = &report.risk {
         risk(&mut s, r);
     }
+    causes(&mut s, report);
     failures(&mut s, report);
     quarantine_changes(&mut s, report);
     slow(&mut s, report);
@@ -163,6 +164,40 @@ fn risk(s: &mut String, r: &crate::RiskSection) {
         "<p class=\"muted\">Model: {}.</p>",
         escape::html(&r.model, 300)
     );
+}
+
+fn causes(s: &mut String, report: &CiReport) {
+    let shared: Vec<_> = report
+        .causes
+        .iter()
+        .filter(|c| c.failures.len() >= 2)
+        .collect();
+    if shared.is_empty() {
+        return;
+    }
+    let _ = writeln!(
+        s,
+        "<h2 id=\"causes\">{} failures, {} cause{}</h2>\n<table><thead><tr><th>cause</th><th>failures</th><th>tests</th></tr></thead><tbody>",
+        shared.iter().map(|c| c.failures.len()).sum::<usize>(),
+        shared.len(),
+        if shared.len() == 1 { "" } else { "s" }
+    );
+    for c in shared {
+        let names: Vec<String> = c
+            .failures
+            .iter()
+            .filter_map(|&i| report.failures.get(i))
+            .map(|f| format!("<code>{}</code>", escape::html(&f.name, 200)))
+            .collect();
+        let _ = writeln!(
+            s,
+            "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+            escape::html(&c.headline, 400),
+            c.failures.len(),
+            names.join("<br>")
+        );
+    }
+    let _ = writeln!(s, "</tbody></table>");
 }
 
 fn failures(s: &mut String, report: &CiReport) {

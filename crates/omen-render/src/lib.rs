@@ -167,6 +167,17 @@ pub struct CiReport {
     pub summary_url: Option<String>,
     /// The change's deploy risk, when it was scored.
     pub risk: Option<RiskSection>,
+    /// The failures grouped by cause (`omen_core::failure`), largest first.
+    pub causes: Vec<CauseRow>,
+}
+
+/// One cause: failures of this run whose signatures group together.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CauseRow {
+    /// The members' common first line, `<*>` where they differ (untrusted).
+    pub headline: String,
+    /// Indices into [`CiReport::failures`].
+    pub failures: Vec<usize>,
 }
 
 impl CiReport {
@@ -428,6 +439,7 @@ fn body(report: &CiReport, rows: usize, full: bool) -> String {
     if let Some(r) = &report.risk {
         risk_section(&mut s, r, rows);
     }
+    causes_section(&mut s, report, rows);
     failure_sections(&mut s, report, rows);
     quarantine_changes(&mut s, report, rows);
     slow_regressions(&mut s, report, rows);
@@ -568,6 +580,74 @@ fn failure_sections(s: &mut String, report: &CiReport, rows: usize) {
             _ => String::new(),
         },
     );
+}
+
+/// Failures that share a cause, one row per cause with two or more failures: "30 failures, 1
+/// cause". Single failures stay in the tables below only.
+fn causes_section(s: &mut String, report: &CiReport, rows: usize) {
+    let shared: Vec<&CauseRow> = report
+        .causes
+        .iter()
+        .filter(|c| c.failures.len() >= 2)
+        .collect();
+    if shared.is_empty() {
+        return;
+    }
+    let grouped: usize = shared.iter().map(|c| c.failures.len()).sum();
+    let _ = writeln!(
+        s,
+        "#### 🧩 {grouped} failures, {} cause{}\n\n| cause | failures | tests |\n| --- | ---: | --- |",
+        shared.len(),
+        if shared.len() == 1 { "" } else { "s" }
+    );
+    for c in shared.iter().take(rows.clamp(1, 10)) {
+        let members: Vec<&FailureRow> = c
+            .failures
+            .iter()
+            .filter_map(|&i| report.failures.get(i))
+            .collect();
+        let mut kinds: Vec<(&str, usize)> = Vec::new();
+        for f in &members {
+            let kind = match f.class {
+                FailureClass::New => "new",
+                FailureClass::FailingOnDefault { .. } => "failing on the default branch",
+                FailureClass::KnownFlaky { .. } => "known flaky",
+                FailureClass::Quarantined { .. } => "quarantined",
+            };
+            match kinds.iter_mut().find(|(k, _)| *k == kind) {
+                Some((_, n)) => *n += 1,
+                None => kinds.push((kind, 1)),
+            }
+        }
+        let kinds: Vec<String> = kinds.iter().map(|(k, n)| format!("{n} {k}")).collect();
+        let names: Vec<String> = members
+            .iter()
+            .take(3)
+            .map(|f| escape::inline(&f.name, 120))
+            .collect();
+        let more = members.len().saturating_sub(3);
+        let _ = writeln!(
+            s,
+            "| {} | {} ({}) | {}{} |",
+            escape::inline(&c.headline, 240),
+            members.len(),
+            kinds.join(", "),
+            names.join("<br>"),
+            if more > 0 {
+                format!("<br>… and {more} more")
+            } else {
+                String::new()
+            }
+        );
+    }
+    if shared.len() > rows.clamp(1, 10) {
+        let _ = writeln!(
+            s,
+            "\n… and {} more causes in the full report.",
+            shared.len() - rows.clamp(1, 10)
+        );
+    }
+    s.push('\n');
 }
 
 fn quarantine_changes(s: &mut String, report: &CiReport, rows: usize) {

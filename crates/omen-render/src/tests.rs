@@ -106,6 +106,16 @@ fn report() -> CiReport {
             gate: Some((0.5, GateVerdict::Blocked)),
             accept_label: "omen:accept-risk".into(),
         }),
+        causes: vec![
+            CauseRow {
+                headline: format!("{EVIL} <*>"),
+                failures: vec![0, 1],
+            },
+            CauseRow {
+                headline: "relation does not exist".into(),
+                failures: vec![2],
+            },
+        ],
     }
 }
 
@@ -489,4 +499,30 @@ fn the_html_page_is_self_contained_and_untrusted_text_stays_text() {
         escape::html("a\u{1b}[31m\u{202e}b\n", 100),
         "a\\u{1b}[31m\\u{202e}b\\n"
     );
+}
+
+#[test]
+fn failures_sharing_a_cause_are_one_row_with_hostile_text_escaped() {
+    let r = report();
+    let c = comment(&r);
+    let section = c
+        .split("#### 🧩 2 failures, 1 cause")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no causes section:\n{c}"));
+    let rows: Vec<&str> = section
+        .lines()
+        .skip(4)
+        .take_while(|l| l.starts_with('|'))
+        .collect();
+    assert_eq!(
+        rows.len(),
+        1,
+        "a cause of one failure is not a row: {rows:?}"
+    );
+    assert!(rows[0].contains("| 2 (2 new) |"), "{}", rows[0]);
+    assert!(!rows[0].contains("<img"), "{}", rows[0]);
+    assert!(rows[0].contains("&lt;img"), "{}", rows[0]);
+    let mut single = report();
+    single.causes.retain(|c| c.failures.len() == 1);
+    assert!(!comment(&single).contains("🧩"));
 }
