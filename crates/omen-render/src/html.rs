@@ -167,11 +167,7 @@ fn risk(s: &mut String, r: &crate::RiskSection) {
 }
 
 fn causes(s: &mut String, report: &CiReport) {
-    let shared: Vec<_> = report
-        .causes
-        .iter()
-        .filter(|c| c.failures.len() >= 2)
-        .collect();
+    let shared = report.shared_causes();
     if shared.is_empty() {
         return;
     }

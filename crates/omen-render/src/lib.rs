@@ -189,6 +189,14 @@ impl CiReport {
             .count()
     }
 
+    /// The causes of two or more failures: those the report shows as one row.
+    pub fn shared_causes(&self) -> Vec<&CauseRow> {
+        self.causes
+            .iter()
+            .filter(|c| c.failures.len() >= 2)
+            .collect()
+    }
+
     /// Failures of one kind.
     fn of(&self, pick: impl Fn(&FailureClass) -> bool) -> Vec<&FailureRow> {
         self.failures.iter().filter(|f| pick(&f.class)).collect()
@@ -585,11 +593,7 @@ fn failure_sections(s: &mut String, report: &CiReport, rows: usize) {
 /// Failures that share a cause, one row per cause with two or more failures: "30 failures, 1
 /// cause". Single failures stay in the tables below only.
 fn causes_section(s: &mut String, report: &CiReport, rows: usize) {
-    let shared: Vec<&CauseRow> = report
-        .causes
-        .iter()
-        .filter(|c| c.failures.len() >= 2)
-        .collect();
+    let shared = report.shared_causes();
     if shared.is_empty() {
         return;
     }
