@@ -117,3 +117,80 @@ fn thirty_failures_of_one_cause_are_one_row_of_the_comment() {
     // The assertion in another place is not part of that cause.
     assert!(!text.contains("31 failures"), "{text}");
 }
+
+/// A report where tests `names` fail with a refused connection at `port` (one cause), plus
+/// `extra` (a message) failing in `test_extra`.
+fn refused(dir: &std::path::Path, names: &[&str], port: u32, extra: Option<&str>) {
+    let mut xml = String::from(
+        "<testsuite name=\"pytest\">\n<testcase classname=\"tests.test_ok\" name=\"test_fine\" file=\"tests/test_ok.py\"/>\n",
+    );
+    for name in names {
+        xml.push_str(&format!(
+            "<testcase classname=\"tests.test_orders\" name=\"{name}\" file=\"tests/test_orders.py\"><failure message=\"ConnectionRefusedError: [Errno 111] Connection refused: 127.0.0.1:{port}\">  File \"/app/app/db.py\", line 40, in connect</failure></testcase>\n"
+        ));
+    }
+    if let Some(m) = extra {
+        xml.push_str(&format!(
+            "<testcase classname=\"tests.test_cart\" name=\"test_extra_a\" file=\"tests/test_cart.py\"><failure message=\"{m}\">  File \"/app/app/cart.py\", line 9, in total</failure></testcase>\n<testcase classname=\"tests.test_cart\" name=\"test_extra_b\" file=\"tests/test_cart.py\"><failure message=\"{m}\">  File \"/app/app/cart.py\", line 9, in total</failure></testcase>\n"
+        ));
+    }
+    xml.push_str("</testsuite>\n");
+    std::fs::write(dir.join("junit.xml"), xml).unwrap();
+}
+
+#[test]
+fn a_cause_seen_on_the_default_branch_is_known_and_a_new_one_is_new() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // The default branch met the database outage twice.
+    for (n, port) in [(1, 5432), (2, 6543)] {
+        refused(d, &["test_a", "test_b"], port, None);
+        omen_tests::ingest_main(d, n, n, Some(&format!("{n:0>40}")), "junit.xml").code(0);
+    }
+    // A pull request meets it again, and a cause of its own.
+    refused(
+        d,
+        &["test_a", "test_c"],
+        7000,
+        Some("ZeroDivisionError: division by zero"),
+    );
+    let body = d.join("comment.md");
+    let out = run(omen(d)
+        .args([
+            "ci",
+            "--reports",
+            "junit.xml",
+            "--db",
+            "h.db",
+            "--risk",
+            "off",
+        ])
+        .args([
+            "--comment",
+            "always",
+            "--fail-on",
+            "never",
+            "--comment-file",
+        ])
+        .arg(&body)
+        .args([
+            "--branch",
+            "feature",
+            "--default-branch",
+            "main",
+            "--pull-request",
+            "3",
+        ]));
+    out.code(0);
+    let text = std::fs::read_to_string(&body).unwrap_or_else(|e| panic!("{e}\n{out}"));
+    assert!(text.contains("#### 🧩 4 failures, 2 causes"), "{text}");
+    assert!(
+        text.contains("| known: 2 runs since 2026-03-01, also on `main` |"),
+        "{text}"
+    );
+    let new_row = text
+        .lines()
+        .find(|l| l.contains("ZeroDivisionError"))
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(new_row.contains("| new |"), "{new_row}");
+}

@@ -5,7 +5,7 @@
 use std::path::Path;
 use std::time::Instant;
 
-use omen_core::failure::{FailureText, GroupConfig, Grouper, failure_tokens, headline};
+use omen_core::failure::{FailureText, GroupConfig, Grouper, Signature, headline};
 
 /// One synthetic failure and the cause it belongs to.
 pub struct Case {
@@ -131,11 +131,14 @@ pub fn suite(seed: u64) -> Vec<Case> {
 pub fn group(cases: &[Case]) -> (Vec<usize>, Vec<String>) {
     let mut g = Grouper::new(GroupConfig::default());
     for c in cases {
-        g.add(failure_tokens(&FailureText {
-            kind: c.kind.as_deref(),
-            message: Some(&c.message),
-            trace: Some(&c.trace),
-        }));
+        g.add(
+            Signature::of(&FailureText {
+                kind: c.kind.as_deref(),
+                message: Some(&c.message),
+                trace: Some(&c.trace),
+            })
+            .tokens(),
+        );
     }
     let groups = g.finish();
     let mut of = vec![0; cases.len()];
@@ -307,6 +310,116 @@ fn log_lines(n: usize) -> (Vec<String>, Vec<usize>) {
     (lines, truth)
 }
 
+fn record(c: &Case, i: usize) -> omen_store::ResultRecord {
+    omen_store::ResultRecord {
+        key_hash: omen_core::hash::fnv1a64(format!("t{i}").as_bytes()),
+        scope: "tests".into(),
+        name: format!("t{i}"),
+        file: None,
+        line: None,
+        selector: format!("tests::t{i}"),
+        selector_derived: false,
+        runner: omen_core::Runner::Generic,
+        outcome: omen_core::Outcome::Failed,
+        mixed: false,
+        duration_ms: Some(5),
+        failure: Some(omen_core::Failure {
+            kind: Some(omen_core::FailureKind::Failure),
+            r#type: c.kind.clone(),
+            message: Some(c.message.clone()),
+            text: Some(c.trace.clone()),
+        }),
+    }
+}
+
+/// Share of the next run's old-cause signatures the history knows, and of injected new causes.
+fn known_across_runs(data: &Path) -> anyhow::Result<(f64, f64)> {
+    std::fs::create_dir_all(data)?;
+    let db = data.join("signatures.db");
+    let _ = std::fs::remove_file(&db);
+    let mut store = omen_store::Store::open(&db, 0)?.store;
+    for n in 0..10u64 {
+        let meta = omen_core::run::RunMeta {
+            commit: Some(format!("{n:040}")),
+            branch: Some("main".into()),
+            default_branch: Some("main".into()),
+            run_id: Some(n.to_string()),
+            attempt: 1,
+            job: None,
+            pull_request: None,
+            at: 1_790_000_000 + n as i64 * 3600,
+            change: None,
+        };
+        let records = suite(1000 + n)
+            .iter()
+            .enumerate()
+            .map(|(i, c)| record(c, i))
+            .collect();
+        store.ingest(
+            &meta,
+            &format!("run-{n}"),
+            records,
+            &omen_store::StoreConfig::default(),
+        )?;
+    }
+    let signature = |c: &Case| {
+        Signature::of(&FailureText {
+            kind: c.kind.as_deref(),
+            message: Some(&c.message),
+            trace: Some(&c.trace),
+        })
+        .hash
+    };
+    let next = suite(5000);
+    let known = next
+        .iter()
+        .filter(|c| matches!(store.signature(signature(c)), Ok(Some(_))))
+        .count();
+    let injected = [
+        (
+            "PermissionError",
+            "PermissionError: [Errno 13] Permission denied: '/var/lib/app/cache'",
+            "  File \"/builds/acme/shop/app/cache.py\", line 8, in warm\n",
+        ),
+        (
+            "MemoryError",
+            "MemoryError: cannot allocate 4096 MiB",
+            "  File \"/builds/acme/shop/app/report.py\", line 99, in render\n",
+        ),
+        (
+            "socket.gaierror",
+            "socket.gaierror: [Errno -2] Name or service not known: 'db.internal'",
+            "  File \"/builds/acme/shop/app/db.py\", line 41, in resolve\n",
+        ),
+        (
+            "AssertionError",
+            "AssertionError: assert 'EUR' == 'USD'",
+            "  File \"/builds/acme/shop/tests/test_cart.py\", line 70, in test_currency\n",
+        ),
+        (
+            "",
+            "thread 'main' panicked at src/export.rs:12:5: index out of bounds: the len is 3 but the index is 7",
+            "",
+        ),
+    ];
+    let called_known = injected
+        .iter()
+        .filter(|(kind, message, trace)| {
+            let hash = Signature::of(&FailureText {
+                kind: (!kind.is_empty()).then_some(*kind),
+                message: Some(message),
+                trace: (!trace.is_empty()).then_some(*trace),
+            })
+            .hash;
+            matches!(store.signature(hash), Ok(Some(_)))
+        })
+        .count();
+    Ok((
+        known as f64 / next.len() as f64,
+        called_known as f64 / injected.len() as f64,
+    ))
+}
+
 /// Run the benchmark; the number of targets missed.
 pub fn run(data: &Path) -> anyhow::Result<usize> {
     let mut missed = 0;
@@ -355,6 +468,21 @@ pub fn run(data: &Path) -> anyhow::Result<usize> {
         format!("{found}"),
         "true",
         found,
+    );
+    // Across runs: ten default-branch runs of the suite (new values each time) are stored; the
+    // next run's signatures are known, and injected new causes are not.
+    let (known, injected) = known_across_runs(data)?;
+    row(
+        "next run's signatures recognised as known",
+        format!("{:.0}%", known * 100.0),
+        "= 100%",
+        known >= 1.0,
+    );
+    row(
+        "injected new failures called known",
+        format!("{:.0}%", injected * 100.0),
+        "= 0%",
+        injected <= 0.0,
     );
     // Synthetic log lines (no tuning data: 20 templates written for this benchmark).
     let (lines, truth) = log_lines(2000);

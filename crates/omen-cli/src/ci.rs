@@ -17,7 +17,7 @@ use omen_jobs::quarantine::{Refresh, Refreshed, refresh};
 use omen_metadata::exit_code;
 use omen_metadata::quarantine::{Mode, QuarantineFile};
 use omen_render::{
-    CauseRow, CiReport, FailureClass, FailureRow, GateVerdict, RiskSection, SlowRow, Totals,
+    CauseRow, CiReport, FailureClass, FailureRow, GateVerdict, RiskSection, Seen, SlowRow, Totals,
     TrendPoint,
 };
 use omen_store::Store;
@@ -784,6 +784,7 @@ fn build_report(
     let mut slow = Vec::new();
     let mut grouper = omen_core::failure::Grouper::new(Default::default());
     let mut first_lines = Vec::new();
+    let mut signatures = Vec::new();
     for r in results {
         let id = &r.identity;
         let known = store.and_then(|s| s.find_test(&id.scope, &id.name).ok().flatten());
@@ -828,7 +829,9 @@ fn build_report(
             message: r.failure.as_ref().and_then(|f| f.message.as_deref()),
             trace: r.failure.as_ref().and_then(|f| f.text.as_deref()),
         };
-        grouper.add(omen_core::failure::failure_tokens(&text));
+        let signature = omen_core::failure::Signature::of(&text);
+        grouper.add(signature.tokens());
+        signatures.push(signature.hash);
         first_lines.push(text.first_line().to_owned());
         failures.push(FailureRow {
             name: id.selector.clone(),
@@ -845,6 +848,10 @@ fn build_report(
             headline: omen_core::failure::headline(
                 g.members.iter().map(|&i| first_lines[i].as_str()),
             ),
+            known: g
+                .members
+                .first()
+                .and_then(|&i| seen_elsewhere(store, signatures[i], meta.is_default_branch())),
             failures: g.members,
         })
         .collect();
@@ -909,6 +916,24 @@ fn build_report(
         risk: None,
         causes,
     }
+}
+
+/// What the history knows of failure signature `hash` beyond this run (already ingested):
+/// the other runs that failed with it.
+fn seen_elsewhere(store: Option<&Store>, hash: u64, this_run_on_default: bool) -> Option<Seen> {
+    let row = store?.signature(hash).ok()?;
+    Some(match row {
+        None => Seen {
+            runs: 0,
+            since: 0,
+            on_default: false,
+        },
+        Some(row) => Seen {
+            runs: row.runs.saturating_sub(1),
+            since: row.first_seen,
+            on_default: row.default_runs > u64::from(this_run_on_default),
+        },
+    })
 }
 
 /// Retries for lookups that only enrich the report: a few seconds at most, never the budget a

@@ -545,16 +545,22 @@ pub fn group_lines<'a>(
     g.finish()
 }
 
-/// The key a failure is grouped by: its top in-app frame (when there is one) before the masked
-/// first line, so one message raised in two places is two causes.
-pub fn failure_tokens(f: &FailureText<'_>) -> Vec<String> {
-    let sig = Signature::of(f);
-    let mut tokens = Vec::with_capacity(8);
-    if let Some(frame) = sig.frame {
-        tokens.push(format!("@{frame}"));
+impl Signature {
+    /// The tokens a failure is grouped by: its top in-app frame (when there is one) before the
+    /// masked first line, so one message raised in two places is two causes.
+    pub fn tokens(&self) -> Vec<String> {
+        let mut tokens = Vec::with_capacity(8);
+        if let Some(frame) = &self.frame {
+            tokens.push(format!("@{frame}"));
+        }
+        tokens.extend(
+            self.masked
+                .split(' ')
+                .filter(|t| !t.is_empty())
+                .map(str::to_owned),
+        );
+        tokens
     }
-    tokens.extend(mask(f.first_line()));
-    tokens
 }
 
 /// A group's headline from its members' raw first lines: where every member has the same token

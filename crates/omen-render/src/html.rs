@@ -173,7 +173,7 @@ fn causes(s: &mut String, report: &CiReport) {
     }
     let _ = writeln!(
         s,
-        "<h2 id=\"causes\">{} failures, {} cause{}</h2>\n<table><thead><tr><th>cause</th><th>failures</th><th>tests</th></tr></thead><tbody>",
+        "<h2 id=\"causes\">{} failures, {} cause{}</h2>\n<table><thead><tr><th>cause</th><th>failures</th><th>seen</th><th>tests</th></tr></thead><tbody>",
         shared.iter().map(|c| c.failures.len()).sum::<usize>(),
         shared.len(),
         if shared.len() == 1 { "" } else { "s" }
@@ -185,11 +185,30 @@ fn causes(s: &mut String, report: &CiReport) {
             .filter_map(|&i| report.failures.get(i))
             .map(|f| format!("<code>{}</code>", escape::html(&f.name, 200)))
             .collect();
+        let seen = match c.known {
+            None => String::new(),
+            Some(k) if k.runs == 0 => "new".to_owned(),
+            Some(k) => format!(
+                "known: {} run{} since {}{}",
+                k.runs,
+                if k.runs == 1 { "" } else { "s" },
+                omen_core::time::format_rfc3339(k.since)
+                    .chars()
+                    .take(10)
+                    .collect::<String>(),
+                if k.on_default {
+                    ", also on the default branch"
+                } else {
+                    ""
+                }
+            ),
+        };
         let _ = writeln!(
             s,
-            "<tr><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             escape::html(&c.headline, 400),
             c.failures.len(),
+            seen,
             names.join("<br>")
         );
     }

@@ -178,6 +178,19 @@ pub struct CauseRow {
     pub headline: String,
     /// Indices into [`CiReport::failures`].
     pub failures: Vec<usize>,
+    /// What the history knows of it; `None` without a usable history.
+    pub known: Option<Seen>,
+}
+
+/// How often a cause was seen in other runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Seen {
+    /// Other runs that failed with it (0: new).
+    pub runs: u64,
+    /// When it was first seen (unix seconds).
+    pub since: i64,
+    /// Some of those runs were on the default branch.
+    pub on_default: bool,
 }
 
 impl CiReport {
@@ -600,7 +613,7 @@ fn causes_section(s: &mut String, report: &CiReport, rows: usize) {
     let grouped: usize = shared.iter().map(|c| c.failures.len()).sum();
     let _ = writeln!(
         s,
-        "#### 🧩 {grouped} failures, {} cause{}\n\n| cause | failures | tests |\n| --- | ---: | --- |",
+        "#### 🧩 {grouped} failures, {} cause{}\n\n| cause | failures | seen | tests |\n| --- | ---: | --- | --- |",
         shared.len(),
         if shared.len() == 1 { "" } else { "s" }
     );
@@ -632,10 +645,11 @@ fn causes_section(s: &mut String, report: &CiReport, rows: usize) {
         let more = members.len().saturating_sub(3);
         let _ = writeln!(
             s,
-            "| {} | {} ({}) | {}{} |",
+            "| {} | {} ({}) | {} | {}{} |",
             escape::inline(&c.headline, 240),
             members.len(),
             kinds.join(", "),
+            seen_text(c.known, report.default_branch.as_deref()),
             names.join("<br>"),
             if more > 0 {
                 format!("<br>… and {more} more")
@@ -652,6 +666,33 @@ fn causes_section(s: &mut String, report: &CiReport, rows: usize) {
         );
     }
     s.push('\n');
+}
+
+/// `new`, or `known: 14 runs since 2026-10-02, also on `main``.
+fn seen_text(known: Option<Seen>, default_branch: Option<&str>) -> String {
+    match known {
+        None => String::new(),
+        Some(k) if k.runs == 0 => "new".to_owned(),
+        Some(k) => {
+            let date: String = omen_core::time::format_rfc3339(k.since)
+                .chars()
+                .take(10)
+                .collect();
+            let also = if k.on_default {
+                format!(
+                    ", also on `{}`",
+                    escape::inline(default_branch.unwrap_or("the default branch"), 60)
+                )
+            } else {
+                String::new()
+            };
+            format!(
+                "known: {} run{} since {date}{also}",
+                k.runs,
+                if k.runs == 1 { "" } else { "s" }
+            )
+        }
+    }
 }
 
 fn quarantine_changes(s: &mut String, report: &CiReport, rows: usize) {

@@ -110,10 +110,20 @@ fn report() -> CiReport {
             CauseRow {
                 headline: format!("{EVIL} <*>"),
                 failures: vec![0, 1],
+                known: Some(Seen {
+                    runs: 14,
+                    since: 1_790_000_000,
+                    on_default: true,
+                }),
             },
             CauseRow {
                 headline: "relation does not exist".into(),
                 failures: vec![2],
+                known: Some(Seen {
+                    runs: 0,
+                    since: 1_790_000_000,
+                    on_default: false,
+                }),
             },
         ],
     }
@@ -519,7 +529,11 @@ fn failures_sharing_a_cause_are_one_row_with_hostile_text_escaped() {
         1,
         "a cause of one failure is not a row: {rows:?}"
     );
-    assert!(rows[0].contains("| 2 (2 new) |"), "{}", rows[0]);
+    assert!(
+        rows[0].contains("| 2 (2 new) | known: 14 runs since 2026-09-21, also on `main` |"),
+        "{}",
+        rows[0]
+    );
     assert!(!rows[0].contains("<img"), "{}", rows[0]);
     assert!(rows[0].contains("&lt;img"), "{}", rows[0]);
     let mut single = report();

@@ -186,6 +186,8 @@ impl Store {
         let run = insert_run(&tx, path, meta, run_key, &summary)?;
         let commit = observed_commit(meta.commit.as_deref(), run_key);
         let mut packed = Vec::with_capacity(results.len());
+        // Failure signature → (masked first line, the tests that failed with it).
+        let mut causes: HashMap<u64, (String, Vec<u64>)> = HashMap::new();
         // Change evidence counts only on the default branch, like every flakiness evidence.
         let change = meta
             .change
@@ -232,6 +234,19 @@ impl Store {
                 };
                 let test_id = writer.observe(r, slot, lookup, &observation)?;
                 writer.store_failure(test_id, run, r)?;
+                if r.outcome.is_failure()
+                    && let Some(f) = &r.failure
+                {
+                    let sig = omen_core::failure::Signature::of(&omen_core::failure::FailureText {
+                        kind: f.r#type.as_deref(),
+                        message: f.message.as_deref(),
+                        trace: f.text.as_deref(),
+                    });
+                    let entry = causes
+                        .entry(sig.hash)
+                        .or_insert_with(|| (sig.masked, Vec::new()));
+                    entry.1.push(r.key_hash);
+                }
                 packed.push(Packed {
                     test_id,
                     outcome: r.outcome,
@@ -241,6 +256,7 @@ impl Store {
             }
             writer.new_tests
         };
+        record_signatures(&tx, path, run, meta.at, summary.is_default, &causes)?;
         tx.execute(
             "UPDATE runs SET results = ?2 WHERE id = ?1",
             params![run, pack(&mut packed)],
@@ -257,6 +273,57 @@ impl Store {
             compacted_runs,
         })
     }
+}
+
+/// Count this run's failure signatures: a new row per signature never seen, else one more run
+/// (and default-branch run) and its failures, with the first and last time seen.
+fn record_signatures(
+    tx: &rusqlite::Transaction<'_>,
+    path: &std::path::Path,
+    run: i64,
+    at: i64,
+    is_default: bool,
+    causes: &HashMap<u64, (String, Vec<u64>)>,
+) -> Result<(), StoreError> {
+    if causes.is_empty() {
+        return Ok(());
+    }
+    let mut upsert = tx
+        .prepare_cached(
+            "INSERT INTO signatures (hash, version, masked, first_seen, last_seen, first_run, last_run,
+                                     runs, default_runs, failures)
+             VALUES (?1, ?2, ?3, ?4, ?4, ?5, ?5, 1, ?6, ?7)
+             ON CONFLICT (hash) DO UPDATE SET
+                 first_seen = min(first_seen, excluded.first_seen),
+                 last_seen = max(last_seen, excluded.last_seen),
+                 last_run = excluded.last_run,
+                 runs = runs + 1,
+                 default_runs = default_runs + excluded.default_runs,
+                 failures = failures + excluded.failures",
+        )
+        .ctx(path, "prepare the signature upsert")?;
+    let mut test = tx
+        .prepare_cached("INSERT OR IGNORE INTO signature_tests (hash, key_hash) VALUES (?1, ?2)")
+        .ctx(path, "prepare the signature tests insert")?;
+    for (hash, (masked, tests)) in causes {
+        let h = *hash as i64;
+        upsert
+            .execute(params![
+                h,
+                omen_core::failure::SIGNATURE_VERSION,
+                masked.chars().take(500).collect::<String>(),
+                at,
+                run,
+                i64::from(is_default),
+                tests.len() as i64
+            ])
+            .ctx(path, "store a failure signature")?;
+        for key in tests {
+            test.execute(params![h, *key as i64])
+                .ctx(path, "store a failure signature's test")?;
+        }
+    }
+    Ok(())
 }
 
 /// One result per identity (scope and name, not only the hash), the last one winning; callers

@@ -292,6 +292,62 @@ mod tests {
     }
 
     #[test]
+    fn failure_signatures_are_counted_once_per_run_and_survive_a_merge() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = StoreConfig::default();
+        let hash = |name: &str| {
+            omen_core::failure::Signature::of(&omen_core::failure::FailureText {
+                message: Some(&format!("{name} broke")),
+                ..Default::default()
+            })
+            .hash
+        };
+        let mut a = store(dir.path(), "a.db");
+        a.ingest(
+            &meta("1", "j", 10),
+            "k1",
+            vec![record("x", Outcome::Failed)],
+            &cfg,
+        )
+        .unwrap();
+        // The same run again changes nothing; a second run counts once more.
+        a.ingest(
+            &meta("1", "j", 10),
+            "k1",
+            vec![record("x", Outcome::Failed)],
+            &cfg,
+        )
+        .unwrap();
+        a.ingest(
+            &meta("2", "j", 20),
+            "k2",
+            vec![record("x", Outcome::Failed), record("y", Outcome::Passed)],
+            &cfg,
+        )
+        .unwrap();
+        let row = a.signature(hash("x")).unwrap().unwrap();
+        assert_eq!(
+            (row.runs, row.default_runs, row.failures, row.tests),
+            (2, 2, 2, 1)
+        );
+        assert_eq!((row.first_seen, row.last_seen), (10, 20));
+        assert_eq!(row.masked, "x broke");
+        assert_eq!(a.signature(hash("y")).unwrap(), None);
+        // A shard's runs bring their signatures with them.
+        let mut b = store(dir.path(), "b.db");
+        b.ingest(
+            &meta("3", "k", 30),
+            "k3",
+            vec![record("x", Outcome::Failed)],
+            &cfg,
+        )
+        .unwrap();
+        a.merge_from(&b, &cfg).unwrap();
+        let row = a.signature(hash("x")).unwrap().unwrap();
+        assert_eq!((row.runs, row.last_seen), (3, 30));
+    }
+
+    #[test]
     fn ingest_is_idempotent() {
         let dir = tempfile::tempdir().unwrap();
         let mut s = store(dir.path(), "h.db");

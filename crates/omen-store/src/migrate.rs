@@ -151,4 +151,25 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     r#"
     ALTER TABLE runs ADD COLUMN changed TEXT;
     "#,
+    // 8 → 9: known failure causes across runs, one row per omen_core::failure::Signature (its
+    // hash as a signed 64-bit integer), and the tests each was seen in.
+    r#"
+    CREATE TABLE signatures (
+        hash         INTEGER PRIMARY KEY,
+        version      INTEGER NOT NULL,
+        masked       TEXT NOT NULL,
+        first_seen   INTEGER NOT NULL,
+        last_seen    INTEGER NOT NULL,
+        first_run    INTEGER NOT NULL,
+        last_run     INTEGER NOT NULL,
+        runs         INTEGER NOT NULL,
+        default_runs INTEGER NOT NULL,
+        failures     INTEGER NOT NULL
+    );
+    CREATE TABLE signature_tests (
+        hash     INTEGER NOT NULL,
+        key_hash INTEGER NOT NULL,
+        PRIMARY KEY (hash, key_hash)
+    ) WITHOUT ROWID;
+    "#,
 ];

@@ -80,6 +80,29 @@ pub struct RunRow {
     pub changed: Option<String>,
 }
 
+/// A failure signature as the history knows it (`omen_core::failure::Signature`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignatureRow {
+    /// The masked first line.
+    pub masked: String,
+    /// Unix seconds of the first and the last run it failed in.
+    pub first_seen: i64,
+    /// See `first_seen`.
+    pub last_seen: i64,
+    /// The first and the last run (row ids).
+    pub first_run: i64,
+    /// See `first_run`.
+    pub last_run: i64,
+    /// Runs it failed in, and how many of them were on the default branch.
+    pub runs: u64,
+    /// See `runs`.
+    pub default_runs: u64,
+    /// Failures counted with it.
+    pub failures: u64,
+    /// Distinct tests it failed in.
+    pub tests: u64,
+}
+
 /// Size figures for the whole database.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Stats {
@@ -277,6 +300,34 @@ impl Store {
         let mut found = None;
         self.select_tests("WHERE id = ?1", [id], |row| found = Some(row))?;
         Ok(found)
+    }
+
+    /// The failure signature `hash`, when some run failed with it.
+    pub fn signature(&self, hash: u64) -> Result<Option<SignatureRow>, StoreError> {
+        let h = hash as i64;
+        self.conn
+            .prepare_cached(
+                "SELECT masked, first_seen, last_seen, first_run, last_run, runs, default_runs, failures,
+                        (SELECT count(*) FROM signature_tests WHERE hash = ?1)
+                 FROM signatures WHERE hash = ?1",
+            )
+            .and_then(|mut stmt| {
+                stmt.query_row([h], |r| {
+                    Ok(SignatureRow {
+                        masked: r.get(0)?,
+                        first_seen: r.get(1)?,
+                        last_seen: r.get(2)?,
+                        first_run: r.get(3)?,
+                        last_run: r.get(4)?,
+                        runs: r.get::<_, i64>(5)? as u64,
+                        default_runs: r.get::<_, i64>(6)? as u64,
+                        failures: r.get::<_, i64>(7)? as u64,
+                        tests: r.get::<_, i64>(8)? as u64,
+                    })
+                })
+                .optional()
+            })
+            .ctx(&self.path, "read a failure signature")
     }
 
     /// All runs, oldest first.
