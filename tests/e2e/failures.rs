@@ -111,7 +111,9 @@ fn thirty_failures_of_one_cause_are_one_row_of_the_comment() {
     let text = std::fs::read_to_string(&body).unwrap_or_else(|e| panic!("{e}\n{out}"));
     assert!(text.contains("#### 🧩 30 failures, 1 cause"), "{text}");
     assert!(
-        text.contains("Connection refused: 127.0.0.1:&lt;\\*&gt; | 30 (30 new) |"),
+        text.contains(
+            "Connection refused: 127.0.0.1:&lt;\\*&gt; | infrastructure: connection refused or reset | 30 (30 new) | new |"
+        ),
         "{text}"
     );
     // The assertion in another place is not part of that cause.

@@ -469,6 +469,31 @@ pub fn run(data: &Path) -> anyhow::Result<usize> {
         "true",
         found,
     );
+    // Categories on the same suites (their causes' categories are known by construction).
+    let expected = |cause: usize| match cause {
+        0 | 5 => omen_core::failure::Category::Infrastructure,
+        1..=3 => omen_core::failure::Category::Test,
+        _ => omen_core::failure::Category::Application,
+    };
+    let cases = suite(1);
+    let right = cases
+        .iter()
+        .filter(|c| {
+            omen_core::failure::categorize(&FailureText {
+                kind: c.kind.as_deref(),
+                message: Some(&c.message),
+                trace: Some(&c.trace),
+            })
+            .is_some_and(|k| k.category == expected(c.cause))
+        })
+        .count();
+    let share = right as f64 / cases.len() as f64;
+    row(
+        "synthetic suites: category by the shipped rules",
+        format!("{:.0}%", share * 100.0),
+        "= 100%",
+        share >= 1.0,
+    );
     // Across runs: ten default-branch runs of the suite (new values each time) are stored; the
     // next run's signatures are known, and injected new causes are not.
     let (known, injected) = known_across_runs(data)?;

@@ -785,6 +785,7 @@ fn build_report(
     let mut grouper = omen_core::failure::Grouper::new(Default::default());
     let mut first_lines = Vec::new();
     let mut signatures = Vec::new();
+    let mut kinds = Vec::new();
     for r in results {
         let id = &r.identity;
         let known = store.and_then(|s| s.find_test(&id.scope, &id.name).ok().flatten());
@@ -830,6 +831,7 @@ fn build_report(
             trace: r.failure.as_ref().and_then(|f| f.text.as_deref()),
         };
         let signature = omen_core::failure::Signature::of(&text);
+        kinds.push(omen_core::failure::categorize(&text));
         grouper.add(signature.tokens());
         signatures.push(signature.hash);
         first_lines.push(text.first_line().to_owned());
@@ -852,6 +854,11 @@ fn build_report(
                 .members
                 .first()
                 .and_then(|&i| seen_elsewhere(store, signatures[i], meta.is_default_branch())),
+            kind: g
+                .members
+                .first()
+                .and_then(|&i| kinds[i])
+                .map(|c| format!("{}: {}", c.category.as_str(), c.reason)),
             failures: g.members,
         })
         .collect();

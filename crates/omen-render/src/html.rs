@@ -173,7 +173,7 @@ fn causes(s: &mut String, report: &CiReport) {
     }
     let _ = writeln!(
         s,
-        "<h2 id=\"causes\">{} failures, {} cause{}</h2>\n<table><thead><tr><th>cause</th><th>failures</th><th>seen</th><th>tests</th></tr></thead><tbody>",
+        "<h2 id=\"causes\">{} failures, {} cause{}</h2>\n<table><thead><tr><th>cause</th><th>kind</th><th>failures</th><th>seen</th><th>tests</th></tr></thead><tbody>",
         shared.iter().map(|c| c.failures.len()).sum::<usize>(),
         shared.len(),
         if shared.len() == 1 { "" } else { "s" }
@@ -205,8 +205,12 @@ fn causes(s: &mut String, report: &CiReport) {
         };
         let _ = writeln!(
             s,
-            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
             escape::html(&c.headline, 400),
+            c.kind
+                .as_deref()
+                .map(|k| escape::html(k, 80))
+                .unwrap_or_default(),
             c.failures.len(),
             seen,
             names.join("<br>")

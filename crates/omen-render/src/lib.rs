@@ -180,6 +180,9 @@ pub struct CauseRow {
     pub failures: Vec<usize>,
     /// What the history knows of it; `None` without a usable history.
     pub known: Option<Seen>,
+    /// Its category and the rule's reason (`infrastructure: connection refused or reset`), when
+    /// a rule of `omen_core::failure::RULES` matched.
+    pub kind: Option<String>,
 }
 
 /// How often a cause was seen in other runs.
@@ -613,7 +616,7 @@ fn causes_section(s: &mut String, report: &CiReport, rows: usize) {
     let grouped: usize = shared.iter().map(|c| c.failures.len()).sum();
     let _ = writeln!(
         s,
-        "#### 🧩 {grouped} failures, {} cause{}\n\n| cause | failures | seen | tests |\n| --- | ---: | --- | --- |",
+        "#### 🧩 {grouped} failures, {} cause{}\n\n| cause | kind | failures | seen | tests |\n| --- | --- | ---: | --- | --- |",
         shared.len(),
         if shared.len() == 1 { "" } else { "s" }
     );
@@ -645,8 +648,12 @@ fn causes_section(s: &mut String, report: &CiReport, rows: usize) {
         let more = members.len().saturating_sub(3);
         let _ = writeln!(
             s,
-            "| {} | {} ({}) | {} | {}{} |",
+            "| {} | {} | {} ({}) | {} | {}{} |",
             escape::inline(&c.headline, 240),
+            c.kind
+                .as_deref()
+                .map(|k| escape::inline(k, 80))
+                .unwrap_or_default(),
             members.len(),
             kinds.join(", "),
             seen_text(c.known, report.default_branch.as_deref()),

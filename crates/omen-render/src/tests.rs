@@ -110,6 +110,7 @@ fn report() -> CiReport {
             CauseRow {
                 headline: format!("{EVIL} <*>"),
                 failures: vec![0, 1],
+                kind: Some("infrastructure: connection refused or reset".into()),
                 known: Some(Seen {
                     runs: 14,
                     since: 1_790_000_000,
@@ -119,6 +120,7 @@ fn report() -> CiReport {
             CauseRow {
                 headline: "relation does not exist".into(),
                 failures: vec![2],
+                kind: None,
                 known: Some(Seen {
                     runs: 0,
                     since: 1_790_000_000,
@@ -530,7 +532,9 @@ fn failures_sharing_a_cause_are_one_row_with_hostile_text_escaped() {
         "a cause of one failure is not a row: {rows:?}"
     );
     assert!(
-        rows[0].contains("| 2 (2 new) | known: 14 runs since 2026-09-21, also on `main` |"),
+        rows[0].contains(
+            "| infrastructure: connection refused or reset | 2 (2 new) | known: 14 runs since 2026-09-21, also on `main` |"
+        ),
         "{}",
         rows[0]
     );
