@@ -174,19 +174,41 @@ impl Store {
             .conn
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .map_err(|e| classify(&self.path, "read the schema version", e))?;
-        for (from, sql) in MIGRATIONS.iter().enumerate().skip(version as usize) {
-            let to = from + 1;
-            tracing::debug!(database = %self.path.display(), from, to, "migrating schema");
-            if let Err(e) = self.conn.execute_batch(&format!(
-                "BEGIN IMMEDIATE;\n{sql}\nPRAGMA user_version = {to};\nPRAGMA application_id = {APPLICATION_ID};\nCOMMIT;"
-            )) {
-                // A failed statement (a full disk) leaves the transaction open; roll it back so
-                // the file keeps its last complete schema.
-                let _rolled_back = self.conn.execute_batch("ROLLBACK");
-                return Err(classify(&self.path, "migrate the schema", e));
-            }
+        for to in (version as usize + 1)..=MIGRATIONS.len() {
+            self.migrate_to(to)?;
         }
         Ok(())
+    }
+
+    /// Run migration `to - 1 → to` unless the file is already there: the version is read again
+    /// inside the write lock, because another process (a parallel shard creating the same new
+    /// database) may have migrated it since this one looked. Returns whether it ran.
+    fn migrate_to(&self, to: usize) -> Result<bool, StoreError> {
+        let fail = |e: rusqlite::Error| {
+            // A failed statement (a full disk) leaves the transaction open; roll it back so the
+            // file keeps its last complete schema.
+            let _rolled_back = self.conn.execute_batch("ROLLBACK");
+            classify(&self.path, "migrate the schema", e)
+        };
+        self.conn
+            .execute_batch("BEGIN IMMEDIATE")
+            .map_err(|e| classify(&self.path, "migrate the schema", e))?;
+        let current: u32 = self
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(fail)?;
+        if current as usize >= to {
+            self.conn.execute_batch("COMMIT").map_err(fail)?;
+            return Ok(false);
+        }
+        tracing::debug!(database = %self.path.display(), from = to - 1, to, "migrating schema");
+        self.conn
+            .execute_batch(&format!(
+                "{}\nPRAGMA user_version = {to};\nPRAGMA application_id = {APPLICATION_ID};\nCOMMIT;",
+                MIGRATIONS[to - 1]
+            ))
+            .map_err(fail)?;
+        Ok(true)
     }
 }
 
@@ -430,6 +452,22 @@ fn set_aside_file(path: &Path, now: i64) -> Result<PathBuf, StoreError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_migration_another_process_already_ran_is_skipped_not_failed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("h.db");
+        let store = Store::open(&path, 1).unwrap().store;
+        // As a process that read the version before a parallel shard migrated the file.
+        for to in 1..=MIGRATIONS.len() {
+            assert!(!store.migrate_to(to).unwrap(), "migration {to} ran twice");
+        }
+        let version: u32 = store
+            .conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .unwrap();
+        assert_eq!(version, SCHEMA_VERSION);
+    }
 
     fn open(path: &Path) -> Opened {
         match Store::open(path, 1_700_000_000) {
