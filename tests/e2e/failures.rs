@@ -66,22 +66,11 @@ fn cluster_puts_every_line_in_exactly_one_cluster_with_the_common_text() {
     assert!(missing.stderr.contains("nope.txt"), "{missing}");
 }
 
-#[test]
-fn thirty_failures_of_one_cause_are_one_row_of_the_comment() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut xml = String::from("<testsuite name=\"pytest\">\n");
-    for i in 0..30 {
-        xml.push_str(&format!(
-            "<testcase classname=\"tests.test_orders\" name=\"test_{i}\" file=\"tests/test_orders.py\"><failure type=\"ConnectionRefusedError\" message=\"ConnectionRefusedError: [Errno 111] Connection refused: 127.0.0.1:{}\">Traceback (most recent call last):\n  File \"/app/tests/test_orders.py\", line {}, in test_{i}\n    load()\n  File \"/app/app/db.py\", line {}, in connect\n    sock.connect()\n</failure></testcase>\n",
-            5400 + i,
-            10 + i,
-            40 + i % 3
-        ));
-    }
-    xml.push_str("<testcase classname=\"tests.test_cart\" name=\"test_total\" file=\"tests/test_cart.py\"><failure message=\"AssertionError: assert 3 == 4\">  File \"/app/tests/test_cart.py\", line 9, in test_total</failure></testcase>\n</testsuite>\n");
-    std::fs::write(dir.path().join("junit.xml"), xml).unwrap();
-    let body = dir.path().join("comment.md");
-    let out = run(omen(dir.path())
+/// `omen ci` on `dir`'s junit.xml as pull request 3's run (no forge: the comment is saved), and
+/// the comment it wrote.
+fn pr_comment(dir: &std::path::Path) -> String {
+    let body = dir.join("comment.md");
+    let out = run(omen(dir)
         .args([
             "ci",
             "--reports",
@@ -108,7 +97,24 @@ fn thirty_failures_of_one_cause_are_one_row_of_the_comment() {
             "3",
         ]));
     out.code(0);
-    let text = std::fs::read_to_string(&body).unwrap_or_else(|e| panic!("{e}\n{out}"));
+    std::fs::read_to_string(&body).unwrap_or_else(|e| panic!("{e}\n{out}"))
+}
+
+#[test]
+fn thirty_failures_of_one_cause_are_one_row_of_the_comment() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut xml = String::from("<testsuite name=\"pytest\">\n");
+    for i in 0..30 {
+        xml.push_str(&format!(
+            "<testcase classname=\"tests.test_orders\" name=\"test_{i}\" file=\"tests/test_orders.py\"><failure type=\"ConnectionRefusedError\" message=\"ConnectionRefusedError: [Errno 111] Connection refused: 127.0.0.1:{}\">Traceback (most recent call last):\n  File \"/app/tests/test_orders.py\", line {}, in test_{i}\n    load()\n  File \"/app/app/db.py\", line {}, in connect\n    sock.connect()\n</failure></testcase>\n",
+            5400 + i,
+            10 + i,
+            40 + i % 3
+        ));
+    }
+    xml.push_str("<testcase classname=\"tests.test_cart\" name=\"test_total\" file=\"tests/test_cart.py\"><failure message=\"AssertionError: assert 3 == 4\">  File \"/app/tests/test_cart.py\", line 9, in test_total</failure></testcase>\n</testsuite>\n");
+    std::fs::write(dir.path().join("junit.xml"), xml).unwrap();
+    let text = pr_comment(dir.path());
     assert!(text.contains("#### 🧩 30 failures, 1 cause"), "{text}");
     assert!(
         text.contains(
@@ -156,35 +162,7 @@ fn a_cause_seen_on_the_default_branch_is_known_and_a_new_one_is_new() {
         7000,
         Some("ZeroDivisionError: division by zero"),
     );
-    let body = d.join("comment.md");
-    let out = run(omen(d)
-        .args([
-            "ci",
-            "--reports",
-            "junit.xml",
-            "--db",
-            "h.db",
-            "--risk",
-            "off",
-        ])
-        .args([
-            "--comment",
-            "always",
-            "--fail-on",
-            "never",
-            "--comment-file",
-        ])
-        .arg(&body)
-        .args([
-            "--branch",
-            "feature",
-            "--default-branch",
-            "main",
-            "--pull-request",
-            "3",
-        ]));
-    out.code(0);
-    let text = std::fs::read_to_string(&body).unwrap_or_else(|e| panic!("{e}\n{out}"));
+    let text = pr_comment(d);
     assert!(text.contains("#### 🧩 4 failures, 2 causes"), "{text}");
     assert!(
         text.contains("| known: 2 runs since 2026-03-01, also on `main` |"),

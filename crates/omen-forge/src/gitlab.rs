@@ -149,7 +149,7 @@ impl GitLab {
             client,
             origin,
             auth: (header, token.clone()),
-            project: encode_project(project),
+            project: encode_segment(project),
             project_url: project_url.map(|u| u.trim_end_matches('/').to_owned()),
             retry,
         })
@@ -501,14 +501,9 @@ fn failed(action: &'static str, status: http::StatusCode, message: &str) -> Forg
     }
 }
 
-/// One path segment or query value, percent-encoded (`feature/x` → `feature%2Fx`).
-fn encode_segment(text: &str) -> String {
-    encode_project(text)
-}
-
-/// A project path as GitLab wants it in a URL (`group/sub/project` → `group%2Fsub%2Fproject`);
-/// a numeric id stays as it is.
-fn encode_project(project: &str) -> String {
+/// A project path, ref, file path or query value as one URL segment (`group/sub/project` →
+/// `group%2Fsub%2Fproject`); a numeric id stays as it is.
+fn encode_segment(project: &str) -> String {
     let mut out = String::with_capacity(project.len());
     for b in project.bytes() {
         match b {
@@ -548,9 +543,9 @@ mod tests {
 
     #[test]
     fn project_paths_are_url_encoded_and_ids_kept() {
-        assert_eq!(encode_project("42"), "42");
+        assert_eq!(encode_segment("42"), "42");
         assert_eq!(
-            encode_project("group/sub/my.project"),
+            encode_segment("group/sub/my.project"),
             "group%2Fsub%2Fmy.project"
         );
         for bad in ["", "/x", "x/"] {

@@ -23,14 +23,8 @@ pub fn is_bidi_control(c: char) -> bool {
 pub fn line(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
-        match c {
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c.is_control() || is_bidi_control(c) => {
-                out.push_str(&format!("\\u{{{:x}}}", u32::from(c)));
-            }
-            c => out.push(c),
+        if !push_visible_escape(&mut out, c) {
+            out.push(c);
         }
     }
     if out.trim_start().starts_with("::") {
@@ -49,20 +43,26 @@ pub fn html(text: &str, max_chars: usize) -> String {
             out.push('…');
             break;
         }
-        if push_entity(&mut out, c) {
-            continue;
-        }
-        match c {
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if c.is_control() || is_bidi_control(c) => {
-                out.push_str(&format!("\\u{{{:x}}}", u32::from(c)));
-            }
-            c => out.push(c),
+        if !push_entity(&mut out, c) && !push_visible_escape(&mut out, c) {
+            out.push(c);
         }
     }
     out
+}
+
+/// Write a newline, another control character or a bidi control as a visible escape (`\n`,
+/// `\u{1b}`); false for any other character.
+fn push_visible_escape(out: &mut String, c: char) -> bool {
+    match c {
+        '\n' => out.push_str("\\n"),
+        '\r' => out.push_str("\\r"),
+        '\t' => out.push_str("\\t"),
+        c if c.is_control() || is_bidi_control(c) => {
+            out.push_str(&format!("\\u{{{:x}}}", u32::from(c)));
+        }
+        _ => return false,
+    }
+    true
 }
 
 /// Write one of the five HTML metacharacters as its entity; false for any other character.
