@@ -10,6 +10,7 @@ mod gitlab;
 mod html;
 mod ingest;
 mod install;
+mod perf;
 mod reporters;
 mod risk;
 mod third_party;

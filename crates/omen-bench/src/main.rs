@@ -13,6 +13,7 @@ mod failures;
 mod fuzz;
 mod generate;
 mod peer;
+mod perf;
 mod report;
 mod risk;
 mod sim;
@@ -162,6 +163,19 @@ enum Bench {
         #[arg(long, default_value = "target/bench-data/failures")]
         data: PathBuf,
     },
+    /// Performance regressions: the change-point detector on annotated real series, simulated
+    /// CI duration histories with known truth, and the speed of the analysis.
+    Perf {
+        /// Exit 1 when a target is missed.
+        #[arg(long)]
+        check: bool,
+        /// Simulation seeds, one history each; figures are pooled.
+        #[arg(long, value_delimiter = ',', default_values_t = [1u64, 2])]
+        seeds: Vec<u64>,
+        /// Where generated data is kept.
+        #[arg(long, default_value = "target/bench-data/perf")]
+        data: PathBuf,
+    },
     /// (internal) Run one omen command and print its wall time.
     #[command(hide = true)]
     ChildCmd {
@@ -275,6 +289,10 @@ fn main() -> anyhow::Result<()> {
             data,
         } => ci_perf(&data, check, tolerance),
         Bench::Failures { check, data } => match failures::run(&data)? {
+            missed if check && missed > 0 => bail!("{missed} target(s) missed"),
+            _ => Ok(()),
+        },
+        Bench::Perf { check, seeds, data } => match perf::run(&data, &seeds)? {
             missed if check && missed > 0 => bail!("{missed} target(s) missed"),
             _ => Ok(()),
         },

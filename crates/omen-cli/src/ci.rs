@@ -6,9 +6,10 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use omen_core::classify::{Classification, Failing, classify_failure, slow_regression};
+use omen_core::classify::{Classification, Failing, classify_failure};
 use omen_core::gate::{ACCEPT_LABEL, Gate};
 use omen_core::history::failure_signature;
+use omen_core::perf::changepoint::{detect, levels};
 use omen_core::quarantine::QuarantineChange;
 use omen_core::risk_level::RiskLevel;
 use omen_core::run::TestResult;
@@ -17,8 +18,8 @@ use omen_jobs::quarantine::{Refresh, Refreshed, refresh};
 use omen_metadata::exit_code;
 use omen_metadata::quarantine::{Mode, QuarantineFile};
 use omen_render::{
-    CauseRow, CiReport, FailureClass, FailureRow, GateVerdict, RiskSection, Seen, SlowRow, Totals,
-    TrendPoint,
+    CauseRow, ChangeRow, CiReport, FailureClass, FailureRow, GateVerdict, PerfSection, RiskSection,
+    Seen, SlowRow, TimeRow, Totals, TrendPoint,
 };
 use omen_store::Store;
 
@@ -27,7 +28,8 @@ use crate::{Outcome, RunArgs, output};
 /// When to post the pull-request comment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum CommentMode {
-    /// Only when something failed or the quarantine changed; an existing comment is kept current.
+    /// Only when something failed, the quarantine changed, a test got slower than on the default
+    /// branch or the deploy risk is high; an existing comment is kept current.
     Auto,
     /// On every pull-request run.
     Always,
@@ -317,6 +319,14 @@ pub fn run(args: &CiArgs, config: &crate::config::Config) -> anyhow::Result<Outc
         config,
         now,
         quarantine_changes,
+    );
+    report.perf = perf_step(
+        store.as_mut(),
+        run.run_id,
+        &meta,
+        &run.results,
+        now,
+        &mut trouble,
     );
     report.summary_url = match (&args.html, &env.job_url) {
         // GitLab has no job summary: the note links to the HTML page in the job's artifacts.
@@ -645,6 +655,7 @@ fn publish(
     let wants_comment = mode == CommentMode::Always
         || !report.failures.is_empty()
         || !report.quarantine_changes.is_empty()
+        || !report.perf.slow.is_empty()
         || report.risk.as_ref().is_some_and(|r| r.is_notable());
     let posted = client.and_then(|forge| {
         if wants_comment {
@@ -781,27 +792,16 @@ fn build_report(
             .map(|e| (e.id.as_str(), e.mode.as_str()))
             .collect();
     let mut failures = Vec::new();
-    let mut slow = Vec::new();
     let mut grouper = omen_core::failure::Grouper::new(Default::default());
     let mut first_lines = Vec::new();
     let mut signatures = Vec::new();
     let mut kinds = Vec::new();
     for r in results {
         let id = &r.identity;
-        let known = store.and_then(|s| s.find_test(&id.scope, &id.name).ok().flatten());
         if !r.outcome.is_failure() {
-            // Slowest regressions: far above the test's usual passing time on the default branch.
-            if let (Some(ms), Some(row)) = (r.duration_ms, known.as_ref())
-                && let Some(baseline_ms) = slow_regression(&row.history, ms)
-            {
-                slow.push(SlowRow {
-                    name: id.selector.clone(),
-                    duration_ms: ms,
-                    baseline_ms,
-                });
-            }
             continue;
         }
+        let known = store.and_then(|s| s.find_test(&id.scope, &id.name).ok().flatten());
         let message = r
             .failure
             .as_ref()
@@ -863,11 +863,6 @@ fn build_report(
         })
         .collect();
     causes.sort_by_key(|c| std::cmp::Reverse(c.failures.len()));
-    slow.sort_by(|a, b| {
-        (b.duration_ms as f64 - b.baseline_ms).total_cmp(&(a.duration_ms as f64 - a.baseline_ms))
-    });
-    slow.truncate(10);
-
     let mut base = None;
     let mut trend = Vec::new();
     if let Some(s) = store {
@@ -884,14 +879,23 @@ fn build_report(
                 skipped: r.skipped,
                 flaky: r.mixed,
             });
+        // The suite time's level between change points, as the detector sees these runs.
+        let seconds: Vec<f64> = runs.iter().map(|r| r.duration_ms as f64 / 1000.0).collect();
+        let changes = detect(
+            &seconds,
+            &omen_jobs::perf::PerfSettings::default().suite_detect,
+        );
+        let levels = levels(&seconds, &changes);
         trend = runs
             .iter()
-            .map(|r| {
+            .zip(levels)
+            .map(|(r, level)| {
                 let ran = (r.tests - r.skipped).max(1) as f64;
                 TrendPoint {
                     commit: r.commit.clone().unwrap_or_default(),
                     pass_rate: (r.tests - r.skipped - r.failed) as f64 / ran * 100.0,
                     duration_s: r.duration_ms as f64 / 1000.0,
+                    level_s: level.is_finite().then_some(level),
                 }
             })
             .collect();
@@ -909,7 +913,7 @@ fn build_report(
         base,
         failures,
         quarantine_changes,
-        slow,
+        perf: PerfSection::default(),
         trend,
         unusable: files
             .iter()
@@ -923,6 +927,84 @@ fn build_report(
         risk: None,
         causes,
     }
+}
+
+/// Durations: on the default branch, find and remember change points in the series this run
+/// extended; elsewhere, compare this run with the default branch. Omen's trouble here is a
+/// warning; the report goes on without the section.
+fn perf_step(
+    store: Option<&mut Store>,
+    run_id: Option<i64>,
+    meta: &omen_core::run::RunMeta,
+    results: &[TestResult],
+    now: i64,
+    trouble: &mut bool,
+) -> PerfSection {
+    let mut section = PerfSection::default();
+    // Where the time goes, from this run alone.
+    let mut timed: Vec<(&TestResult, f64)> = results
+        .iter()
+        .filter_map(|r| r.duration_ms.map(|ms| (r, f64::from(ms))))
+        .collect();
+    section.total_ms = timed.iter().map(|(_, ms)| ms).sum();
+    timed.sort_by(|a, b| b.1.total_cmp(&a.1));
+    section.slowest = timed
+        .iter()
+        .take(10)
+        .map(|(r, ms)| TimeRow {
+            name: r.identity.selector.clone(),
+            ms: *ms,
+        })
+        .collect();
+    let (Some(store), Some(run_id)) = (store, run_id) else {
+        return section;
+    };
+    let settings = omen_jobs::perf::PerfSettings::default();
+    let outcome = (|| -> anyhow::Result<()> {
+        let Some(run) = store.run(run_id)? else {
+            return Ok(());
+        };
+        let name = |store: &Store, id: i64| -> anyhow::Result<String> {
+            Ok(store
+                .test(id)?
+                .map_or_else(|| format!("test #{id}"), |t| t.selector))
+        };
+        if meta.is_default_branch() {
+            let found = omen_jobs::perf::after_default_run(store, &run, &settings, now)?;
+            for f in found {
+                section.changes.push(ChangeRow {
+                    name: match f.row.test_id {
+                        Some(id) => Some(name(store, id)?),
+                        None => None,
+                    },
+                    before_ms: f.row.before_ms,
+                    after_ms: f.row.after_ms,
+                    commit: f.commit,
+                    previous_commit: f.previous_commit,
+                    at: f.at,
+                    p_value: f.row.p_value,
+                });
+            }
+        } else {
+            let c = omen_jobs::perf::compare_pull_request(store, &run, &settings)?;
+            section.slow_total = c.slowdowns.len();
+            section.together = c.together;
+            for (id, s) in c.slowdowns.iter().take(10) {
+                section.slow.push(SlowRow {
+                    name: name(store, *id)?,
+                    baseline_ms: s.baseline_ms,
+                    current_ms: s.current_ms,
+                    p_value: s.p_value,
+                });
+            }
+        }
+        Ok(())
+    })();
+    if let Err(err) = outcome {
+        tracing::warn!("durations not analysed: {err:#}");
+        *trouble = true;
+    }
+    section
 }
 
 /// What the history knows of failure signature `hash` beyond this run (already ingested):

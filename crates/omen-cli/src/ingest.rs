@@ -67,6 +67,8 @@ pub struct Ingested {
     pub database: DatabaseInfo,
     /// The run was already stored.
     pub duplicate: bool,
+    /// The stored run's row id (also when it was already stored).
+    pub run_id: Option<i64>,
     /// Omen had trouble of its own (an unusable report, an unwritable database).
     pub trouble: bool,
 }
@@ -129,6 +131,7 @@ pub fn ingest_run(
         failed: false,
     };
     let mut duplicate = false;
+    let mut run_id = None;
     let mut store = None;
     let mut results = Vec::new();
     if parsed.files.iter().all(|f| f.error.is_some()) {
@@ -163,6 +166,7 @@ pub fn ingest_run(
                 }
                 database.stored = outcome.stored;
                 duplicate = outcome.duplicate;
+                run_id = Some(outcome.run);
                 store = Some(s);
             }
             Err(err) => {
@@ -181,6 +185,7 @@ pub fn ingest_run(
         store,
         database,
         duplicate,
+        run_id,
         trouble,
     })
 }

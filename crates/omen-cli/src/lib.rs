@@ -14,6 +14,7 @@ pub mod ingest;
 pub mod merge;
 pub mod nextest;
 pub mod output;
+pub mod perf;
 pub mod quarantine;
 pub mod restore;
 pub mod risk;
@@ -87,6 +88,9 @@ pub enum Command {
     Flaky(flaky::FlakyArgs),
     /// Failures grouped into causes; `cluster FILE` groups the lines of a text file.
     Failures(failures::FailuresArgs),
+    /// Duration changes on the default branch; `detect --input FILE` runs the change-point
+    /// detector on one series.
+    Perf(perf::PerfArgs),
     /// Regenerate the quarantine file, check it, or print it as nextest configuration.
     Quarantine(quarantine::QuarantineArgs),
     /// On GitLab, first: fetch the history database the default branch published (the newest
@@ -211,6 +215,7 @@ pub fn run(cli: &Cli) -> Result<Outcome, RunError> {
         Command::Merge(args) => merge::run(args, &config),
         Command::Flaky(args) => flaky::run(args, &config),
         Command::Failures(args) => failures::run(args),
+        Command::Perf(args) => perf::run(args),
         Command::Quarantine(args) => quarantine::run(args, &config),
         Command::Restore(args) => restore::run(args, &config),
         Command::Setup(args) => setup::run(args, &config),

@@ -81,24 +81,6 @@ pub fn classify_failure(f: &Failing<'_>, config: &FlakinessConfig) -> Classifica
     Classification::New
 }
 
-/// Passing runs' durations needed before a test can be called slower than usual.
-pub const SLOW_MIN_SAMPLES: u32 = 5;
-/// A slowdown smaller than this is never reported, however large relatively.
-pub const SLOW_MIN_EXTRA_MS: f64 = 1000.0;
-
-/// The test's usual duration when this passing run of `duration_ms` is a slow outlier: at least
-/// [`SLOW_MIN_SAMPLES`] known durations, above both twice the mean and the mean plus three
-/// standard deviations, and at least [`SLOW_MIN_EXTRA_MS`] slower.
-pub fn slow_regression(h: &TestHistory, duration_ms: u32) -> Option<f64> {
-    let mean = f64::from(h.duration_mean);
-    let sd = f64::from(h.duration_stddev().unwrap_or(0.0));
-    let ms = f64::from(duration_ms);
-    (h.duration_count >= SLOW_MIN_SAMPLES
-        && ms > (2.0 * mean).max(mean + 3.0 * sd)
-        && ms - mean >= SLOW_MIN_EXTRA_MS)
-        .then_some(mean)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -249,28 +231,5 @@ mod tests {
             classify(failing(Some(&clean), Some("E"), false)),
             Classification::New
         );
-    }
-
-    #[test]
-    fn slow_needs_samples_a_relative_and_an_absolute_margin() {
-        let mut h = TestHistory::default();
-        let check = |h: &TestHistory, ms: u32, expected: Option<f64>| {
-            assert_eq!(slow_regression(h, ms), expected, "{ms} ms");
-        };
-        h.duration_count = 4;
-        h.duration_mean = 2000.0;
-        check(&h, 10_000, None);
-        h.duration_count = 5;
-        check(&h, 10_000, Some(2000.0));
-        check(&h, 4000, None); // twice the mean is not more than twice
-        check(&h, 4001, Some(2000.0));
-        h.duration_mean = 300.0;
-        check(&h, 1200, None); // 4x slower, but only 900 ms
-        check(&h, 1300, Some(300.0));
-        // Three standard deviations when the test is noisy.
-        h.duration_mean = 2000.0;
-        h.duration_m2 = 4.0 * 1000.0 * 1000.0 * 4.0; // stddev 2000 ms
-        check(&h, 7000, None);
-        check(&h, 8001, Some(2000.0));
     }
 }

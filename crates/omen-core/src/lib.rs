@@ -17,6 +17,7 @@ pub mod history;
 pub mod identity;
 pub mod junit;
 pub mod label;
+pub mod perf;
 pub mod quarantine;
 pub mod report;
 pub mod risk_level;

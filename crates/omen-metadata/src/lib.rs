@@ -10,5 +10,6 @@ pub mod exit_code;
 pub mod flaky;
 pub mod ingest;
 pub mod merge;
+pub mod perf;
 pub mod quarantine;
 pub mod risk;

@@ -308,21 +308,28 @@ fn quarantine_changes(s: &mut String, report: &CiReport) {
 }
 
 fn slow(s: &mut String, report: &CiReport) {
-    if report.slow.is_empty() {
+    let perf = &report.perf;
+    if perf.slow.is_empty() {
         return;
     }
     let _ = writeln!(
         s,
-        "<h2 id=\"slow\">Slowest regressions ({})</h2>\n<table><thead><tr><th>test</th><th>this run</th><th>usual</th></tr></thead><tbody>",
-        report.slow.len()
+        "<h2 id=\"slow\">Slower than the default branch ({}{})</h2>\n<table><thead><tr><th>test</th><th>default branch</th><th>this run</th><th>change</th></tr></thead><tbody>",
+        perf.slow_total,
+        if perf.together {
+            ", together: one cause"
+        } else {
+            ""
+        }
     );
-    for r in &report.slow {
+    for r in &perf.slow {
         let _ = writeln!(
             s,
-            "<tr><td><code>{}</code></td><td>{:.2} s</td><td>{:.2} s</td></tr>",
+            "<tr><td><code>{}</code></td><td>{:.0} ms</td><td>{:.0} ms</td><td>{:+.0}%</td></tr>",
             escape::html(&r.name, 400),
-            f64::from(r.duration_ms) / 1000.0,
-            r.baseline_ms / 1000.0
+            r.baseline_ms,
+            r.current_ms,
+            (r.current_ms / r.baseline_ms - 1.0) * 100.0
         );
     }
     let _ = writeln!(s, "</tbody></table>");

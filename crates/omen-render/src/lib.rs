@@ -90,10 +90,57 @@ pub struct FailureRow {
 pub struct SlowRow {
     /// Test (untrusted).
     pub name: String,
-    /// Duration in this run, ms.
-    pub duration_ms: u32,
-    /// Mean passing duration on the default branch, ms.
+    /// The default branch's median passing duration, ms.
     pub baseline_ms: f64,
+    /// This pull request's duration, ms, with the whole run's factor divided out.
+    pub current_ms: f64,
+    /// One-sided p-value, adjusted for the tests judged.
+    pub p_value: f64,
+}
+
+/// Where a default-branch duration series changed level, found by this run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChangeRow {
+    /// Test (untrusted); `None` for the run's total test time.
+    pub name: Option<String>,
+    /// Median before, ms.
+    pub before_ms: f64,
+    /// Median after, ms.
+    pub after_ms: f64,
+    /// First commit at the new level.
+    pub commit: Option<String>,
+    /// Last commit at the old level.
+    pub previous_commit: Option<String>,
+    /// When the first run at the new level ran, unix seconds.
+    pub at: i64,
+    /// Two-sided p-value of the rank test between the levels.
+    pub p_value: f64,
+}
+
+/// One of the run's slowest tests.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TimeRow {
+    /// Test (untrusted).
+    pub name: String,
+    /// Its duration in this run, ms.
+    pub ms: f64,
+}
+
+/// Durations: slower than the default branch, level changes on it, where the time goes.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct PerfSection {
+    /// Tests slower than on the default branch beyond the tolerance, most slowed first (capped).
+    pub slow: Vec<SlowRow>,
+    /// How many tests were slower in all.
+    pub slow_total: usize,
+    /// So many tests were slower at once that they are one cause (a machine, a shared fixture).
+    pub together: bool,
+    /// Change points this default-branch run found.
+    pub changes: Vec<ChangeRow>,
+    /// The run's slowest tests, slowest first.
+    pub slowest: Vec<TimeRow>,
+    /// The run's total test time, ms.
+    pub total_ms: f64,
 }
 
 /// One point of the default-branch trend.
@@ -105,6 +152,9 @@ pub struct TrendPoint {
     pub pass_rate: f64,
     /// Sum of test durations, seconds.
     pub duration_s: f64,
+    /// The level of the duration series at this run (the median of its segment between change
+    /// points), seconds; drawn as a line over the bars so a change shows as a step.
+    pub level_s: Option<f64>,
 }
 
 pub use omen_core::gate::GateVerdict;
@@ -156,8 +206,8 @@ pub struct CiReport {
     pub failures: Vec<FailureRow>,
     /// Quarantine changes.
     pub quarantine_changes: Vec<omen_core::quarantine::QuarantineChange>,
-    /// Slowest regressions.
-    pub slow: Vec<SlowRow>,
+    /// Durations against the default branch.
+    pub perf: PerfSection,
     /// Recent default-branch runs, oldest first.
     pub trend: Vec<TrendPoint>,
     /// Reports that could not be read: (path, reason).
@@ -466,7 +516,11 @@ fn body(report: &CiReport, rows: usize, full: bool) -> String {
     causes_section(&mut s, report, rows);
     failure_sections(&mut s, report, rows);
     quarantine_changes(&mut s, report, rows);
-    slow_regressions(&mut s, report, rows);
+    slow_section(&mut s, &report.perf, rows);
+    if full {
+        changes_section(&mut s, &report.perf, rows);
+        time_section(&mut s, &report.perf);
+    }
     for (path, reason) in &report.unusable {
         let _ = writeln!(
             s,
@@ -722,23 +776,133 @@ fn quarantine_changes(s: &mut String, report: &CiReport, rows: usize) {
     let _ = writeln!(s, "\n</details>\n");
 }
 
-fn slow_regressions(s: &mut String, report: &CiReport, rows: usize) {
-    if report.slow.is_empty() {
+/// `p < 0.001`, or the value.
+fn p_text(p: f64) -> String {
+    if p < 0.001 {
+        "p < 0.001".to_owned()
+    } else {
+        format!("p = {p:.3}")
+    }
+}
+
+/// `850 ms`, `2.31 s`.
+fn ms_text(ms: f64) -> String {
+    if ms < 1000.0 {
+        format!("{ms:.0} ms")
+    } else {
+        format!("{:.2} s", ms / 1000.0)
+    }
+}
+
+fn slow_section(s: &mut String, perf: &PerfSection, rows: usize) {
+    if perf.slow.is_empty() {
+        return;
+    }
+    let n = perf.slow_total;
+    if perf.together {
+        let mut shifts: Vec<f64> = perf
+            .slow
+            .iter()
+            .map(|r| r.current_ms / r.baseline_ms - 1.0)
+            .collect();
+        shifts.sort_unstable_by(f64::total_cmp);
+        let median = shifts[shifts.len() / 2];
+        let _ = writeln!(
+            s,
+            "#### 🐢 {n} tests slower together than on the default branch (typically {:+.0}%)\n\nSo many at once is one cause: a slower machine, or something they share. A re-run tells which.\n",
+            median * 100.0
+        );
+    } else {
+        let _ = writeln!(
+            s,
+            "#### 🐢 {n} test{} slower than on the default branch\n",
+            if n == 1 { "" } else { "s" }
+        );
+    }
+    let _ = writeln!(
+        s,
+        "<details><summary>Slower tests</summary>\n\n| test | default branch | this run | change |\n| --- | ---: | ---: | --- |"
+    );
+    for r in perf.slow.iter().take(rows.clamp(1, 10)) {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {:+.0}% (+{}; {}) |",
+            escape::inline(&r.name, 200),
+            ms_text(r.baseline_ms),
+            ms_text(r.current_ms),
+            (r.current_ms / r.baseline_ms - 1.0) * 100.0,
+            ms_text(r.current_ms - r.baseline_ms),
+            p_text(r.p_value)
+        );
+    }
+    let _ = writeln!(s, "\n</details>\n");
+}
+
+fn changes_section(s: &mut String, perf: &PerfSection, rows: usize) {
+    if perf.changes.is_empty() {
         return;
     }
     let _ = writeln!(
         s,
-        "<details><summary>Slowest regressions ({})</summary>\n",
-        report.slow.len()
+        "#### Duration changes on the default branch ({})\n\n| series | before | after | change | since |\n| --- | ---: | ---: | --- | --- |",
+        perf.changes.len()
     );
-    let _ = writeln!(s, "| test | this run | usual |\n| --- | ---: | ---: |");
-    for r in report.slow.iter().take(rows.clamp(1, 10)) {
+    for c in perf.changes.iter().take(rows.clamp(1, 20)) {
+        let name = match &c.name {
+            Some(n) => escape::inline(n, 200),
+            None => "whole suite".to_owned(),
+        };
+        let since = match (&c.previous_commit, &c.commit) {
+            (Some(p), Some(c)) => format!("{}..{}", hex_short(p), hex_short(c)),
+            (None, Some(c)) => hex_short(c),
+            _ => "?".to_owned(),
+        };
         let _ = writeln!(
             s,
-            "| {} | {:.2} s | {:.2} s |",
+            "| {name} | {} | {} | {:+.0}% ({}) | {since}, {} |",
+            ms_text(c.before_ms),
+            ms_text(c.after_ms),
+            (c.after_ms / c.before_ms - 1.0) * 100.0,
+            p_text(c.p_value),
+            omen_core::time::format_rfc3339(c.at)
+                .get(..10)
+                .unwrap_or("")
+        );
+    }
+    s.push('\n');
+}
+
+/// A commit shortened to hex only (it reaches Markdown raw).
+fn hex_short(commit: &str) -> String {
+    format!(
+        "`{}`",
+        commit
+            .chars()
+            .filter(char::is_ascii_hexdigit)
+            .take(12)
+            .collect::<String>()
+    )
+}
+
+fn time_section(s: &mut String, perf: &PerfSection) {
+    if perf.slowest.is_empty() || perf.total_ms <= 0.0 {
+        return;
+    }
+    let shown: f64 = perf.slowest.iter().map(|r| r.ms).sum();
+    let _ = writeln!(
+        s,
+        "<details><summary>Where the time goes: the {} slowest tests take {:.0}% of {}</summary>\n\n| test | time | share |\n| --- | ---: | ---: |",
+        perf.slowest.len(),
+        shown / perf.total_ms * 100.0,
+        ms_text(perf.total_ms)
+    );
+    for r in &perf.slowest {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {:.1}% |",
             escape::inline(&r.name, 200),
-            f64::from(r.duration_ms) / 1000.0,
-            r.baseline_ms / 1000.0
+            ms_text(r.ms),
+            r.ms / perf.total_ms * 100.0
         );
     }
     let _ = writeln!(s, "\n</details>\n");
@@ -884,11 +1048,23 @@ fn trend(points: &[TrendPoint]) -> String {
         .collect();
     let max_d = points
         .iter()
-        .map(|p| p.duration_s)
+        .map(|p| p.duration_s.max(p.level_s.unwrap_or(0.0)))
         .fold(1.0_f64, f64::max)
         .ceil();
+    // The level line shows a change point as a step; drawn only when every point has one.
+    let levels: Option<Vec<String>> = points
+        .iter()
+        .map(|p| p.level_s.map(|l| format!("{l:.1}")))
+        .collect();
+    let (title, level_line) = match levels {
+        Some(l) if points.len() >= 2 => (
+            "Test time (s); the line is the level between change points",
+            format!("    line [{}]\n", l.join(", ")),
+        ),
+        _ => ("Test time (s)", String::new()),
+    };
     format!(
-        "#### Default branch, last {n} runs\n\n```mermaid\nxychart-beta\n    title \"Pass rate (%)\"\n    x-axis [{labels}]\n    y-axis \"pass rate\" 0 --> 100\n    line [{rates}]\n```\n\n```mermaid\nxychart-beta\n    title \"Test time (s)\"\n    x-axis [{labels}]\n    y-axis \"seconds\" 0 --> {max_d}\n    bar [{durations}]\n```\n",
+        "#### Default branch, last {n} runs\n\n```mermaid\nxychart-beta\n    title \"Pass rate (%)\"\n    x-axis [{labels}]\n    y-axis \"pass rate\" 0 --> 100\n    line [{rates}]\n```\n\n```mermaid\nxychart-beta\n    title \"{title}\"\n    x-axis [{labels}]\n    y-axis \"seconds\" 0 --> {max_d}\n    bar [{durations}]\n{level_line}```\n",
         n = points.len(),
         labels = labels.join(", "),
         rates = rates.join(", "),

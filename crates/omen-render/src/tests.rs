@@ -72,21 +72,67 @@ fn report() -> CiReport {
             key: "tests.test_cache::test_ttl".into(),
             selector: "tests/test_cache.py::test_ttl".into(),
         }],
-        slow: vec![SlowRow {
-            name: "tests/test_api.py::test_bulk".into(),
-            duration_ms: 9_400,
-            baseline_ms: 2_100.0,
-        }],
+        perf: PerfSection {
+            slow: vec![
+                SlowRow {
+                    name: "tests/test_api.py::test_bulk".into(),
+                    baseline_ms: 2_100.0,
+                    current_ms: 3_045.0,
+                    p_value: 0.0000012,
+                },
+                SlowRow {
+                    name: format!("tests/test_x.py::test_{EVIL}"),
+                    baseline_ms: 180.0,
+                    current_ms: 260.0,
+                    p_value: 0.004,
+                },
+            ],
+            slow_total: 2,
+            together: false,
+            changes: vec![
+                ChangeRow {
+                    name: Some(format!("tests/test_y.py::test_{EVIL}")),
+                    before_ms: 400.0,
+                    after_ms: 520.0,
+                    commit: Some("c0ffee00c0ffee00c0ffee00c0ffee00c0ffee00".into()),
+                    previous_commit: Some("beef0000beef0000beef0000beef0000beef0000".into()),
+                    at: 1_780_000_000,
+                    p_value: 0.00001,
+                },
+                ChangeRow {
+                    name: None,
+                    before_ms: 312_000.0,
+                    after_ms: 290_000.0,
+                    commit: Some("`](javascript:x)".into()),
+                    previous_commit: None,
+                    at: 1_780_003_600,
+                    p_value: 0.0002,
+                },
+            ],
+            slowest: vec![
+                TimeRow {
+                    name: "tests/test_api.py::test_bulk".into(),
+                    ms: 3_045.0,
+                },
+                TimeRow {
+                    name: format!("tests/test_z.py::test_{EVIL}"),
+                    ms: 1_200.0,
+                },
+            ],
+            total_ms: 330_500.0,
+        },
         trend: vec![
             TrendPoint {
                 commit: "aaaaaaaaaaaa".into(),
                 pass_rate: 99.2,
                 duration_s: 312.0,
+                level_s: Some(312.0),
             },
             TrendPoint {
                 commit: "bbbbbbbbbbbb".into(),
                 pass_rate: 98.7,
                 duration_s: 330.5,
+                level_s: Some(290.0),
             },
         ],
         unusable: vec![],
@@ -461,11 +507,13 @@ fn the_html_page_is_self_contained_and_untrusted_text_stays_text() {
             commit: "aaaaaaa1".into(),
             pass_rate: 97.5,
             duration_s: 12.0,
+            level_s: None,
         },
         TrendPoint {
             commit: "<b>bbbbbb2".into(),
             pass_rate: 99.0,
             duration_s: 14.5,
+            level_s: None,
         },
     ];
     let flaky = [html::FlakyBar {

@@ -172,4 +172,22 @@ pub(crate) const MIGRATIONS: &[&str] = &[
         PRIMARY KEY (hash, key_hash)
     ) WITHOUT ROWID;
     "#,
+    // 9 → 10: change points found in default-branch duration series (omen_core::perf), one row
+    // per change: a test's passing duration (test_id) or the run's total (test_id NULL), per job.
+    // Derived data: `omen merge` does not copy it; the next default-branch run finds them again.
+    r#"
+    CREATE TABLE change_points (
+        id           INTEGER PRIMARY KEY,
+        test_id      INTEGER,
+        job          TEXT NOT NULL,
+        run          INTEGER NOT NULL,
+        previous_run INTEGER,
+        before_ms    REAL NOT NULL,
+        after_ms     REAL NOT NULL,
+        p_value      REAL NOT NULL,
+        detected_run INTEGER NOT NULL,
+        detected_at  INTEGER NOT NULL
+    );
+    CREATE INDEX change_points_series ON change_points (test_id, job, run);
+    "#,
 ];

@@ -1,0 +1,431 @@
+//! Change points in one series: where its level moved, by how much, and how sure we are.
+//!
+//! The method (see `docs/design/performance.md` for what else was tried and the figures):
+//! 1. **Fill and clip.** A missing value repeats the previous one. A value more than
+//!    [`DetectConfig::clip_mads`] robust deviations from the median of its neighbourhood
+//!    ([`DetectConfig::clip_window`] on each side) is pulled back to that bound, so a burst of
+//!    slow runs cannot look like a level shift. The deviation is the series' MAD of distances
+//!    from the neighbourhood medians.
+//! 2. **Binary segmentation** of the clipped series for a change in mean: the series is scaled by
+//!    its standard deviation, and a split is kept while it lowers the squared error by more than
+//!    `penalty × ln n` (a BIC-type penalty), each segment at least [`DetectConfig::min_segment`]
+//!    long.
+//! 3. **Significance and magnitude.** Each change is tested with a Mann–Whitney rank test between
+//!    the segments either side; the weakest change that is not significant (p above
+//!    [`DetectConfig::max_p`]) or too small (relative and absolute floors on the segments'
+//!    medians) is merged away, and the rest tested again.
+
+use super::stats::{mann_whitney, median, median_in_place, std_dev};
+
+/// Settings of [`detect`]. [`Default`] is what `omen perf detect` uses on any series;
+/// [`DetectConfig::durations`] is what `omen ci` uses on test and suite durations.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DetectConfig {
+    /// Multiplier of `ln n` in the split penalty, in units of the series' variance.
+    pub penalty: f64,
+    /// Shortest segment, in points (so a change is reported after this many new points at the
+    /// earliest).
+    pub min_segment: usize,
+    /// Neighbours on each side whose median and deviation judge an outlier.
+    pub clip_window: usize,
+    /// An outlier is further than this many robust deviations from its neighbourhood's median.
+    pub clip_mads: f64,
+    /// Largest two-sided p-value of the rank test between the segments of a reported change.
+    pub max_p: f64,
+    /// Smallest relative change of the median, as a fraction of the earlier level.
+    pub min_relative: f64,
+    /// Smallest absolute change of the median, in the series' units.
+    pub min_absolute: f64,
+    /// Segment on the logarithm of the values (all must be positive), so noise that grows with
+    /// the level (durations) is judged by ratios, not differences.
+    pub log_scale: bool,
+}
+
+impl Default for DetectConfig {
+    fn default() -> Self {
+        DetectConfig {
+            penalty: 5.5,
+            min_segment: 5,
+            clip_window: 25,
+            clip_mads: 5.0,
+            max_p: 0.001,
+            min_relative: 0.05,
+            min_absolute: 0.0,
+            log_scale: false,
+        }
+    }
+}
+
+impl DetectConfig {
+    /// For durations in milliseconds: on the log scale, and a change must move the median by at
+    /// least `min_absolute_ms` (a 2 ms test getting 50% slower is not news).
+    pub fn durations(min_absolute_ms: f64) -> Self {
+        DetectConfig {
+            min_absolute: min_absolute_ms,
+            log_scale: true,
+            ..DetectConfig::default()
+        }
+    }
+}
+
+/// Where a series' level changed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChangePoint {
+    /// 0-based index of the first point of the new level.
+    pub index: usize,
+    /// Median of the segment before (at most 50 points, the series' units).
+    pub before: f64,
+    /// Median of the segment from `index` on.
+    pub after: f64,
+    /// Two-sided p-value of the rank test between the two segments.
+    pub p_value: f64,
+}
+
+impl ChangePoint {
+    /// The change as a fraction of the earlier level (+0.2 = 20% higher).
+    pub fn relative(&self) -> f64 {
+        relative(self.before, self.after)
+    }
+}
+
+/// The level at each point of `series` split at `changes` (from [`detect`]): the median of
+/// the point's segment (its finite values; NaN when it has none).
+pub fn levels(series: &[f64], changes: &[ChangePoint]) -> Vec<f64> {
+    let mut bounds: Vec<usize> = changes.iter().map(|c| c.index.min(series.len())).collect();
+    bounds.insert(0, 0);
+    bounds.push(series.len());
+    let mut out = Vec::with_capacity(series.len());
+    for w in bounds.windows(2) {
+        let segment: Vec<f64> = series[w[0]..w[1]]
+            .iter()
+            .copied()
+            .filter(|v| v.is_finite())
+            .collect();
+        let level = median(&segment).unwrap_or(f64::NAN);
+        out.extend(std::iter::repeat_n(level, w[1] - w[0]));
+    }
+    out
+}
+
+fn relative(before: f64, after: f64) -> f64 {
+    if before == 0.0 {
+        if after == 0.0 {
+            0.0
+        } else {
+            f64::INFINITY.copysign(after)
+        }
+    } else {
+        (after - before) / before.abs()
+    }
+}
+
+/// Change points of `series`, oldest first. A value that is not finite (NaN) is missing.
+pub fn detect(series: &[f64], config: &DetectConfig) -> Vec<ChangePoint> {
+    let Some(values) = fill(series) else {
+        return Vec::new();
+    };
+    let log_scale = config.log_scale && values.iter().all(|v| *v > 0.0);
+    let clipped = clip(&values, config.clip_window, config.clip_mads);
+    let work: Vec<f64> = if log_scale {
+        clipped.iter().map(|v| v.ln()).collect()
+    } else {
+        clipped.clone()
+    };
+    let cuts = segment(&work, config.penalty, config.min_segment.max(1));
+    // The tests and the levels read the values as they are: ranks and medians need no clipping,
+    // and clipped values would understate a fresh change (its first points look like outliers).
+    let raw_work: Vec<f64> = if log_scale {
+        values.iter().map(|v| v.ln()).collect()
+    } else {
+        values.clone()
+    };
+    prune(&values, &raw_work, cuts, config)
+}
+
+/// Missing values repeat the one before (the first present value fills the start); `None` when
+/// nothing is present.
+fn fill(series: &[f64]) -> Option<Vec<f64>> {
+    let mut last = *series.iter().find(|v| v.is_finite())?;
+    Some(
+        series
+            .iter()
+            .map(|v| {
+                if v.is_finite() {
+                    last = *v;
+                }
+                last
+            })
+            .collect(),
+    )
+}
+
+/// Pull outliers back to their neighbourhood: a value further than `k` robust deviations from
+/// the median of its `window` neighbours on each side is set to that bound. The deviation is one
+/// scale for the whole series, the MAD of every value's distance from its neighbourhood median:
+/// robust to level shifts (each value is compared with its own neighbourhood) and to the
+/// outliers themselves, and cheap (one sorted window slides along the series).
+fn clip(values: &[f64], window: usize, k: f64) -> Vec<f64> {
+    let n = values.len();
+    if window == 0 || n < 3 {
+        return values.to_vec();
+    }
+    let mut win: Vec<f64> = Vec::with_capacity(2 * window + 1);
+    let mut medians = Vec::with_capacity(n);
+    let (mut lo, mut hi) = (0usize, 0usize); // `win` holds values[lo..hi], sorted
+    for i in 0..n {
+        let want_lo = i.saturating_sub(window);
+        let want_hi = (i + window + 1).min(n);
+        while hi < want_hi {
+            let v = values[hi];
+            let at = win.partition_point(|x| *x < v);
+            win.insert(at, v);
+            hi += 1;
+        }
+        while lo < want_lo {
+            let v = values[lo];
+            if let Ok(at) = win.binary_search_by(|x| x.total_cmp(&v)) {
+                win.remove(at);
+            }
+            lo += 1;
+        }
+        medians.push(sorted_median(&win));
+    }
+    let mut residuals: Vec<f64> = values
+        .iter()
+        .zip(&medians)
+        .map(|(v, m)| (v - m).abs())
+        .collect();
+    let bound = k * 1.4826 * median_in_place(&mut residuals).unwrap_or(0.0);
+    if bound <= 0.0 {
+        return values.to_vec();
+    }
+    values
+        .iter()
+        .zip(&medians)
+        .map(|(&v, &m)| {
+            if (v - m).abs() > bound {
+                m + bound.copysign(v - m)
+            } else {
+                v
+            }
+        })
+        .collect()
+}
+
+fn sorted_median(sorted: &[f64]) -> f64 {
+    let n = sorted.len();
+    if n % 2 == 1 {
+        sorted[n / 2]
+    } else {
+        0.5 * (sorted[n / 2 - 1] + sorted[n / 2])
+    }
+}
+
+/// Binary segmentation for a change in mean; returns the cut indices, sorted.
+fn segment(x: &[f64], penalty: f64, min_segment: usize) -> Vec<usize> {
+    let n = x.len();
+    if n < 2 * min_segment {
+        return Vec::new();
+    }
+    let sd = std_dev(x);
+    if sd <= 0.0 || !sd.is_finite() {
+        return Vec::new();
+    }
+    let mut sum = vec![0.0; n + 1];
+    let mut sum2 = vec![0.0; n + 1];
+    for (i, v) in x.iter().enumerate() {
+        let z = v / sd;
+        sum[i + 1] = sum[i] + z;
+        sum2[i + 1] = sum2[i] + z * z;
+    }
+    let cost = |a: usize, b: usize| {
+        let s = sum[b] - sum[a];
+        (sum2[b] - sum2[a]) - s * s / (b - a) as f64
+    };
+    let threshold = penalty * (n as f64).ln();
+    let mut cuts = Vec::new();
+    let mut stack = vec![(0usize, n)];
+    while let Some((a, b)) = stack.pop() {
+        if b - a < 2 * min_segment {
+            continue;
+        }
+        let whole = cost(a, b);
+        let mut best: Option<(f64, usize)> = None;
+        for t in a + min_segment..=b - min_segment {
+            let gain = whole - cost(a, t) - cost(t, b);
+            if best.is_none_or(|(g, _)| gain > g) {
+                best = Some((gain, t));
+            }
+        }
+        if let Some((gain, t)) = best
+            && gain > threshold
+        {
+            cuts.push(t);
+            stack.push((a, t));
+            stack.push((t, b));
+        }
+    }
+    cuts.sort_unstable();
+    cuts
+}
+
+/// At most this many points on each side feed a change's rank test and medians: the level just
+/// before and just after the change.
+const SIDE: usize = 50;
+
+/// Merge away the weakest change that fails the test or the floors, until all pass.
+fn prune(
+    values: &[f64],
+    work: &[f64],
+    mut cuts: Vec<usize>,
+    config: &DetectConfig,
+) -> Vec<ChangePoint> {
+    loop {
+        let points: Vec<(ChangePoint, bool)> = (0..cuts.len())
+            .map(|i| {
+                let start = if i == 0 { 0 } else { cuts[i - 1] };
+                let end = cuts.get(i + 1).copied().unwrap_or(values.len());
+                let t = cuts[i];
+                let left = start.max(t.saturating_sub(SIDE))..t;
+                let right = t..end.min(t + SIDE);
+                let (_, p) = mann_whitney(&work[left.clone()], &work[right.clone()]);
+                let before = median(&values[left]).unwrap_or(0.0);
+                let after = median(&values[right]).unwrap_or(0.0);
+                let passes = p <= config.max_p
+                    && relative(before, after).abs() >= config.min_relative
+                    && (after - before).abs() >= config.min_absolute;
+                (
+                    ChangePoint {
+                        index: t,
+                        before,
+                        after,
+                        p_value: p,
+                    },
+                    passes,
+                )
+            })
+            .collect();
+        let weakest = points
+            .iter()
+            .enumerate()
+            .filter(|(_, (_, passes))| !passes)
+            .max_by(|a, b| a.1.0.p_value.total_cmp(&b.1.0.p_value))
+            .map(|(i, _)| i);
+        match weakest {
+            Some(i) => {
+                cuts.remove(i);
+            }
+            None => return points.into_iter().map(|(c, _)| c).collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A deterministic pseudo-random stream in [-1, 1).
+    fn noise(seed: u64) -> impl FnMut() -> f64 {
+        let mut s = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+        move || {
+            s ^= s << 13;
+            s ^= s >> 7;
+            s ^= s << 17;
+            (s >> 11) as f64 / (1u64 << 52) as f64 - 1.0
+        }
+    }
+
+    fn series(levels: &[(usize, f64)], spread: f64, seed: u64) -> Vec<f64> {
+        let mut r = noise(seed);
+        levels
+            .iter()
+            .flat_map(|&(n, level)| (0..n).map(move |_| level))
+            .map(|level| level * (1.0 + spread * r()))
+            .collect()
+    }
+
+    fn indices(s: &[f64], config: &DetectConfig) -> Vec<usize> {
+        detect(s, config).iter().map(|c| c.index).collect()
+    }
+
+    #[test]
+    fn a_flat_series_has_no_change() {
+        for seed in 0..20 {
+            let s = series(&[(200, 100.0)], 0.05, seed);
+            assert_eq!(
+                indices(&s, &DetectConfig::default()),
+                Vec::<usize>::new(),
+                "seed {seed}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_step_is_found_where_it_is() {
+        let s = series(&[(60, 100.0), (40, 130.0)], 0.05, 7);
+        let found = detect(&s, &DetectConfig::default());
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].index, 60);
+        assert!((found[0].relative() - 0.3).abs() < 0.05, "{found:?}");
+        assert!(found[0].p_value < 1e-6, "{found:?}");
+    }
+
+    #[test]
+    fn improvements_and_several_steps() {
+        let s = series(&[(50, 200.0), (50, 100.0), (50, 150.0)], 0.03, 3);
+        let found = detect(&s, &DetectConfig::default());
+        assert_eq!(
+            found.iter().map(|c| c.index).collect::<Vec<_>>(),
+            vec![50, 100]
+        );
+        let l = levels(&s, &found);
+        assert_eq!(l.len(), 150);
+        assert!(
+            (l[0] - 200.0).abs() < 5.0 && (l[49] - 200.0).abs() < 5.0,
+            "{l:?}"
+        );
+        assert!(
+            (l[50] - 100.0).abs() < 5.0 && (l[120] - 150.0).abs() < 5.0,
+            "{l:?}"
+        );
+        // No change: one level; nothing known: NaN.
+        assert_eq!(levels(&[1.0, 3.0, 2.0], &[]), vec![2.0; 3]);
+        assert!(levels(&[f64::NAN], &[])[0].is_nan());
+    }
+
+    #[test]
+    fn an_outlier_burst_is_not_a_change() {
+        let mut s = series(&[(100, 100.0)], 0.03, 11);
+        for v in s.iter_mut().skip(60).take(3) {
+            *v = 280.0;
+        }
+        assert_eq!(indices(&s, &DetectConfig::default()), Vec::<usize>::new());
+    }
+
+    #[test]
+    fn floors_drop_small_changes() {
+        // 50% slower, but 2 ms → 3 ms.
+        let s = series(&[(50, 2.0), (50, 3.0)], 0.02, 5);
+        assert_eq!(indices(&s, &DetectConfig::durations(0.0)), vec![50]);
+        assert_eq!(
+            indices(&s, &DetectConfig::durations(20.0)),
+            Vec::<usize>::new()
+        );
+        // 2% on a quiet series: significant, but under the relative floor.
+        let s = series(&[(100, 100.0), (100, 102.0)], 0.002, 5);
+        assert_eq!(indices(&s, &DetectConfig::default()), Vec::<usize>::new());
+    }
+
+    #[test]
+    fn missing_and_short_series() {
+        assert!(detect(&[], &DetectConfig::default()).is_empty());
+        assert!(detect(&[f64::NAN, f64::NAN], &DetectConfig::default()).is_empty());
+        assert!(detect(&[1.0, f64::NAN], &DetectConfig::default()).is_empty());
+        let mut s = series(&[(40, 10.0), (40, 20.0)], 0.02, 1);
+        s[45] = f64::NAN;
+        s[0] = f64::INFINITY;
+        assert_eq!(indices(&s, &DetectConfig::default()), vec![40]);
+        let short = series(&[(5, 10.0), (4, 20.0)], 0.0, 1);
+        assert!(detect(&short, &DetectConfig::default()).is_empty());
+    }
+}

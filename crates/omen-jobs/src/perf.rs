@@ -1,0 +1,225 @@
+//! The performance job after each run: on the default branch, find new change points in the
+//! durations of the tests this run ran and of the run's total, and remember them; on a pull
+//! request, compare this run's durations with the default branch's. Decisions are
+//! `omen_core::perf`'s; this reads the series and records what it found.
+
+use std::collections::{HashMap, HashSet};
+
+use omen_core::perf::changepoint::{ChangePoint, DetectConfig, detect};
+use omen_core::perf::common::{run_factor, run_factors};
+use omen_core::perf::compare::{CompareConfig, Slowdown, compare};
+use omen_store::{ChangePointRow, RunRow, Store};
+
+use crate::JobError;
+
+/// Settings of the performance job.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PerfSettings {
+    /// Default-branch runs a change point is searched in (the newest ones).
+    pub window: u32,
+    /// Default-branch runs a pull request is compared with.
+    pub baseline_runs: u32,
+    /// The detector on one test's passing duration.
+    pub test_detect: DetectConfig,
+    /// The detector on the run's total test time.
+    pub suite_detect: DetectConfig,
+    /// The pull-request comparison.
+    pub compare: CompareConfig,
+    /// When more than this share of the judged tests (and at least ten) is slower, they are one
+    /// cause — a slower machine, or something they share — reported together, not test by test.
+    pub together_share: f64,
+}
+
+impl Default for PerfSettings {
+    fn default() -> Self {
+        PerfSettings {
+            window: 100,
+            baseline_runs: 30,
+            test_detect: DetectConfig::durations(50.0),
+            suite_detect: DetectConfig::durations(1000.0),
+            compare: CompareConfig::default(),
+            together_share: 0.05,
+        }
+    }
+}
+
+/// A change point found by this run, with the commits it is attributed to.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FoundChange {
+    /// As stored.
+    pub row: ChangePointRow,
+    /// Commit of the first run at the new level: the culprit (or the first good commit).
+    pub commit: Option<String>,
+    /// Commit of the last run at the old level; the change lies in `(previous_commit, commit]`.
+    pub previous_commit: Option<String>,
+    /// When the first run at the new level ran, unix seconds.
+    pub at: i64,
+}
+
+/// This run's passing durations, ms, by test id.
+fn passing_durations(store: &Store, run: &RunRow) -> Result<HashMap<i64, f64>, JobError> {
+    Ok(store
+        .run_results(run.id)?
+        .into_iter()
+        .filter(|r| r.outcome == omen_core::Outcome::Passed)
+        .filter_map(|r| r.duration_ms.map(|ms| (r.test_id, f64::from(ms))))
+        .collect())
+}
+
+/// After default-branch run `run` (already stored): look for change points in the series of
+/// the tests that passed in it and of the run's total, in the newest [`PerfSettings::window`]
+/// runs of the same job, and record those not known yet. Only series that got a new point are
+/// searched, and only their recent window. Returns the new change points.
+pub fn after_default_run(
+    store: &mut Store,
+    run: &RunRow,
+    settings: &PerfSettings,
+    now: i64,
+) -> Result<Vec<FoundChange>, JobError> {
+    let job = run.job.clone().unwrap_or_default();
+    let tests: HashSet<i64> = passing_durations(store, run)?.into_keys().collect();
+    let window = store.duration_window(Some(&job), settings.window, Some(&tests))?;
+    let runs = &window.runs;
+    // Only a window that ends with this run says anything about this run.
+    if runs.last().map(|r| r.id) != Some(run.id) {
+        return Ok(Vec::new());
+    }
+    let suite: Vec<f64> = runs.iter().map(|r| r.duration_ms as f64).collect();
+    let mut candidates: Vec<(Option<i64>, ChangePoint)> = detect(&suite, &settings.suite_detect)
+        .into_iter()
+        .map(|c| (None, c))
+        .collect();
+    // Each test is judged after dividing out what its whole run shared (runner, cache); the
+    // suite's total above keeps it.
+    let factors = run_factors(window.all_series(), runs.len());
+    let mut normalized = Vec::with_capacity(runs.len());
+    for (i, id) in window.tests.iter().enumerate() {
+        normalized.clear();
+        normalized.extend(window.series(i).iter().zip(&factors).map(|(v, f)| v / f));
+        candidates.extend(
+            detect(&normalized, &settings.test_detect)
+                .into_iter()
+                .map(|c| (Some(*id), c)),
+        );
+    }
+    let rows: Vec<(ChangePointRow, (i64, i64))> = candidates
+        .iter()
+        .map(|(test_id, c)| {
+            let row = ChangePointRow {
+                test_id: *test_id,
+                job: job.clone(),
+                run: runs[c.index].id,
+                previous_run: c.index.checked_sub(1).map(|i| runs[i].id),
+                before_ms: c.before,
+                after_ms: c.after,
+                p_value: c.p_value,
+                detected_run: run.id,
+                detected_at: now,
+            };
+            // The same change found again a run or two later (or earlier) is not news.
+            let near = (
+                runs[c.index.saturating_sub(2)].id,
+                runs[(c.index + 2).min(runs.len() - 1)].id,
+            );
+            (row, near)
+        })
+        .collect();
+    let new = store.record_change_points(&rows)?;
+    Ok(rows
+        .into_iter()
+        .zip(candidates)
+        .zip(new)
+        .filter(|(_, new)| *new)
+        .map(|(((row, _), (_, c)), _)| FoundChange {
+            commit: runs[c.index].commit.clone(),
+            previous_commit: c.index.checked_sub(1).and_then(|i| runs[i].commit.clone()),
+            at: runs[c.index].at,
+            row,
+        })
+        .collect())
+}
+
+/// A pull request's run against the default branch.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Comparison {
+    /// How much slower the whole run was (`omen_core::perf::common::run_factor`), already
+    /// divided out of `slowdowns`.
+    pub factor: f64,
+    /// Tests slower beyond the tolerance: test id and the evidence, most slowed first.
+    pub slowdowns: Vec<(i64, Slowdown)>,
+    /// The slowdowns are too many to be separate ([`PerfSettings::together_share`]): one cause.
+    pub together: bool,
+    /// Tests that had enough default-branch history to be judged.
+    pub judged: usize,
+}
+
+/// Compare the passing durations of run `run` (a pull request's, already stored) with the
+/// newest [`PerfSettings::baseline_runs`] default-branch runs of the same job. Other runs of the
+/// same commit (re-runs, retries) join the evidence (a rank test instead of a prediction
+/// interval).
+pub fn compare_pull_request(
+    store: &Store,
+    run: &RunRow,
+    settings: &PerfSettings,
+) -> Result<Comparison, JobError> {
+    let current = passing_durations(store, run)?;
+    let tests: HashSet<i64> = current.keys().copied().collect();
+    let window = store.duration_window(
+        Some(run.job.as_deref().unwrap_or_default()),
+        settings.baseline_runs,
+        Some(&tests),
+    )?;
+    // The baseline without what its runs shared, like the detector sees it.
+    let factors = run_factors(window.all_series(), window.runs.len());
+    let baselines: Vec<(i64, Vec<f64>)> = window
+        .tests
+        .iter()
+        .enumerate()
+        .map(|(i, id)| {
+            let b: Vec<f64> = window
+                .series(i)
+                .iter()
+                .zip(&factors)
+                .filter(|(v, _)| v.is_finite())
+                .map(|(v, f)| v / f)
+                .collect();
+            (*id, b)
+        })
+        .filter(|(_, b)| b.len() >= settings.compare.min_baseline)
+        .collect();
+    let earlier = match &run.commit {
+        Some(c) => store.same_commit_durations(c, run.id, 10, &tests)?,
+        None => HashMap::new(),
+    };
+    let factor = run_factor(
+        baselines
+            .iter()
+            .filter_map(|(id, b)| current.get(id).map(|c| (b.as_slice(), *c))),
+        settings.compare.min_absolute_ms,
+    );
+    let mut comparison = Comparison {
+        factor,
+        judged: baselines.len(),
+        ..Comparison::default()
+    };
+    let mut durations = Vec::new();
+    for (id, base) in &baselines {
+        let Some(&now) = current.get(id) else {
+            continue;
+        };
+        durations.clear();
+        durations.push(now);
+        if let Some(more) = earlier.get(id) {
+            durations.extend(more);
+        }
+        if let Some(s) = compare(base, &durations, factor, baselines.len(), &settings.compare) {
+            comparison.slowdowns.push((*id, s));
+        }
+    }
+    comparison
+        .slowdowns
+        .sort_by(|a, b| b.1.delta_ms.total_cmp(&a.1.delta_ms).then(a.0.cmp(&b.0)));
+    comparison.together = comparison.slowdowns.len() >= 10
+        && comparison.slowdowns.len() as f64 > settings.together_share * comparison.judged as f64;
+    Ok(comparison)
+}

@@ -1,0 +1,247 @@
+//! Durations: `omen perf detect` on annotated series, change points found by `omen ci` on the
+//! default branch and listed by `omen perf`, and a pull request's slowdowns in its comment.
+
+use std::path::Path;
+
+use omen_tests::{corpus, omen, run};
+
+const HOSTILE: &str = "test_\u{1b}[31mred\u{1b}[0m_<img src=x onerror=alert(1)>_@everyone";
+
+fn detect_json(dir: &Path, input: &Path) -> Vec<u64> {
+    let out = run(omen(dir)
+        .args(["perf", "detect", "--format", "json", "--input"])
+        .arg(input));
+    out.code(0);
+    out.json()["change_points"]
+        .as_array()
+        .unwrap_or_else(|| panic!("no change_points\n{out}"))
+        .iter()
+        .map(|v| v.as_u64().unwrap())
+        .collect()
+}
+
+#[test]
+fn detect_reads_a_tcpd_series_or_one_number_per_line() {
+    let dir = tempfile::tempdir().unwrap();
+    // No annotator saw a change in `bank`; all five saw one near 146 in `shanghai_license`.
+    assert_eq!(
+        detect_json(dir.path(), &corpus("changepoint/bank.json")),
+        Vec::<u64>::new()
+    );
+    let shanghai = detect_json(dir.path(), &corpus("changepoint/shanghai_license.json"));
+    assert!(
+        shanghai.iter().any(|&i| i.abs_diff(146) <= 5),
+        "{shanghai:?}"
+    );
+    // A text file: a step at line 51 (index 50), missing values as `nan` and empty lines.
+    let mut lines: Vec<String> = (0..100)
+        .map(|i| {
+            let level = if i < 50 { 100.0 } else { 140.0 };
+            format!("{}", level + ((i * 37) % 7) as f64 - 3.0)
+        })
+        .collect();
+    lines[10] = "nan".into();
+    lines[70] = String::new();
+    std::fs::write(dir.path().join("series.txt"), lines.join("\n")).unwrap();
+    assert_eq!(
+        detect_json(dir.path(), &dir.path().join("series.txt")),
+        vec![50]
+    );
+    let text = run(omen(dir.path()).args(["perf", "detect", "--input", "series.txt"]));
+    text.code(0);
+    assert!(text.stdout.contains("100 points, 1 change point"), "{text}");
+    // A line that is not a number is an error naming the file and the line.
+    std::fs::write(dir.path().join("bad.txt"), "1\n2\nthree\u{1b}[31m\n").unwrap();
+    let bad = run(omen(dir.path()).args(["--strict", "perf", "detect", "--input", "bad.txt"]));
+    assert_ne!(bad.code, 0, "{bad}");
+    assert!(bad.stderr.contains("bad.txt` line 3"), "{bad}");
+    assert!(!bad.stderr.contains('\u{1b}'), "{bad}");
+}
+
+/// A report of 30 tests around 200–500 ms (±3%, deterministic), with `slow` (name → factor)
+/// applied on top.
+fn report(dir: &Path, run: u32, slow: &[(&str, f64)]) {
+    let mut xml = String::from("<testsuite name=\"pytest\">\n");
+    let mut names: Vec<String> = (0..30).map(|i| format!("test_{i}")).collect();
+    names.push("test_export".into());
+    names.push(HOSTILE.into());
+    for (i, name) in names.iter().enumerate() {
+        let base = 200.0 + 10.0 * i as f64;
+        let wobble = 1.0
+            + 0.03 * ((((run as usize + 3) * (i + 7) * 2654435761) % 1000) as f64 / 500.0 - 1.0);
+        let factor = slow
+            .iter()
+            .find(|(n, _)| n == name)
+            .map_or(1.0, |(_, f)| *f);
+        let escaped = name
+            .replace('&', "&amp;")
+            .replace('<', "&lt;")
+            .replace('>', "&gt;")
+            .replace('\u{1b}', "&#27;");
+        xml.push_str(&format!(
+            "<testcase classname=\"tests.test_io\" name=\"{escaped}\" file=\"tests/test_io.py\" time=\"{:.3}\"/>\n",
+            base * wobble * factor / 1000.0
+        ));
+    }
+    xml.push_str("</testsuite>\n");
+    std::fs::write(dir.join("junit.xml"), xml).unwrap();
+}
+
+fn commit(run: u32) -> String {
+    format!(
+        "{:012x}{}",
+        0xabc0_0000_u64 + u64::from(run),
+        "0".repeat(28)
+    )
+}
+
+/// `omen ci` as default-branch run `run`; returns the job summary it wrote.
+fn ci_main(dir: &Path, run_no: u32) -> String {
+    let summary = dir.join(format!("summary-{run_no}.md"));
+    let out = run(omen(dir)
+        .env("GITHUB_STEP_SUMMARY", &summary)
+        .args([
+            "ci",
+            "--reports",
+            "junit.xml",
+            "--db",
+            "h.db",
+            "--risk",
+            "off",
+        ])
+        .args([
+            "--branch",
+            "main",
+            "--default-branch",
+            "main",
+            "--job",
+            "test",
+        ])
+        .args(["--run-id", &run_no.to_string(), "--commit", &commit(run_no)])
+        .args([
+            "--timestamp",
+            &format!("2026-03-{:02}T{:02}:00:00Z", 1 + run_no / 24, run_no % 24),
+        ]));
+    out.code(0);
+    assert!(!out.stderr.contains("not analysed"), "{out}");
+    std::fs::read_to_string(&summary).unwrap_or_default()
+}
+
+#[test]
+fn a_slowdown_on_the_default_branch_is_found_at_its_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut found_at = None;
+    for r in 0..40 {
+        // test_export becomes 60% slower from run 25 on (its commit is the culprit).
+        let slow: &[(&str, f64)] = if r >= 25 {
+            &[("test_export", 1.6)]
+        } else {
+            &[]
+        };
+        report(dir.path(), r, slow);
+        let summary = ci_main(dir.path(), r);
+        if summary.contains("Duration changes on the default branch") && found_at.is_none() {
+            found_at = Some((r, summary));
+        }
+    }
+    let (r, summary) = found_at.unwrap_or_else(|| panic!("no change reported in 40 runs"));
+    // Found within five runs of the change, in the summary of the run that found it.
+    assert_eq!(r, 29, "found at run {r}\n{summary}");
+    assert!(
+        summary.contains("tests/test\\_io.py::test\\_export"),
+        "{summary}"
+    );
+    assert!(
+        summary.contains(&format!("`{}`..`{}`", &commit(24)[..12], &commit(25)[..12])),
+        "{summary}"
+    );
+    // `omen perf` lists it, once, at the culprit commit.
+    let out = run(omen(dir.path()).args(["perf", "--db", "h.db", "--format", "json"]));
+    out.code(0);
+    let points = out.json()["change_points"].as_array().unwrap().clone();
+    let export: Vec<_> = points
+        .iter()
+        .filter(|p| p["selector"] == "tests/test_io.py::test_export")
+        .collect();
+    assert_eq!(export.len(), 1, "{out}");
+    assert_eq!(export[0]["commit"], commit(25), "{out}");
+    assert_eq!(export[0]["previous_commit"], commit(24), "{out}");
+    assert_eq!(export[0]["kind"], "regression");
+    let rel = export[0]["relative"].as_f64().unwrap();
+    assert!((rel - 0.6).abs() < 0.06, "{out}");
+    // No other test changed.
+    assert_eq!(
+        points.iter().filter(|p| !p["selector"].is_null()).count(),
+        1,
+        "{out}"
+    );
+    let text = run(omen(dir.path()).args(["perf", "--db", "h.db"]));
+    text.code(0);
+    assert!(
+        text.stdout
+            .contains("tests/test_io.py::test_export  501 ms → 800 ms"),
+        "{text}"
+    );
+    assert!(
+        text.stdout.contains("(0000abc00018..0000abc00019)"),
+        "{text}"
+    );
+}
+
+/// `omen ci` as pull request 9's run; returns the comment it saved.
+fn ci_pr(dir: &Path, run_no: u32) -> String {
+    let body = dir.join(format!("comment-{run_no}.md"));
+    let out = run(omen(dir)
+        .args([
+            "ci",
+            "--reports",
+            "junit.xml",
+            "--db",
+            "h.db",
+            "--risk",
+            "off",
+        ])
+        .args(["--comment", "auto", "--fail-on", "never", "--comment-file"])
+        .arg(&body)
+        .args([
+            "--branch",
+            "feature",
+            "--default-branch",
+            "main",
+            "--job",
+            "test",
+        ])
+        .args(["--pull-request", "9", "--run-id", &run_no.to_string()])
+        .args([
+            "--commit",
+            &format!("{:040x}", 0xfeed_0000_u64 + u64::from(run_no)),
+        ])
+        .args(["--timestamp", "2026-03-05T00:00:00Z"]));
+    out.code(0);
+    std::fs::read_to_string(&body).unwrap_or_default()
+}
+
+#[test]
+fn a_pull_request_that_slows_a_test_says_so_and_an_unchanged_one_does_not() {
+    let dir = tempfile::tempdir().unwrap();
+    for r in 0..30 {
+        report(dir.path(), r, &[]);
+        ci_main(dir.path(), r);
+    }
+    // Unchanged: nothing about durations (and, all passing, nothing to say at all).
+    report(dir.path(), 100, &[]);
+    let same = ci_pr(dir.path(), 100);
+    assert!(!same.contains("slower"), "{same}");
+    // The hostile test twice as slow.
+    report(dir.path(), 101, &[(HOSTILE, 2.0)]);
+    let slow = ci_pr(dir.path(), 101);
+    assert!(
+        slow.contains("#### 🐢 1 test slower than on the default branch"),
+        "{slow}"
+    );
+    assert!(slow.contains("| +100% (+"), "{slow}");
+    assert!(slow.contains("p < 0.001"), "{slow}");
+    assert!(!slow.contains("<img"), "{slow}");
+    assert!(!slow.contains('\u{1b}'), "{slow}");
+    assert!(!slow.contains("@everyone"), "{slow}");
+}
