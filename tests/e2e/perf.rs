@@ -61,8 +61,13 @@ fn detect_reads_a_tcpd_series_or_one_number_per_line() {
 /// A report of 30 tests around 200–500 ms (±3%, deterministic), with `slow` (name → factor)
 /// applied on top.
 fn report(dir: &Path, run: u32, slow: &[(&str, f64)]) {
+    report_of(dir, run, slow, 30);
+}
+
+/// [`report`] with `count` numbered tests instead of 30.
+fn report_of(dir: &Path, run: u32, slow: &[(&str, f64)], count: usize) {
     let mut xml = String::from("<testsuite name=\"pytest\">\n");
-    let mut names: Vec<String> = (0..30).map(|i| format!("test_{i}")).collect();
+    let mut names: Vec<String> = (0..count).map(|i| format!("test_{i}")).collect();
     names.push("test_export".into());
     names.push(HOSTILE.into());
     for (i, name) in names.iter().enumerate() {
@@ -244,4 +249,21 @@ fn a_pull_request_that_slows_a_test_says_so_and_an_unchanged_one_does_not() {
     assert!(!slow.contains("<img"), "{slow}");
     assert!(!slow.contains('\u{1b}'), "{slow}");
     assert!(!slow.contains("@everyone"), "{slow}");
+    assert!(
+        !same.contains("Unusual run") && !slow.contains("Unusual run"),
+        "{slow}"
+    );
+    // A run where a third of the suite was not collected: nothing failed, but it is unusual.
+    report_of(dir.path(), 102, &[], 10);
+    let short = ci_pr(dir.path(), 102);
+    assert!(
+        short.contains(
+            "#### ⚠️ Unusual run (critical): -73% test time (3.06 s here, usually 11.36 s)"
+        ),
+        "{short}"
+    );
+    assert!(
+        short.contains("| tests | 12 | 32 | 29 – 35 | drop |"),
+        "{short}"
+    );
 }

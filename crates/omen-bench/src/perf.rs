@@ -518,6 +518,57 @@ fn simulate(seed: u64, n: usize, runs: usize, work: &Path) -> anyhow::Result<Sim
     Ok(score)
 }
 
+/// Unusual runs on simulated run totals (runner kinds, cold caches, bursts, a growing suite, a few
+/// failures, skips and flaky results): of 500 ordinary runs after 200 of history, how many are
+/// called unusual; of runs with 40% fewer tests or twice the test time, how many are found.
+/// `(false, ordinary, drops found, time found, injected of each)` pooled over `trials`.
+fn anomalies(trials: u64) -> (u64, u64, u64, u64, u64) {
+    use omen_core::perf::anomaly::{AnomalyConfig, assess};
+    let config = AnomalyConfig::default();
+    let (mut false_alarms, mut ordinary, mut drops, mut slows, mut injected) = (0, 0, 0, 0, 0);
+    for trial in 0..trials {
+        let mut rng = Rng(1000 + trial);
+        let mut tests = 400.0;
+        let next = |rng: &mut Rng, tests: &mut f64| -> Vec<f64> {
+            if rng.unit() < 0.05 {
+                *tests += 1.0 + (rng.next() % 3) as f64;
+            }
+            let runner = if rng.unit() < 0.3 { 1.15 } else { 1.0 };
+            let cold = if rng.unit() < 0.1 { 1.1 } else { 1.0 };
+            let burst = if rng.unit() < 0.03 { 1.3 } else { 1.0 };
+            let time =
+                600_000.0 * (*tests / 400.0) * runner * cold * burst * (0.05 * rng.normal()).exp();
+            let failed = if rng.unit() < 0.2 {
+                1.0 + (rng.next() % 2) as f64
+            } else {
+                0.0
+            };
+            let skipped = 3.0 + (rng.next() % 3) as f64;
+            let flaky = (rng.next() % 4) as f64;
+            vec![time, *tests, failed, skipped, flaky]
+        };
+        let mut history: Vec<Vec<f64>> = (0..200).map(|_| next(&mut rng, &mut tests)).collect();
+        for i in 0..500 {
+            let run = next(&mut rng, &mut tests);
+            ordinary += 1;
+            false_alarms += u64::from(assess(&history, &run, i, &config).is_some());
+            if i % 10 == 0 {
+                let mut dropped = run.clone();
+                dropped[1] = (dropped[1] * 0.6).round();
+                dropped[0] *= 0.6;
+                let mut slow = run.clone();
+                slow[0] *= 2.0;
+                injected += 1;
+                drops += u64::from(assess(&history, &dropped, i, &config).is_some());
+                slows += u64::from(assess(&history, &slow, i, &config).is_some());
+            }
+            history.remove(0);
+            history.push(run);
+        }
+    }
+    (false_alarms, ordinary, drops, slows, injected)
+}
+
 fn median_usize(v: &mut [usize]) -> Option<f64> {
     if v.is_empty() {
         return None;
@@ -728,6 +779,32 @@ pub fn run(data: &Path, seeds: &[u64]) -> anyhow::Result<usize> {
     println!(
         "    A/B: tests made 50% slower (≥ +100 ms) found: {} of {} ({ab:.3})",
         total.ab_found, total.ab_injected
+    );
+
+    println!(
+        "unusual runs: simulated run totals, 200 runs of history, 500 ordinary runs per trial, 10 trials"
+    );
+    let (false_alarms, ordinary, drops, slows, injected) = anomalies(10);
+    let per_500 = false_alarms as f64 * 500.0 / ordinary as f64;
+    row(
+        &format!("false unusual runs per 500 ordinary runs ({false_alarms} of {ordinary})"),
+        format!("{per_500:.2}"),
+        "<= 1",
+        per_500 <= 1.0,
+    );
+    let drop_rate = drops as f64 / injected as f64;
+    row(
+        &format!("runs with 40% fewer tests found ({drops} of {injected})"),
+        format!("{drop_rate:.3}"),
+        ">= 0.95",
+        drop_rate >= 0.95,
+    );
+    let slow_rate = slows as f64 / injected as f64;
+    row(
+        &format!("runs with twice the test time found ({slows} of {injected})"),
+        format!("{slow_rate:.3}"),
+        ">= 0.95",
+        slow_rate >= 0.95,
     );
 
     println!("speed (release build, one process)");

@@ -19,7 +19,7 @@ use omen_metadata::exit_code;
 use omen_metadata::quarantine::{Mode, QuarantineFile};
 use omen_render::{
     CauseRow, ChangeRow, CiReport, FailureClass, FailureRow, GateVerdict, PerfSection, RiskSection,
-    Seen, SlowRow, TimeRow, Totals, TrendPoint,
+    Seen, SlowRow, TimeRow, Totals, TrendPoint, UnusualMetric, UnusualRun,
 };
 use omen_store::Store;
 
@@ -656,6 +656,7 @@ fn publish(
         || !report.failures.is_empty()
         || !report.quarantine_changes.is_empty()
         || !report.perf.slow.is_empty()
+        || report.perf.unusual.is_some()
         || report.risk.as_ref().is_some_and(|r| r.is_notable());
     let posted = client.and_then(|forge| {
         if wants_comment {
@@ -969,6 +970,23 @@ fn perf_step(
                 .test(id)?
                 .map_or_else(|| format!("test #{id}"), |t| t.selector))
         };
+        if let Some(a) = omen_jobs::perf::unusual_run(store, &run, &settings)? {
+            section.unusual = Some(UnusualRun {
+                severity: a.severity.as_str(),
+                score: a.score,
+                metrics: a
+                    .deviations
+                    .iter()
+                    .map(|d| UnusualMetric {
+                        name: omen_jobs::perf::RUN_METRICS[d.metric],
+                        actual: d.actual,
+                        expected: d.expected,
+                        range: d.range,
+                        kind: d.kind,
+                    })
+                    .collect(),
+            });
+        }
         if meta.is_default_branch() {
             let found = omen_jobs::perf::after_default_run(store, &run, &settings, now)?;
             for f in found {

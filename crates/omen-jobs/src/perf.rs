@@ -5,6 +5,7 @@
 
 use std::collections::{HashMap, HashSet};
 
+use omen_core::perf::anomaly::{Anomaly, AnomalyConfig, assess};
 use omen_core::perf::changepoint::{ChangePoint, DetectConfig, detect};
 use omen_core::perf::common::{run_factor, run_factors};
 use omen_core::perf::compare::{CompareConfig, Slowdown, compare};
@@ -25,6 +26,10 @@ pub struct PerfSettings {
     pub suite_detect: DetectConfig,
     /// The pull-request comparison.
     pub compare: CompareConfig,
+    /// Unusual runs.
+    pub anomaly: AnomalyConfig,
+    /// Default-branch runs an unusual run is judged against.
+    pub anomaly_runs: u32,
     /// When more than this share of the judged tests (and at least ten) is slower, they are one
     /// cause — a slower machine, or something they share — reported together, not test by test.
     pub together_share: f64,
@@ -39,6 +44,8 @@ impl Default for PerfSettings {
             suite_detect: DetectConfig::durations(1000.0),
             compare: CompareConfig::default(),
             together_share: 0.05,
+            anomaly: AnomalyConfig::default(),
+            anomaly_runs: 200,
         }
     }
 }
@@ -222,4 +229,39 @@ pub fn compare_pull_request(
     comparison.together = comparison.slowdowns.len() >= 10
         && comparison.slowdowns.len() as f64 > settings.together_share * comparison.judged as f64;
     Ok(comparison)
+}
+
+/// The run-level metrics an unusual run is judged on, in [`run_metrics`]'s order.
+pub const RUN_METRICS: [&str; 5] = ["test time", "tests", "failed", "skipped", "flaky"];
+
+/// `run`'s values of [`RUN_METRICS`].
+pub fn run_metrics(run: &RunRow) -> Vec<f64> {
+    vec![
+        run.duration_ms as f64,
+        run.tests as f64,
+        run.failed as f64,
+        run.skipped as f64,
+        run.mixed as f64,
+    ]
+}
+
+/// Is run `run` unusual against the newest [`PerfSettings::anomaly_runs`] default-branch runs
+/// of its job (itself left out)? Outage runs are left out of the history too.
+pub fn unusual_run(
+    store: &Store,
+    run: &RunRow,
+    settings: &PerfSettings,
+) -> Result<Option<Anomaly>, JobError> {
+    let history: Vec<Vec<f64>> = store
+        .recent_default_runs(settings.anomaly_runs)?
+        .iter()
+        .filter(|r| r.id != run.id && r.job == run.job && !r.outage)
+        .map(run_metrics)
+        .collect();
+    Ok(assess(
+        &history,
+        &run_metrics(run),
+        run.id as u64,
+        &settings.anomaly,
+    ))
 }

@@ -141,6 +141,34 @@ pub struct PerfSection {
     pub slowest: Vec<TimeRow>,
     /// The run's total test time, ms.
     pub total_ms: f64,
+    /// The run is unusual against the default branch's recent runs.
+    pub unusual: Option<UnusualRun>,
+}
+
+/// An unusual run (`omen_core::perf::anomaly`). Every string is Omen's own.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UnusualRun {
+    /// `low`, `medium`, `high` or `critical`.
+    pub severity: &'static str,
+    /// Isolation Forest score, 0..1.
+    pub score: f64,
+    /// Metrics out of their range, largest deviation first.
+    pub metrics: Vec<UnusualMetric>,
+}
+
+/// One metric of an unusual run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UnusualMetric {
+    /// `tests`, `test time`, …
+    pub name: &'static str,
+    /// This run's value (ms for test time).
+    pub actual: f64,
+    /// The usual value.
+    pub expected: f64,
+    /// The usual range.
+    pub range: (f64, f64),
+    /// `spike` or `drop`.
+    pub kind: &'static str,
 }
 
 /// One point of the default-branch trend.
@@ -516,6 +544,7 @@ fn body(report: &CiReport, rows: usize, full: bool) -> String {
     causes_section(&mut s, report, rows);
     failure_sections(&mut s, report, rows);
     quarantine_changes(&mut s, report, rows);
+    unusual_section(&mut s, &report.perf);
     slow_section(&mut s, &report.perf, rows);
     if full {
         changes_section(&mut s, &report.perf, rows);
@@ -792,6 +821,56 @@ fn ms_text(ms: f64) -> String {
     } else {
         format!("{:.2} s", ms / 1000.0)
     }
+}
+
+fn unusual_section(s: &mut String, perf: &PerfSection) {
+    let Some(u) = &perf.unusual else { return };
+    let value = |name: &str, v: f64| {
+        if name == "test time" {
+            ms_text(v)
+        } else {
+            format!("{v:.0}")
+        }
+    };
+    let Some(first) = u.metrics.first() else {
+        return;
+    };
+    let change = if first.expected != 0.0 {
+        format!("{:+.0}% ", (first.actual / first.expected - 1.0) * 100.0)
+    } else {
+        String::new()
+    };
+    let _ = writeln!(
+        s,
+        "#### ⚠️ Unusual run ({}): {}{} ({} here, usually {})\n",
+        u.severity,
+        change,
+        first.name,
+        value(first.name, first.actual),
+        value(first.name, first.expected)
+    );
+    let _ = writeln!(
+        s,
+        "Unlike the default branch's recent runs (isolation score {:.2}). Nothing in the test results says why: a directory not collected, a slower machine, a changed setup.\n",
+        u.score
+    );
+    let _ = writeln!(
+        s,
+        "| metric | this run | usual | usual range | |\n| --- | ---: | ---: | --- | --- |"
+    );
+    for m in &u.metrics {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} – {} | {} |",
+            m.name,
+            value(m.name, m.actual),
+            value(m.name, m.expected),
+            value(m.name, m.range.0.max(0.0)),
+            value(m.name, m.range.1),
+            m.kind
+        );
+    }
+    s.push('\n');
 }
 
 fn slow_section(s: &mut String, perf: &PerfSection, rows: usize) {

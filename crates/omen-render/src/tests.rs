@@ -120,6 +120,17 @@ fn report() -> CiReport {
                 },
             ],
             total_ms: 330_500.0,
+            unusual: Some(UnusualRun {
+                severity: "critical",
+                score: 0.71,
+                metrics: vec![UnusualMetric {
+                    name: "tests",
+                    actual: 487.0,
+                    expected: 812.0,
+                    range: (788.0, 836.0),
+                    kind: "drop",
+                }],
+            }),
         },
         trend: vec![
             TrendPoint {
