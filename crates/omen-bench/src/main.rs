@@ -159,6 +159,9 @@ enum Bench {
         /// Exit 1 when a target is missed.
         #[arg(long)]
         check: bool,
+        /// With --check, fail a time target only beyond this multiple of it.
+        #[arg(long, default_value_t = 1.0)]
+        tolerance: f64,
         /// Where generated data is kept.
         #[arg(long, default_value = "target/bench-data/failures")]
         data: PathBuf,
@@ -288,7 +291,11 @@ fn main() -> anyhow::Result<()> {
             tolerance,
             data,
         } => ci_perf(&data, check, tolerance),
-        Bench::Failures { check, data } => match failures::run(&data)? {
+        Bench::Failures {
+            check,
+            tolerance,
+            data,
+        } => match failures::run(&data, tolerance)? {
             missed if check && missed > 0 => bail!("{missed} target(s) missed"),
             _ => Ok(()),
         },
