@@ -21,6 +21,7 @@ pub mod perf;
 pub mod quarantine;
 pub mod report;
 pub mod risk_level;
+pub mod rng;
 pub mod run;
 pub mod time;
 pub mod xml_bounds;

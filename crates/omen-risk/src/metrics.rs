@@ -363,7 +363,13 @@ mod tests {
         // Scores on a coarse grid so many tie, within and across classes.
         let mut rng = crate::train::SplitMix(12345);
         let xs: Vec<Scored> = (0..200)
-            .map(|_| s((rng.next() % 7) as f64, rng.next().is_multiple_of(3), 1.0))
+            .map(|_| {
+                s(
+                    (rng.next_u64() % 7) as f64,
+                    rng.next_u64().is_multiple_of(3),
+                    1.0,
+                )
+            })
             .collect();
         let (pos, neg) = placements(&xs).unwrap();
         let risky: Vec<f64> = xs.iter().filter(|x| x.risky).map(|x| x.score).collect();

@@ -425,28 +425,7 @@ fn fit_platt(margins: &[f64], y: &[bool]) -> Result<Platt, TrainError> {
     })
 }
 
-/// A small deterministic generator (SplitMix64) for bootstraps and feature subsets.
-pub(crate) struct SplitMix(pub(crate) u64);
-
-impl SplitMix {
-    pub(crate) fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    /// Uniform in [0, 1).
-    #[cfg(test)]
-    pub(crate) fn unit(&mut self) -> f64 {
-        (self.next() >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
+pub(crate) use omen_core::rng::SplitMix;
 
 /// Bagged smartcore decision trees, each on a balanced bootstrap and a random feature subset.
 /// Each fitted tree's splits are read (through smartcore's serde form) into Omen's [`Tree`],
