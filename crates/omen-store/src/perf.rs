@@ -5,7 +5,6 @@ use std::collections::{HashMap, HashSet};
 use rusqlite::{OptionalExtension as _, params};
 
 use crate::error::SqlContext as _;
-use crate::packed::unpack;
 use crate::{RunRow, Store, StoreError};
 
 /// The newest default-branch runs of one job that still hold their raw results, oldest first,
@@ -86,10 +85,7 @@ impl Store {
         let mut decoded = Vec::with_capacity(blobs.len());
         let mut runs = Vec::with_capacity(blobs.len());
         for (id, bytes) in &blobs {
-            let results = unpack(bytes).map_err(|err| StoreError::Unusable {
-                path: path.clone(),
-                reason: format!("the results of run {id} cannot be decoded: {err}"),
-            })?;
+            let results = self.decode_results(*id, bytes)?;
             if let Some(run) = self.run(*id)? {
                 runs.push(run);
                 decoded.push(results);
@@ -174,10 +170,7 @@ impl Store {
             .ctx(path, "read the commit's other runs")?;
         let mut out: HashMap<i64, Vec<f64>> = HashMap::new();
         for (id, bytes) in blobs {
-            let results = unpack(&bytes).map_err(|err| StoreError::Unusable {
-                path: path.clone(),
-                reason: format!("the results of run {id} cannot be decoded: {err}"),
-            })?;
+            let results = self.decode_results(id, &bytes)?;
             for r in results {
                 if let (true, omen_core::Outcome::Passed, Some(ms)) =
                     (tests.contains(&r.test_id), r.outcome, r.duration_ms)

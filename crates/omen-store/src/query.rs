@@ -443,11 +443,16 @@ impl Store {
             .flatten();
         match blob {
             None => Ok(Vec::new()),
-            Some(bytes) => unpack(&bytes).map_err(|err| StoreError::Unusable {
-                path: path.clone(),
-                reason: format!("the results of run {id} cannot be decoded: {err}"),
-            }),
+            Some(bytes) => self.decode_results(id, &bytes),
         }
+    }
+
+    /// Decode run `id`'s packed results; an undecodable blob is `StoreError::Unusable`.
+    pub(crate) fn decode_results(&self, id: i64, bytes: &[u8]) -> Result<Vec<Packed>, StoreError> {
+        unpack(bytes).map_err(|err| StoreError::Unusable {
+            path: self.path.clone(),
+            reason: format!("the results of run {id} cannot be decoded: {err}"),
+        })
     }
 
     /// The failure recorded for `test_id` in run `run`.

@@ -24,19 +24,6 @@ pub fn median_in_place(values: &mut [f64]) -> Option<f64> {
     })
 }
 
-/// The `q` quantile (0..=1) of `values` by linear interpolation, or `None` when empty.
-pub fn quantile(values: &[f64], q: f64) -> Option<f64> {
-    if values.is_empty() {
-        return None;
-    }
-    let mut v = values.to_vec();
-    v.sort_unstable_by(f64::total_cmp);
-    let pos = q.clamp(0.0, 1.0) * (v.len() - 1) as f64;
-    let lo = pos.floor() as usize;
-    let hi = pos.ceil() as usize;
-    Some(v[lo] + (v[hi] - v[lo]) * (pos - lo as f64))
-}
-
 /// The median absolute deviation scaled to estimate a normal standard deviation (× 1.4826).
 pub fn mad_sigma(values: &[f64]) -> Option<f64> {
     let m = median(values)?;
@@ -135,11 +122,10 @@ mod tests {
     }
 
     #[test]
-    fn medians_and_quantiles() {
+    fn medians_and_spreads() {
         assert_eq!(median(&[]), None);
         assert_eq!(median(&[3.0, 1.0, 2.0]), Some(2.0));
         assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), Some(2.5));
-        assert_eq!(quantile(&[1.0, 2.0, 3.0, 4.0, 5.0], 0.9), Some(4.6));
         close(
             mad_sigma(&[1.0, 2.0, 3.0, 4.0, 100.0]).unwrap_or(0.0),
             1.4826,
