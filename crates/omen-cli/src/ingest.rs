@@ -91,6 +91,7 @@ pub fn ingest_run(
     // While the reports are parsed, the second core opens an existing database (integrity check
     // included), reads ahead a large run's tests, and asks git what the commit changed; a new
     // database is created only once there is something to store.
+    let started = std::time::Instant::now();
     let (parsed, early, fresh_change) = std::thread::scope(|scope| {
         let meta = &meta;
         let cwd = cwd.as_path();
@@ -122,6 +123,11 @@ pub fn ingest_run(
         let change = changing.and_then(|handle| handle.join().ok().flatten());
         (parsed, opened, change)
     });
+    tracing::debug!(
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        results = parsed.results.len(),
+        "reports parsed"
+    );
     let mut trouble = parsed.unusable > 0;
     let key = run_key(&meta, &parsed.content_hash);
     let mut database = DatabaseInfo {
@@ -154,7 +160,12 @@ pub fn ingest_run(
             database.set_aside = opened.set_aside.map(|(path, _)| path.display().to_string());
             let mut s = opened.store;
             meta.change = change;
+            let storing = std::time::Instant::now();
             let outcome = s.ingest_with(&meta, &key, records, config, read)?;
+            tracing::debug!(
+                elapsed_ms = storing.elapsed().as_millis() as u64,
+                "run stored"
+            );
             Ok((s, outcome))
         });
         match stored {

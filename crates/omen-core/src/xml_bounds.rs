@@ -119,16 +119,7 @@ impl<R: BufRead> Bounded<R> {
     pub fn new(inner: R) -> Bounded<R> {
         Bounded {
             inner,
-            m: Machine {
-                state: State::Text,
-                prefix: [0; 8],
-                prefix_len: 0,
-                run: 0,
-                tag: 0,
-                in_ref: None,
-                last: [0; 2],
-                cut: false,
-            },
+            m: Machine::new(),
             out: Vec::new(),
             out_pos: 0,
             pass: 0,
@@ -162,6 +153,19 @@ impl<R: BufRead> Bounded<R> {
 }
 
 impl Machine {
+    fn new() -> Machine {
+        Machine {
+            state: State::Text,
+            prefix: [0; 8],
+            prefix_len: 0,
+            run: 0,
+            tag: 0,
+            in_ref: None,
+            last: [0; 2],
+            cut: false,
+        }
+    }
+
     /// Whether a token of length `run` with cap `max` keeps byte `b`: past the cap, the rest of a
     /// UTF-8 character and of a reference are still kept.
     fn keeps(&self, b: u8, max: usize) -> bool {
@@ -222,6 +226,9 @@ impl Machine {
             return 0;
         }
         self.run = self.run.saturating_add(n);
+        if matches!(self.state, State::Tag(_)) {
+            self.tag += n;
+        }
         self.last = if n >= 2 {
             [rest[n - 2], rest[n - 1]]
         } else {
@@ -234,17 +241,20 @@ impl Machine {
     /// the inside of a text run, a value or a name far from its cap — as kept. Returns how many
     /// (0: judge the next byte on its own).
     fn bulk(&mut self, rest: &[u8]) -> usize {
-        if self.in_ref.is_some() {
-            return 0;
-        }
         let n = match self.state {
+            // Far from the cap every byte is kept, references included: only where a reference
+            // stands at the end of the run matters (past the cap it is still kept whole).
             State::Text => {
                 let room = TEXT_MAX.saturating_sub(self.run + 4).min(rest.len());
-                memchr::memchr2(b'<', b'&', &rest[..room]).unwrap_or(room)
+                let n = memchr::memchr(b'<', &rest[..room]).unwrap_or(room);
+                self.in_ref = ref_after(self.in_ref, &rest[..n]);
+                n
             }
             State::Tag(TagPart::Value(q)) => {
                 let room = VALUE_MAX.saturating_sub(self.run + 4).min(rest.len());
-                memchr::memchr2(q, b'&', &rest[..room]).unwrap_or(room)
+                let n = memchr::memchr(q, &rest[..room]).unwrap_or(room);
+                self.in_ref = ref_after(self.in_ref, &rest[..n]);
+                n
             }
             State::Tag(TagPart::Name | TagPart::AttrName) => {
                 let room = VALUE_MAX.saturating_sub(self.run + 4).min(rest.len());
@@ -285,12 +295,19 @@ impl Machine {
                     self.state = State::Open;
                     self.prefix_len = 0;
                     self.in_ref = None;
+                    self.cut = false;
                     return Action::Keep;
                 }
                 let keep = self.keeps(b, TEXT_MAX);
                 self.track_ref(b, keep);
                 self.run += 1;
-                if keep { Action::Keep } else { Action::Drop }
+                if keep {
+                    Action::Keep
+                } else {
+                    // Past the cap, the rest of a character is kept only if its start was.
+                    self.cut = true;
+                    Action::Drop
+                }
             }
             State::CData => {
                 if b == b'>' && last == *b"]]" {
@@ -304,9 +321,12 @@ impl Machine {
                     };
                 }
                 self.run += 1;
-                if self.run <= TEXT_MAX || (b & 0xC0 == 0x80 && self.run <= TEXT_MAX + 3) {
+                if self.run <= TEXT_MAX
+                    || (b & 0xC0 == 0x80 && self.run <= TEXT_MAX + 3 && !self.cut)
+                {
                     Action::Keep
                 } else {
+                    self.cut = true;
                     Action::Drop
                 }
             }
@@ -475,6 +495,21 @@ impl Machine {
             }
         }
     }
+}
+
+/// Where a reference stands after `bytes`, all kept, from `in_ref` (what
+/// [`Machine::track_ref`] gives byte by byte): a `;` ends one, `&` starts one, and one longer
+/// than [`REF_MAX`] is not one.
+fn ref_after(in_ref: Option<usize>, bytes: &[u8]) -> Option<usize> {
+    let (start, tail) = match memchr::memrchr(b'&', bytes) {
+        Some(at) => (0, &bytes[at + 1..]),
+        None => (in_ref?, bytes),
+    };
+    if memchr::memchr(b';', tail).is_some() {
+        return None;
+    }
+    let n = start + tail.len();
+    (n < REF_MAX).then_some(n)
 }
 
 impl<R: BufRead> Read for Bounded<R> {
@@ -648,6 +683,73 @@ mod tests {
             .read_to_end(&mut small)
             .unwrap();
         assert_eq!(out, small);
+    }
+
+    /// The machine judging one byte at a time, without the fast paths.
+    fn bound_slowly(input: &[u8]) -> Vec<u8> {
+        let mut m = Machine::new();
+        let mut out = Vec::new();
+        for &b in input {
+            match m.step(b) {
+                Action::Keep => out.push(b),
+                Action::Drop => {}
+                Action::Replace(bytes) => out.extend_from_slice(bytes),
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn the_fast_paths_judge_every_byte_as_stepping_does() {
+        // Fragments that move the machine between states, with runs that reach the caps and
+        // references cut anywhere (complete, unterminated, overlong, at a cap).
+        let long = |n: usize| "a".repeat(n);
+        let fragments: Vec<String> = vec![
+            "<t v=\"".into(),
+            "\"".into(),
+            "'".into(),
+            "&quot;".into(),
+            "&amp;".into(),
+            "&".into(),
+            ";".into(),
+            "&#x1F600;".into(),
+            format!("&{}", long(40)),
+            "é".into(),
+            "<![CDATA[".into(),
+            "]]>".into(),
+            "<!--".into(),
+            "-->".into(),
+            ">".into(),
+            "/>".into(),
+            "</t>".into(),
+            " x=".into(),
+            "\n".into(),
+            long(VALUE_MAX - 3),
+            long(TEXT_MAX - 7),
+            long(33),
+            "<?pi ".into(),
+            "?>".into(),
+        ];
+        let mut rng = crate::rng::SplitMix(7);
+        for round in 0..400 {
+            let mut input = String::new();
+            for _ in 0..rng.below(40) + 1 {
+                input.push_str(&fragments[rng.below(fragments.len())]);
+            }
+            let mut fast = Vec::new();
+            Bounded::new(std::io::BufReader::with_capacity(
+                [7, 64, 4096, 1 << 20][round % 4],
+                input.as_bytes(),
+            ))
+            .read_to_end(&mut fast)
+            .unwrap();
+            let slow = bound_slowly(input.as_bytes());
+            assert!(
+                fast == slow,
+                "round {round}: the fast paths disagree on {:?}",
+                &input[..input.len().min(300)]
+            );
+        }
     }
 
     #[test]
