@@ -4,6 +4,11 @@ use clap::Parser;
 use omen_cli::{Cli, run};
 use omen_metadata::exit_code;
 
+// Ingest allocates a few strings per test case on two threads and SQLite allocates per row:
+// mimalloc makes that cheaper than the system allocator (measured in BENCHMARKS.md's ingest).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     tracing_subscriber::fmt()
         .with_writer(omen_cli::output::SafeStderr)

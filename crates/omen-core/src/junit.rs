@@ -156,8 +156,12 @@ pub fn parse_with(
     let mut buf = Vec::with_capacity(64 * 1024);
     // Elements open at this point; above zero at the end of input means the file was cut.
     let mut depth = 0usize;
+    // Bytes of uncaptured text skipped past quick-xml (see below): its positions lag by this.
+    let mut skipped = 0u64;
     loop {
-        let before = reader.get_ref().original_offset(reader.buffer_position());
+        let before = reader
+            .get_ref()
+            .original_offset(reader.buffer_position() + skipped);
         let event = match reader.read_event_into(&mut buf) {
             Ok(event) => event,
             Err(quick_xml::Error::Io(err)) => {
@@ -169,10 +173,17 @@ pub fn parse_with(
             Err(err) => {
                 return Err(ParseError::Malformed {
                     message: err.to_string(),
-                    offset: reader.get_ref().original_offset(reader.error_position()) + skipped_bom,
+                    offset: reader
+                        .get_ref()
+                        .original_offset(reader.error_position() + skipped)
+                        + skipped_bom,
                 });
             }
         };
+        // After markup quick-xml reads text next. Text outside a result element is dropped
+        // unread, so it is skipped here up to the next `<`, before quick-xml splits it into text
+        // and reference events (captured output is most of a report's bytes).
+        let markup = !matches!(event, Event::Text(_) | Event::Eof);
         match event {
             Event::Start(start) => {
                 depth += 1;
@@ -201,23 +212,53 @@ pub fn parse_with(
             _ => {}
         }
         buf.clear();
+        if markup && !parser.capturing() {
+            skipped += skip_text(reader.get_mut()).map_err(ParseError::Io)?;
+        }
     }
     if !parser.seen_root {
         return Err(ParseError::Empty);
     }
+    let end = reader
+        .get_ref()
+        .original_offset(reader.buffer_position() + skipped)
+        + skipped_bom;
     // A file that ends inside an open <testcase> is truncated: its last case is not trustworthy.
     if parser.case.is_some() {
         return Err(ParseError::Malformed {
             message: "the file ends inside a <testcase> element (truncated report?)".to_owned(),
-            offset: reader.get_ref().original_offset(reader.buffer_position()) + skipped_bom,
+            offset: end,
         });
     }
     Ok(Summary {
         runner: parser.runner,
         counts: parser.counts,
-        truncated_at: (depth > 0)
-            .then(|| reader.get_ref().original_offset(reader.buffer_position()) + skipped_bom),
+        truncated_at: (depth > 0).then_some(end),
     })
+}
+
+/// Consume `input` up to (not including) the next `<`, or to its end; how many bytes.
+fn skip_text(input: &mut impl BufRead) -> std::io::Result<u64> {
+    let mut skipped = 0u64;
+    loop {
+        let available = match input.fill_buf() {
+            Ok(available) => available,
+            Err(err) if err.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(err) => return Err(err),
+        };
+        if available.is_empty() {
+            return Ok(skipped);
+        }
+        let (n, done) = match memchr::memchr(b'<', available) {
+            Some(at) => (at, true),
+            None => (available.len(), false),
+        };
+        input.consume(n);
+        skipped += n as u64;
+        if done {
+            return Ok(skipped);
+        }
+    }
 }
 
 /// Convert a byte offset into a 1-based line and column (in bytes), reading `input` up to it.

@@ -256,6 +256,7 @@ impl Machine {
                 self.in_ref = ref_after(self.in_ref, &rest[..n]);
                 n
             }
+            State::Tag(TagPart::Between) => return self.bulk_attribute_start(rest),
             State::Tag(TagPart::Name | TagPart::AttrName) => {
                 let room = VALUE_MAX.saturating_sub(self.run + 4).min(rest.len());
                 rest[..room]
@@ -282,6 +283,49 @@ impl Machine {
         } else {
             [self.last[1], rest[0]]
         };
+        n
+    }
+
+    /// The fast path between attributes: ` name="` (spaces, a name, `=`, the opening quote) far
+    /// from the caps is judged kept in one go, the machine left at the start of the value. Any
+    /// other shape returns 0, to be judged byte by byte.
+    fn bulk_attribute_start(&mut self, rest: &[u8]) -> usize {
+        let space = |b: u8| matches!(b, b' ' | b'\t' | b'\r' | b'\n');
+        let name_byte = |b: u8| !space(b) && !matches!(b, b'=' | b'"' | b'\'' | b'/' | b'>');
+        let window = &rest[..rest.len().min(256)];
+        let mut i = window
+            .iter()
+            .position(|&b| !space(b))
+            .unwrap_or(window.len());
+        let name = window[i..].iter().position(|&b| !name_byte(b)).unwrap_or(0);
+        if name == 0 {
+            return 0;
+        }
+        i += name;
+        i += window[i..]
+            .iter()
+            .position(|&b| !space(b))
+            .unwrap_or(window.len() - i);
+        if window.get(i) != Some(&b'=') {
+            return 0;
+        }
+        i += 1;
+        i += window[i..]
+            .iter()
+            .position(|&b| !space(b))
+            .unwrap_or(window.len() - i);
+        let quote = match window.get(i) {
+            Some(&q @ (b'"' | b'\'')) => q,
+            _ => return 0,
+        };
+        let n = i + 1;
+        if self.tag + n + 4 > TAG_MAX {
+            return 0;
+        }
+        self.state = State::Tag(TagPart::Value(quote));
+        self.run = 0;
+        self.tag += n;
+        self.last = [rest[n - 2], rest[n - 1]];
         n
     }
 
@@ -723,6 +767,11 @@ mod tests {
             "/>".into(),
             "</t>".into(),
             " x=".into(),
+            " name=\"".into(),
+            "\n  a = 'b' ".into(),
+            " c d=".into(),
+            " /".into(),
+            long(200),
             "\n".into(),
             long(VALUE_MAX - 3),
             long(TEXT_MAX - 7),
