@@ -267,3 +267,101 @@ fn a_pull_request_that_slows_a_test_says_so_and_an_unchanged_one_does_not() {
         "{short}"
     );
 }
+
+/// Day `day` counted from 2026-02-01, at 06:00 UTC.
+fn date(day: u32) -> String {
+    if day < 28 {
+        format!("2026-02-{:02}T06:00:00Z", day + 1)
+    } else {
+        format!("2026-03-{:02}T06:00:00Z", day - 27)
+    }
+}
+
+#[test]
+fn omen_perf_gives_the_suite_time_s_trend_and_when_it_passes_the_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    // One default-branch run a day for 40 days in each of two jobs: `grows` gets 1% of its
+    // first day's time slower every day, `flat` stays level (±3%).
+    for day in 0..40u32 {
+        for (job, growth) in [("grows", 0.01), ("flat", 0.0)] {
+            let factor = 1.0 + growth * f64::from(day);
+            let slow: Vec<(String, f64)> = (0..30)
+                .map(|i| (format!("test_{i}"), factor))
+                .chain([
+                    ("test_export".to_owned(), factor),
+                    (HOSTILE.to_owned(), factor),
+                ])
+                .collect();
+            let slow: Vec<(&str, f64)> = slow.iter().map(|(n, f)| (n.as_str(), *f)).collect();
+            report(dir.path(), day, &slow);
+            let out = run(omen(dir.path())
+                .args(["ingest", "junit.xml", "--db", "h.db", "--job", job])
+                .args(["--branch", "main", "--default-branch", "main"])
+                .args([
+                    "--run-id",
+                    &format!("{job}-{day}"),
+                    "--commit",
+                    &commit(day),
+                ])
+                .args(["--timestamp", &date(day)]));
+            out.code(0);
+        }
+    }
+    std::fs::write(
+        dir.path().join("omen.toml"),
+        "[perf]\nsuite_budget_minutes = 0.5\n",
+    )
+    .unwrap();
+    let out = run(omen(dir.path()).args([
+        "--config",
+        "omen.toml",
+        "perf",
+        "--db",
+        "h.db",
+        "--format",
+        "json",
+    ]));
+    out.code(0);
+    let trends = out.json()["trends"].as_array().unwrap().clone();
+    let job = |name: &str| {
+        trends
+            .iter()
+            .find(|t| t["job"] == name)
+            .unwrap_or_else(|| panic!("no trend for {name}\n{out}"))
+            .clone()
+    };
+    let grows = job("grows");
+    assert_eq!(grows["runs"], 40, "{out}");
+    assert_eq!(grows["significant"], true, "{out}");
+    // 1% of day 0's time a day is 30% a month of day 0's, 30/1.39 = 21.6% of day 39's level.
+    let per_month = grows["per_month"].as_f64().unwrap();
+    assert!((per_month - 0.216).abs() < 0.03, "{out}");
+    let low = grows["per_month_low"].as_f64().unwrap();
+    let high = grows["per_month_high"].as_f64().unwrap();
+    assert!(low < per_month && per_month < high, "{out}");
+    // The forecast agrees with the fit: (budget - level) / slope.
+    let level = grows["level_ms"].as_f64().unwrap();
+    assert_eq!(grows["budget_ms"], 30_000.0, "{out}");
+    let days = grows["budget_in_days"].as_f64().unwrap();
+    let expected = (30_000.0 - level) / (per_month * level / 30.0);
+    assert!((days - expected).abs() < 1.0, "{days} vs {expected}\n{out}");
+    let range = grows["budget_in_days_range"].as_array().unwrap();
+    assert!(range[0].as_f64().unwrap() <= days && days <= range[1].as_f64().unwrap());
+    let flat = job("flat");
+    assert_eq!(flat["significant"], false, "{out}");
+    assert!(flat["budget_in_days"].is_null(), "{out}");
+    let text = run(omen(dir.path()).args(["--config", "omen.toml", "perf", "--db", "h.db"]));
+    text.code(0);
+    assert!(text.stdout.contains("suite time (job `grows`): "), "{text}");
+    assert!(text.stdout.contains("a month ("), "{text}");
+    assert!(
+        text.stdout
+            .contains("; at this rate it passes 0.5 min in about"),
+        "{text}"
+    );
+    assert!(
+        text.stdout.contains("suite time (job `flat`): ")
+            && text.stdout.contains("no significant trend"),
+        "{text}"
+    );
+}

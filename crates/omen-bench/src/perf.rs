@@ -807,6 +807,38 @@ pub fn run(data: &Path, seeds: &[u64]) -> anyhow::Result<usize> {
         slow_rate >= 0.95,
     );
 
+    println!(
+        "suite-time trend: 120 default-branch runs over 60 days, log-normal noise 5%, two runner kinds (±8%), 3% outliers ×1.5–3, 300 trials per growth"
+    );
+    let trends = suite_trends(300);
+    for (growth, significant, covered) in &trends {
+        println!(
+            "    growth {:>4.0}% a month: called a trend in {significant} of 300, true slope inside the 95% interval in {covered}",
+            growth * 100.0
+        );
+    }
+    let flat = trends[0].1 as f64 / 300.0;
+    row(
+        "flat suites called a trend",
+        format!("{flat:.3}"),
+        "<= 0.10",
+        flat <= 0.10,
+    );
+    let found = trends[2].1 as f64 / 300.0;
+    row(
+        "suites growing 10% a month called a trend",
+        format!("{found:.3}"),
+        ">= 0.95",
+        found >= 0.95,
+    );
+    let covered = trends.iter().map(|t| t.2).sum::<usize>() as f64 / (300 * trends.len()) as f64;
+    row(
+        "true slope inside the 95% interval (all growths)",
+        format!("{covered:.3}"),
+        ">= 0.90",
+        covered >= 0.90,
+    );
+
     println!("speed (release build, one process)");
     let (default_ms, pr_ms) = speed(10_000, 100, data)?;
     row(
@@ -822,6 +854,42 @@ pub fn run(data: &Path, seeds: &[u64]) -> anyhow::Result<usize> {
         pr_ms <= 100.0,
     );
     Ok(missed)
+}
+
+/// Trials of the suite-time trend per growth rate (0, 3% and 10% a month): how often each is
+/// called a significant trend, and how often the interval holds the true slope.
+fn suite_trends(trials: u64) -> Vec<(f64, usize, usize)> {
+    use omen_core::perf::trend::{TrendConfig, fit};
+    let mut out = Vec::new();
+    for growth in [0.0, 0.03, 0.10] {
+        let (mut significant, mut covered) = (0, 0);
+        for trial in 0..trials {
+            let mut rng = Rng(trial * 7919 + (growth * 1000.0) as u64);
+            let base = 600_000.0;
+            let points: Vec<(i64, f64)> = (0..120)
+                .map(|i| {
+                    let days = i as f64 / 2.0;
+                    let level = base * (1.0 + growth * days / 30.0);
+                    let runner = if rng.unit() < 0.5 { 0.92 } else { 1.08 };
+                    let outlier = if rng.unit() < 0.03 {
+                        1.5 + 1.5 * rng.unit()
+                    } else {
+                        1.0
+                    };
+                    let value = level * runner * outlier * (0.05 * rng.normal()).exp();
+                    (1_700_000_000 + (days * 86_400.0) as i64, value)
+                })
+                .collect();
+            let Some(t) = fit(&points, &TrendConfig::default()) else {
+                continue;
+            };
+            significant += usize::from(t.significant());
+            let true_per_day = base * growth / 30.0;
+            covered += usize::from(t.per_day_low <= true_per_day && true_per_day <= t.per_day_high);
+        }
+        out.push((growth, significant, covered));
+    }
+    out
 }
 
 #[cfg(test)]

@@ -325,6 +325,7 @@ pub fn run(args: &CiArgs, config: &crate::config::Config) -> anyhow::Result<Outc
         run.run_id,
         &meta,
         &run.results,
+        &config.perf,
         now,
         &mut trouble,
     );
@@ -882,10 +883,7 @@ fn build_report(
             });
         // The suite time's level between change points, as the detector sees these runs.
         let seconds: Vec<f64> = runs.iter().map(|r| r.duration_ms as f64 / 1000.0).collect();
-        let changes = detect(
-            &seconds,
-            &omen_jobs::perf::PerfSettings::default().suite_detect,
-        );
+        let changes = detect(&seconds, &config.perf.suite_detect);
         let levels = levels(&seconds, &changes);
         trend = runs
             .iter()
@@ -938,6 +936,7 @@ fn perf_step(
     run_id: Option<i64>,
     meta: &omen_core::run::RunMeta,
     results: &[TestResult],
+    settings: &omen_jobs::perf::PerfSettings,
     now: i64,
     trouble: &mut bool,
 ) -> PerfSection {
@@ -960,7 +959,6 @@ fn perf_step(
     let (Some(store), Some(run_id)) = (store, run_id) else {
         return section;
     };
-    let settings = omen_jobs::perf::PerfSettings::default();
     let outcome = (|| -> anyhow::Result<()> {
         let Some(run) = store.run(run_id)? else {
             return Ok(());
@@ -970,7 +968,7 @@ fn perf_step(
                 .test(id)?
                 .map_or_else(|| format!("test #{id}"), |t| t.selector))
         };
-        if let Some(a) = omen_jobs::perf::unusual_run(store, &run, &settings)? {
+        if let Some(a) = omen_jobs::perf::unusual_run(store, &run, settings)? {
             section.unusual = Some(UnusualRun {
                 severity: a.severity.as_str(),
                 score: a.score,
@@ -988,7 +986,7 @@ fn perf_step(
             });
         }
         if meta.is_default_branch() {
-            let found = omen_jobs::perf::after_default_run(store, &run, &settings, now)?;
+            let found = omen_jobs::perf::after_default_run(store, &run, settings, now)?;
             for f in found {
                 section.changes.push(ChangeRow {
                     name: match f.row.test_id {
@@ -1004,7 +1002,7 @@ fn perf_step(
                 });
             }
         } else {
-            let c = omen_jobs::perf::compare_pull_request(store, &run, &settings)?;
+            let c = omen_jobs::perf::compare_pull_request(store, &run, settings)?;
             section.slow_total = c.slowdowns.len();
             section.together = c.together;
             for (id, s) in c.slowdowns.iter().take(10) {

@@ -33,6 +33,8 @@ pub struct Config {
     pub github: omen_forge::RetryPolicy,
     /// Deploy-risk settings.
     pub risk: RiskConfig,
+    /// Performance: change points, pull-request slowdowns, unusual runs, the suite's trend.
+    pub perf: omen_jobs::perf::PerfSettings,
 }
 
 /// `[risk]`: deploy-risk levels, gate and labelling.
@@ -175,6 +177,19 @@ config_file! {
     szz_budget_s: f64, "seconds one run may spend on SZZ blame", |c| c.risk.szz_budget_s, |c, v| c.risk.szz_budget_s = v;
     retrain_days: f64, "retrain when the stored model is older than this", |c| c.risk.retrain_days, |c, v| c.risk.retrain_days = v;
     min_auc: f64, "hold-out AUC the repository's model needs to answer", |c| c.risk.min_auc, |c, v| c.risk.min_auc = v;
+    [perf]
+    window: u32, "newest default-branch runs a change point is searched in", |c| c.perf.window, |c, v| c.perf.window = v;
+    min_relative: f64, "smallest change of the median a change point reports (0.05 = 5%)", |c| c.perf.test_detect.min_relative, |c, v| { c.perf.test_detect.min_relative = v; c.perf.suite_detect.min_relative = v };
+    max_p: f64, "largest p-value of the rank test between a change point's levels", |c| c.perf.test_detect.max_p, |c, v| { c.perf.test_detect.max_p = v; c.perf.suite_detect.max_p = v };
+    test_min_ms: f64, "smallest change of a test's median duration reported, ms", |c| c.perf.test_detect.min_absolute, |c, v| c.perf.test_detect.min_absolute = v;
+    suite_min_ms: f64, "smallest change of the run's total test time reported, ms", |c| c.perf.suite_detect.min_absolute, |c, v| c.perf.suite_detect.min_absolute = v;
+    baseline_runs: u32, "default-branch runs a pull request's durations are compared with", |c| c.perf.baseline_runs, |c, v| c.perf.baseline_runs = v;
+    pr_tolerance: f64, "a pull request's test is reported this much slower (0.2 = 20%)", |c| c.perf.compare.tolerance, |c, v| c.perf.compare.tolerance = v;
+    pr_min_ms: f64, "and at least this many ms slower", |c| c.perf.compare.min_absolute_ms, |c, v| c.perf.compare.min_absolute_ms = v;
+    pr_max_p: f64, "largest p-value of a reported slowdown, after the correction over the tests judged", |c| c.perf.compare.max_p, |c, v| c.perf.compare.max_p = v;
+    together_share: f64, "more than this share of the judged tests slower is one cause", |c| c.perf.together_share, |c, v| c.perf.together_share = v;
+    anomaly_runs: u32, "default-branch runs an unusual run is judged against", |c| c.perf.anomaly_runs, |c, v| c.perf.anomaly_runs = v;
+    suite_budget_minutes: f64, "the suite time the trend's forecast counts down to", |c| c.perf.suite_budget_s / 60.0, |c, v| c.perf.suite_budget_s = v * 60.0;
 }
 
 /// Load the configuration from `explicit`, else `OMEN_CONFIG`, else [`DEFAULT_PATH`] if it exists.
@@ -236,6 +251,37 @@ fn validate(c: &Config) -> anyhow::Result<()> {
     anyhow::ensure!(
         c.github.attempts >= 1,
         "github.retry_attempts must be at least 1"
+    );
+    let p = &c.perf;
+    share("perf.min_relative", p.test_detect.min_relative)?;
+    share("perf.pr_tolerance", p.compare.tolerance)?;
+    share("perf.together_share", p.together_share)?;
+    anyhow::ensure!(
+        p.test_detect.max_p > 0.0 && p.test_detect.max_p < 1.0,
+        "perf.max_p must be between 0 and 1 (exclusive)"
+    );
+    anyhow::ensure!(
+        p.compare.max_p > 0.0 && p.compare.max_p < 1.0,
+        "perf.pr_max_p must be between 0 and 1 (exclusive)"
+    );
+    anyhow::ensure!(
+        p.test_detect.min_absolute >= 0.0
+            && p.suite_detect.min_absolute >= 0.0
+            && p.compare.min_absolute_ms >= 0.0,
+        "perf.test_min_ms, perf.suite_min_ms and perf.pr_min_ms must not be negative"
+    );
+    anyhow::ensure!(
+        p.window as usize >= 2 * p.test_detect.min_segment,
+        "perf.window must be at least {} runs (two segments)",
+        2 * p.test_detect.min_segment
+    );
+    anyhow::ensure!(
+        p.baseline_runs >= 1 && p.anomaly_runs >= 1,
+        "perf.baseline_runs and perf.anomaly_runs must be at least 1"
+    );
+    anyhow::ensure!(
+        p.suite_budget_s > 0.0,
+        "perf.suite_budget_minutes must be positive"
     );
     Ok(())
 }

@@ -215,7 +215,7 @@ pub fn run(cli: &Cli) -> Result<Outcome, RunError> {
         Command::Merge(args) => merge::run(args, &config),
         Command::Flaky(args) => flaky::run(args, &config),
         Command::Failures(args) => failures::run(args),
-        Command::Perf(args) => perf::run(args),
+        Command::Perf(args) => perf::run(args, &config),
         Command::Quarantine(args) => quarantine::run(args, &config),
         Command::Restore(args) => restore::run(args, &config),
         Command::Setup(args) => setup::run(args, &config),

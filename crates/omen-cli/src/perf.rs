@@ -6,7 +6,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
 use omen_core::perf::changepoint::{DetectConfig, detect};
-use omen_metadata::perf::{ChangePointJson, DetectReport, PERF_REPORT_VERSION, PerfReport};
+use omen_jobs::perf::{PerfSettings, SuiteTrend};
+use omen_metadata::perf::{
+    ChangePointJson, DetectReport, PERF_REPORT_VERSION, PerfReport, SuiteTrendJson,
+};
 use omen_store::Store;
 
 use crate::{Format, Outcome, output};
@@ -46,10 +49,10 @@ pub enum PerfCommand {
 }
 
 /// Run `omen perf`.
-pub fn run(args: &PerfArgs) -> anyhow::Result<Outcome> {
+pub fn run(args: &PerfArgs, config: &crate::config::Config) -> anyhow::Result<Outcome> {
     match &args.command {
         Some(PerfCommand::Detect { input, format }) => detect_file(input, *format),
-        None => list(args),
+        None => list(args, &config.perf),
     }
 }
 
@@ -129,7 +132,7 @@ fn detect_file(input: &Path, format: Format) -> anyhow::Result<Outcome> {
     Ok(Outcome::OK)
 }
 
-fn list(args: &PerfArgs) -> anyhow::Result<Outcome> {
+fn list(args: &PerfArgs, settings: &PerfSettings) -> anyhow::Result<Outcome> {
     let store = match Store::open_read_only(&args.db) {
         Ok(store) => store,
         Err(err) => {
@@ -138,6 +141,7 @@ fn list(args: &PerfArgs) -> anyhow::Result<Outcome> {
                 output::print_json(&PerfReport {
                     version: PERF_REPORT_VERSION,
                     change_points: vec![],
+                    trends: vec![],
                     error: Some(err.to_string()),
                 })?;
             }
@@ -181,15 +185,115 @@ fn list(args: &PerfArgs) -> anyhow::Result<Outcome> {
             detected_at: omen_core::time::format_rfc3339(c.detected_at),
         });
     }
+    let budget_ms = settings.suite_budget_s * 1000.0;
+    let trends: Vec<SuiteTrendJson> = omen_jobs::perf::suite_trends(&store, settings)?
+        .iter()
+        .map(|t| trend_json(t, budget_ms))
+        .collect();
     match args.format {
         Format::Json => output::print_json(&PerfReport {
             version: PERF_REPORT_VERSION,
             change_points: points,
+            trends,
             error: None,
         })?,
-        Format::Text => output::print(&render_text(&points)),
+        Format::Text => {
+            let mut s = render_text(&points);
+            for t in &trends {
+                s.push_str(&trend_line(t));
+            }
+            output::print(&s);
+        }
     }
     Ok(Outcome::OK)
+}
+
+fn trend_json(t: &SuiteTrend, budget_ms: f64) -> SuiteTrendJson {
+    let (month, low, high) = t.trend.per_month();
+    let r4 = |x: f64| (x * 10_000.0).round() / 10_000.0;
+    SuiteTrendJson {
+        job: t.job.clone(),
+        runs: t.trend.points,
+        span_days: round1(t.trend.span_days),
+        level_ms: round1(t.trend.level),
+        per_month: r4(month),
+        per_month_low: r4(low),
+        per_month_high: r4(high),
+        significant: t.trend.significant(),
+        budget_ms,
+        budget_in_days: t.reach.map(|r| round1(r.days)),
+        budget_in_days_range: t
+            .reach
+            .map(|r| [round1(r.soonest_days), round1(r.latest_days)]),
+    }
+}
+
+/// "suite time (job `test`): 12.3 min, grows 3.1% a month (1.2% to 5.0%); at this rate it
+/// passes 30 min in about 6 weeks (4 to 15)".
+fn trend_line(t: &SuiteTrendJson) -> String {
+    let job = if t.job.is_empty() {
+        String::new()
+    } else {
+        format!(" (job `{}`)", omen_render::escape::line(&t.job))
+    };
+    let minutes = |ms: f64| ms / 60_000.0;
+    let pct = |x: f64| format!("{:.1}%", x * 100.0);
+    let mut s = format!(
+        "suite time{job}: {:.1} min over the last {} default-branch runs ({:.0} days), ",
+        minutes(t.level_ms),
+        t.runs,
+        t.span_days
+    );
+    if !t.significant {
+        s.push_str(&format!(
+            "no significant trend ({} to {} a month)\n",
+            pct(t.per_month_low),
+            pct(t.per_month_high)
+        ));
+        return s;
+    }
+    s.push_str(&format!(
+        "{} {} a month ({} to {})",
+        if t.per_month > 0.0 {
+            "grows"
+        } else {
+            "shrinks"
+        },
+        pct(t.per_month.abs()),
+        pct(t.per_month_low),
+        pct(t.per_month_high)
+    ));
+    match (t.budget_in_days, t.budget_in_days_range) {
+        (Some(days), Some([soonest, latest])) => s.push_str(&format!(
+            "; at this rate it passes {} min in about {} ({} to {})\n",
+            whole_or_tenths(minutes(t.budget_ms)),
+            span(days),
+            span(soonest),
+            span(latest)
+        )),
+        _ => s.push('\n'),
+    }
+    s
+}
+
+/// `30` for 30.0, `0.5` for 0.5.
+fn whole_or_tenths(x: f64) -> String {
+    if (x - x.round()).abs() < 1e-9 {
+        format!("{x:.0}")
+    } else {
+        format!("{x:.1}")
+    }
+}
+
+/// Days as a person says them: days under three weeks, then weeks, then months.
+fn span(days: f64) -> String {
+    if days < 21.0 {
+        format!("{:.0} days", days.max(1.0))
+    } else if days < 120.0 {
+        format!("{:.0} weeks", days / 7.0)
+    } else {
+        format!("{:.0} months", days / 30.0)
+    }
 }
 
 fn round1(x: f64) -> f64 {

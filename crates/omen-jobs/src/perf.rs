@@ -9,12 +9,13 @@ use omen_core::perf::anomaly::{Anomaly, AnomalyConfig, assess};
 use omen_core::perf::changepoint::{ChangePoint, DetectConfig, detect};
 use omen_core::perf::common::{run_factor, run_factors};
 use omen_core::perf::compare::{CompareConfig, Slowdown, compare};
+use omen_core::perf::trend::{Reach, Trend, TrendConfig, fit};
 use omen_store::{ChangePointRow, RunRow, Store};
 
 use crate::JobError;
 
 /// Settings of the performance job.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct PerfSettings {
     /// Default-branch runs a change point is searched in (the newest ones).
     pub window: u32,
@@ -33,6 +34,10 @@ pub struct PerfSettings {
     /// When more than this share of the judged tests (and at least ten) is slower, they are one
     /// cause — a slower machine, or something they share — reported together, not test by test.
     pub together_share: f64,
+    /// The suite time's trend.
+    pub trend: TrendConfig,
+    /// The suite time, in seconds, the trend's forecast counts down to (30 minutes).
+    pub suite_budget_s: f64,
 }
 
 impl Default for PerfSettings {
@@ -46,6 +51,8 @@ impl Default for PerfSettings {
             together_share: 0.05,
             anomaly: AnomalyConfig::default(),
             anomaly_runs: 200,
+            trend: TrendConfig::default(),
+            suite_budget_s: 1800.0,
         }
     }
 }
@@ -264,4 +271,42 @@ pub fn unusual_run(
         run.id as u64,
         &settings.anomaly,
     ))
+}
+
+/// The suite time's trend in one job's default-branch runs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SuiteTrend {
+    /// The job (`""` when runs have none).
+    pub job: String,
+    /// The fit of the run's total test time, in ms.
+    pub trend: Trend,
+    /// When it passes [`PerfSettings::suite_budget_s`] at this rate, if it grows significantly.
+    pub reach: Option<Reach>,
+}
+
+/// Default-branch runs read for the trends, at most: enough for the newest
+/// [`TrendConfig::max_points`] of a few jobs.
+const TREND_RUNS: u32 = 3000;
+
+/// The suite time's trend per job, over the newest default-branch runs (outages left out: a run
+/// that mostly failed stopped early). Jobs with too few runs or too short a span have none.
+pub fn suite_trends(store: &Store, settings: &PerfSettings) -> Result<Vec<SuiteTrend>, JobError> {
+    let runs = store.recent_default_runs(TREND_RUNS)?;
+    let mut by_job: Vec<(String, Vec<(i64, f64)>)> = Vec::new();
+    for r in runs.iter().filter(|r| !r.outage && r.tests > r.skipped) {
+        let job = r.job.clone().unwrap_or_default();
+        let point = (r.at, r.duration_ms as f64);
+        match by_job.iter_mut().find(|(j, _)| *j == job) {
+            Some((_, points)) => points.push(point),
+            None => by_job.push((job, vec![point])),
+        }
+    }
+    Ok(by_job
+        .into_iter()
+        .filter_map(|(job, points)| {
+            let trend = fit(&points, &settings.trend)?;
+            let reach = trend.reaches(settings.suite_budget_s * 1000.0);
+            Some(SuiteTrend { job, trend, reach })
+        })
+        .collect())
 }

@@ -12,6 +12,8 @@ pub struct PerfReport {
     pub version: u32,
     /// Newest first.
     pub change_points: Vec<ChangePointJson>,
+    /// The suite time's trend, one per job that has enough default-branch runs.
+    pub trends: Vec<SuiteTrendJson>,
     /// Set when the history could not be read: the list is then empty because nothing is known.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -44,6 +46,34 @@ pub struct ChangePointJson {
     pub since: Option<String>,
     /// When it was first found (RFC 3339).
     pub detected_at: String,
+}
+
+/// The trend of one job's suite time (the run's total test time) on the default branch.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SuiteTrendJson {
+    /// Job of the series (`""` when runs have none).
+    pub job: String,
+    /// Runs fitted.
+    pub runs: usize,
+    /// Calendar days they cover.
+    pub span_days: f64,
+    /// The fitted suite time at the newest run, ms.
+    pub level_ms: f64,
+    /// Relative change per 30 days at that level (Theil–Sen), with its 95% interval.
+    pub per_month: f64,
+    /// Low end of the interval.
+    pub per_month_low: f64,
+    /// High end of the interval.
+    pub per_month_high: f64,
+    /// The interval excludes zero.
+    pub significant: bool,
+    /// The budget the forecast counts down to, ms.
+    pub budget_ms: f64,
+    /// Days until the fitted suite time passes the budget at this rate; `null` unless it grows
+    /// significantly and is still under it.
+    pub budget_in_days: Option<f64>,
+    /// The soonest and latest of that, from the interval's ends.
+    pub budget_in_days_range: Option<[f64; 2]>,
 }
 
 /// `omen perf detect --format json`, exactly as the issue specifies it (no version: it is a

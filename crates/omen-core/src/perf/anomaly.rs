@@ -14,7 +14,7 @@ use super::stats::{mad_sigma, median};
 use crate::rng::SplitMix as Rng;
 
 /// Settings of [`assess`].
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct AnomalyConfig {
     /// Trees in the forest.
     pub trees: usize,

@@ -19,7 +19,7 @@ use super::stats::{mann_whitney, median, median_in_place, std_dev};
 
 /// Settings of [`detect`]. [`Default`] is what `omen perf detect` uses on any series;
 /// [`DetectConfig::durations`] is what `omen ci` uses on test and suite durations.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct DetectConfig {
     /// Multiplier of `ln n` in the split penalty, in units of the series' variance.
     pub penalty: f64,

@@ -15,7 +15,7 @@
 use super::stats::{hodges_lehmann, mad_sigma, mann_whitney, median, normal_sf};
 
 /// Settings of [`compare`].
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct CompareConfig {
     /// Smallest slowdown reported, as a fraction of the default branch's median (0.2 = 20%).
     pub tolerance: f64,

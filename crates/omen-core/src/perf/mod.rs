@@ -1,8 +1,9 @@
 //! Performance: change points in duration series, a pull request's slowdowns against the default
-//! branch, and the statistics they share. Pure functions of the numbers they are handed.
+//! branch, the suite time's trend, and the statistics they share. Pure functions of the numbers they are handed.
 
 pub mod anomaly;
 pub mod changepoint;
 pub mod common;
 pub mod compare;
 pub mod stats;
+pub mod trend;
