@@ -174,3 +174,124 @@ fn a_cause_seen_on_the_default_branch_is_known_and_a_new_one_is_new() {
         .unwrap_or_else(|| panic!("{text}"));
     assert!(new_row.contains("| new |"), "{new_row}");
 }
+
+/// A pytest report: 30 tests refused a connection (each its own port), one assertion failed, one
+/// test with a hostile name failed and passed on its retry, and 20 passed.
+fn failing_report(dir: &std::path::Path) {
+    let mut xml = String::from("<testsuite name=\"pytest\">\n");
+    for i in 0..30 {
+        xml.push_str(&format!(
+            "<testcase classname=\"tests.test_db\" name=\"test_query_{i}\" file=\"tests/test_db.py\" time=\"0.01\"><failure type=\"ConnectionRefusedError\" message=\"ConnectionRefusedError: [Errno 111] Connection refused: 127.0.0.1:{}\">tests/test_db.py:{}: in test_query_{i}\n    conn = connect()\nE   ConnectionRefusedError: [Errno 111] Connection refused</failure></testcase>\n",
+            5400 + i,
+            10 + i
+        ));
+    }
+    xml.push_str("<testcase classname=\"tests.test_math\" name=\"test_sum\" file=\"tests/test_math.py\" time=\"0.01\"><failure type=\"AssertionError\" message=\"AssertionError: assert 3 == 4\">E   assert 3 == 4</failure></testcase>\n");
+    xml.push_str("<testcase classname=\"tests.test_ui\" name=\"test_&lt;img src=x onerror=alert(1)&gt;&#27;[31m\" file=\"tests/test_ui.py\" time=\"0.01\"><flakyFailure type=\"TimeoutError\" message=\"TimeoutError: timed out after 5 s\">E   TimeoutError</flakyFailure></testcase>\n");
+    for i in 0..20 {
+        xml.push_str(&format!(
+            "<testcase classname=\"tests.test_ok\" name=\"test_{i}\" file=\"tests/test_ok.py\" time=\"0.01\"/>\n"
+        ));
+    }
+    xml.push_str("</testsuite>\n");
+    std::fs::write(dir.join("junit.xml"), xml).unwrap();
+}
+
+#[test]
+fn omen_failures_groups_a_stored_run_into_causes_and_knows_them_in_the_next_run() {
+    let dir = tempfile::tempdir().unwrap();
+    failing_report(dir.path());
+    let ingest = |run_id: &str, branch: &str| {
+        let out = run(omen(dir.path())
+            .args(["ingest", "junit.xml", "--db", "h.db", "--job", "test"])
+            .args(["--branch", branch, "--default-branch", "main"])
+            .args(["--run-id", run_id, "--commit", &format!("{run_id:0>40}")]));
+        out.code(0);
+    };
+    let failures = |args: &[&str]| {
+        let out = run(omen(dir.path())
+            .args(["failures", "--db", "h.db", "--format", "json"])
+            .args(args));
+        out.code(0);
+        out
+    };
+    // Nothing stored yet: an empty report, not an error.
+    let none = failures(&[]);
+    assert!(none.json()["run"].is_null(), "{none}");
+    ingest("1", "main");
+    let out = failures(&[]);
+    let report = out.json();
+    assert_eq!(report["version"], 1);
+    assert_eq!(report["run"]["id"], 1, "{out}");
+    assert_eq!(report["failures"], 32, "{out}");
+    let causes = report["causes"].as_array().unwrap().clone();
+    assert_eq!(causes.len(), 3, "{out}");
+    let refused = &causes[0];
+    assert_eq!(refused["tests"].as_array().unwrap().len(), 30, "{out}");
+    assert_eq!(
+        refused["headline"],
+        "ConnectionRefusedError: [Errno 111] Connection refused: 127.0.0.1:<*>",
+        "{out}"
+    );
+    assert_eq!(refused["category"], "infrastructure", "{out}");
+    assert_eq!(refused["known_runs"], 0, "{out}");
+    assert!(refused["first_seen"].is_null(), "{out}");
+    assert_eq!(
+        refused["tests"][0]["selector"], "tests/test_db.py::test_query_0",
+        "{out}"
+    );
+    let retried = causes
+        .iter()
+        .find(|c| c["tests"][0]["outcome"] == "passed on retry")
+        .unwrap_or_else(|| panic!("the retried test is missing\n{out}"));
+    assert_eq!(retried["category"], "infrastructure", "{out}");
+    assert!(
+        causes
+            .iter()
+            .any(|c| c["headline"] == "AssertionError: assert 3 == 4" && c["category"] == "test"),
+        "{out}"
+    );
+    // The next run (a pull request) fails the same way: both failing causes are known, also on
+    // main. The history counts runs that failed with a signature: a retry that passed is not one.
+    ingest("2", "feature");
+    let out = failures(&["--run", "latest"]);
+    let causes = out.json()["causes"].as_array().unwrap().clone();
+    assert_eq!(out.json()["run"]["id"], 2, "{out}");
+    for c in &causes {
+        let retried = c["tests"][0]["outcome"] == "passed on retry";
+        assert_eq!(c["known_runs"], if retried { 0 } else { 1 }, "{out}");
+        assert_eq!(c["on_default_branch"], !retried, "{out}");
+        assert_eq!(c["first_seen"].is_string(), !retried, "{out}");
+    }
+    // An earlier run by its id, as it was.
+    assert_eq!(failures(&["--run", "1"]).json()["run"]["id"], 1);
+    // Text: counts, headline, class, what is known; hostile names escaped.
+    let text = run(omen(dir.path()).args(["failures", "--db", "h.db", "--tests", "2"]));
+    text.code(0);
+    assert!(
+        text.stdout
+            .contains("run 2, branch feature, commit 000000000000, job test"),
+        "{text}"
+    );
+    assert!(text.stdout.contains("32 failures in 3 causes"), "{text}");
+    assert!(
+        text.stdout.contains(
+            "    30  ConnectionRefusedError: [Errno 111] Connection refused: 127.0.0.1:<*>  [infrastructure]  known: 1 run since "
+        ),
+        "{text}"
+    );
+    assert!(text.stdout.contains("        and 28 more\n"), "{text}");
+    assert!(text.stdout.contains("(passed on retry)"), "{text}");
+    assert!(!text.stdout.contains('\u{1b}'), "{text}");
+    // A run that does not exist is an error naming it.
+    let missing =
+        run(omen(dir.path()).args(["--strict", "failures", "--db", "h.db", "--run", "99"]));
+    assert_ne!(missing.code, 0, "{missing}");
+    assert!(missing.stderr.contains("holds no run 99"), "{missing}");
+    let bad = run(omen(dir.path()).args(["failures", "--db", "h.db", "--run", "newest"]));
+    assert_ne!(bad.code, 0, "{bad}");
+    assert!(
+        bad.stderr.contains("neither `latest` nor a run id"),
+        "{bad}"
+    );
+}

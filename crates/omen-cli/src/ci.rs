@@ -794,10 +794,7 @@ fn build_report(
             .map(|e| (e.id.as_str(), e.mode.as_str()))
             .collect();
     let mut failures = Vec::new();
-    let mut grouper = omen_core::failure::Grouper::new(Default::default());
-    let mut first_lines = Vec::new();
-    let mut signatures = Vec::new();
-    let mut kinds = Vec::new();
+    let mut texts = Vec::new();
     for r in results {
         let id = &r.identity;
         if !r.outcome.is_failure() {
@@ -827,16 +824,11 @@ fn build_report(
             }
             Classification::Quarantined { mode } => FailureClass::Quarantined { mode },
         };
-        let text = omen_core::failure::FailureText {
+        texts.push(omen_core::failure::FailureText {
             kind: r.failure.as_ref().and_then(|f| f.r#type.as_deref()),
             message: r.failure.as_ref().and_then(|f| f.message.as_deref()),
             trace: r.failure.as_ref().and_then(|f| f.text.as_deref()),
-        };
-        let signature = omen_core::failure::Signature::of(&text);
-        kinds.push(omen_core::failure::categorize(&text));
-        grouper.add(signature.tokens());
-        signatures.push(signature.hash);
-        first_lines.push(text.first_line().to_owned());
+        });
         failures.push(FailureRow {
             name: id.selector.clone(),
             file: id.file.clone(),
@@ -845,26 +837,26 @@ fn build_report(
             class,
         });
     }
-    let mut causes: Vec<CauseRow> = grouper
-        .finish()
+    let causes: Vec<CauseRow> = omen_jobs::failures::group(&texts)
         .into_iter()
-        .map(|g| CauseRow {
-            headline: omen_core::failure::headline(
-                g.members.iter().map(|&i| first_lines[i].as_str()),
-            ),
-            known: g
-                .members
-                .first()
-                .and_then(|&i| seen_elsewhere(store, signatures[i], meta.is_default_branch())),
-            kind: g
-                .members
-                .first()
-                .and_then(|&i| kinds[i])
-                .map(|c| format!("{}: {}", c.category.as_str(), c.reason)),
-            failures: g.members,
+        .map(|c| CauseRow {
+            headline: c.headline,
+            known: store.and_then(|s| {
+                omen_jobs::failures::known(s, c.signature, meta.is_default_branch())
+                    .map_err(|err| tracing::warn!("{err}"))
+                    .ok()
+                    .map(|k| Seen {
+                        runs: k.runs,
+                        since: k.since,
+                        on_default: k.on_default,
+                    })
+            }),
+            kind: c
+                .category
+                .map(|k| format!("{}: {}", k.category.as_str(), k.reason)),
+            failures: c.members,
         })
         .collect();
-    causes.sort_by_key(|c| std::cmp::Reverse(c.failures.len()));
     let mut base = None;
     let mut trend = Vec::new();
     if let Some(s) = store {
@@ -1021,24 +1013,6 @@ fn perf_step(
         *trouble = true;
     }
     section
-}
-
-/// What the history knows of failure signature `hash` beyond this run (already ingested):
-/// the other runs that failed with it.
-fn seen_elsewhere(store: Option<&Store>, hash: u64, this_run_on_default: bool) -> Option<Seen> {
-    let row = store?.signature(hash).ok()?;
-    Some(match row {
-        None => Seen {
-            runs: 0,
-            since: 0,
-            on_default: false,
-        },
-        Some(row) => Seen {
-            runs: row.runs.saturating_sub(1),
-            since: row.first_seen,
-            on_default: row.default_runs > u64::from(this_run_on_default),
-        },
-    })
 }
 
 /// Retries for lookups that only enrich the report: a few seconds at most, never the budget a

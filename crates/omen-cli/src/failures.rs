@@ -1,10 +1,16 @@
-//! `omen failures`: failures grouped into causes. `omen failures cluster FILE` groups the lines
-//! of any text file, one message per line, so the grouping can be judged on labelled data.
+//! `omen failures`: a stored run's failures grouped into causes, with what the history knows of
+//! each. `omen failures cluster FILE` groups the lines of any text file, one message per line, so
+//! the grouping can be judged on labelled data.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 
 use anyhow::Context as _;
-use omen_core::failure::{GroupConfig, group_lines, headline};
+use omen_core::failure::{FailureText, GroupConfig, group_lines, headline};
+use omen_metadata::failures::{
+    CauseJson, CauseTest, FAILURES_REPORT_VERSION, FailuresReport, RunRef,
+};
+use omen_store::Store;
 use serde::Serialize;
 
 use crate::{Format, Outcome, output};
@@ -12,9 +18,41 @@ use crate::{Format, Outcome, output};
 /// Arguments of `omen failures`.
 #[derive(Debug, clap::Args)]
 pub struct FailuresArgs {
-    /// What to do.
+    /// What to do; without one, the causes of a stored run's failures.
     #[command(subcommand)]
-    pub command: FailuresCommand,
+    pub command: Option<FailuresCommand>,
+    /// The run: `latest` (the run stored last) or its id (`omen failures --format json` gives
+    /// it as `run.id`).
+    #[arg(long, default_value = "latest", value_parser = run_arg)]
+    pub run: RunChoice,
+    /// History database.
+    #[arg(long, default_value = ".omen/history.db", env = "OMEN_DB")]
+    pub db: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// Tests listed per cause in text (JSON lists them all).
+    #[arg(long, default_value_t = 5)]
+    pub tests: usize,
+}
+
+/// Which run `omen failures` reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunChoice {
+    /// The run stored last.
+    Latest,
+    /// A run by its row id.
+    Id(i64),
+}
+
+fn run_arg(s: &str) -> Result<RunChoice, String> {
+    match s {
+        "latest" => Ok(RunChoice::Latest),
+        _ => s
+            .parse::<i64>()
+            .map(RunChoice::Id)
+            .map_err(|_| format!("`{s}` is neither `latest` nor a run id")),
+    }
 }
 
 /// `omen failures` subcommands.
@@ -49,8 +87,183 @@ struct Cluster {
 /// Run `omen failures`.
 pub fn run(args: &FailuresArgs) -> anyhow::Result<Outcome> {
     match &args.command {
-        FailuresCommand::Cluster { file, format } => cluster(file, *format),
+        Some(FailuresCommand::Cluster { file, format }) => cluster(file, *format),
+        None => of_run(args),
     }
+}
+
+fn of_run(args: &FailuresArgs) -> anyhow::Result<Outcome> {
+    let empty = |error: Option<String>| FailuresReport {
+        version: FAILURES_REPORT_VERSION,
+        run: None,
+        failures: 0,
+        causes: Vec::new(),
+        error,
+    };
+    let store = match Store::open_read_only(&args.db) {
+        Ok(store) => store,
+        Err(err) => {
+            tracing::warn!("{err}");
+            if args.format == Format::Json {
+                output::print_json(&empty(Some(err.to_string())))?;
+            }
+            return Ok(Outcome::with_trouble(true));
+        }
+    };
+    let run = match args.run {
+        RunChoice::Latest => store.latest_run()?,
+        RunChoice::Id(id) => Some(
+            store
+                .run(id)?
+                .with_context(|| format!("`{}` holds no run {id}", args.db.display()))?,
+        ),
+    };
+    let Some(run) = run else {
+        match args.format {
+            Format::Json => output::print_json(&empty(None))?,
+            Format::Text => output::print("omen: no run stored yet\n"),
+        }
+        return Ok(Outcome::OK);
+    };
+    let failures = store.run_failures(run.id)?;
+    let retried: HashMap<i64, bool> = store
+        .run_results(run.id)
+        .map_err(|err| tracing::warn!("{err}"))
+        .unwrap_or_default()
+        .into_iter()
+        .map(|r| (r.test_id, r.mixed && !r.outcome.is_failure()))
+        .collect();
+    let texts: Vec<FailureText<'_>> = failures
+        .iter()
+        .map(|(_, f)| FailureText {
+            kind: f.r#type.as_deref(),
+            message: f.message.as_deref(),
+            trace: f.text.as_deref(),
+        })
+        .collect();
+    let mut selectors: HashMap<i64, String> = HashMap::new();
+    let mut causes = Vec::new();
+    for c in omen_jobs::failures::group(&texts) {
+        let known = omen_jobs::failures::known(&store, c.signature, run.is_default)?;
+        let mut tests = Vec::with_capacity(c.members.len());
+        for &i in &c.members {
+            let id = failures[i].0;
+            let selector = match selectors.get(&id) {
+                Some(s) => s.clone(),
+                None => {
+                    let s = store
+                        .test(id)?
+                        .map_or_else(|| format!("test #{id}"), |t| t.selector);
+                    selectors.insert(id, s.clone());
+                    s
+                }
+            };
+            tests.push(CauseTest {
+                selector,
+                outcome: if retried.get(&id).copied().unwrap_or(false) {
+                    "passed on retry"
+                } else {
+                    "failed"
+                },
+                first_line: texts[i].first_line().to_owned(),
+            });
+        }
+        causes.push(CauseJson {
+            headline: c.headline,
+            signature: format!("{:016x}", c.signature),
+            category: c.category.map(|k| k.category.as_str()),
+            reason: c.category.map(|k| k.reason),
+            known_runs: known.runs,
+            first_seen: (known.runs > 0).then(|| omen_core::time::format_rfc3339(known.since)),
+            on_default_branch: known.on_default,
+            tests,
+        });
+    }
+    let report = FailuresReport {
+        version: FAILURES_REPORT_VERSION,
+        run: Some(RunRef {
+            id: run.id,
+            commit: run.commit.clone(),
+            branch: run.branch.clone(),
+            job: run.job.clone(),
+            at: omen_core::time::format_rfc3339(run.at),
+        }),
+        failures: failures.len(),
+        causes,
+        error: None,
+    };
+    match args.format {
+        Format::Json => output::print_json(&report)?,
+        Format::Text => output::print(&render_causes(&report, args.tests)),
+    }
+    Ok(Outcome::OK)
+}
+
+/// The text of `omen failures`: one block per cause, every untrusted string escaped.
+fn render_causes(report: &FailuresReport, tests: usize) -> String {
+    use omen_render::escape::line;
+    let plural = |n: usize, word: &str| format!("{n} {word}{}", if n == 1 { "" } else { "s" });
+    let Some(run) = &report.run else {
+        return "omen: no run stored yet\n".to_owned();
+    };
+    let mut about = vec![format!("run {}", run.id)];
+    if let Some(b) = &run.branch {
+        about.push(format!("branch {}", line(b)));
+    }
+    if let Some(c) = &run.commit {
+        about.push(format!(
+            "commit {}",
+            line(&c.chars().take(12).collect::<String>())
+        ));
+    }
+    if let Some(j) = &run.job {
+        about.push(format!("job {}", line(j)));
+    }
+    about.push(run.at.chars().take(10).collect());
+    let mut s = format!(
+        "omen: {}: {} in {}\n",
+        about.join(", "),
+        plural(report.failures, "failure"),
+        plural(report.causes.len(), "cause")
+    );
+    for c in &report.causes {
+        let known = if c.known_runs == 0 {
+            "new".to_owned()
+        } else {
+            format!(
+                "known: {} since {}{}",
+                plural(c.known_runs as usize, "run"),
+                c.first_seen
+                    .as_deref()
+                    .and_then(|d| d.get(..10))
+                    .unwrap_or("?"),
+                if c.on_default_branch {
+                    ", also on the default branch"
+                } else {
+                    ""
+                }
+            )
+        };
+        s.push_str(&format!(
+            "{:>6}  {}  [{}]  {}\n",
+            c.tests.len(),
+            line(&c.headline),
+            c.category.unwrap_or("unclassified"),
+            known
+        ));
+        for t in c.tests.iter().take(tests) {
+            let retried = if t.outcome == "failed" {
+                ""
+            } else {
+                " (passed on retry)"
+            };
+            s.push_str(&format!("        {}{retried}\n", line(&t.selector)));
+        }
+        if c.tests.len() > tests {
+            s.push_str(&format!("        and {} more\n", c.tests.len() - tests));
+        }
+    }
+    s
 }
 
 fn cluster(file: &std::path::Path, format: Format) -> anyhow::Result<Outcome> {

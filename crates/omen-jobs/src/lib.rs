@@ -4,6 +4,7 @@
 //! `omen-store`. No argument parsing, environment, clock or printing: callers pass paths and the
 //! current time, and show the results.
 
+pub mod failures;
 pub mod perf;
 pub mod quarantine;
 pub mod reports;

@@ -7,6 +7,7 @@
 
 pub mod code_quality;
 pub mod exit_code;
+pub mod failures;
 pub mod flaky;
 pub mod ingest;
 pub mod merge;

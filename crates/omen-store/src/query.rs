@@ -455,6 +455,42 @@ impl Store {
         })
     }
 
+    /// The failures recorded in run `run` (failed results, and results that passed on a
+    /// retry), by test id.
+    pub fn run_failures(&self, run: i64) -> Result<Vec<(i64, Failure)>, StoreError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT test_id, kind, type, message, text FROM failures WHERE run = ?1
+                 ORDER BY test_id",
+            )
+            .ctx(&self.path, "prepare the run's failures")?;
+        let rows = stmt
+            .query_map([run], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    Failure {
+                        kind: Some(if r.get::<_, i64>(1)? == 1 {
+                            FailureKind::Error
+                        } else {
+                            FailureKind::Failure
+                        }),
+                        r#type: r.get(2)?,
+                        message: r.get(3)?,
+                        text: r.get(4)?,
+                    },
+                ))
+            })
+            .ctx(&self.path, "read the run's failures")?;
+        rows.collect::<Result<_, _>>()
+            .ctx(&self.path, "read the run's failures")
+    }
+
+    /// The run stored last.
+    pub fn latest_run(&self) -> Result<Option<RunRow>, StoreError> {
+        Ok(self.select_runs("ORDER BY id DESC LIMIT 1", [])?.pop())
+    }
+
     /// The failure recorded for `test_id` in run `run`.
     pub fn failure(&self, test_id: i64, run: i64) -> Result<Option<Failure>, StoreError> {
         self.conn
