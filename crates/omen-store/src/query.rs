@@ -466,21 +466,7 @@ impl Store {
             )
             .ctx(&self.path, "prepare the run's failures")?;
         let rows = stmt
-            .query_map([run], |r| {
-                Ok((
-                    r.get::<_, i64>(0)?,
-                    Failure {
-                        kind: Some(if r.get::<_, i64>(1)? == 1 {
-                            FailureKind::Error
-                        } else {
-                            FailureKind::Failure
-                        }),
-                        r#type: r.get(2)?,
-                        message: r.get(3)?,
-                        text: r.get(4)?,
-                    },
-                ))
-            })
+            .query_map([run], |r| Ok((r.get::<_, i64>(0)?, failure_at(r, 1)?)))
             .ctx(&self.path, "read the run's failures")?;
         rows.collect::<Result<_, _>>()
             .ctx(&self.path, "read the run's failures")
@@ -498,19 +484,8 @@ impl Store {
                 "SELECT kind, type, message, text FROM failures WHERE test_id = ?1 AND run = ?2",
             )
             .and_then(|mut s| {
-                s.query_row(params![test_id, run], |r| {
-                    Ok(Failure {
-                        kind: Some(if r.get::<_, i64>(0)? == 1 {
-                            FailureKind::Error
-                        } else {
-                            FailureKind::Failure
-                        }),
-                        r#type: r.get(1)?,
-                        message: r.get(2)?,
-                        text: r.get(3)?,
-                    })
-                })
-                .optional()
+                s.query_row(params![test_id, run], |r| failure_at(r, 0))
+                    .optional()
             })
             .ctx(&self.path, "read a failure")
     }
@@ -527,4 +502,19 @@ impl Store {
             Some(run) => Ok(self.failure(test_id, run)?.map(|f| (run, f))),
         }
     }
+}
+
+/// A failure read from the columns `kind, type, message, text` of the `failures` table, from
+/// column `first` on.
+fn failure_at(r: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<Failure> {
+    Ok(Failure {
+        kind: Some(if r.get::<_, i64>(first)? == 1 {
+            FailureKind::Error
+        } else {
+            FailureKind::Failure
+        }),
+        r#type: r.get(first + 1)?,
+        message: r.get(first + 2)?,
+        text: r.get(first + 3)?,
+    })
 }
