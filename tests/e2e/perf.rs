@@ -365,3 +365,36 @@ fn omen_perf_gives_the_suite_time_s_trend_and_when_it_passes_the_budget() {
         "{text}"
     );
 }
+
+#[test]
+fn the_summary_s_level_line_steps_where_the_suite_time_changed() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut summary = String::new();
+    for r in 0..20u32 {
+        // Every test twice as slow from run 10 on: the suite goes from about 11 s to 23 s.
+        let factor = if r >= 10 { 2.0 } else { 1.0 };
+        let names: Vec<String> = (0..30)
+            .map(|i| format!("test_{i}"))
+            .chain(["test_export".to_owned(), HOSTILE.to_owned()])
+            .collect();
+        let slow: Vec<(&str, f64)> = names.iter().map(|n| (n.as_str(), factor)).collect();
+        report(dir.path(), r, &slow);
+        summary = ci_main(dir.path(), r);
+    }
+    let line = summary
+        .lines()
+        .find(|l| l.trim_start().starts_with("line [") && !l.contains("100.0"))
+        .unwrap_or_else(|| panic!("no level line\n{summary}"));
+    let levels: Vec<f64> = line
+        .trim()
+        .trim_start_matches("line [")
+        .trim_end_matches(']')
+        .split(", ")
+        .map(|v| v.parse().unwrap())
+        .collect();
+    assert_eq!(levels.len(), 20, "{line}");
+    // One level before run 10 and one from it on, twice as high.
+    assert!(levels[..10].iter().all(|l| *l == levels[0]), "{line}");
+    assert!(levels[10..].iter().all(|l| *l == levels[10]), "{line}");
+    assert!((levels[10] / levels[0] - 2.0).abs() < 0.1, "{line}");
+}

@@ -874,8 +874,10 @@ fn build_report(
                 flaky: r.mixed,
             });
         // The suite time's level between change points, as the detector sees these runs.
-        let seconds: Vec<f64> = runs.iter().map(|r| r.duration_ms as f64 / 1000.0).collect();
-        let changes = detect(&seconds, &config.perf.suite_detect);
+        // Found on milliseconds, the unit of the detector's floor; drawn in seconds.
+        let ms: Vec<f64> = runs.iter().map(|r| r.duration_ms as f64).collect();
+        let changes = detect(&ms, &config.perf.suite_detect);
+        let seconds: Vec<f64> = ms.iter().map(|v| v / 1000.0).collect();
         let levels = levels(&seconds, &changes);
         trend = runs
             .iter()
