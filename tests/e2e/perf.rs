@@ -398,3 +398,107 @@ fn the_summary_s_level_line_steps_where_the_suite_time_changed() {
     assert!(levels[10..].iter().all(|l| *l == levels[10]), "{line}");
     assert!((levels[10] / levels[0] - 2.0).abs() < 0.1, "{line}");
 }
+
+#[test]
+fn omen_perf_finds_uneven_shards_and_suggests_an_even_split() {
+    let dir = tempfile::tempdir().unwrap();
+    // Three shards of one CI run: shard 1 got the slow tests (3 × 20 s), shards 2 and 3 ten
+    // 1-second tests each. A job without an index in its name is not a shard.
+    let shard = |path: &str, tests: &[(String, f64)]| {
+        let mut xml = String::from("<testsuite name=\"pytest\">\n");
+        for (name, secs) in tests {
+            xml.push_str(&format!(
+                "<testcase classname=\"tests.test_s\" name=\"{name}\" file=\"tests/test_s.py\" time=\"{secs}\"/>\n"
+            ));
+        }
+        xml.push_str("</testsuite>\n");
+        std::fs::write(dir.path().join(path), xml).unwrap();
+    };
+    shard(
+        "s1.xml",
+        &(0..3)
+            .map(|i| (format!("test_slow_{i}"), 20.0))
+            .collect::<Vec<_>>(),
+    );
+    shard(
+        "s2.xml",
+        &(0..10)
+            .map(|i| (format!("test_a_{i}"), 1.0))
+            .collect::<Vec<_>>(),
+    );
+    shard(
+        "s3.xml",
+        &(0..10)
+            .map(|i| (format!("test_b_{i}"), 1.0))
+            .collect::<Vec<_>>(),
+    );
+    shard("solo.xml", &[("test_solo".to_owned(), 5.0)]);
+    for (file, job) in [
+        ("s1.xml", "test (1/3)"),
+        ("s2.xml", "test (2/3)"),
+        ("s3.xml", "test (3/3)"),
+        ("solo.xml", "lint"),
+    ] {
+        let out = run(omen(dir.path())
+            .args(["ingest", file, "--db", "h.db", "--job", job])
+            .args(["--branch", "main", "--default-branch", "main"])
+            .args(["--run-id", "77", "--commit", &commit(1)]));
+        out.code(0);
+    }
+    let out = run(omen(dir.path()).args(["perf", "--db", "h.db", "--format", "json"]));
+    out.code(0);
+    let shards = out.json()["shards"].as_array().unwrap().clone();
+    assert_eq!(shards.len(), 1, "{out}");
+    let g = &shards[0];
+    assert_eq!(g["group"], "test", "{out}");
+    assert_eq!(g["run_id"], "77", "{out}");
+    let jobs: Vec<(String, u64, f64)> = g["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| {
+            (
+                j["job"].as_str().unwrap().to_owned(),
+                j["tests"].as_u64().unwrap(),
+                j["ms"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        jobs,
+        vec![
+            ("test (1/3)".to_owned(), 3, 60_000.0),
+            ("test (2/3)".to_owned(), 10, 10_000.0),
+            ("test (3/3)".to_owned(), 10, 10_000.0),
+        ],
+        "{out}"
+    );
+    assert_eq!(g["slowest_ms"], 60_000.0, "{out}");
+    assert_eq!(g["imbalance"], 2.25, "{out}");
+    // 80 s over three shards: one slow test each, the 1 s tests filling up to 27/27/26 s.
+    assert_eq!(g["suggested_slowest_ms"], 27_000.0, "{out}");
+    let suggested = g["suggested"].as_array().unwrap();
+    assert_eq!(suggested.len(), 3);
+    let mut all: Vec<&str> = suggested
+        .iter()
+        .flat_map(|s| s.as_array().unwrap().iter().map(|t| t.as_str().unwrap()))
+        .collect();
+    all.sort_unstable();
+    assert_eq!(all.len(), 23, "{out}");
+    assert!(all.contains(&"tests/test_s.py::test_slow_0"), "{out}");
+    for s in suggested {
+        let slow = s
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|t| t.as_str().unwrap().contains("test_slow_"))
+            .count();
+        assert_eq!(slow, 1, "each shard gets one slow test\n{out}");
+    }
+    let text = run(omen(dir.path()).args(["perf", "--db", "h.db"]));
+    text.code(0);
+    assert!(
+        text.stdout.contains("shards of `test` (3 jobs, commit 0000abc00001): the slowest takes 1.0 min, 2.25× the mean; split by duration, longest test first, the slowest would take 0.5 min (1.01×"),
+        "{text}"
+    );
+}

@@ -8,7 +8,8 @@ use anyhow::{Context as _, bail};
 use omen_core::perf::changepoint::{DetectConfig, detect};
 use omen_jobs::perf::{PerfSettings, SuiteTrend};
 use omen_metadata::perf::{
-    ChangePointJson, DetectReport, PERF_REPORT_VERSION, PerfReport, SuiteTrendJson,
+    ChangePointJson, DetectReport, PERF_REPORT_VERSION, PerfReport, ShardGroupJson, ShardJson,
+    SuiteTrendJson,
 };
 use omen_store::Store;
 
@@ -142,6 +143,7 @@ fn list(args: &PerfArgs, settings: &PerfSettings) -> anyhow::Result<Outcome> {
                     version: PERF_REPORT_VERSION,
                     change_points: vec![],
                     trends: vec![],
+                    shards: vec![],
                     error: Some(err.to_string()),
                 })?;
             }
@@ -190,17 +192,25 @@ fn list(args: &PerfArgs, settings: &PerfSettings) -> anyhow::Result<Outcome> {
         .iter()
         .map(|t| trend_json(t, budget_ms))
         .collect();
+    let mut shards = Vec::new();
+    for g in omen_jobs::perf::shard_groups(&store)? {
+        shards.push(shard_json(&store, &g)?);
+    }
     match args.format {
         Format::Json => output::print_json(&PerfReport {
             version: PERF_REPORT_VERSION,
             change_points: points,
             trends,
+            shards,
             error: None,
         })?,
         Format::Text => {
             let mut s = render_text(&points);
             for t in &trends {
                 s.push_str(&trend_line(t));
+            }
+            for g in &shards {
+                s.push_str(&shard_line(g));
             }
             output::print(&s);
         }
@@ -274,6 +284,73 @@ fn trend_line(t: &SuiteTrendJson) -> String {
         _ => s.push('\n'),
     }
     s
+}
+
+fn shard_json(store: &Store, g: &omen_jobs::perf::ShardGroup) -> anyhow::Result<ShardGroupJson> {
+    let b = &g.balance;
+    let mut selectors = std::collections::HashMap::new();
+    let mut suggested = Vec::with_capacity(b.suggested.len());
+    for shard in &b.suggested {
+        let mut names = Vec::with_capacity(shard.len());
+        for &i in shard {
+            let id = g.tests[i];
+            if !selectors.contains_key(&id) {
+                let name = store
+                    .test(id)?
+                    .map_or_else(|| format!("test #{id}"), |t| t.selector);
+                selectors.insert(id, name);
+            }
+            names.push(selectors[&id].clone());
+        }
+        suggested.push(names);
+    }
+    let (slowest, suggested_slowest) = b.slowest_ms();
+    let r3 = |x: f64| (x * 1000.0).round() / 1000.0;
+    Ok(ShardGroupJson {
+        group: g.group.clone(),
+        run_id: g.run_id.clone(),
+        commit: g.commit.clone(),
+        jobs: g
+            .jobs
+            .iter()
+            .zip(&b.shard_ms)
+            .map(|((job, tests), ms)| ShardJson {
+                job: job.clone(),
+                tests: *tests,
+                ms: round1(*ms),
+            })
+            .collect(),
+        slowest_ms: round1(slowest),
+        imbalance: r3(b.imbalance()),
+        suggested_slowest_ms: round1(suggested_slowest),
+        suggested_imbalance: r3(b.suggested_imbalance()),
+        suggested,
+    })
+}
+
+/// "shards of `test` (3 jobs, commit 0123456789ab): the slowest takes 4.2 min, 1.62× the mean;
+/// split by duration, longest test first, the slowest would take 2.7 min (1.01×)".
+fn shard_line(g: &ShardGroupJson) -> String {
+    let minutes = |ms: f64| ms / 60_000.0;
+    let commit = g
+        .commit
+        .as_deref()
+        .map(|c| {
+            format!(
+                ", commit {}",
+                omen_render::escape::line(&c.chars().take(12).collect::<String>())
+            )
+        })
+        .unwrap_or_default();
+    format!(
+        "shards of `{}` ({} jobs{commit}): the slowest takes {:.1} min, {:.2}× the mean; split by duration, longest test first, the slowest would take {:.1} min ({:.2}×; the split is in --format json)\n",
+        omen_render::escape::line(&g.group),
+        g.jobs.len(),
+        minutes(g.slowest_ms),
+        g.imbalance,
+        minutes(g.suggested_slowest_ms),
+        g.suggested_imbalance
+    )
 }
 
 /// `30` for 30.0, `0.5` for 0.5.

@@ -310,3 +310,84 @@ pub fn suite_trends(store: &Store, settings: &PerfSettings) -> Result<Vec<SuiteT
         })
         .collect())
 }
+
+/// The newest default-branch run of one group of shard jobs, and a more even split.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ShardGroup {
+    /// The jobs' common name (`test` for `test (1/4)` … `test (4/4)`).
+    pub group: String,
+    /// The CI run id the shards share.
+    pub run_id: Option<String>,
+    /// Their commit.
+    pub commit: Option<String>,
+    /// Each shard: its job name and how many timed tests it ran, ordered by shard index.
+    pub jobs: Vec<(String, usize)>,
+    /// The tests, in the order [`omen_core::perf::shards::Balance`]'s indices refer to.
+    pub tests: Vec<i64>,
+    /// How even the shards were, and the split suggested.
+    pub balance: omen_core::perf::shards::Balance,
+}
+
+/// Default-branch runs searched for sharded jobs.
+const SHARD_RUNS: u32 = 500;
+
+/// For each group of shard jobs (named as `omen_core::perf::shards::shard_of` reads them), the
+/// newest default-branch CI run in which two or more of its shards still hold their results.
+pub fn shard_groups(store: &Store) -> Result<Vec<ShardGroup>, JobError> {
+    use omen_core::perf::shards::{balance, shard_of};
+    let runs = store.recent_default_runs(SHARD_RUNS)?;
+    // (group, run id, commit) → (shard index, run), newest CI run first.
+    let mut seen: Vec<(String, Option<String>, Option<String>, Vec<(u32, &RunRow)>)> = Vec::new();
+    for r in runs.iter().rev().filter(|r| r.has_results) {
+        let Some((group, index)) = r.job.as_deref().and_then(shard_of) else {
+            continue;
+        };
+        match seen
+            .iter_mut()
+            .find(|(g, id, c, _)| g == group && *id == r.run_id && *c == r.commit)
+        {
+            Some((_, _, _, shards)) => {
+                if shards.iter().all(|(i, _)| *i != index) {
+                    shards.push((index, r));
+                }
+            }
+            None => seen.push((
+                group.to_owned(),
+                r.run_id.clone(),
+                r.commit.clone(),
+                vec![(index, r)],
+            )),
+        }
+    }
+    let mut out: Vec<ShardGroup> = Vec::new();
+    for (group, run_id, commit, mut shards) in seen {
+        if shards.len() < 2 || out.iter().any(|g| g.group == group) {
+            continue;
+        }
+        shards.sort_by_key(|(i, _)| *i);
+        let mut durations = Vec::with_capacity(shards.len());
+        let mut tests = Vec::new();
+        let mut jobs = Vec::with_capacity(shards.len());
+        for (_, run) in &shards {
+            let timed: Vec<(i64, f64)> = store
+                .run_results(run.id)?
+                .into_iter()
+                .filter_map(|p| p.duration_ms.map(|ms| (p.test_id, f64::from(ms))))
+                .collect();
+            jobs.push((run.job.clone().unwrap_or_default(), timed.len()));
+            tests.extend(timed.iter().map(|(id, _)| *id));
+            durations.push(timed.into_iter().map(|(_, ms)| ms).collect::<Vec<f64>>());
+        }
+        if let Some(balance) = balance(&durations) {
+            out.push(ShardGroup {
+                group,
+                run_id,
+                commit,
+                jobs,
+                tests,
+                balance,
+            });
+        }
+    }
+    Ok(out)
+}

@@ -14,6 +14,8 @@ pub struct PerfReport {
     pub change_points: Vec<ChangePointJson>,
     /// The suite time's trend, one per job that has enough default-branch runs.
     pub trends: Vec<SuiteTrendJson>,
+    /// Sharded jobs: the newest default-branch run of each group, and a more even split.
+    pub shards: Vec<ShardGroupJson>,
     /// Set when the history could not be read: the list is then empty because nothing is known.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -74,6 +76,40 @@ pub struct SuiteTrendJson {
     pub budget_in_days: Option<f64>,
     /// The soonest and latest of that, from the interval's ends.
     pub budget_in_days_range: Option<[f64; 2]>,
+}
+
+/// One group of shard jobs in one CI run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ShardGroupJson {
+    /// The jobs' common name.
+    pub group: String,
+    /// The CI run id they share.
+    pub run_id: Option<String>,
+    /// Their commit.
+    pub commit: Option<String>,
+    /// Each shard, by index.
+    pub jobs: Vec<ShardJson>,
+    /// The slowest shard's test time, ms: the wall time the shards take.
+    pub slowest_ms: f64,
+    /// The slowest shard's time over the mean (1.0: even).
+    pub imbalance: f64,
+    /// The same two for the suggested split.
+    pub suggested_slowest_ms: f64,
+    /// See `suggested_slowest_ms`.
+    pub suggested_imbalance: f64,
+    /// The suggested split: each shard's tests (runner-native selectors), the slowest first.
+    pub suggested: Vec<Vec<String>>,
+}
+
+/// One shard as it ran.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ShardJson {
+    /// Its job name.
+    pub job: String,
+    /// Timed tests it ran.
+    pub tests: usize,
+    /// Their summed time, ms.
+    pub ms: f64,
 }
 
 /// `omen perf detect --format json`, exactly as the issue specifies it (no version: it is a

@@ -5,5 +5,6 @@ pub mod anomaly;
 pub mod changepoint;
 pub mod common;
 pub mod compare;
+pub mod shards;
 pub mod stats;
 pub mod trend;
