@@ -288,19 +288,16 @@ fn trend_line(t: &SuiteTrendJson) -> String {
 
 fn shard_json(store: &Store, g: &omen_jobs::perf::ShardGroup) -> anyhow::Result<ShardGroupJson> {
     let b = &g.balance;
-    let mut selectors = std::collections::HashMap::new();
     let mut suggested = Vec::with_capacity(b.suggested.len());
     for shard in &b.suggested {
         let mut names = Vec::with_capacity(shard.len());
         for &i in shard {
             let id = g.tests[i];
-            if !selectors.contains_key(&id) {
-                let name = store
+            names.push(
+                store
                     .test(id)?
-                    .map_or_else(|| format!("test #{id}"), |t| t.selector);
-                selectors.insert(id, name);
-            }
-            names.push(selectors[&id].clone());
+                    .map_or_else(|| format!("test #{id}"), |t| t.selector),
+            );
         }
         suggested.push(names);
     }

@@ -336,31 +336,44 @@ const SHARD_RUNS: u32 = 500;
 pub fn shard_groups(store: &Store) -> Result<Vec<ShardGroup>, JobError> {
     use omen_core::perf::shards::{balance, shard_of};
     let runs = store.recent_default_runs(SHARD_RUNS)?;
-    // (group, run id, commit) → (shard index, run), newest CI run first.
-    let mut seen: Vec<(String, Option<String>, Option<String>, Vec<(u32, &RunRow)>)> = Vec::new();
+    /// One group's shards in one CI run: (shard index, run).
+    struct Seen<'r> {
+        group: String,
+        run_id: Option<String>,
+        commit: Option<String>,
+        shards: Vec<(u32, &'r RunRow)>,
+    }
+    // Newest CI run first.
+    let mut seen: Vec<Seen<'_>> = Vec::new();
     for r in runs.iter().rev().filter(|r| r.has_results) {
         let Some((group, index)) = r.job.as_deref().and_then(shard_of) else {
             continue;
         };
         match seen
             .iter_mut()
-            .find(|(g, id, c, _)| g == group && *id == r.run_id && *c == r.commit)
+            .find(|s| s.group == group && s.run_id == r.run_id && s.commit == r.commit)
         {
-            Some((_, _, _, shards)) => {
-                if shards.iter().all(|(i, _)| *i != index) {
-                    shards.push((index, r));
+            Some(s) => {
+                if s.shards.iter().all(|(i, _)| *i != index) {
+                    s.shards.push((index, r));
                 }
             }
-            None => seen.push((
-                group.to_owned(),
-                r.run_id.clone(),
-                r.commit.clone(),
-                vec![(index, r)],
-            )),
+            None => seen.push(Seen {
+                group: group.to_owned(),
+                run_id: r.run_id.clone(),
+                commit: r.commit.clone(),
+                shards: vec![(index, r)],
+            }),
         }
     }
     let mut out: Vec<ShardGroup> = Vec::new();
-    for (group, run_id, commit, mut shards) in seen {
+    for Seen {
+        group,
+        run_id,
+        commit,
+        mut shards,
+    } in seen
+    {
         if shards.len() < 2 || out.iter().any(|g| g.group == group) {
             continue;
         }
