@@ -15,7 +15,7 @@
 //!    [`DetectConfig::max_p`]) or too small (relative and absolute floors on the segments'
 //!    medians) is merged away, and the rest tested again.
 
-use super::stats::{mann_whitney, median, median_in_place, std_dev};
+use super::stats::{mann_whitney, median, median_in_place, sorted_median, std_dev};
 
 /// Settings of [`detect`]. [`Default`] is what `omen perf detect` uses on any series;
 /// [`DetectConfig::durations`] is what `omen ci` uses on test and suite durations.
@@ -210,15 +210,6 @@ fn clip(values: &[f64], window: usize, k: f64) -> Vec<f64> {
             }
         })
         .collect()
-}
-
-fn sorted_median(sorted: &[f64]) -> f64 {
-    let n = sorted.len();
-    if n % 2 == 1 {
-        sorted[n / 2]
-    } else {
-        0.5 * (sorted[n / 2 - 1] + sorted[n / 2])
-    }
 }
 
 /// Binary segmentation for a change in mean; returns the cut indices, sorted.

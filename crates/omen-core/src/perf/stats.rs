@@ -24,6 +24,16 @@ pub fn median_in_place(values: &mut [f64]) -> Option<f64> {
     })
 }
 
+/// The median of values already sorted ascending (non-empty).
+pub fn sorted_median(sorted: &[f64]) -> f64 {
+    let n = sorted.len();
+    if n % 2 == 1 {
+        sorted[n / 2]
+    } else {
+        0.5 * (sorted[n / 2 - 1] + sorted[n / 2])
+    }
+}
+
 /// The median absolute deviation scaled to estimate a normal standard deviation (× 1.4826).
 pub fn mad_sigma(values: &[f64]) -> Option<f64> {
     let m = median(values)?;

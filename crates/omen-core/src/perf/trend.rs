@@ -6,7 +6,7 @@
 //! slope at the given confidence under Kendall's test. A trend is reported only when that
 //! interval excludes zero; the time to a budget is given with the range the interval implies.
 
-use crate::perf::stats::median_in_place;
+use crate::perf::stats::{median_in_place, sorted_median};
 
 /// Seconds in a day.
 const DAY: f64 = 86_400.0;
@@ -132,11 +132,7 @@ pub fn fit(points: &[(i64, f64)], config: &TrendConfig) -> Option<Trend> {
     }
     slopes.sort_by(f64::total_cmp);
     let pairs = slopes.len();
-    let per_day = if pairs % 2 == 1 {
-        slopes[pairs / 2]
-    } else {
-        (slopes[pairs / 2 - 1] + slopes[pairs / 2]) / 2.0
-    };
+    let per_day = sorted_median(&slopes);
     // Sen's interval: Kendall's S has variance n(n-1)(2n+5)/18 under no trend; the slopes of
     // ranks (N - C)/2 and (N + C)/2 + 1 bound the slope.
     let nf = n as f64;
