@@ -41,30 +41,41 @@ pub fn mask(text: &str) -> Vec<String> {
 
 /// `'…'` and `"…"` spans become `<STR>`. A quote only opens after a non-alphanumeric character
 /// (so `doesn't` stays), and only when it closes on the same line within 200 characters.
-fn mask_quotes(text: &str) -> String {
-    let chars: Vec<char> = text.chars().collect();
+fn mask_quotes(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.contains(['\'', '"']) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let b = text.as_bytes();
     let mut out = String::with_capacity(text.len());
+    let mut copied = 0;
     let mut i = 0;
-    while i < chars.len() {
-        let c = chars[i];
-        let opens = (c == '\'' || c == '"')
-            && (i == 0 || !chars[i - 1].is_alphanumeric())
-            && i + 1 < chars.len();
-        if opens
-            && let Some(len) = chars[i + 1..]
-                .iter()
+    while i < b.len() {
+        let c = b[i];
+        let opens = (c == b'\'' || c == b'"')
+            && !text[..i]
+                .chars()
+                .next_back()
+                .is_some_and(char::is_alphanumeric)
+            && i + 1 < b.len();
+        if opens {
+            // The closing quote within 200 characters, not past a line end.
+            let close = text[i + 1..]
+                .char_indices()
                 .take(200)
-                .position(|&d| d == c || d == '\n')
-            && chars[i + 1 + len] == c
-        {
-            out.push_str("<STR>");
-            i += len + 2;
-            continue;
+                .find(|&(_, d)| d == c as char || d == '\n')
+                .filter(|&(_, d)| d == c as char);
+            if let Some((len, _)) = close {
+                out.push_str(&text[copied..i]);
+                out.push_str("<STR>");
+                i += len + 2;
+                copied = i;
+                continue;
+            }
         }
-        out.push(c);
         i += 1;
     }
-    out
+    out.push_str(&text[copied..]);
+    std::borrow::Cow::Owned(out)
 }
 
 const TEMP_PREFIXES: [&str; 5] = [
@@ -270,6 +281,18 @@ const LIBRARY_MARKS: [&str; 12] = [
     "/go/pkg/mod/",
 ];
 
+/// [`LIBRARY_MARKS`] as searchers, built once.
+fn is_library(path: &str) -> bool {
+    static FINDERS: std::sync::LazyLock<Vec<memchr::memmem::Finder<'static>>> =
+        std::sync::LazyLock::new(|| {
+            LIBRARY_MARKS
+                .iter()
+                .map(|m| memchr::memmem::Finder::new(m.as_bytes()))
+                .collect()
+        });
+    FINDERS.iter().any(|f| f.find(path.as_bytes()).is_some())
+}
+
 /// Java and Kotlin packages of the runtime and the test frameworks.
 const LIBRARY_PACKAGES: [&str; 9] = [
     "java.",
@@ -294,8 +317,8 @@ pub fn top_frame(trace: &str) -> Option<String> {
             && let Some((path, tail)) = rest.split_once('"')
             && let Some(func) = tail.rsplit_once(" in ").map(|(_, f)| f.trim())
         {
-            if !LIBRARY_MARKS.iter().any(|m| path.contains(m)) {
-                python = Some(format!("{}::{func}", module_of(path)));
+            if !is_library(path) {
+                python = Some((path, func));
             }
             continue;
         }
@@ -318,7 +341,7 @@ pub fn top_frame(trace: &str) -> Option<String> {
                 continue;
             }
             // JavaScript: at connect (/app/src/db.js:10:5)
-            if !LIBRARY_MARKS.iter().any(|m| place.contains(m)) && !place.starts_with("node:") {
+            if !is_library(place) && !place.starts_with("node:") {
                 let file = place.split(':').next().unwrap_or(place);
                 return Some(format!("{}::{}", module_of(file), call));
             }
@@ -327,21 +350,23 @@ pub fn top_frame(trace: &str) -> Option<String> {
         // Rust: thread 'x' panicked at src/db.rs:42:5:
         if let Some((_, place)) = line.split_once("panicked at ") {
             let file = place.split(':').next().unwrap_or(place).trim();
-            if !file.is_empty() && !LIBRARY_MARKS.iter().any(|m| file.contains(m)) {
+            if !file.is_empty() && !is_library(file) {
                 return Some(module_of(file));
             }
         }
     }
-    python
+    python.map(|(path, func)| format!("{}::{func}", module_of(path)))
 }
 
 /// A source path as a module: without directories above the project's own (best effort: the
 /// last two components) and without the extension.
 fn module_of(path: &str) -> String {
-    let path = path.replace('\\', "/");
-    let parts: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
-    let tail = &parts[parts.len().saturating_sub(2)..];
-    let mut module = tail.join("/");
+    let mut parts = path.rsplit(['/', '\\']).filter(|p| !p.is_empty());
+    let last = parts.next().unwrap_or("");
+    let mut module = match parts.next() {
+        Some(dir) => format!("{dir}/{last}"),
+        None => last.to_owned(),
+    };
     if let Some(dot) = module.rfind('.')
         && module[dot..].len() <= 4
     {
@@ -964,6 +989,9 @@ mod tests {
         );
         assert_eq!(m("KeyError: 'user_id'"), "KeyError: <STR>");
         assert_eq!(m("it doesn't work"), "it doesn't work");
+        // Quotes beside and inside multi-byte text.
+        assert_eq!(m("naïve: 'ü' and \"€ x\" café's"), "naïve: <STR> and <STR> café's");
+        assert_eq!(m("unclosed 'é"), "unclosed 'é");
         assert_eq!(
             m("cannot open /tmp/pytest-of-ci/pytest-3/test_x0/data.db"),
             "cannot open <PATH>"
