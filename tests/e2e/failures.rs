@@ -295,3 +295,167 @@ fn omen_failures_groups_a_stored_run_into_causes_and_knows_them_in_the_next_run(
         "{bad}"
     );
 }
+
+/// A report of one refused connection, one assertion and two tests failing with `ledger` (a
+/// failure no shipped rule names), as `junit.xml` in `dir`.
+fn domain_report(dir: &std::path::Path, ledger: &str) {
+    let xml = format!(
+        "<testsuite name=\"pytest\">\n\
+         <testcase classname=\"tests.test_db\" name=\"test_q\" file=\"tests/test_db.py\"><failure message=\"ConnectionRefusedError: [Errno 111] Connection refused: 127.0.0.1:5432\"/></testcase>\n\
+         <testcase classname=\"tests.test_math\" name=\"test_sum\" file=\"tests/test_math.py\"><failure message=\"AssertionError: assert 3 == 4\"/></testcase>\n\
+         <testcase classname=\"tests.test_books\" name=\"test_close\" file=\"tests/test_books.py\"><failure message=\"{ledger}\"/></testcase>\n\
+         <testcase classname=\"tests.test_books\" name=\"test_open\" file=\"tests/test_books.py\"><failure message=\"{ledger}\"/></testcase>\n\
+         </testsuite>\n"
+    );
+    std::fs::write(dir.join("junit.xml"), xml).unwrap();
+}
+
+#[test]
+fn a_label_names_a_cause_no_rule_does_and_the_learned_layer_carries_it_to_a_similar_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let failures = |args: &[&str]| {
+        let out = run(omen(d)
+            .args(["failures", "--db", "h.db", "--format", "json"])
+            .args(args));
+        out.code(0);
+        out
+    };
+    let cause = |out: &omen_tests::Run, needle: &str| {
+        out.json()["causes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["headline"].as_str().unwrap().contains(needle))
+            .unwrap_or_else(|| panic!("no cause with {needle}\n{out}"))
+            .clone()
+    };
+    domain_report(d, "LedgerDrift: balances of batch 7 disagree");
+    omen_tests::ingest_main(d, 1, 1, Some(&"1".repeat(40)), "junit.xml").code(0);
+    let out = failures(&[]);
+    let ledger = cause(&out, "LedgerDrift");
+    assert!(ledger["category"].is_null(), "{out}");
+    assert_eq!(
+        cause(&out, "Connection refused")["decided_by"],
+        "rule",
+        "{out}"
+    );
+    let signature = ledger["signature"].as_str().unwrap().to_owned();
+    // Labelled by hand: written to the labels file, with the signature's text from the history.
+    let label = run(omen(d)
+        .args(["failures", "label", &signature, "--as", "application"])
+        .args(["--db", "h.db"]));
+    label.code(0);
+    assert!(
+        label
+            .stdout
+            .contains(&format!("labelled {signature} as application")),
+        "{label}"
+    );
+    let file = std::fs::read_to_string(d.join(".omen/failure-labels.toml")).unwrap();
+    assert!(
+        file.contains("text = \"LedgerDrift: balances of batch <NUM> disagree\""),
+        "{file}"
+    );
+    let out = failures(&[]);
+    let ledger = cause(&out, "LedgerDrift");
+    assert_eq!(
+        (&ledger["category"], &ledger["decided_by"]),
+        (&"application".into(), &"label".into()),
+        "{out}"
+    );
+    // Relabelling replaces the label.
+    let again = run(omen(d).args([
+        "failures", "label", &signature, "--as", "test", "--db", "h.db",
+    ]));
+    again.code(0);
+    assert!(
+        again.stdout.contains("relabelled") && again.stdout.contains("(was application)"),
+        "{again}"
+    );
+    run(omen(d).args([
+        "failures",
+        "label",
+        &signature,
+        "--as",
+        "application",
+        "--db",
+        "h.db",
+    ]))
+    .code(0);
+    // A similar failure with another signature: the learned layer names it, with its confidence
+    // and the words that decided.
+    domain_report(d, "LedgerDrift: balances of batch 9 in region eu disagree");
+    omen_tests::ingest_main(d, 2, 2, Some(&"2".repeat(40)), "junit.xml").code(0);
+    let out = failures(&[]);
+    let similar = cause(&out, "region eu");
+    assert_ne!(similar["signature"], signature.as_str(), "{out}");
+    assert_eq!(similar["category"], "application", "{out}");
+    assert_eq!(similar["decided_by"], "learned", "{out}");
+    let p = similar["confidence"].as_f64().unwrap();
+    assert!((0.6..1.0).contains(&p), "{out}");
+    // The words that decided are the labelled failure's.
+    let reason = similar["reason"].as_str().unwrap();
+    assert!(!reason.is_empty(), "{out}");
+    for word in reason.split(", ") {
+        assert!(
+            ["ledgerdrift", "balances", "of", "batch", "disagree"].contains(&word),
+            "{word}: {out}"
+        );
+    }
+    let text = run(omen(d).args(["failures", "--db", "h.db"]));
+    assert!(text.stdout.contains("[application, learned "), "{text}");
+    // The comment says so too, in the row of that cause.
+    let comment = pr_comment(d);
+    let row = comment
+        .lines()
+        .find(|l| l.contains("region eu"))
+        .unwrap_or_else(|| panic!("{comment}"));
+    assert!(row.contains("| application: learned, 9"), "{row}");
+    // A repository rule comes before the shipped rules.
+    std::fs::write(
+        d.join(".omen/config.toml"),
+        "[[failures.rules]]\ncategory = \"test\"\nreason = \"the test database fixture\"\nneedles = [\"CONNECTION REFUSED\"]\n",
+    )
+    .unwrap();
+    let out = failures(&[]);
+    let refused = cause(&out, "Connection refused");
+    assert_eq!(
+        (
+            &refused["category"],
+            &refused["decided_by"],
+            &refused["reason"]
+        ),
+        (
+            &"test".into(),
+            &"user rule".into(),
+            &"the test database fixture".into()
+        ),
+        "{out}"
+    );
+    // Mistakes are clear errors that change nothing.
+    let bad = run(omen(d).args([
+        "failures", "label", &signature, "--as", "infra", "--db", "h.db",
+    ]));
+    assert_ne!(bad.code, 0, "{bad}");
+    assert!(
+        bad.stderr.contains("infrastructure, dependency, build"),
+        "{bad}"
+    );
+    let unknown = run(omen(d).args([
+        "--strict",
+        "failures",
+        "label",
+        "00000000000000aa",
+        "--as",
+        "test",
+        "--db",
+        "h.db",
+    ]));
+    assert_ne!(unknown.code, 0, "{unknown}");
+    assert!(unknown.stderr.contains("--text"), "{unknown}");
+    assert_eq!(
+        std::fs::read_to_string(d.join(".omen/failure-labels.toml")).unwrap(),
+        file
+    );
+}

@@ -75,6 +75,9 @@ pub struct CiArgs {
     /// test runners, and refreshing or proposing the copy would lose the committed file's state.
     #[arg(long, default_value = ".omen/quarantine.json")]
     pub quarantine_file: PathBuf,
+    /// Failure categories given by hand (`omen failures label`); a missing file is no labels.
+    #[arg(long, default_value = crate::labels::DEFAULT_PATH, env = "OMEN_LABELS")]
+    pub labels: PathBuf,
     /// Where the comment body is saved when it cannot be posted.
     #[arg(long, value_name = "PATH")]
     pub comment_file: Option<PathBuf>,
@@ -309,6 +312,11 @@ pub fn run(args: &CiArgs, config: &crate::config::Config) -> anyhow::Result<Outc
         propose_quarantine(args, config, &env, &meta, &quarantine_changes, &mut trouble);
     }
     let quarantine = quarantine.unwrap_or_else(omen_jobs::quarantine::empty);
+    let labels = crate::labels::load(&args.labels).unwrap_or_else(|err| {
+        tracing::warn!("{err:#}; failure labels are not used");
+        trouble = true;
+        Vec::new()
+    });
     let mut report = build_report(
         &run.results,
         &run.totals,
@@ -317,6 +325,7 @@ pub fn run(args: &CiArgs, config: &crate::config::Config) -> anyhow::Result<Outc
         store.as_ref(),
         &meta,
         config,
+        &labels,
         now,
         quarantine_changes,
     );
@@ -786,6 +795,7 @@ fn build_report(
     store: Option<&Store>,
     meta: &omen_core::run::RunMeta,
     config: &crate::config::Config,
+    labels: &[omen_jobs::failures::Label],
     now: i64,
     quarantine_changes: Vec<QuarantineChange>,
 ) -> CiReport {
@@ -837,7 +847,21 @@ fn build_report(
             class,
         });
     }
-    let causes: Vec<CauseRow> = omen_jobs::failures::group(&texts)
+    // The learned layer trains on the history's signatures: only when something failed.
+    let classifier = if texts.is_empty() {
+        Default::default()
+    } else {
+        omen_jobs::failures::classifier(store, labels, config.failure_rules.clone()).unwrap_or_else(
+            |err| {
+                tracing::warn!("{err}; failures are classified by the rules only");
+                omen_core::failure::Classifier {
+                    user_rules: config.failure_rules.clone(),
+                    ..Default::default()
+                }
+            },
+        )
+    };
+    let causes: Vec<CauseRow> = omen_jobs::failures::group(&texts, &classifier)
         .into_iter()
         .map(|c| CauseRow {
             headline: c.headline,
@@ -851,9 +875,15 @@ fn build_report(
                         on_default: k.on_default,
                     })
             }),
-            kind: c
-                .category
-                .map(|k| format!("{}: {}", k.category.as_str(), k.reason)),
+            kind: c.category.map(|k| match k.confidence {
+                Some(p) => format!(
+                    "{}: learned, {:.0}%: {}",
+                    k.category.as_str(),
+                    p * 100.0,
+                    k.reason
+                ),
+                None => format!("{}: {}", k.category.as_str(), k.reason),
+            }),
             failures: c.members,
         })
         .collect();

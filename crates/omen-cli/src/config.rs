@@ -21,7 +21,7 @@ use serde::Deserialize;
 pub const DEFAULT_PATH: &str = ".omen/config.toml";
 
 /// The resolved configuration.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct Config {
     /// Store settings (raw-results window, outage rule).
     pub store: StoreConfig,
@@ -35,6 +35,41 @@ pub struct Config {
     pub risk: RiskConfig,
     /// Performance: change points, pull-request slowdowns, unusual runs, the suite's trend.
     pub perf: omen_jobs::perf::PerfSettings,
+    /// `[[failures.rules]]`: the repository's failure-classification rules, asked before the
+    /// shipped ones.
+    pub failure_rules: Vec<omen_core::failure::UserRule>,
+}
+
+/// `[failures]`: not scalar keys, so outside the `config_file!` table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FailuresSection {
+    #[serde(default)]
+    rules: Vec<RuleEntry>,
+}
+
+/// One `[[failures.rules]]` entry.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RuleEntry {
+    category: String,
+    reason: String,
+    needles: Vec<String>,
+}
+
+impl FailuresSection {
+    fn apply(&self, c: &mut Config) -> anyhow::Result<()> {
+        for (i, r) in self.rules.iter().enumerate() {
+            let category = r
+                .category
+                .parse()
+                .map_err(|e| anyhow::anyhow!("failures.rules[{i}].category: {e}"))?;
+            let rule = omen_core::failure::UserRule::new(category, &r.reason, &r.needles)
+                .map_err(|e| anyhow::anyhow!("failures.rules[{i}]: {e}"))?;
+            c.failure_rules.push(rule);
+        }
+        Ok(())
+    }
 }
 
 /// `[risk]`: deploy-risk levels, gate and labelling.
@@ -76,6 +111,8 @@ macro_rules! config_file {
         #[serde(deny_unknown_fields)]
         struct File {
             $( #[serde(default)] $section: sections::$section, )*
+            #[serde(default)]
+            failures: FailuresSection,
         }
 
         #[allow(non_camel_case_types)]
@@ -219,6 +256,7 @@ pub fn parse(text: &str) -> anyhow::Result<Config> {
     let file: File = toml::from_str(text)?;
     let mut c = Config::default();
     overlay(&file, &mut c)?;
+    file.failures.apply(&mut c)?;
     validate(&c)?;
     Ok(c)
 }
@@ -363,6 +401,40 @@ mod tests {
             format!("{err:#}").contains("risk.gate_threshold"),
             "{err:#}"
         );
+    }
+
+    #[test]
+    fn failure_rules_are_read_in_order_and_a_bad_one_names_itself() {
+        let c = parse(
+            "[[failures.rules]]\ncategory = \"infrastructure\"\nreason = \"the test database did not start\"\nneedles = [\"PG_ISREADY\", \"could not connect to server\"]\n\n[[failures.rules]]\ncategory = \"Test\"\nreason = \"golden file\"\nneedles = [\"golden mismatch\"]\n",
+        )
+        .unwrap();
+        assert_eq!(c.failure_rules.len(), 2);
+        assert_eq!(
+            c.failure_rules[0].needles,
+            ["pg_isready", "could not connect to server"]
+        );
+        assert_eq!(
+            c.failure_rules[1].category,
+            omen_core::failure::Category::Test
+        );
+        let err =
+            parse("[[failures.rules]]\ncategory = \"infra\"\nreason = \"x\"\nneedles = [\"y\"]\n")
+                .unwrap_err();
+        assert!(
+            format!("{err:#}").contains("failures.rules[0].category"),
+            "{err:#}"
+        );
+        let err = parse("[[failures.rules]]\ncategory = \"test\"\nreason = \"x\"\nneedles = []\n")
+            .unwrap_err();
+        assert!(
+            format!("{err:#}").contains("needs at least one needle"),
+            "{err:#}"
+        );
+        let err =
+            parse("[[failures.rules]]\ncategory = \"test\"\nreason = \"x\"\nneedle = [\"y\"]\n")
+                .unwrap_err();
+        assert!(format!("{err:#}").contains("needle"), "{err:#}");
     }
 
     #[test]

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::path::PathBuf;
 
 use anyhow::Context as _;
-use omen_core::failure::{FailureText, GroupConfig, group_lines, headline};
+use omen_core::failure::{Category, FailureText, GroupConfig, group_lines, headline};
 use omen_metadata::failures::{
     CauseJson, CauseTest, FAILURES_REPORT_VERSION, FailuresReport, RunRef,
 };
@@ -26,7 +26,12 @@ pub struct FailuresArgs {
     #[arg(long, default_value = "latest", value_parser = run_arg)]
     pub run: RunChoice,
     /// History database.
-    #[arg(long, default_value = ".omen/history.db", env = "OMEN_DB")]
+    #[arg(
+        long,
+        default_value = ".omen/history.db",
+        env = "OMEN_DB",
+        global = true
+    )]
     pub db: PathBuf,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
@@ -34,6 +39,9 @@ pub struct FailuresArgs {
     /// Tests listed per cause in text (JSON lists them all).
     #[arg(long, default_value_t = 5)]
     pub tests: usize,
+    /// Labels given with `omen failures label` (a missing file is no labels).
+    #[arg(long, default_value = crate::labels::DEFAULT_PATH, env = "OMEN_LABELS", global = true)]
+    pub labels: PathBuf,
 }
 
 /// Which run `omen failures` reports.
@@ -67,6 +75,23 @@ pub enum FailuresCommand {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
+    /// Give a signature (16 hex digits, as `omen failures` prints it) its category; written to
+    /// the labels file, which `omen ci` and `omen failures` read. Commit it.
+    Label {
+        /// The signature.
+        #[arg(value_parser = crate::labels::parse_signature)]
+        signature: u64,
+        /// Its category: infrastructure, dependency, build, test, application or security.
+        #[arg(long = "as", value_parser = parse_category)]
+        category: Category,
+        /// The signature's masked first line, when the history database does not hold it.
+        #[arg(long)]
+        text: Option<String>,
+    },
+}
+
+fn parse_category(s: &str) -> Result<Category, String> {
+    s.parse()
 }
 
 /// What `omen failures cluster --format json` prints.
@@ -85,14 +110,71 @@ struct Cluster {
 }
 
 /// Run `omen failures`.
-pub fn run(args: &FailuresArgs) -> anyhow::Result<Outcome> {
+pub fn run(args: &FailuresArgs, config: &crate::config::Config) -> anyhow::Result<Outcome> {
     match &args.command {
         Some(FailuresCommand::Cluster { file, format }) => cluster(file, *format),
-        None => of_run(args),
+        Some(FailuresCommand::Label {
+            signature,
+            category,
+            text,
+        }) => label(args, *signature, *category, text.as_deref()),
+        None => of_run(args, config),
     }
 }
 
-fn of_run(args: &FailuresArgs) -> anyhow::Result<Outcome> {
+/// `omen failures label`: add or replace the signature's label in the labels file.
+fn label(
+    args: &FailuresArgs,
+    signature: u64,
+    category: Category,
+    text: Option<&str>,
+) -> anyhow::Result<Outcome> {
+    let text = match text {
+        Some(t) => t.to_owned(),
+        None => {
+            let store = Store::open_read_only(&args.db).with_context(|| {
+                format!(
+                    "cannot read the history `{}` for the signature's text (or give it with --text)",
+                    args.db.display()
+                )
+            })?;
+            store
+                .signature(signature)?
+                .with_context(|| {
+                    format!(
+                        "no run in `{}` failed with signature {signature:016x}; check it, or give its text with --text",
+                        args.db.display()
+                    )
+                })?
+                .masked
+        }
+    };
+    let mut labels = crate::labels::load(&args.labels)?;
+    let before = labels.iter().position(|l| l.signature == signature);
+    let entry = omen_jobs::failures::Label {
+        signature,
+        category,
+        text,
+    };
+    let verb = match before {
+        Some(i) => {
+            let old = std::mem::replace(&mut labels[i], entry);
+            format!("relabelled (was {})", old.category)
+        }
+        None => {
+            labels.push(entry);
+            "labelled".to_owned()
+        }
+    };
+    crate::labels::save(&args.labels, &labels)?;
+    output::print(&format!(
+        "omen: {verb} {signature:016x} as {category} in `{}`; commit it\n",
+        args.labels.display()
+    ));
+    Ok(Outcome::OK)
+}
+
+fn of_run(args: &FailuresArgs, config: &crate::config::Config) -> anyhow::Result<Outcome> {
     let empty = |error: Option<String>| FailuresReport {
         version: FAILURES_REPORT_VERSION,
         run: None,
@@ -141,9 +223,12 @@ fn of_run(args: &FailuresArgs) -> anyhow::Result<Outcome> {
             trace: f.text.as_deref(),
         })
         .collect();
+    let labels = crate::labels::load_or_warn(&args.labels);
+    let classifier =
+        omen_jobs::failures::classifier(Some(&store), &labels, config.failure_rules.clone())?;
     let mut selectors: HashMap<i64, String> = HashMap::new();
     let mut causes = Vec::new();
-    for c in omen_jobs::failures::group(&texts) {
+    for c in omen_jobs::failures::group(&texts, &classifier) {
         let known = omen_jobs::failures::known(&store, c.signature, run.is_default)?;
         let mut tests = Vec::with_capacity(c.members.len());
         for &i in &c.members {
@@ -171,7 +256,9 @@ fn of_run(args: &FailuresArgs) -> anyhow::Result<Outcome> {
         causes.push(CauseJson {
             headline: c.headline,
             signature: format!("{:016x}", c.signature),
-            category: c.category.map(|k| k.category.as_str()),
+            category: c.category.as_ref().map(|k| k.category.as_str()),
+            decided_by: c.category.as_ref().map(|k| k.by.as_str()),
+            confidence: c.category.as_ref().and_then(|k| k.confidence),
             reason: c.category.map(|k| k.reason),
             known_runs: known.runs,
             first_seen: (known.runs > 0).then(|| omen_core::time::format_rfc3339(known.since)),
@@ -248,7 +335,12 @@ fn render_causes(report: &FailuresReport, tests: usize) -> String {
             "{:>6}  {}  [{}]  {}\n",
             c.tests.len(),
             line(&c.headline),
-            c.category.unwrap_or("unclassified"),
+            match (c.category, c.confidence) {
+                (Some(k), Some(p)) => format!("{k}, learned {:.0}%", p * 100.0),
+                (Some(k), None) if c.decided_by == Some("label") => format!("{k}, labelled"),
+                (Some(k), None) => k.to_owned(),
+                (None, _) => "unclassified".to_owned(),
+            },
             known
         ));
         for t in c.tests.iter().take(tests) {

@@ -11,6 +11,7 @@ pub mod failures;
 pub mod flaky;
 pub mod git;
 pub mod ingest;
+pub mod labels;
 pub mod merge;
 pub mod nextest;
 pub mod output;
@@ -214,7 +215,7 @@ pub fn run(cli: &Cli) -> Result<Outcome, RunError> {
         Command::Ingest(args) => ingest::run(args, &config),
         Command::Merge(args) => merge::run(args, &config),
         Command::Flaky(args) => flaky::run(args, &config),
-        Command::Failures(args) => failures::run(args),
+        Command::Failures(args) => failures::run(args, &config),
         Command::Perf(args) => perf::run(args, &config),
         Command::Quarantine(args) => quarantine::run(args, &config),
         Command::Restore(args) => restore::run(args, &config),

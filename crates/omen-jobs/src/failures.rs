@@ -2,7 +2,10 @@
 //! tokens, each group's headline and category, and what the history knows of it. `omen ci`
 //! (the comment and summary) and `omen failures --run` share this.
 
-use omen_core::failure::{Categorized, FailureText, Grouper, Signature, categorize, headline};
+use omen_core::failure::{
+    Categorized, Category, Classifier, FailureText, Grouper, LabelledText, NaiveBayes, Signature,
+    UserRule, headline,
+};
 use omen_store::Store;
 
 use crate::JobError;
@@ -16,18 +19,19 @@ pub struct Cause {
     pub headline: String,
     /// The signature of its first member: what the history counts it by.
     pub signature: u64,
-    /// The category of its first member, by the first rule that matches.
+    /// The category of its first member, and what decided it.
     pub category: Option<Categorized>,
 }
 
-/// Group `failures` into causes, the largest first (ties keep the order of their first member).
-pub fn group(failures: &[FailureText<'_>]) -> Vec<Cause> {
+/// Group `failures` into causes, the largest first (ties keep the order of their first member),
+/// each classified by `classifier`.
+pub fn group(failures: &[FailureText<'_>], classifier: &Classifier) -> Vec<Cause> {
     let mut grouper = Grouper::new(Default::default());
     let mut signatures = Vec::with_capacity(failures.len());
     for f in failures {
         let signature = Signature::of(f);
         grouper.add(signature.tokens());
-        signatures.push(signature.hash);
+        signatures.push(signature);
     }
     let mut causes: Vec<Cause> = grouper
         .finish()
@@ -37,14 +41,79 @@ pub fn group(failures: &[FailureText<'_>]) -> Vec<Cause> {
             let first = g.members[0];
             Cause {
                 headline: headline(g.members.iter().map(|&i| failures[i].first_line())),
-                signature: signatures[first],
-                category: categorize(&failures[first]),
+                signature: signatures[first].hash,
+                category: classifier.classify(&failures[first], &signatures[first]),
                 members: g.members,
             }
         })
         .collect();
     causes.sort_by_key(|c| std::cmp::Reverse(c.members.len()));
     causes
+}
+
+/// A person's label of a signature (`omen failures label`), with the masked line it was given
+/// for, so the learned layer can train on it without the history.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Label {
+    /// The signature's hash.
+    pub signature: u64,
+    /// The category given.
+    pub category: Category,
+    /// The signature's masked first line.
+    pub text: String,
+}
+
+/// A person's label counts this many times a rule-classified signature of the history.
+pub const LABEL_WEIGHT: f64 = 3.0;
+
+/// Signatures of the history the learned layer trains on, newest first.
+pub const TRAINING_SIGNATURES: usize = 5_000;
+
+/// The classifier `omen ci` and `omen failures` use: `labels`, the repository's `rules`, the
+/// shipped rules, and a naive Bayes layer trained on the labels and on the history's newest
+/// signatures as the rules classify them (when `store` is given).
+pub fn classifier(
+    store: Option<&Store>,
+    labels: &[Label],
+    rules: Vec<UserRule>,
+) -> Result<Classifier, JobError> {
+    let mut classifier = Classifier {
+        labels: labels.iter().map(|l| (l.signature, l.category)).collect(),
+        user_rules: rules,
+        learned: None,
+    };
+    let mut examples: Vec<LabelledText> = labels
+        .iter()
+        .map(|l| LabelledText {
+            text: l.text.clone(),
+            category: l.category,
+            weight: LABEL_WEIGHT,
+        })
+        .collect();
+    if let Some(store) = store {
+        for (hash, masked) in store.recent_signatures(TRAINING_SIGNATURES)? {
+            if classifier.labels.contains_key(&hash) {
+                continue;
+            }
+            // Rules only: the learned layer is not trained on its own answers.
+            let decided = classifier.by_rules(&FailureText {
+                kind: None,
+                message: Some(&masked),
+                trace: None,
+            });
+            if let Some(k) = decided {
+                examples.push(LabelledText {
+                    text: masked,
+                    category: k.category,
+                    weight: 1.0,
+                });
+            }
+        }
+    }
+    if !examples.is_empty() {
+        classifier.learned = Some(NaiveBayes::train(&examples));
+    }
+    Ok(classifier)
 }
 
 /// How often a cause was seen in runs other than the one being reported.
@@ -98,7 +167,7 @@ mod tests {
             message: Some("assert 3 == 4"),
             trace: None,
         });
-        let causes = group(&failures);
+        let causes = group(&failures, &Classifier::default());
         assert_eq!(causes.len(), 2, "{causes:?}");
         assert_eq!(causes[0].members, (0..30).collect::<Vec<_>>());
         assert!(
@@ -109,7 +178,7 @@ mod tests {
             causes[0].headline
         );
         assert_eq!(
-            causes[0].category.map(|c| c.category.as_str()),
+            causes[0].category.as_ref().map(|c| c.category.as_str()),
             Some("infrastructure")
         );
         assert_eq!(causes[1].members, vec![30]);

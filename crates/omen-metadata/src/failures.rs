@@ -44,10 +44,14 @@ pub struct CauseJson {
     /// The signature the history counts it by (16 hex digits).
     pub signature: String,
     /// `infrastructure`, `dependency`, `test`, `application`, `security`, `build`, or `null`
-    /// when no rule matched.
+    /// when nothing decided.
     pub category: Option<&'static str>,
-    /// The rule's reason, in words.
-    pub reason: Option<&'static str>,
+    /// Why: the rule's reason in words, `labelled`, or the learned layer's strongest words.
+    pub reason: Option<String>,
+    /// What decided the category: `label`, `user rule`, `rule` or `learned`.
+    pub decided_by: Option<&'static str>,
+    /// The learned layer's probability; `null` when a label or a rule decided.
+    pub confidence: Option<f64>,
     /// Other runs that failed with it: 0 is new.
     pub known_runs: u64,
     /// When it was first seen (RFC 3339); `null` when new.

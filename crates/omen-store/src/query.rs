@@ -330,6 +330,22 @@ impl Store {
             .ctx(&self.path, "read a failure signature")
     }
 
+    /// The `limit` signatures seen last (hash and masked line), newest first: what the learned
+    /// failure classifier trains on.
+    pub fn recent_signatures(&self, limit: usize) -> Result<Vec<(u64, String)>, StoreError> {
+        self.conn
+            .prepare_cached(
+                "SELECT hash, masked FROM signatures ORDER BY last_seen DESC, hash LIMIT ?1",
+            )
+            .and_then(|mut stmt| {
+                stmt.query_map([limit as i64], |r| {
+                    Ok((r.get::<_, i64>(0)? as u64, r.get::<_, String>(1)?))
+                })?
+                .collect()
+            })
+            .ctx(&self.path, "read the recent failure signatures")
+    }
+
     /// All runs, oldest first.
     pub fn runs(&self) -> Result<Vec<RunRow>, StoreError> {
         self.select_runs("ORDER BY at, id", [])

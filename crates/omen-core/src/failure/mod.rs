@@ -21,6 +21,13 @@ use std::collections::{HashMap, HashSet};
 
 use crate::hash::Fnv1a64;
 
+mod category;
+
+pub use category::{
+    Categorized, Category, Classifier, Decided, LabelledText, NaiveBayes, RULES, Rule, UserRule,
+    categorize,
+};
+
 /// The version of the signature recipe; stored with every signature.
 pub const SIGNATURE_VERSION: u32 = 1;
 
@@ -652,323 +659,6 @@ fn common_form(values: &[&str]) -> String {
     format!("{pre}{WILDCARD}{suf}")
 }
 
-/// What kind of trouble a failure is, from the shipped rule base ([`RULES`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Category {
-    /// The machine or the network: connections, DNS, timeouts, memory, disk, descriptors,
-    /// services that are down.
-    Infrastructure,
-    /// Packages: a missing module, a version conflict, a registry or download failure.
-    Dependency,
-    /// The test itself: an assertion, a fixture or setup error, a collection error.
-    Test,
-    /// The code under test: a panic, a null or `None` dereference, an uncaught exception.
-    Application,
-    /// Permissions, certificates and TLS, authentication.
-    Security,
-    /// The build or its configuration: compile errors, missing configuration.
-    Build,
-}
-
-impl Category {
-    /// The lowercase name used in every stable format.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Category::Infrastructure => "infrastructure",
-            Category::Dependency => "dependency",
-            Category::Test => "test",
-            Category::Application => "application",
-            Category::Security => "security",
-            Category::Build => "build",
-        }
-    }
-}
-
-/// One rule: any of `needles` (lowercase) in the failure's type or first line means `category`,
-/// for `reason`.
-#[derive(Debug, Clone, Copy)]
-pub struct Rule {
-    /// The class it means.
-    pub category: Category,
-    /// What it recognises, in words (`connection refused`).
-    pub reason: &'static str,
-    /// Lowercase substrings; any one matches.
-    pub needles: &'static [&'static str],
-}
-
-/// The shipped rules, most specific first: the first that matches decides.
-pub const RULES: &[Rule] = &[
-    Rule {
-        category: Category::Security,
-        reason: "certificate or TLS",
-        needles: &[
-            "certificate verify failed",
-            "ssl:",
-            "sslerror",
-            "tls handshake",
-            "x509",
-            "certificate has expired",
-            "self signed certificate",
-        ],
-    },
-    Rule {
-        category: Category::Security,
-        reason: "authentication",
-        needles: &[
-            "401 unauthorized",
-            "authentication failed",
-            "invalid credentials",
-            "access denied for user",
-            "403 forbidden",
-        ],
-    },
-    Rule {
-        category: Category::Security,
-        reason: "permission denied",
-        needles: &[
-            "permission denied",
-            "permissionerror",
-            "eacces",
-            "operation not permitted",
-            "eperm",
-        ],
-    },
-    Rule {
-        category: Category::Infrastructure,
-        reason: "DNS",
-        needles: &[
-            "name or service not known",
-            "gaierror",
-            "nodename nor servname",
-            "temporary failure in name resolution",
-            "no such host",
-            "getaddrinfo enotfound",
-            "could not resolve host",
-        ],
-    },
-    Rule {
-        category: Category::Infrastructure,
-        reason: "connection refused or reset",
-        needles: &[
-            "connection refused",
-            "connectionrefusederror",
-            "econnrefused",
-            "connection reset",
-            "econnreset",
-            "broken pipe",
-            "connection aborted",
-            "network is unreachable",
-            "no route to host",
-        ],
-    },
-    Rule {
-        category: Category::Infrastructure,
-        reason: "out of memory",
-        needles: &[
-            "out of memory",
-            "memoryerror",
-            "outofmemoryerror",
-            "cannot allocate memory",
-            "oom-kill",
-            "killed process",
-            "std::bad_alloc",
-            "memory allocation of",
-        ],
-    },
-    Rule {
-        category: Category::Infrastructure,
-        reason: "disk full",
-        needles: &["no space left on device", "enospc", "disk quota exceeded"],
-    },
-    Rule {
-        category: Category::Infrastructure,
-        reason: "too many open files",
-        needles: &["too many open files", "emfile"],
-    },
-    Rule {
-        category: Category::Infrastructure,
-        reason: "service unavailable",
-        needles: &[
-            "503 service unavailable",
-            "502 bad gateway",
-            "504 gateway timeout",
-            "service unavailable",
-            "server is not running",
-        ],
-    },
-    Rule {
-        category: Category::Dependency,
-        reason: "missing module",
-        needles: &[
-            "modulenotfounderror",
-            "no module named",
-            "importerror",
-            "cannot find module",
-            "classnotfoundexception",
-            "noclassdeffounderror",
-            "unresolved import",
-            "cannot find package",
-        ],
-    },
-    Rule {
-        category: Category::Dependency,
-        reason: "version conflict",
-        needles: &[
-            "versionconflict",
-            "version conflict",
-            "incompatible version",
-            "requires a different version",
-            "could not resolve dependencies",
-            "eresolve",
-        ],
-    },
-    Rule {
-        category: Category::Dependency,
-        reason: "registry or download",
-        needles: &[
-            "failed to download",
-            "could not fetch",
-            "404 not found for url",
-            "registry",
-            "checksum mismatch",
-        ],
-    },
-    Rule {
-        category: Category::Build,
-        reason: "compile error",
-        needles: &[
-            "error[e",
-            "compilation failed",
-            "syntaxerror",
-            "cannot find symbol",
-            "undefined reference",
-            "error: could not compile",
-        ],
-    },
-    Rule {
-        category: Category::Build,
-        reason: "configuration",
-        needles: &[
-            "configuration error",
-            "missing environment variable",
-            "keyerror: 'env",
-            "no such file or directory: '.env",
-            "invalid configuration",
-        ],
-    },
-    Rule {
-        category: Category::Infrastructure,
-        reason: "timeout",
-        needles: &[
-            "timed out",
-            "timeouterror",
-            "timeout",
-            "deadline exceeded",
-            "etimedout",
-        ],
-    },
-    Rule {
-        category: Category::Test,
-        reason: "fixture or setup",
-        needles: &[
-            "fixture",
-            "error in setup",
-            "setup failed",
-            "teardown",
-            "beforeeach",
-            "beforeall",
-            "@before",
-        ],
-    },
-    Rule {
-        category: Category::Test,
-        reason: "collection error",
-        needles: &[
-            "collection error",
-            "error collecting",
-            "errors during collection",
-        ],
-    },
-    Rule {
-        category: Category::Test,
-        reason: "assertion",
-        needles: &[
-            "assertionerror",
-            "assert ",
-            "assertion failed",
-            "expected:",
-            "expected ",
-            "assert_eq!",
-            "assertequals",
-            "to equal",
-            "tobe(",
-        ],
-    },
-    Rule {
-        category: Category::Application,
-        reason: "null or None dereference",
-        needles: &[
-            "nullpointerexception",
-            "nonetype",
-            "null pointer",
-            "undefined is not",
-            "cannot read propert",
-            "nil pointer dereference",
-        ],
-    },
-    Rule {
-        category: Category::Application,
-        reason: "panic",
-        needles: &[
-            "panicked at",
-            "panic:",
-            "segmentation fault",
-            "sigsegv",
-            "abort",
-        ],
-    },
-    Rule {
-        category: Category::Application,
-        reason: "uncaught exception",
-        needles: &["exception", "error:"],
-    },
-];
-
-/// A failure's category and the rule that decided it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Categorized {
-    /// The category.
-    pub category: Category,
-    /// The rule's reason, in words.
-    pub reason: &'static str,
-}
-
-/// The category of `f` by the first of [`RULES`] that matches its type and first line, else
-/// the first three lines of its trace (where a Rust panic names itself); `None` when no rule
-/// does.
-pub fn categorize(f: &FailureText<'_>) -> Option<Categorized> {
-    let first = format!("{} {}", f.kind.unwrap_or(""), f.first_line()).to_lowercase();
-    let trace: String = f
-        .trace
-        .unwrap_or("")
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .take(3)
-        .collect::<Vec<_>>()
-        .join(" ")
-        .to_lowercase();
-    [first, trace].iter().find_map(|text| {
-        RULES
-            .iter()
-            .find(|r| r.needles.iter().any(|n| text.contains(n)))
-            .map(|r| Categorized {
-                category: r.category,
-                reason: r.reason,
-            })
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -990,7 +680,10 @@ mod tests {
         assert_eq!(m("KeyError: 'user_id'"), "KeyError: <STR>");
         assert_eq!(m("it doesn't work"), "it doesn't work");
         // Quotes beside and inside multi-byte text.
-        assert_eq!(m("naïve: 'ü' and \"€ x\" café's"), "naïve: <STR> and <STR> café's");
+        assert_eq!(
+            m("naïve: 'ü' and \"€ x\" café's"),
+            "naïve: <STR> and <STR> café's"
+        );
         assert_eq!(m("unclosed 'é"), "unclosed 'é");
         assert_eq!(
             m("cannot open /tmp/pytest-of-ci/pytest-3/test_x0/data.db"),
@@ -1073,47 +766,51 @@ mod tests {
                 message: Some(message),
                 trace: None,
             })
-            .map(|c| (c.category, c.reason))
+            .map(|c| (c.category, c.reason.as_str().to_owned()))
         };
+
         assert_eq!(
             cat(
                 None,
                 "ConnectionRefusedError: [Errno 111] Connection refused"
             ),
-            Some((Category::Infrastructure, "connection refused or reset"))
+            Some((
+                Category::Infrastructure,
+                "connection refused or reset".to_owned()
+            ))
         );
         assert_eq!(
             cat(
                 None,
                 "socket.gaierror: [Errno -2] Name or service not known"
             ),
-            Some((Category::Infrastructure, "DNS"))
+            Some((Category::Infrastructure, "DNS".to_owned()))
         );
         assert_eq!(
             cat(Some("AssertionError"), "assert 3 == 4"),
-            Some((Category::Test, "assertion"))
+            Some((Category::Test, "assertion".to_owned()))
         );
         assert_eq!(
             cat(None, "ModuleNotFoundError: No module named 'requests'"),
-            Some((Category::Dependency, "missing module"))
+            Some((Category::Dependency, "missing module".to_owned()))
         );
         assert_eq!(
             cat(
                 None,
                 "PermissionError: [Errno 13] Permission denied: '/etc/x'"
             ),
-            Some((Category::Security, "permission denied"))
+            Some((Category::Security, "permission denied".to_owned()))
         );
         assert_eq!(
             cat(None, "thread 'main' panicked at src/lib.rs:3:5"),
-            Some((Category::Application, "panic"))
+            Some((Category::Application, "panic".to_owned()))
         );
         assert_eq!(
             cat(
                 None,
                 "ssl.SSLCertVerificationError: certificate verify failed"
             ),
-            Some((Category::Security, "certificate or TLS"))
+            Some((Category::Security, "certificate or TLS".to_owned()))
         );
         // A module's name is not the trouble it is named after.
         assert_eq!(
@@ -1121,11 +818,11 @@ mod tests {
                 None,
                 "ModuleNotFoundError: No module named 'timeout_decorator'"
             ),
-            Some((Category::Dependency, "missing module"))
+            Some((Category::Dependency, "missing module".to_owned()))
         );
         assert_eq!(
             cat(Some("TimeoutError"), "the payment service did not answer"),
-            Some((Category::Infrastructure, "timeout"))
+            Some((Category::Infrastructure, "timeout".to_owned()))
         );
         assert_eq!(cat(None, "it went sideways"), None);
     }
