@@ -75,7 +75,7 @@ pub fn load_or_warn(path: &Path) -> Vec<Label> {
     })
 }
 
-/// Write `labels` to `path` (through a temporary file beside it, so a crash leaves the old file).
+/// Write `labels` to `path`, atomically: a crash leaves the old file.
 pub fn save(path: &Path, labels: &[Label]) -> anyhow::Result<()> {
     let mut out = String::from(
         "# Failure categories given by hand (`omen failures label SIGNATURE --as CATEGORY`).\n\
@@ -86,32 +86,11 @@ pub fn save(path: &Path, labels: &[Label]) -> anyhow::Result<()> {
             "\n[[label]]\nsignature = \"{:016x}\"\ncategory = \"{}\"\ntext = {}\n",
             l.signature,
             l.category.as_str(),
-            toml_string(&l.text)
+            crate::nextest::toml_string(&l.text)
         ));
     }
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("cannot create `{}`", dir.display()))?;
-    }
-    let tmp = path.with_extension("toml.tmp");
-    std::fs::write(&tmp, out).with_context(|| format!("cannot write `{}`", tmp.display()))?;
-    std::fs::rename(&tmp, path).with_context(|| format!("cannot write `{}`", path.display()))
-}
-
-/// `s` as a TOML basic string.
-fn toml_string(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            c if c.is_control() => out.push_str(&format!("\\u{:04X}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
+    omen_jobs::quarantine::write_atomically(path, out.as_bytes())
+        .with_context(|| format!("cannot write `{}`", path.display()))
 }
 
 #[cfg(test)]

@@ -447,11 +447,20 @@ fn words(text: &str) -> impl Iterator<Item = String> + '_ {
 /// Multinomial naive Bayes over [`words`], with Laplace smoothing: the learned layer.
 #[derive(Debug, Clone, Default)]
 pub struct NaiveBayes {
-    /// Per category: summed example weight, summed word weight, and weight by word.
-    classes: Vec<(Category, f64, f64, HashMap<String, f64>)>,
+    classes: Vec<ClassCounts>,
     vocabulary: usize,
-    /// Hand labels among the examples: the layer answers only with at least one.
-    examples: usize,
+}
+
+/// What one category's examples add up to.
+#[derive(Debug, Clone)]
+struct ClassCounts {
+    category: Category,
+    /// Summed example weight (the prior).
+    examples: f64,
+    /// Summed word weight.
+    words: f64,
+    /// Weight by word.
+    by_word: HashMap<String, f64>,
 }
 
 /// The learned layer answers only at or above this posterior probability.
@@ -460,35 +469,34 @@ pub const LEARNED_MIN_CONFIDENCE: f64 = 0.6;
 impl NaiveBayes {
     /// Train on `examples`.
     pub fn train(examples: &[LabelledText]) -> NaiveBayes {
-        let mut classes: Vec<(Category, f64, f64, HashMap<String, f64>)> = Vec::new();
+        let mut classes: Vec<ClassCounts> = Vec::new();
         let mut vocabulary = std::collections::HashSet::new();
         for e in examples {
-            let k = match classes.iter().position(|c| c.0 == e.category) {
+            let k = match classes.iter().position(|c| c.category == e.category) {
                 Some(k) => k,
                 None => {
-                    classes.push((e.category, 0.0, 0.0, HashMap::new()));
+                    classes.push(ClassCounts {
+                        category: e.category,
+                        examples: 0.0,
+                        words: 0.0,
+                        by_word: HashMap::new(),
+                    });
                     classes.len() - 1
                 }
             };
             let class = &mut classes[k];
-            class.1 += e.weight;
+            class.examples += e.weight;
             for w in words(&e.text) {
-                class.2 += e.weight;
-                *class.3.entry(w.clone()).or_default() += e.weight;
+                class.words += e.weight;
+                *class.by_word.entry(w.clone()).or_default() += e.weight;
                 vocabulary.insert(w);
             }
         }
-        classes.sort_by_key(|c| Category::ALL.iter().position(|&k| k == c.0));
+        classes.sort_by_key(|c| Category::ALL.iter().position(|&k| k == c.category));
         NaiveBayes {
             classes,
             vocabulary: vocabulary.len(),
-            examples: examples.len(),
         }
-    }
-
-    /// Examples it was trained on.
-    pub fn examples(&self) -> usize {
-        self.examples
     }
 
     /// The most probable category of masked line `text`, its posterior probability and the
@@ -501,19 +509,19 @@ impl NaiveBayes {
         let words: Vec<String> = words(text).collect();
         if !words
             .iter()
-            .any(|w| self.classes.iter().any(|c| c.3.contains_key(w)))
+            .any(|w| self.classes.iter().any(|c| c.by_word.contains_key(w)))
         {
             return None;
         }
-        let total: f64 = self.classes.iter().map(|c| c.1).sum();
+        let total: f64 = self.classes.iter().map(|c| c.examples).sum();
         let v = self.vocabulary as f64 + 1.0;
-        let log_p = |c: &(Category, f64, f64, HashMap<String, f64>), w: &str| {
-            ((c.3.get(w).copied().unwrap_or(0.0) + 1.0) / (c.2 + v)).ln()
+        let log_p = |c: &ClassCounts, w: &str| {
+            ((c.by_word.get(w).copied().unwrap_or(0.0) + 1.0) / (c.words + v)).ln()
         };
         let scores: Vec<f64> = self
             .classes
             .iter()
-            .map(|c| (c.1 / total).ln() + words.iter().map(|w| log_p(c, w)).sum::<f64>())
+            .map(|c| (c.examples / total).ln() + words.iter().map(|w| log_p(c, w)).sum::<f64>())
             .collect();
         let (best, &top) = scores
             .iter()
@@ -524,7 +532,7 @@ impl NaiveBayes {
         // The words that favour the winner most over the average of the others.
         let mut evidence: Vec<(f64, &String)> = words
             .iter()
-            .filter(|w| class.3.contains_key(*w))
+            .filter(|w| class.by_word.contains_key(*w))
             .map(|w| {
                 let others = self
                     .classes
@@ -545,7 +553,7 @@ impl NaiveBayes {
             .take(3)
             .map(|(_, w)| w.clone())
             .collect();
-        Some((class.0, 1.0 / norm, top_words))
+        Some((class.category, 1.0 / norm, top_words))
     }
 }
 
