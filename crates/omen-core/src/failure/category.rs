@@ -444,7 +444,7 @@ fn words(text: &str) -> impl Iterator<Item = String> + '_ {
         .map(str::to_lowercase)
 }
 
-/// Multinomial naive Bayes over [`words`], with Laplace smoothing: the learned layer.
+/// Multinomial naive Bayes over the words of masked lines (placeholders left out), with Laplace smoothing: the learned layer.
 #[derive(Debug, Clone, Default)]
 pub struct NaiveBayes {
     classes: Vec<ClassCounts>,

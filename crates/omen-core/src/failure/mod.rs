@@ -24,8 +24,8 @@ use crate::hash::Fnv1a64;
 mod category;
 
 pub use category::{
-    Categorized, Category, Classifier, Decided, LabelledText, NaiveBayes, RULES, Rule, UserRule,
-    categorize,
+    Categorized, Category, Classifier, Decided, LEARNED_MIN_CONFIDENCE, LabelledText, NaiveBayes,
+    RULES, Rule, UserRule, categorize,
 };
 
 /// The version of the signature recipe; stored with every signature.
