@@ -459,3 +459,146 @@ fn a_label_names_a_cause_no_rule_does_and_the_learned_layer_carries_it_to_a_simi
         file
     );
 }
+
+/// `omen ci` on `dir`'s junit.xml with `--log log`, as run `run` of pull request 3; the comment
+/// and the command's output.
+fn pr_comment_with_log(
+    dir: &std::path::Path,
+    log: &str,
+    run_id: u32,
+    strict: bool,
+) -> (String, omen_tests::Run) {
+    let body = dir.join("comment.md");
+    let _ = std::fs::remove_file(&body);
+    let mut cmd = omen(dir);
+    if strict {
+        cmd.arg("--strict");
+    }
+    let out = run(cmd
+        .args([
+            "ci",
+            "--reports",
+            "junit.xml",
+            "--db",
+            "h.db",
+            "--risk",
+            "off",
+        ])
+        .args([
+            "--comment",
+            "auto",
+            "--fail-on",
+            "never",
+            "--log",
+            log,
+            "--comment-file",
+        ])
+        .arg(&body)
+        .args([
+            "--branch",
+            "feature",
+            "--default-branch",
+            "main",
+            "--pull-request",
+            "3",
+        ])
+        .args(["--run-id", &run_id.to_string()]));
+    (std::fs::read_to_string(&body).unwrap_or_default(), out)
+}
+
+#[test]
+fn a_job_log_names_the_failure_no_test_report_shows_and_knows_it_next_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(
+        d.join("junit.xml"),
+        "<testsuite name=\"pytest\"><testcase classname=\"t\" name=\"test_ok\"/></testsuite>\n",
+    )
+    .unwrap();
+    // A real failure: Python importing a module that is not installed, run through a script.
+    std::fs::write(
+        d.join("migrate.py"),
+        "import json\nimport omen_no_such_module_xyz\n",
+    )
+    .unwrap();
+    let python = std::process::Command::new("python3")
+        .arg("migrate.py")
+        .current_dir(d)
+        .output()
+        .expect("python3 runs");
+    assert!(!python.status.success());
+    let stderr = String::from_utf8(python.stderr).unwrap();
+    assert!(stderr.contains("ModuleNotFoundError"), "{stderr}");
+    // As GitHub shows a step's log: timestamps, colour, a progress bar, the wrap-up, and a
+    // hostile earlier line far above.
+    let mut log = String::from(
+        "2026-12-01T10:00:00.0000000Z error: <img src=x onerror=alert(1)> @everyone\n",
+    );
+    for i in 0..20 {
+        log.push_str(&format!(
+            "2026-12-01T10:00:01.0000000Z \u{1b}[32mstep {i} ok\u{1b}[0m\n"
+        ));
+    }
+    log.push_str("2026-12-01T10:00:02.0000000Z Downloading 10%\r50%\r100%\n");
+    log.push_str("2026-12-01T10:00:02.5000000Z $ python3 migrate.py\n");
+    for line in stderr.lines() {
+        log.push_str(&format!("2026-12-01T10:00:03.0000000Z {line}\n"));
+    }
+    log.push_str("2026-12-01T10:00:04.0000000Z ##[error]Process completed with exit code 1.\n");
+    std::fs::write(d.join("build.log"), &log).unwrap();
+
+    let (text, out) = pr_comment_with_log(d, "build.log", 1, false);
+    out.code(0);
+    assert!(
+        text.contains("### Omen: the job failed outside the tests (dependency) — 1 test passed"),
+        "{text}\n{out}"
+    );
+    let headline_line = log
+        .lines()
+        .position(|l| l.contains("ModuleNotFoundError"))
+        .unwrap()
+        + 1;
+    assert!(
+        text.contains(&format!(
+            "build.log line {headline_line}: **ModuleNotFoundError: No module named &#39;omen\\_no\\_such\\_module\\_xyz&#39;**"
+        )),
+        "{text}"
+    );
+    assert!(text.contains("dependency: missing module · new"), "{text}");
+    assert!(
+        text.contains("Traceback (most recent call last):"),
+        "{text}"
+    );
+    assert!(text.contains("import omen_no_such_module_xyz"), "{text}");
+    // The block is the end's, cleaned: no ANSI, no timestamps, nothing from the hostile line.
+    assert!(!text.contains('\u{1b}'), "{text}");
+    assert!(!text.contains("2026-12-01T10:00"), "{text}");
+    assert!(
+        !text.contains("<img") && !text.contains("@everyone"),
+        "{text}"
+    );
+
+    // The next run of the pull request meets it again: the history knows it.
+    let (again, out) = pr_comment_with_log(d, "build.log", 2, false);
+    out.code(0);
+    assert!(
+        again.contains("dependency: missing module · known: 1 run since"),
+        "{again}"
+    );
+
+    // A log without an error line adds nothing.
+    std::fs::write(d.join("quiet.log"), "building\n3 passed in 0.1s\n").unwrap();
+    let (quiet, out) = pr_comment_with_log(d, "quiet.log", 3, false);
+    out.code(0);
+    assert!(!quiet.contains("outside the tests"), "{quiet}");
+
+    // A log that cannot be read is a warning, and an error only in strict mode.
+    let (_, out) = pr_comment_with_log(d, "missing.log", 4, false);
+    out.code(0);
+    assert!(
+        out.stderr.contains("cannot open the log missing.log"),
+        "{out}"
+    );
+    let (_, out) = pr_comment_with_log(d, "missing.log", 5, true);
+    assert_eq!(out.code, 3, "{out}");
+}

@@ -78,6 +78,11 @@ pub struct CiArgs {
     /// Failure categories given by hand (`omen failures label`); a missing file is no labels.
     #[arg(long, default_value = crate::labels::DEFAULT_PATH, env = "OMEN_LABELS")]
     pub labels: PathBuf,
+    /// A saved job log (e.g. `cargo build 2>&1 | tee build.log`). When no test failed, its last
+    /// error block — a compile error, a failed install, an OOM kill — is reported, classified
+    /// and counted across runs like a test failure.
+    #[arg(long, value_name = "FILE", env = "OMEN_LOG")]
+    pub log: Option<PathBuf>,
     /// Where the comment body is saved when it cannot be posted.
     #[arg(long, value_name = "PATH")]
     pub comment_file: Option<PathBuf>,
@@ -329,6 +334,18 @@ pub fn run(args: &CiArgs, config: &crate::config::Config) -> anyhow::Result<Outc
         now,
         quarantine_changes,
     );
+    if let Some(path) = args.log.as_deref().filter(|_| report.failures.is_empty()) {
+        report.log = log_cause(
+            path,
+            store.as_mut(),
+            run.run_id,
+            &meta,
+            config,
+            &labels,
+            now,
+            &mut trouble,
+        );
+    }
     report.perf = perf_step(
         store.as_mut(),
         run.run_id,
@@ -667,6 +684,7 @@ fn publish(
         || !report.quarantine_changes.is_empty()
         || !report.perf.slow.is_empty()
         || report.perf.unusual.is_some()
+        || report.log.is_some()
         || report.risk.as_ref().is_some_and(|r| r.is_notable());
     let posted = client.and_then(|forge| {
         if wants_comment {
@@ -851,39 +869,14 @@ fn build_report(
     let classifier = if texts.is_empty() {
         Default::default()
     } else {
-        omen_jobs::failures::classifier(store, labels, config.failure_rules.clone()).unwrap_or_else(
-            |err| {
-                tracing::warn!("{err}; failures are classified by the rules only");
-                omen_core::failure::Classifier {
-                    user_rules: config.failure_rules.clone(),
-                    ..Default::default()
-                }
-            },
-        )
+        classifier(store, labels, config)
     };
     let causes: Vec<CauseRow> = omen_jobs::failures::group(&texts, &classifier)
         .into_iter()
         .map(|c| CauseRow {
             headline: c.headline,
-            known: store.and_then(|s| {
-                omen_jobs::failures::known(s, c.signature, meta.is_default_branch())
-                    .map_err(|err| tracing::warn!("{err}"))
-                    .ok()
-                    .map(|k| Seen {
-                        runs: k.runs,
-                        since: k.since,
-                        on_default: k.on_default,
-                    })
-            }),
-            kind: c.category.map(|k| match k.confidence {
-                Some(p) => format!(
-                    "{}: learned, {:.0}%: {}",
-                    k.category.as_str(),
-                    p * 100.0,
-                    k.reason
-                ),
-                None => format!("{}: {}", k.category.as_str(), k.reason),
-            }),
+            known: store.and_then(|s| seen(s, c.signature, meta)),
+            kind: c.category.map(kind_text),
             failures: c.members,
         })
         .collect();
@@ -949,7 +942,150 @@ fn build_report(
         summary_url: None,
         risk: None,
         causes,
+        log: None,
     }
+}
+
+/// The failure classifier of this repository (labels, its rules, the shipped rules, the learned
+/// layer); without the history's signatures when they cannot be read.
+fn classifier(
+    store: Option<&Store>,
+    labels: &[omen_jobs::failures::Label],
+    config: &crate::config::Config,
+) -> omen_core::failure::Classifier {
+    omen_jobs::failures::classifier(store, labels, config.failure_rules.clone()).unwrap_or_else(
+        |err| {
+            tracing::warn!("{err}; failures are classified by the rules only");
+            omen_core::failure::Classifier {
+                user_rules: config.failure_rules.clone(),
+                ..Default::default()
+            }
+        },
+    )
+}
+
+/// `infrastructure: connection refused or reset`, or `application: learned, 92%: words`.
+fn kind_text(k: omen_core::failure::Categorized) -> String {
+    match k.confidence {
+        Some(p) => format!(
+            "{}: learned, {:.0}%: {}",
+            k.category.as_str(),
+            p * 100.0,
+            k.reason
+        ),
+        None => format!("{}: {}", k.category.as_str(), k.reason),
+    }
+}
+
+/// What the history knows of signature `hash`, this run left out.
+fn seen(store: &Store, hash: u64, meta: &omen_core::run::RunMeta) -> Option<Seen> {
+    omen_jobs::failures::known(store, hash, meta.is_default_branch())
+        .map_err(|err| tracing::warn!("{err}"))
+        .ok()
+        .map(|k| Seen {
+            runs: k.runs,
+            since: k.since,
+            on_default: k.on_default,
+        })
+}
+
+/// A log's tail read at most: the error block is at its end.
+const LOG_TAIL_BYTES: u64 = 16 << 20;
+
+/// The cause of a job's log (`--log`): its last error block, classified and counted in the
+/// history as this run's. Omen's trouble reading it is a warning.
+#[allow(clippy::too_many_arguments)]
+fn log_cause(
+    path: &Path,
+    store: Option<&mut Store>,
+    run_id: Option<i64>,
+    meta: &omen_core::run::RunMeta,
+    config: &crate::config::Config,
+    labels: &[omen_jobs::failures::Label],
+    now: i64,
+    trouble: &mut bool,
+) -> Option<omen_render::LogCause> {
+    let (text, skipped_lines) = match read_log_tail(path, LOG_TAIL_BYTES) {
+        Ok(read) => read,
+        Err(err) => {
+            tracing::warn!("{err:#}; the log is not used");
+            *trouble = true;
+            return None;
+        }
+    };
+    let Some(block) = omen_core::failure::log::error_block(&text) else {
+        tracing::info!("{}: no line of the log reports an error", path.display());
+        return None;
+    };
+    let trace = block.excerpt.join("\n");
+    let failure = omen_core::failure::FailureText {
+        kind: None,
+        message: Some(&block.headline),
+        trace: Some(&trace),
+    };
+    let signature = omen_core::failure::Signature::of(&failure);
+    let kind = classifier(store.as_deref(), labels, config)
+        .classify(&failure, &signature)
+        .map(kind_text);
+    let known = match (store, run_id) {
+        (Some(store), Some(run)) => {
+            if let Err(err) = store.record_run_signature(
+                run,
+                now,
+                meta.is_default_branch(),
+                signature.hash,
+                &signature.masked,
+            ) {
+                tracing::warn!("{err}; the log's cause is not counted");
+                *trouble = true;
+            }
+            seen(store, signature.hash, meta)
+        }
+        _ => None,
+    };
+    Some(omen_render::LogCause {
+        path: path.display().to_string(),
+        line: skipped_lines + block.line,
+        headline: block.headline,
+        kind,
+        known,
+        excerpt: block.excerpt,
+    })
+}
+
+/// The last `max` bytes of the log at `path` (from a line start), as text, and how many lines
+/// came before them.
+fn read_log_tail(path: &Path, max: u64) -> anyhow::Result<(String, usize)> {
+    use std::io::{BufRead as _, Read as _};
+    let file = std::fs::File::open(path)
+        .with_context(|| format!("cannot open the log {}", path.display()))?;
+    let len = file
+        .metadata()
+        .with_context(|| format!("cannot read the log {}", path.display()))?
+        .len();
+    let mut reader = std::io::BufReader::new(file);
+    let mut skipped_lines = 0;
+    if len > max {
+        // Count the lines before the tail, then start at the next line start.
+        let mut counted = 0u64;
+        let mut buf = Vec::new();
+        while counted < len - max {
+            buf.clear();
+            let n = reader
+                .read_until(b'\n', &mut buf)
+                .with_context(|| format!("cannot read the log {}", path.display()))?;
+            if n == 0 {
+                break;
+            }
+            counted += n as u64;
+            skipped_lines += 1;
+        }
+    }
+    let mut bytes = Vec::new();
+    reader
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("cannot read the log {}", path.display()))?;
+    Ok((String::from_utf8_lossy(&bytes).into_owned(), skipped_lines))
 }
 
 /// Durations: on the default branch, find and remember change points in the series this run

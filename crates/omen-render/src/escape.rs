@@ -119,6 +119,32 @@ pub fn inline(text: &str, max_chars: usize) -> String {
     out
 }
 
+/// Untrusted `lines` as a fenced Markdown code block: nothing in it is Markdown, HTML, a mention
+/// or a reference. The fence is one backtick longer than the longest run of backticks in the
+/// text (at least three), so no line can close it; control and bidi characters become visible
+/// escapes (as in [`line()`]).
+pub fn code_block<S: AsRef<str>>(lines: &[S]) -> String {
+    let longest = lines
+        .iter()
+        .flat_map(|l| l.as_ref().split(|c| c != '`'))
+        .map(str::len)
+        .max()
+        .unwrap_or(0);
+    let fence = "`".repeat((longest + 1).max(3));
+    let mut out = format!("{fence}text\n");
+    for l in lines {
+        for c in l.as_ref().chars() {
+            if !push_visible_escape(&mut out, c) {
+                out.push(c);
+            }
+        }
+        out.push('\n');
+    }
+    out.push_str(&fence);
+    out.push('\n');
+    out
+}
+
 /// Escape a value for a GitHub workflow command's message (`::error ...::MESSAGE`). Newlines are
 /// percent-encoded as the runner expects; every other control character and the bidi controls
 /// become visible symbols (U+2400 + code, U+2421 for DEL, U+FFFD otherwise), since the log viewer
@@ -151,6 +177,16 @@ mod tests {
     use super::*;
 
     const EVIL: &str = "<img src=x onerror=alert(1)> @everyone [x](javascript:alert(1))";
+
+    #[test]
+    fn a_code_block_cannot_be_closed_or_escaped_by_its_text() {
+        let s = code_block(&["```", "x ```` y", "@everyone <b>\u{1b}[31m \u{202e}"]);
+        assert!(s.starts_with("`````text\n"), "{s}");
+        assert!(s.ends_with("\n`````\n"), "{s}");
+        assert!(s.contains("\\u{1b}[31m \\u{202e}"), "{s}");
+        assert!(!s.contains('\u{1b}'));
+        assert_eq!(code_block::<&str>(&[]), "```text\n```\n");
+    }
 
     #[test]
     fn the_issue_example_is_inert() {

@@ -7,7 +7,7 @@
 
 use std::fmt::Write as _;
 
-use crate::{CiReport, FailureClass, FailureRow, GateVerdict, TrendPoint, escape, short};
+use crate::{CiReport, FailureClass, FailureRow, GateVerdict, Seen, TrendPoint, escape, short};
 
 /// A flaky test for the page's chart: the default branch's flakiest tests.
 #[derive(Debug, Clone, PartialEq)]
@@ -62,6 +62,7 @@ pub fn page(report: &CiReport, flaky: &[FlakyBar]) -> String {
     if let Some(r) = &report.risk {
         risk(&mut s, r);
     }
+    log(&mut s, report);
     causes(&mut s, report);
     failures(&mut s, report);
     quarantine_changes(&mut s, report);
@@ -185,24 +186,7 @@ fn causes(s: &mut String, report: &CiReport) {
             .filter_map(|&i| report.failures.get(i))
             .map(|f| format!("<code>{}</code>", escape::html(&f.name, 200)))
             .collect();
-        let seen = match c.known {
-            None => String::new(),
-            Some(k) if k.runs == 0 => "new".to_owned(),
-            Some(k) => format!(
-                "known: {} run{} since {}{}",
-                k.runs,
-                if k.runs == 1 { "" } else { "s" },
-                omen_core::time::format_rfc3339(k.since)
-                    .chars()
-                    .take(10)
-                    .collect::<String>(),
-                if k.on_default {
-                    ", also on the default branch"
-                } else {
-                    ""
-                }
-            ),
-        };
+        let seen = seen(c.known);
         let _ = writeln!(
             s,
             "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
@@ -217,6 +201,53 @@ fn causes(s: &mut String, report: &CiReport) {
         );
     }
     let _ = writeln!(s, "</tbody></table>");
+}
+
+/// `new`, or `known: 14 runs since 2026-10-02, also on the default branch`.
+fn seen(known: Option<Seen>) -> String {
+    match known {
+        None => String::new(),
+        Some(k) if k.runs == 0 => "new".to_owned(),
+        Some(k) => format!(
+            "known: {} run{} since {}{}",
+            k.runs,
+            if k.runs == 1 { "" } else { "s" },
+            omen_core::time::format_rfc3339(k.since)
+                .chars()
+                .take(10)
+                .collect::<String>(),
+            if k.on_default {
+                ", also on the default branch"
+            } else {
+                ""
+            }
+        ),
+    }
+}
+
+/// The log's failing step (`omen ci --log`).
+fn log(s: &mut String, report: &CiReport) {
+    let Some(log) = &report.log else { return };
+    let mut facts = vec![format!(
+        "<code>{}</code> line {}",
+        escape::html(&log.path, 300),
+        log.line
+    )];
+    if let Some(k) = &log.kind {
+        facts.push(escape::html(k, 120));
+    }
+    let seen = seen(log.known);
+    if !seen.is_empty() {
+        facts.push(seen);
+    }
+    let excerpt: Vec<String> = log.excerpt.iter().map(|l| escape::html(l, 400)).collect();
+    let _ = writeln!(
+        s,
+        "<h2 id=\"log\">The job failed outside the tests</h2>\n<p><strong>{}</strong></p>\n<p>{}</p>\n<pre>{}</pre>",
+        escape::html(&log.headline, 400),
+        facts.join(" · "),
+        excerpt.join("\n")
+    );
 }
 
 fn failures(s: &mut String, report: &CiReport) {

@@ -247,6 +247,26 @@ pub struct CiReport {
     pub risk: Option<RiskSection>,
     /// The failures grouped by cause (`omen_core::failure`), largest first.
     pub causes: Vec<CauseRow>,
+    /// The failing step of the job's log (`omen ci --log`), when no test failed.
+    pub log: Option<LogCause>,
+}
+
+/// What broke in the job's log (`omen_core::failure::log`): a compile error, a dependency
+/// install, an OOM kill — a failure no test report shows.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogCause {
+    /// The log file as given (untrusted).
+    pub path: String,
+    /// The 1-based line of the headline.
+    pub line: usize,
+    /// The line that names the cause (untrusted).
+    pub headline: String,
+    /// Its category and what decided it, as in [`CauseRow::kind`].
+    pub kind: Option<String>,
+    /// What the history knows of its signature.
+    pub known: Option<Seen>,
+    /// The error block, bounded (untrusted).
+    pub excerpt: Vec<String>,
 }
 
 /// One cause: failures of this run whose signatures group together.
@@ -541,6 +561,7 @@ fn body(report: &CiReport, rows: usize, full: bool) -> String {
     if let Some(r) = &report.risk {
         risk_section(&mut s, r, rows);
     }
+    log_section(&mut s, report);
     causes_section(&mut s, report, rows);
     failure_sections(&mut s, report, rows);
     quarantine_changes(&mut s, report, rows);
@@ -568,6 +589,19 @@ fn body(report: &CiReport, rows: usize, full: bool) -> String {
 fn headline(report: &CiReport) -> String {
     let t = &report.totals;
     if report.failures.is_empty() {
+        if let Some(log) = &report.log {
+            let what = log
+                .kind
+                .as_deref()
+                .and_then(|k| k.split(':').next())
+                .map(|k| format!(" ({k})"))
+                .unwrap_or_default();
+            return format!(
+                "### Omen: the job failed outside the tests{what} — {} test{} passed",
+                t.passed,
+                if t.passed == 1 { "" } else { "s" }
+            );
+        }
         return match t.tests {
             1 => "### Omen: the 1 test passed".to_owned(),
             n => format!("### Omen: all {n} tests passed"),
@@ -686,6 +720,35 @@ fn failure_sections(s: &mut String, report: &CiReport, rows: usize) {
             FailureClass::Quarantined { mode } => escape::inline(mode, 20),
             _ => String::new(),
         },
+    );
+}
+
+/// The log's failing step: its headline, category and whether it is known, and the block in a
+/// collapsed code block.
+fn log_section(s: &mut String, report: &CiReport) {
+    let Some(log) = &report.log else { return };
+    let _ = writeln!(
+        s,
+        "#### 🪵 The job failed outside the tests\n\n{} line {}: **{}**",
+        escape::inline(&log.path, 120),
+        log.line,
+        escape::inline(&log.headline, 240)
+    );
+    let mut facts = Vec::new();
+    if let Some(k) = &log.kind {
+        facts.push(escape::inline(k, 80));
+    }
+    let seen = seen_text(log.known, report.default_branch.as_deref());
+    if !seen.is_empty() {
+        facts.push(seen);
+    }
+    if !facts.is_empty() {
+        let _ = writeln!(s, "\n{}", facts.join(" · "));
+    }
+    let _ = writeln!(
+        s,
+        "\n<details><summary>the log's last error block</summary>\n\n{}\n</details>\n",
+        escape::code_block(&log.excerpt)
     );
 }
 

@@ -185,7 +185,35 @@ fn report() -> CiReport {
                 }),
             },
         ],
+        log: None,
     }
+}
+
+/// A run whose tests passed and whose log says why the job failed, with hostile text.
+fn log_report() -> CiReport {
+    let mut r = report();
+    r.failures.clear();
+    r.causes.clear();
+    r.risk = None;
+    r.log = Some(LogCause {
+        path: format!("build-{EVIL}.log"),
+        line: 1234,
+        headline: format!("error[E0425]: cannot find value `x` {EVIL}"),
+        kind: Some("build: compile error".into()),
+        known: Some(Seen {
+            runs: 0,
+            since: 1_790_000_000,
+            on_default: false,
+        }),
+        excerpt: vec![
+            "   Compiling app v0.1.0".into(),
+            format!("error[E0425]: cannot find value `x` {EVIL}"),
+            "```".into(),
+            "::error::injected \u{1b}[2J".into(),
+            "</details><img src=x>".into(),
+        ],
+    });
+    r
 }
 
 fn snapshot(name: &str, actual: &str) {
@@ -225,6 +253,32 @@ fn comment_snapshot_and_untrusted_text_is_inert() {
     assert!(c.contains("### Omen: 5 tests failed — 2 new, 1 also failing on the default branch, 1 known flaky, excused, 1 quarantined"));
     assert!(c.contains("790 passed (-6)"));
     snapshot("comment.md", &c);
+}
+
+#[test]
+fn a_log_cause_is_its_own_section_and_its_text_stays_inert() {
+    let r = log_report();
+    let c = comment(&r);
+    assert!(
+        c.contains("### Omen: the job failed outside the tests (build) — 790 tests passed"),
+        "{c}"
+    );
+    assert!(
+        c.contains("#### 🪵 The job failed outside the tests"),
+        "{c}"
+    );
+    assert!(c.contains("build: compile error · new"), "{c}");
+    // The excerpt is in a code block its own backticks cannot close.
+    assert!(c.contains("````text\n"), "{c}");
+    assert!(!c.contains('\u{1b}'), "{c}");
+    let outside_code: String = c.split("````").step_by(2).collect();
+    assert_inert(&outside_code);
+    assert!(!outside_code.contains("</details><img"), "{c}");
+    snapshot("comment-log.md", &c);
+    let page = html::page(&r, &[]);
+    assert!(page.contains("<h2 id=\"log\">"), "{page}");
+    assert!(!page.contains("<img"), "{page}");
+    assert!(page.contains("&lt;/details&gt;&lt;img src=x&gt;"), "{page}");
 }
 
 #[test]

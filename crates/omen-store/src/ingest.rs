@@ -275,6 +275,41 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Count failure signature `hash` (masked first line `masked`) once for run `run`, which
+    /// no test report showed: the cause of a job's log (`omen ci --log`). Counting the same run
+    /// again changes nothing.
+    pub fn record_run_signature(
+        &mut self,
+        run: i64,
+        at: i64,
+        is_default: bool,
+        hash: u64,
+        masked: &str,
+    ) -> Result<(), StoreError> {
+        let path = self.path.clone();
+        let path = path.as_path();
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .ctx(path, "start a transaction")?;
+        let last: Option<i64> = tx
+            .query_row(
+                "SELECT last_run FROM signatures WHERE hash = ?1",
+                [hash as i64],
+                |r| r.get(0),
+            )
+            .optional()
+            .ctx(path, "look up a failure signature")?;
+        if last == Some(run) {
+            return Ok(());
+        }
+        let causes = HashMap::from([(hash, (masked.to_owned(), Vec::new()))]);
+        record_signatures(&tx, path, run, at, is_default, &causes)?;
+        tx.commit().ctx(path, "commit a failure signature")
+    }
+}
+
 /// Count this run's failure signatures: a new row per signature never seen, else one more run
 /// (and default-branch run) and its failures, with the first and last time seen.
 fn record_signatures(

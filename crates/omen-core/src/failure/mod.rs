@@ -22,6 +22,7 @@ use std::collections::{HashMap, HashSet};
 use crate::hash::Fnv1a64;
 
 mod category;
+pub mod log;
 
 pub use category::{
     Categorized, Category, Classifier, Decided, LEARNED_MIN_CONFIDENCE, LabelledText, NaiveBayes,
