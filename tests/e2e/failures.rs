@@ -602,3 +602,102 @@ fn a_job_log_names_the_failure_no_test_report_shows_and_knows_it_next_time() {
     let (_, out) = pr_comment_with_log(d, "missing.log", 5, true);
     assert_eq!(out.code, 3, "{out}");
 }
+
+/// A report of tests `db_0`…`db_4`, `other_0`…`other_9` and `alone` in which `failing` fail.
+fn group_report(dir: &std::path::Path, failing: &[String]) {
+    let mut xml = String::from("<testsuite name=\"pytest\">\n");
+    let names = (0..5)
+        .map(|i| format!("db_{i}"))
+        .chain((0..10).map(|i| format!("other_{i}")))
+        .chain(["alone".to_owned()]);
+    for name in names {
+        xml.push_str(&format!(
+            "<testcase classname=\"tests.test_group\" name=\"test_{name}\" file=\"tests/test_group.py\">"
+        ));
+        if failing.contains(&name) {
+            xml.push_str(&format!(
+                "<failure message=\"AssertionError: {name} broke\">  File \"/app/tests/test_group.py\", line 3, in test_{name}</failure>"
+            ));
+        }
+        xml.push_str("</testcase>\n");
+    }
+    xml.push_str("</testsuite>\n");
+    std::fs::write(dir.join("junit.xml"), xml).unwrap();
+}
+
+#[test]
+fn tests_that_fail_together_on_the_default_branch_are_named_as_one_cause() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // 24 default-branch runs: the five db tests fail together in six of them (db_4 misses one),
+    // each other test fails once, and `alone` three times on its own.
+    for run in 0..24u32 {
+        let mut failing = Vec::new();
+        if run % 4 == 3 {
+            failing.extend(
+                (0..5)
+                    .filter(|&i| !(i == 4 && run == 19))
+                    .map(|i| format!("db_{i}")),
+            );
+        }
+        if run < 10 {
+            failing.push(format!("other_{run}"));
+        }
+        if [2, 5, 8].contains(&run) {
+            failing.push("alone".to_owned());
+        }
+        group_report(d, &failing);
+        omen_tests::ingest_main(
+            d,
+            run + 1,
+            run + 1,
+            Some(&format!("{:0>40}", run + 1)),
+            "junit.xml",
+        )
+        .code(0);
+    }
+    let out = run(omen(d).args(["failures", "systemic", "--db", "h.db", "--format", "json"]));
+    out.code(0);
+    let json = out.json();
+    assert_eq!(json["runs"], 24, "{out}");
+    let clusters = json["clusters"].as_array().unwrap();
+    assert_eq!(clusters.len(), 1, "{out}");
+    let mut tests: Vec<&str> = clusters[0]["tests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t.as_str().unwrap())
+        .collect();
+    tests.sort_unstable();
+    assert_eq!(
+        tests,
+        (0..5)
+            .map(|i| format!("tests/test_group.py::test_db_{i}"))
+            .collect::<Vec<_>>(),
+        "{out}"
+    );
+    assert_eq!(clusters[0]["together"], 6, "{out}");
+    assert_eq!(clusters[0]["any"], 6, "{out}");
+    let text = run(omen(d).args(["failures", "systemic", "--db", "h.db"]));
+    assert!(
+        text.stdout.starts_with("5 tests fail together: most of them failed in 6 of the 6 runs where any of them failed (of the default branch's last 24)"),
+        "{text}"
+    );
+
+    // A pull request where three of them fail, and `alone`: one line names the group.
+    group_report(
+        d,
+        &["db_0".into(), "db_2".into(), "db_3".into(), "alone".into()],
+    );
+    let comment = pr_comment(d);
+    assert!(
+        comment.contains("#### 🔗 Tests that fail together"),
+        "{comment}"
+    );
+    let line = comment
+        .lines()
+        .find(|l| l.contains("failing tests** are"))
+        .unwrap_or_else(|| panic!("{comment}"));
+    assert!(line.contains("**3 failing tests** are part of a group of 5 that fail together on `main`: most of them failed in 6 of the 6 runs"), "{line}");
+    assert!(!line.contains("alone"), "{line}");
+}

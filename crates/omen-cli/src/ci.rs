@@ -823,6 +823,8 @@ fn build_report(
             .collect();
     let mut failures = Vec::new();
     let mut texts = Vec::new();
+    // The stored test id of each failure, when the history knows the test.
+    let mut failure_ids = Vec::new();
     for r in results {
         let id = &r.identity;
         if !r.outcome.is_failure() {
@@ -857,6 +859,7 @@ fn build_report(
             message: r.failure.as_ref().and_then(|f| f.message.as_deref()),
             trace: r.failure.as_ref().and_then(|f| f.text.as_deref()),
         });
+        failure_ids.push(known.as_ref().map(|row| row.id));
         failures.push(FailureRow {
             name: id.selector.clone(),
             file: id.file.clone(),
@@ -880,6 +883,12 @@ fn build_report(
             failures: c.members,
         })
         .collect();
+    let systemic = match store {
+        Some(s) if failure_ids.iter().flatten().nth(1).is_some() => {
+            systemic_rows(s, meta, &failure_ids)
+        }
+        _ => Vec::new(),
+    };
     let mut base = None;
     let mut trend = Vec::new();
     if let Some(s) = store {
@@ -943,7 +952,45 @@ fn build_report(
         risk: None,
         causes,
         log: None,
+        systemic,
     }
+}
+
+/// The default branch's groups of tests that fail together (this job's runs), each with the
+/// failures of this run (`failure_ids`: each failure's stored test id) that belong to it, when
+/// two or more do.
+fn systemic_rows(
+    store: &Store,
+    meta: &omen_core::run::RunMeta,
+    failure_ids: &[Option<i64>],
+) -> Vec<omen_render::SystemicRow> {
+    let config = omen_core::failure::systemic::SystemicConfig::default();
+    let clusters = match omen_jobs::failures::systemic(store, meta.job.as_deref(), &config) {
+        Ok(c) => c,
+        Err(err) => {
+            tracing::warn!("{err}; tests that fail together are not looked for");
+            return Vec::new();
+        }
+    };
+    clusters
+        .into_iter()
+        .filter_map(|c| {
+            let members: std::collections::HashSet<u64> = c.tests.iter().copied().collect();
+            let failures: Vec<usize> = failure_ids
+                .iter()
+                .enumerate()
+                .filter(|(_, id)| id.is_some_and(|id| members.contains(&(id as u64))))
+                .map(|(i, _)| i)
+                .collect();
+            (failures.len() >= 2).then_some(omen_render::SystemicRow {
+                failures,
+                size: c.tests.len(),
+                together: c.together,
+                any: c.any,
+                runs: c.runs,
+            })
+        })
+        .collect()
 }
 
 /// The failure classifier of this repository (labels, its rules, the shipped rules, the learned

@@ -75,6 +75,16 @@ pub enum FailuresCommand {
         #[arg(long, value_enum, default_value_t = Format::Text)]
         format: Format,
     },
+    /// Tests that fail together across the default branch's newest 100 runs: one cause behind
+    /// many failing tests.
+    Systemic {
+        /// Only the runs of this job (default: every job).
+        #[arg(long)]
+        job: Option<String>,
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
     /// Give a signature (16 hex digits, as `omen failures` prints it) its category; written to
     /// the labels file, which `omen ci` and `omen failures` read. Commit it.
     Label {
@@ -118,8 +128,97 @@ pub fn run(args: &FailuresArgs, config: &crate::config::Config) -> anyhow::Resul
             category,
             text,
         }) => label(args, *signature, *category, text.as_deref()),
+        Some(FailuresCommand::Systemic { job, format }) => systemic(args, job.as_deref(), *format),
         None => of_run(args, config),
     }
+}
+
+/// What `omen failures systemic --format json` prints.
+#[derive(Debug, Serialize)]
+struct SystemicReport {
+    version: u32,
+    /// Default-branch runs looked at.
+    runs: usize,
+    clusters: Vec<SystemicJson>,
+}
+
+#[derive(Debug, Serialize)]
+struct SystemicJson {
+    /// Selectors, the test that failed most first.
+    tests: Vec<String>,
+    /// Runs in which at least half of them failed.
+    together: usize,
+    /// Runs in which any of them failed.
+    any: usize,
+}
+
+/// `omen failures systemic`: the clusters of tests that fail together on the default branch.
+fn systemic(args: &FailuresArgs, job: Option<&str>, format: Format) -> anyhow::Result<Outcome> {
+    let store = Store::open_read_only(&args.db)
+        .with_context(|| format!("cannot read the history `{}`", args.db.display()))?;
+    let config = omen_core::failure::systemic::SystemicConfig::default();
+    let clusters = omen_jobs::failures::systemic(&store, job, &config)?;
+    let runs = clusters.first().map_or_else(
+        || {
+            store
+                .default_run_failures(omen_jobs::failures::SYSTEMIC_RUNS, job)
+                .map(|r| r.len())
+        },
+        |c| Ok(c.runs),
+    )?;
+    let mut out = Vec::with_capacity(clusters.len());
+    for c in &clusters {
+        let mut tests = Vec::with_capacity(c.tests.len());
+        for &id in &c.tests {
+            let id = id as i64;
+            tests.push(
+                store
+                    .test(id)?
+                    .map_or_else(|| format!("test #{id}"), |t| t.selector),
+            );
+        }
+        out.push(SystemicJson {
+            tests,
+            together: c.together,
+            any: c.any,
+        });
+    }
+    let report = SystemicReport {
+        version: 1,
+        runs,
+        clusters: out,
+    };
+    match format {
+        Format::Json => output::print_json(&report)?,
+        Format::Text => output::print(&render_systemic(&report)),
+    }
+    Ok(Outcome::OK)
+}
+
+/// The text of `omen failures systemic`, every test name escaped.
+fn render_systemic(report: &SystemicReport) -> String {
+    use std::fmt::Write as _;
+    if report.clusters.is_empty() {
+        return format!(
+            "omen: no tests fail together in the default branch's last {} runs\n",
+            report.runs
+        );
+    }
+    let mut s = String::new();
+    for c in &report.clusters {
+        let _ = writeln!(
+            s,
+            "{} tests fail together: most of them failed in {} of the {} runs where any of them failed (of the default branch's last {})",
+            c.tests.len(),
+            c.together,
+            c.any,
+            report.runs
+        );
+        for t in &c.tests {
+            let _ = writeln!(s, "  {}", omen_render::escape::line(t));
+        }
+    }
+    s
 }
 
 /// `omen failures label`: add or replace the signature's label in the labels file.

@@ -2,6 +2,7 @@
 //! tokens, each group's headline and category, and what the history knows of it. `omen ci`
 //! (the comment and summary) and `omen failures --run` share this.
 
+use omen_core::failure::systemic::{SystemicCluster, SystemicConfig, clusters};
 use omen_core::failure::{
     Categorized, Category, Classifier, FailureText, Grouper, LabelledText, NaiveBayes, Signature,
     UserRule, headline,
@@ -114,6 +115,25 @@ pub fn classifier(
         classifier.learned = Some(NaiveBayes::train(&examples));
     }
     Ok(classifier)
+}
+
+/// Default-branch runs systemic failures are looked for in.
+pub const SYSTEMIC_RUNS: u32 = 100;
+
+/// Tests that fail together across the newest [`SYSTEMIC_RUNS`] default-branch runs (of `job`,
+/// when given), as [`omen_core::failure::systemic::clusters`] finds them; tests are `tests`
+/// table ids.
+pub fn systemic(
+    store: &Store,
+    job: Option<&str>,
+    config: &SystemicConfig,
+) -> Result<Vec<SystemicCluster>, JobError> {
+    let runs = store.default_run_failures(SYSTEMIC_RUNS, job)?;
+    let failing: Vec<Vec<u64>> = runs
+        .into_iter()
+        .map(|(_, tests)| tests.into_iter().map(|t| t as u64).collect())
+        .collect();
+    Ok(clusters(&failing, config))
 }
 
 /// How often a cause was seen in runs other than the one being reported.

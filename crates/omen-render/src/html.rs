@@ -64,6 +64,7 @@ pub fn page(report: &CiReport, flaky: &[FlakyBar]) -> String {
     }
     log(&mut s, report);
     causes(&mut s, report);
+    systemic(&mut s, report);
     failures(&mut s, report);
     quarantine_changes(&mut s, report);
     slow(&mut s, report);
@@ -223,6 +224,33 @@ fn seen(known: Option<Seen>) -> String {
             }
         ),
     }
+}
+
+/// Failing tests of groups that fail together on the default branch.
+fn systemic(s: &mut String, report: &CiReport) {
+    if report.systemic.is_empty() {
+        return;
+    }
+    let _ = writeln!(s, "<h2 id=\"systemic\">Tests that fail together</h2><ul>");
+    for g in &report.systemic {
+        let names: Vec<String> = g
+            .failures
+            .iter()
+            .filter_map(|&i| report.failures.get(i))
+            .map(|f| format!("<code>{}</code>", escape::html(&f.name, 200)))
+            .collect();
+        let _ = writeln!(
+            s,
+            "<li><strong>{} failing tests</strong> of a group of {} that fail together on the default branch: most of them failed in {} of the {} runs where any of them failed (last {} runs): {}</li>",
+            g.failures.len(),
+            g.size,
+            g.together,
+            g.any,
+            g.runs,
+            names.join(", ")
+        );
+    }
+    let _ = writeln!(s, "</ul>");
 }
 
 /// The log's failing step (`omen ci --log`).

@@ -249,6 +249,25 @@ pub struct CiReport {
     pub causes: Vec<CauseRow>,
     /// The failing step of the job's log (`omen ci --log`), when no test failed.
     pub log: Option<LogCause>,
+    /// Groups of tests that fail together on the default branch, two or more of which failed
+    /// here.
+    pub systemic: Vec<SystemicRow>,
+}
+
+/// Tests that fail together across default-branch runs (`omen_core::failure::systemic`), some
+/// of which failed in this run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SystemicRow {
+    /// Indices into [`CiReport::failures`]: the group's tests that failed here.
+    pub failures: Vec<usize>,
+    /// The group's tests.
+    pub size: usize,
+    /// Default-branch runs in which at least half of them failed.
+    pub together: usize,
+    /// Default-branch runs in which any of them failed.
+    pub any: usize,
+    /// Default-branch runs looked at.
+    pub runs: usize,
 }
 
 /// What broke in the job's log (`omen_core::failure::log`): a compile error, a dependency
@@ -563,6 +582,7 @@ fn body(report: &CiReport, rows: usize, full: bool) -> String {
     }
     log_section(&mut s, report);
     causes_section(&mut s, report, rows);
+    systemic_section(&mut s, report, rows);
     failure_sections(&mut s, report, rows);
     quarantine_changes(&mut s, report, rows);
     unusual_section(&mut s, &report.perf);
@@ -816,6 +836,52 @@ fn causes_section(s: &mut String, report: &CiReport, rows: usize) {
             s,
             "\n… and {} more causes in the full report.",
             shared.len() - rows.clamp(1, 10)
+        );
+    }
+    s.push('\n');
+}
+
+/// Failing tests that belong to a group that fails together on the default branch: likelier
+/// one shared cause than many bugs.
+fn systemic_section(s: &mut String, report: &CiReport, rows: usize) {
+    if report.systemic.is_empty() {
+        return;
+    }
+    let branch = report
+        .default_branch
+        .as_deref()
+        .unwrap_or("the default branch");
+    let _ = writeln!(s, "#### 🔗 Tests that fail together\n");
+    for g in report.systemic.iter().take(rows.clamp(1, 5)) {
+        let names: Vec<String> = g
+            .failures
+            .iter()
+            .filter_map(|&i| report.failures.get(i))
+            .take(5)
+            .map(|f| escape::inline(&f.name, 120))
+            .collect();
+        let more = g.failures.len().saturating_sub(names.len());
+        let _ = writeln!(
+            s,
+            "- **{} failing tests** are {} of a group of {} that fail together on `{}`: most of them failed in {} of the {} runs where any of them failed (last {} runs). One shared cause — a fixture, a service, the machine — is likelier than {} separate bugs: {}{}",
+            g.failures.len(),
+            if g.failures.len() == g.size {
+                "all"
+            } else {
+                "part"
+            },
+            g.size,
+            escape::inline(branch, 60).replace('`', "'"),
+            g.together,
+            g.any,
+            g.runs,
+            g.failures.len(),
+            names.join(", "),
+            if more > 0 {
+                format!(" and {more} more")
+            } else {
+                String::new()
+            }
         );
     }
     s.push('\n');

@@ -186,6 +186,13 @@ fn report() -> CiReport {
             },
         ],
         log: None,
+        systemic: vec![SystemicRow {
+            failures: vec![0, 1],
+            size: 12,
+            together: 9,
+            any: 10,
+            runs: 100,
+        }],
     }
 }
 
@@ -194,6 +201,7 @@ fn log_report() -> CiReport {
     let mut r = report();
     r.failures.clear();
     r.causes.clear();
+    r.systemic.clear();
     r.risk = None;
     r.log = Some(LogCause {
         path: format!("build-{EVIL}.log"),

@@ -346,6 +346,42 @@ impl Store {
             .ctx(&self.path, "read the recent failure signatures")
     }
 
+    /// The tests that failed (finally, or before passing on a retry) in each of the newest
+    /// `limit` default-branch runs whose results are kept, of job `job` when given, oldest
+    /// first: what systemic failures are found in.
+    pub fn default_run_failures(
+        &self,
+        limit: u32,
+        job: Option<&str>,
+    ) -> Result<Vec<(i64, Vec<i64>)>, StoreError> {
+        let path = &self.path;
+        let runs: Vec<i64> = self
+            .conn
+            .prepare_cached(
+                "SELECT id FROM runs
+                 WHERE is_default = 1 AND results IS NOT NULL AND (?2 IS NULL OR job = ?2)
+                 ORDER BY at DESC, id DESC LIMIT ?1",
+            )
+            .and_then(|mut stmt| {
+                stmt.query_map(rusqlite::params![limit, job], |r| r.get(0))?
+                    .collect()
+            })
+            .ctx(path, "read the default branch's runs")?;
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT test_id FROM failures WHERE run = ?1")
+            .ctx(path, "prepare the runs' failures")?;
+        let mut out = Vec::with_capacity(runs.len());
+        for run in runs.into_iter().rev() {
+            let tests = stmt
+                .query_map([run], |r| r.get(0))
+                .and_then(|rows| rows.collect::<Result<Vec<i64>, _>>())
+                .ctx(path, "read the runs' failures")?;
+            out.push((run, tests));
+        }
+        Ok(out)
+    }
+
     /// All runs, oldest first.
     pub fn runs(&self) -> Result<Vec<RunRow>, StoreError> {
         self.select_runs("ORDER BY at, id", [])

@@ -23,6 +23,7 @@ use crate::hash::Fnv1a64;
 
 mod category;
 pub mod log;
+pub mod systemic;
 
 pub use category::{
     Categorized, Category, Classifier, Decided, LEARNED_MIN_CONFIDENCE, LabelledText, NaiveBayes,
