@@ -155,3 +155,35 @@ fn repeated_testcases_fold_like_the_peers_retry_view() {
         "the manifest has retry-merged expectations for several files"
     );
 }
+
+/// The real failure corpus (`tests/corpus/failures/real.jsonl`, see its `collect.py`): every
+/// tool's output yields an error block through `omen ci --log`'s reading, named by a line that
+/// is not a CI's wrap-up, and every label is one of Omen's categories.
+#[test]
+fn every_real_tool_failure_is_found_in_its_output_and_labelled_with_a_category() {
+    let text = std::fs::read_to_string(corpus("failures/real.jsonl")).unwrap();
+    let mut outputs = 0;
+    for (i, line) in text.lines().enumerate() {
+        let v: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("line {}: {e}", i + 1));
+        let category = v["category"].as_str().unwrap();
+        assert!(
+            category.parse::<omen_core::failure::Category>().is_ok(),
+            "line {}: {category}",
+            i + 1
+        );
+        if let Some(out) = v["output"].as_str() {
+            outputs += 1;
+            let block = omen_core::failure::log::error_block(out)
+                .unwrap_or_else(|| panic!("line {}: no error block in {out:?}", i + 1));
+            assert!(
+                !block.headline.starts_with("note:")
+                    && !block.headline.starts_with("error: aborting"),
+                "line {}: {:?} from {out:?}",
+                i + 1,
+                block.headline
+            );
+        }
+    }
+    assert_eq!(text.lines().count(), 192);
+    assert_eq!(outputs, 72);
+}

@@ -422,6 +422,181 @@ fn known_across_runs(data: &Path) -> anyhow::Result<(f64, f64)> {
 
 /// Run the benchmark; the number of targets missed (a time target counts as missed only beyond
 /// `tolerance` times it, the shared machine's noise; the report marks every miss).
+/// One failure of the real corpus (`tests/corpus/failures/real.jsonl`, written by its
+/// `collect.py`): from a test report (`kind`, `message`, `trace`) or a tool's output (`output`,
+/// read as `omen ci --log` reads a log), with its hand-labelled cause and category.
+pub struct RealFailure {
+    pub tool: String,
+    pub group: String,
+    pub category: String,
+    pub kind: Option<String>,
+    pub message: Option<String>,
+    pub trace: Option<String>,
+    pub output: Option<String>,
+}
+
+/// The committed real corpus; an error (never a skip) when it is missing.
+pub fn real_corpus() -> anyhow::Result<Vec<RealFailure>> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/corpus/failures/real.jsonl");
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| anyhow::anyhow!("{}: {e} (the corpus is committed)", path.display()))?;
+    text.lines()
+        .enumerate()
+        .map(|(i, l)| {
+            let v: serde_json::Value = serde_json::from_str(l)
+                .map_err(|e| anyhow::anyhow!("{}:{}: {e}", path.display(), i + 1))?;
+            let text = |k: &str| v[k].as_str().map(str::to_owned);
+            let need = |k: &str| {
+                text(k).ok_or_else(|| anyhow::anyhow!("{}:{}: no `{k}`", path.display(), i + 1))
+            };
+            Ok(RealFailure {
+                tool: need("tool")?,
+                group: need("group")?,
+                category: need("category")?,
+                kind: text("kind"),
+                message: text("message"),
+                trace: text("trace"),
+                output: text("output"),
+            })
+        })
+        .collect()
+}
+
+/// A real failure as Omen reads it: a report's failure as given, a tool's output through the
+/// log's error block. Returns (kind, message, trace).
+fn as_read(f: &RealFailure) -> (Option<String>, Option<String>, Option<String>) {
+    match &f.output {
+        Some(out) => match omen_core::failure::log::error_block(out) {
+            Some(b) => (None, Some(b.headline), Some(b.excerpt.join("\n"))),
+            None => (None, Some(out.clone()), None),
+        },
+        None => (f.kind.clone(), f.message.clone(), f.trace.clone()),
+    }
+}
+
+/// Accuracy on the real corpus: (grouping accuracy, adjusted Rand index, share classified
+/// right by the shipped rules, by the rules plus the learned layer trained on the other causes'
+/// labels, failures, causes).
+pub struct RealScores {
+    /// What was grouped or classified wrong, one line per cause.
+    pub misses: Vec<String>,
+    pub grouping: f64,
+    pub ari: f64,
+    pub rules: f64,
+    pub with_learned: f64,
+    pub failures: usize,
+    pub causes: usize,
+}
+
+/// Group and classify the real corpus as `omen ci` does.
+pub fn score_real(corpus: &[RealFailure]) -> RealScores {
+    use omen_core::failure::{Category, Classifier, LabelledText, NaiveBayes};
+    let read: Vec<_> = corpus.iter().map(as_read).collect();
+    let texts: Vec<FailureText<'_>> = read
+        .iter()
+        .map(|(k, m, t)| FailureText {
+            kind: k.as_deref(),
+            message: m.as_deref(),
+            trace: t.as_deref(),
+        })
+        .collect();
+    let mut names: Vec<&str> = corpus.iter().map(|f| f.group.as_str()).collect();
+    names.sort_unstable();
+    names.dedup();
+    let truth: Vec<usize> = corpus
+        .iter()
+        .map(|f| names.binary_search(&f.group.as_str()).unwrap_or(0))
+        .collect();
+    let causes = omen_jobs::failures::group(&texts, &Classifier::default());
+    let mut pred = vec![0; corpus.len()];
+    for (k, c) in causes.iter().enumerate() {
+        for &m in &c.members {
+            pred[m] = k;
+        }
+    }
+    let expected: Vec<Option<Category>> = corpus.iter().map(|f| f.category.parse().ok()).collect();
+    let signatures: Vec<Signature> = texts.iter().map(Signature::of).collect();
+    let rules = Classifier::default();
+    let right_by_rules = texts
+        .iter()
+        .zip(&signatures)
+        .zip(&expected)
+        .filter(|((t, s), e)| rules.classify(t, s).map(|k| k.category) == **e)
+        .count();
+    // Leave one cause out: the learned layer trains on every other cause's labelled failures.
+    let mut right_with_learned = 0;
+    for (g, _) in names.iter().enumerate() {
+        let examples: Vec<LabelledText> = (0..corpus.len())
+            .filter(|&i| truth[i] != g)
+            .filter_map(|i| {
+                Some(LabelledText {
+                    text: signatures[i].masked.clone(),
+                    category: expected[i]?,
+                    weight: 1.0,
+                })
+            })
+            .collect();
+        let classifier = Classifier {
+            learned: Some(NaiveBayes::train(&examples)),
+            ..Default::default()
+        };
+        right_with_learned += (0..corpus.len())
+            .filter(|&i| truth[i] == g)
+            .filter(|&i| {
+                classifier
+                    .classify(&texts[i], &signatures[i])
+                    .map(|k| k.category)
+                    == expected[i]
+            })
+            .count();
+    }
+    // What went wrong, for the log: causes split or merged, and categories missed by the rules.
+    let mut misses = Vec::new();
+    for (g, name) in names.iter().enumerate() {
+        let members: Vec<usize> = (0..corpus.len()).filter(|&i| truth[i] == g).collect();
+        let mut clusters: Vec<usize> = members.iter().map(|&i| pred[i]).collect();
+        clusters.sort_unstable();
+        clusters.dedup();
+        let merged = clusters
+            .iter()
+            .any(|&k| (0..corpus.len()).any(|i| pred[i] == k && truth[i] != g));
+        if clusters.len() > 1 || merged {
+            misses.push(format!(
+                "{name} ({}): split in {}{}",
+                corpus[members[0]].tool,
+                clusters.len(),
+                if merged {
+                    ", merged with another cause"
+                } else {
+                    ""
+                }
+            ));
+        }
+        let i = members[0];
+        let got = rules
+            .classify(&texts[i], &signatures[i])
+            .map(|k| k.category);
+        if got != expected[i] {
+            misses.push(format!(
+                "{name}: rules say {}, labelled {} ({})",
+                got.map_or("nothing", |c| c.as_str()),
+                corpus[i].category,
+                signatures[i].masked.chars().take(80).collect::<String>()
+            ));
+        }
+    }
+    let n = corpus.len().max(1) as f64;
+    RealScores {
+        misses,
+        grouping: grouping_accuracy(&pred, &truth),
+        ari: adjusted_rand_index(&pred, &truth),
+        rules: right_by_rules as f64 / n,
+        with_learned: right_with_learned as f64 / n,
+        failures: corpus.len(),
+        causes: names.len(),
+    }
+}
+
 pub fn run(data: &Path, tolerance: f64) -> anyhow::Result<usize> {
     let missed = std::cell::Cell::new(0);
     let row = |name: &str, value: String, target: &str, ok: bool| {
@@ -519,6 +694,44 @@ pub fn run(data: &Path, tolerance: f64) -> anyhow::Result<usize> {
         format!("{:.0}%", injected * 100.0),
         "= 0%",
         injected <= 0.0,
+    );
+    // Real failure text: faults injected into real tools and suites, and the JUnit corpus's
+    // failures, labelled by hand.
+    let corpus = real_corpus()?;
+    let real = score_real(&corpus);
+    println!(
+        "  real failures: {} from real tools with faults injected and the JUnit corpus, {} causes",
+        real.failures, real.causes
+    );
+    for m in &real.misses {
+        println!("    {}", omen_render::escape::line(m));
+    }
+    // Reported, not gated: the issue sets no target here, and the rules and the line the
+    // signature reads were extended after the first measurement (docs/design/failure-grouping.md
+    // gives both), so these figures are no longer held out.
+    row(
+        "real failures: grouping accuracy",
+        format!("{:.3}", real.grouping),
+        "report",
+        true,
+    );
+    row(
+        "real failures: adjusted Rand index",
+        format!("{:.3}", real.ari),
+        "report",
+        true,
+    );
+    row(
+        "real failures: category by the shipped rules",
+        format!("{:.0}%", real.rules * 100.0),
+        "report",
+        true,
+    );
+    row(
+        "real failures: rules + learned layer (leave one cause out)",
+        format!("{:.0}%", real.with_learned * 100.0),
+        "report",
+        true,
     );
     // Synthetic log lines (no tuning data: 20 templates written for this benchmark).
     let (lines, truth) = log_lines(2000);

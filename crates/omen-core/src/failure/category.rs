@@ -145,6 +145,9 @@ pub const RULES: &[Rule] = &[
             "connection aborted",
             "network is unreachable",
             "no route to host",
+            "failed to connect to",
+            "couldn't connect to server",
+            "could not connect to server",
         ],
     },
     Rule {
@@ -198,6 +201,15 @@ pub const RULES: &[Rule] = &[
     },
     Rule {
         category: Category::Dependency,
+        reason: "missing command",
+        needles: &[
+            "command not found",
+            "is not recognized as an internal or external command",
+            "executable file not found in $path",
+        ],
+    },
+    Rule {
+        category: Category::Dependency,
         reason: "version conflict",
         needles: &[
             "versionconflict",
@@ -229,6 +241,10 @@ pub const RULES: &[Rule] = &[
             "cannot find symbol",
             "undefined reference",
             "error: could not compile",
+            "undeclared (first use",
+            "was not declared in this scope",
+            "implicit declaration of function",
+            "error ts",
         ],
     },
     Rule {
@@ -282,6 +298,13 @@ pub const RULES: &[Rule] = &[
             "assertionerror",
             "assert ",
             "assertion failed",
+            "assertion `",
+            "expect(received)",
+            "check_eq(",
+            "require(",
+            " expands to ",
+            "expectationfailedexception",
+            "assertionfailederror",
             "expected:",
             "expected ",
             "assert_eq!",
@@ -316,7 +339,7 @@ pub const RULES: &[Rule] = &[
     Rule {
         category: Category::Application,
         reason: "uncaught exception",
-        needles: &["exception", "error:"],
+        needles: &["exception", "error:", "division by zero"],
     },
 ];
 

@@ -126,8 +126,10 @@ enum Mark {
 
 /// Line starts that name an error, as compilers, package managers, shells and runtimes print
 /// them (compared case-sensitively: `ERROR` from a passing test's logging is not `ERROR:`).
-const ERROR_STARTS: [&str; 16] = [
+const ERROR_STARTS: [&str; 18] = [
     "error:",
+    "Exception in thread \"",
+    "curl: (",
     "error[",
     "Error:",
     "ERROR:",
@@ -150,8 +152,8 @@ const ERROR_WITHIN: [&str; 14] = [
     ": error:",
     ": error ",
     " error TS",
-    "' panicked at",
-    "panicked at '",
+    " panicked at ",
+    "memory allocation of",
     "Segmentation fault",
     "Killed",
     "Out of memory",

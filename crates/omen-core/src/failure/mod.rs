@@ -31,7 +31,7 @@ pub use category::{
 };
 
 /// The version of the signature recipe; stored with every signature.
-pub const SIGNATURE_VERSION: u32 = 1;
+pub const SIGNATURE_VERSION: u32 = 2;
 
 /// The wildcard of a template.
 pub const WILDCARD: &str = "<*>";
@@ -223,15 +223,40 @@ pub struct FailureText<'a> {
 }
 
 impl FailureText<'_> {
-    /// The first non-empty line of the message, else of the trace.
+    /// The line that names the failure: the first non-empty line of the message, else of the
+    /// trace — except where that line only introduces the cause. A Python traceback
+    /// (`Traceback (most recent call last):`) names its exception in its last unindented line,
+    /// and a Rust panic (`thread 'main' panicked at src/lib.rs:4:5:`, Rust 1.73 and later) in
+    /// the line after.
     pub fn first_line(&self) -> &str {
-        [self.message, self.trace]
+        let Some(text) = [self.message, self.trace]
             .into_iter()
             .flatten()
-            .flat_map(str::lines)
-            .map(str::trim)
-            .find(|l| !l.is_empty())
-            .unwrap_or("")
+            .find(|t| !t.trim().is_empty())
+        else {
+            return "";
+        };
+        let mut lines = text
+            .lines()
+            .map(str::trim_end)
+            .filter(|l| !l.trim().is_empty());
+        let first = lines.next().unwrap_or("").trim();
+        if first.starts_with("Traceback (most recent call last):") {
+            // The exception: the last line that is not a frame (frames are indented).
+            if let Some(exception) = text
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty() && !l.starts_with(char::is_whitespace))
+                .filter(|l| !l.starts_with("Traceback"))
+            {
+                return exception.trim();
+            }
+        } else if first.contains(" panicked at ") && first.ends_with(':') {
+            if let Some(cause) = lines.next() {
+                return cause.trim();
+            }
+        }
+        first
     }
 }
 
@@ -667,6 +692,38 @@ mod tests {
 
     fn m(text: &str) -> String {
         mask(text).join(" ")
+    }
+
+    #[test]
+    fn the_line_that_names_the_failure_skips_a_traceback_header_and_a_panic_header() {
+        let text = |message: &'static str| FailureText {
+            kind: None,
+            message: Some(message),
+            trace: None,
+        };
+        assert_eq!(
+            text("Traceback (most recent call last):\n  File \"t.py\", line 3, in test\n    f()\nValueError: bad 3\n").first_line(),
+            "ValueError: bad 3"
+        );
+        assert_eq!(
+            text("thread 'main' (42) panicked at src/lib.rs:4:5:\nindex out of bounds: the len is 3 but the index is 9\nnote: run with `RUST_BACKTRACE=1`").first_line(),
+            "index out of bounds: the len is 3 but the index is 9"
+        );
+        // Older panics name the cause in their first line; a bare header stays.
+        assert_eq!(
+            text("thread 'main' panicked at 'boom', src/main.rs:2:5").first_line(),
+            "thread 'main' panicked at 'boom', src/main.rs:2:5"
+        );
+        assert_eq!(
+            text("Traceback (most recent call last):").first_line(),
+            "Traceback (most recent call last):"
+        );
+        let trace_only = FailureText {
+            kind: None,
+            message: Some("  "),
+            trace: Some("\n  assert 3 == 4\n"),
+        };
+        assert_eq!(trace_only.first_line(), "assert 3 == 4");
     }
 
     #[test]
