@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use anyhow::Context;
 use omen_core::classify::{Classification, Failing, classify_failure};
 use omen_core::gate::{ACCEPT_LABEL, Gate};
-use omen_core::history::failure_signature;
+use omen_core::history::FailureSignature;
 use omen_core::perf::changepoint::{detect, levels};
 use omen_core::quarantine::QuarantineChange;
 use omen_core::risk_level::RiskLevel;
@@ -839,7 +839,7 @@ fn build_report(
         let failing = Failing {
             quarantined: active.get(id.key.as_str()).copied(),
             history: known.as_ref().map(|row| &row.history),
-            signature: message.as_deref().map(failure_signature),
+            signature: r.failure.as_ref().and_then(FailureSignature::of),
             on_default_branch: meta.is_default_branch(),
         };
         let class = match classify_failure(&failing, &config.flakiness) {

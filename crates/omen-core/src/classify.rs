@@ -47,8 +47,8 @@ pub struct Failing<'a> {
     pub quarantined: Option<&'a str>,
     /// Its default-branch history, when the store knows it.
     pub history: Option<&'a TestHistory>,
-    /// [`crate::history::failure_signature`] of this failure's headline.
-    pub signature: Option<u32>,
+    /// This failure's signatures ([`crate::history::FailureSignature::of`]).
+    pub signature: Option<crate::history::FailureSignature>,
     /// This run is on the default branch.
     pub on_default_branch: bool,
 }
@@ -86,7 +86,16 @@ mod tests {
     use super::*;
     use crate::Outcome;
     use crate::hash::commit_hash;
-    use crate::history::{Observation, failure_signature};
+    use crate::history::{FailureSignature, Observation, failure_signature};
+
+    /// The signatures of a failure with `message`.
+    fn sig(message: &str) -> FailureSignature {
+        FailureSignature::of(&crate::Failure {
+            message: Some(message.to_owned()),
+            ..Default::default()
+        })
+        .expect("a message")
+    }
 
     /// A default-branch history from `(commit, outcome)` runs, one per hour.
     fn history(runs: &[(&str, Outcome, Option<&str>)]) -> TestHistory {
@@ -100,7 +109,7 @@ mod tests {
                 at: 1_700_000_000 + i as i64 * 3600,
                 run: i as u64 + 1,
                 duration_ms: Some(100),
-                failure_signature: message.map(failure_signature),
+                failure_signature: message.map(sig),
                 outage: false,
                 touched: false,
             });
@@ -159,9 +168,62 @@ mod tests {
         Failing {
             quarantined: None,
             history,
-            signature: message.map(failure_signature),
+            signature: message.map(sig),
             on_default_branch: on_default,
         }
+    }
+
+    #[test]
+    fn evidence_an_older_omen_stored_still_excuses_and_migrates_to_the_current_signature() {
+        // The flaky history as an older Omen stored it: the legacy recipe only.
+        let legacy = |m: &str| FailureSignature::from(failure_signature(m));
+        let mut h = TestHistory::default();
+        let message = "TimeoutError: timed out after 5 s";
+        for (i, (commit, outcome)) in [("a", Outcome::Failed), ("a", Outcome::Passed)]
+            .into_iter()
+            .chain((0..10).map(|_| ("p", Outcome::Passed)))
+            .chain([("b", Outcome::Failed), ("b", Outcome::Passed)])
+            .enumerate()
+        {
+            h.observe(&Observation {
+                outcome,
+                mixed: false,
+                default_branch: true,
+                commit: commit_hash(&format!("{commit}{}", if commit == "p" { i } else { 0 })),
+                at: 1_700_000_000 + i as i64 * 3600,
+                run: i as u64 + 1,
+                duration_ms: Some(100),
+                failure_signature: (outcome == Outcome::Failed).then(|| legacy(message)),
+                outage: false,
+                touched: false,
+            });
+        }
+        assert!(h.flake_signatures.contains(&failure_signature(message)));
+        let config = FlakinessConfig::default();
+        let now = sig("TimeoutError: timed out after 9 s");
+        assert_ne!(now.current, now.legacy);
+        let f = failing(Some(&h), Some("TimeoutError: timed out after 9 s"), true);
+        assert!(
+            matches!(classify_failure(&f, &config), Classification::KnownFlaky { .. }),
+            "{:?}",
+            classify_failure(&f, &config)
+        );
+        // The failure recurs: the slot now holds the current recipe.
+        h.observe(&Observation {
+            outcome: Outcome::Failed,
+            mixed: false,
+            default_branch: true,
+            commit: commit_hash("c"),
+            at: 1_800_000_000,
+            run: 99,
+            duration_ms: None,
+            failure_signature: Some(now),
+            outage: false,
+            touched: false,
+        });
+        assert!(h.flake_signatures.contains(&now.current), "{:?}", h.flake_signatures);
+        assert!(!h.flake_signatures.contains(&now.legacy));
+        assert_eq!(h.failure_signatures[0], now.current);
     }
 
     #[test]

@@ -515,19 +515,21 @@ pub enum Verdict {
 }
 
 /// Judge a failure, not only the test: a known-flaky test can still fail for a real reason.
-/// `signature` is [`crate::history::failure_signature`] of the failure's message.
-pub fn judge_failure(a: &Assessment, h: &TestHistory, signature: Option<u32>) -> Verdict {
+/// `signature` is the failure's ([`crate::history::FailureSignature::of`]); it matches a flaky
+/// failure by either recipe.
+pub fn judge_failure(
+    a: &Assessment,
+    h: &TestHistory,
+    signature: Option<crate::history::FailureSignature>,
+) -> Verdict {
     if a.state != State::Flaky {
         return Verdict::NotFlaky;
     }
-    let known: Vec<u32> = h
-        .flake_signatures
-        .iter()
-        .copied()
-        .filter(|s| *s != 0)
-        .collect();
+    let mut known = h.flake_signatures.iter().copied().filter(|s| *s != 0).peekable();
     match signature {
-        Some(sig) if !known.is_empty() && !known.contains(&sig) => Verdict::NewMessage,
+        Some(sig) if known.peek().is_some() && !known.any(|s| sig.matches(s)) => {
+            Verdict::NewMessage
+        }
         _ => Verdict::Excused,
     }
 }
@@ -652,7 +654,7 @@ mod tests {
                 at: 1_000 + i as i64,
                 run: i as u64 + 1,
                 duration_ms: Some(10),
-                failure_signature: (ch != 'P').then_some(42),
+                failure_signature: (ch != 'P').then_some(42.into()),
                 outage: false,
                 touched: false,
             });
@@ -690,7 +692,7 @@ mod tests {
             at: 1_000 + i as i64,
             run: i as u64 + 1,
             duration_ms: Some(10),
-            failure_signature: if failed { sig } else { None },
+            failure_signature: if failed { sig.map(Into::into) } else { None },
             outage: false,
             touched,
         }
@@ -882,11 +884,11 @@ mod tests {
     fn a_new_message_is_not_excused() {
         let h = history(&format!("{}FrP{}", "P".repeat(10), "P".repeat(5)));
         let a = assess(&h, &FlakinessConfig::default());
-        assert_eq!(judge_failure(&a, &h, Some(42)), Verdict::Excused);
-        assert_eq!(judge_failure(&a, &h, Some(7)), Verdict::NewMessage);
+        assert_eq!(judge_failure(&a, &h, Some(42.into())), Verdict::Excused);
+        assert_eq!(judge_failure(&a, &h, Some(7.into())), Verdict::NewMessage);
         let stable = history("PPPPPPPP");
         let b = assess(&stable, &FlakinessConfig::default());
-        assert_eq!(judge_failure(&b, &stable, Some(42)), Verdict::NotFlaky);
+        assert_eq!(judge_failure(&b, &stable, Some(42.into())), Verdict::NotFlaky);
     }
 
     #[test]

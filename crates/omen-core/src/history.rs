@@ -40,8 +40,8 @@ pub struct Observation {
     pub run: u64,
     /// Duration of the last attempt.
     pub duration_ms: Option<u32>,
-    /// [`failure_signature`] of the failure, when there was one.
-    pub failure_signature: Option<u32>,
+    /// The failure's signatures, when it had a message or text.
+    pub failure_signature: Option<FailureSignature>,
     /// The run failed as a whole (an outage): failures in it are not evidence of anything.
     pub outage: bool,
     /// The commit under test touched the test's code ([`crate::change::Change::touches`]);
@@ -171,7 +171,7 @@ impl TestHistory {
             self.fail_streak = self.fail_streak.saturating_add(1);
             self.clean_runs = 0;
             self.last_failure_at = obs.at;
-            self.last_failure_signature = obs.failure_signature.unwrap_or(0);
+            self.last_failure_signature = obs.failure_signature.map_or(0, |s| s.current);
         } else {
             self.end_streak();
             self.clean_runs = self.clean_runs.saturating_add(1);
@@ -204,7 +204,10 @@ impl TestHistory {
             self.flake_times.copy_within(0..FLAKE_TIMES - 1, 1);
             self.flake_times[0] = obs.at;
             // A passing re-run excuses the failure before it: remember that failure's message.
-            let signature = obs.failure_signature.or(Some(self.last_failure_signature));
+            let signature = obs
+                .failure_signature
+                .map(|s| s.current)
+                .or(Some(self.last_failure_signature));
             if let Some(sig) = signature.filter(|s| *s != 0)
                 && !self.flake_signatures.contains(&sig)
             {
@@ -220,13 +223,28 @@ impl TestHistory {
     }
 
     /// Whether a failure's signature is new to this test, remembering it either way. An unknown
-    /// signature is never new: no message, no evidence.
-    fn novel_signature(&mut self, signature: Option<u32>) -> bool {
-        let Some(sig) = signature.filter(|s| *s != 0) else {
+    /// signature is never new: no message, no evidence. A slot holding the failure's legacy
+    /// signature is taken over by its current one, so older evidence migrates as failures recur.
+    fn novel_signature(&mut self, signature: Option<FailureSignature>) -> bool {
+        let Some(sig) = signature.filter(|s| s.current != 0) else {
             return false;
         };
-        let seen = self.failure_signatures.contains(&sig) || self.flake_signatures.contains(&sig);
-        if let Some(at) = self.failure_signatures.iter().position(|s| *s == sig) {
+        let seen = self
+            .failure_signatures
+            .iter()
+            .chain(&self.flake_signatures)
+            .any(|&s| sig.matches(s));
+        for slot in self.flake_signatures.iter_mut() {
+            if *slot != sig.current && sig.matches(*slot) {
+                *slot = sig.current;
+            }
+        }
+        let sig = sig.current;
+        if let Some(at) = self
+            .failure_signatures
+            .iter()
+            .position(|&s| s == sig || s == signature.map_or(0, |f| f.legacy))
+        {
             self.failure_signatures.copy_within(0..at, 1);
         } else {
             self.failure_signatures
@@ -486,8 +504,52 @@ fn get_u128(c: &mut Cursor<'_>) -> Result<u128, DecodeError> {
     Ok(u128::from(c.u64()?) | (u128::from(c.u64()?) << 64))
 }
 
+/// A failure as a test's history remembers it: its [`crate::failure::Signature`] folded to 32
+/// bits (`current`), and the recipe histories held before it (`legacy`: [`failure_signature`]
+/// of the headline). Evidence an older Omen stored matches through `legacy`, and each slot that
+/// holds it is taken over by `current` when the failure recurs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FailureSignature {
+    /// [`crate::failure::Signature::short`].
+    pub current: u32,
+    /// [`failure_signature`] of the failure's headline.
+    pub legacy: u32,
+}
+
+impl FailureSignature {
+    /// The signatures of `f`; `None` without a message or text.
+    pub fn of(f: &crate::Failure) -> Option<FailureSignature> {
+        let headline = f.headline()?;
+        let signature = crate::failure::Signature::of(&crate::failure::FailureText {
+            kind: f.r#type.as_deref(),
+            message: f.message.as_deref(),
+            trace: f.text.as_deref(),
+        });
+        Some(FailureSignature {
+            current: signature.short(),
+            legacy: failure_signature(headline),
+        })
+    }
+
+    /// `stored` (a history slot, 0 when empty) is this failure's, by either recipe.
+    pub fn matches(self, stored: u32) -> bool {
+        stored != 0 && (stored == self.current || stored == self.legacy)
+    }
+}
+
+impl From<u32> for FailureSignature {
+    /// One value for both recipes (tests and simulations that make up signatures).
+    fn from(s: u32) -> FailureSignature {
+        FailureSignature {
+            current: s,
+            legacy: s,
+        }
+    }
+}
+
 /// A 32-bit signature of a failure message that ignores what changes between occurrences of the
-/// same failure: digits, hex addresses, temporary paths and whitespace. Never 0.
+/// same failure: digits, hex addresses, temporary paths and whitespace. Never 0. Histories held
+/// only this before [`FailureSignature`]; it is kept so their evidence still matches.
 pub fn failure_signature(message: &str) -> u32 {
     let mut normalized = String::with_capacity(message.len().min(256));
     let mut run = String::new();
@@ -532,7 +594,7 @@ mod tests {
             at,
             run: at as u64,
             duration_ms: Some(100),
-            failure_signature: outcome.is_failure().then_some(7),
+            failure_signature: outcome.is_failure().then_some(7.into()),
             outage: false,
             touched: false,
         }
@@ -550,10 +612,10 @@ mod tests {
             h.observe(&o);
         };
         step(&mut h, Outcome::Passed, true, None); // touched, but nothing failed: not kept
-        step(&mut h, Outcome::Failed, true, Some(5)); // new message, touched
+        step(&mut h, Outcome::Failed, true, Some(5.into())); // new message, touched
         step(&mut h, Outcome::Passed, true, None); // the fix touched it too
         step(&mut h, Outcome::Passed, true, None); // not after a failure: not kept
-        step(&mut h, Outcome::Failed, false, Some(5)); // a message seen before
+        step(&mut h, Outcome::Failed, false, Some(5.into())); // a message seen before
         step(&mut h, Outcome::Failed, false, None); // no message: never new
         assert_eq!(h.touched_window, 0b01_1000, "{:b}", h.touched_window);
         assert_eq!(h.novel_window, 0b01_0000, "{:b}", h.novel_window);
@@ -685,7 +747,7 @@ mod tests {
             o.mixed = i % 13 == 0;
             o.duration_ms = Some(100 + (i % 5) as u32);
             o.touched = i % 3 == 0;
-            o.failure_signature = o.outcome.is_failure().then_some(1 + (i % 11) as u32);
+            o.failure_signature = o.outcome.is_failure().then_some((1 + (i % 11) as u32).into());
             h.observe(&o);
         }
         let bytes = h.encode();

@@ -1,7 +1,7 @@
 //! Storing one run: the run row, its packed results, failure details and per-test histories.
 
 use omen_core::hash::{Fnv1a64, commit_hash, fnv1a64};
-use omen_core::history::{Observation, TestHistory, failure_signature};
+use omen_core::history::{FailureSignature, Observation, TestHistory};
 use omen_core::identity::derive_selector;
 use omen_core::run::{BuildU64, OutageRule, RunMeta, TestResult};
 use omen_core::{Failure, FailureKind, Outcome, Runner};
@@ -223,11 +223,7 @@ impl Store {
                     at: meta.at,
                     run: run as u64,
                     duration_ms: r.duration_ms,
-                    failure_signature: r
-                        .failure
-                        .as_ref()
-                        .and_then(Failure::headline)
-                        .map(failure_signature),
+                    failure_signature: r.failure.as_ref().and_then(FailureSignature::of),
                     outage: summary.outage,
                     touched: change
                         .is_some_and(|c| c.touches(&r.scope, &r.name, r.file.as_deref())),

@@ -12,10 +12,10 @@
 
 use std::collections::HashMap;
 
-use omen_core::history::{Observation, TestHistory, failure_signature};
+use omen_core::history::{FailureSignature, Observation, TestHistory};
 use omen_core::identity::derive_selector;
 use omen_core::run::RunMeta;
-use omen_core::{Failure, Runner};
+use omen_core::Runner;
 use rusqlite::OptionalExtension;
 
 use crate::error::{SqlContext, StoreError};
@@ -169,8 +169,7 @@ impl Store {
                 let failure_signature = if packed.outcome.is_failure() {
                     self.failure(packed.test_id, run.id)?
                         .as_ref()
-                        .and_then(Failure::headline)
-                        .map(failure_signature)
+                        .and_then(FailureSignature::of)
                 } else {
                     None
                 };

@@ -251,10 +251,11 @@ impl FailureText<'_> {
             {
                 return exception.trim();
             }
-        } else if first.contains(" panicked at ") && first.ends_with(':') {
-            if let Some(cause) = lines.next() {
-                return cause.trim();
-            }
+        } else if first.contains(" panicked at ")
+            && first.ends_with(':')
+            && let Some(cause) = lines.next()
+        {
+            return cause.trim();
         }
         first
     }
@@ -276,6 +277,14 @@ pub struct Signature {
 }
 
 impl Signature {
+    /// The hash folded to 32 bits, never 0 (0 is an empty slot): what a test's history keeps.
+    pub fn short(&self) -> u32 {
+        match (self.hash ^ (self.hash >> 32)) as u32 {
+            0 => 1,
+            s => s,
+        }
+    }
+
     /// The signature of `f`.
     pub fn of(f: &FailureText<'_>) -> Signature {
         let masked = mask(f.first_line()).join(" ");
