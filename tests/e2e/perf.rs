@@ -501,4 +501,34 @@ fn omen_perf_finds_uneven_shards_and_suggests_an_even_split() {
         text.stdout.contains("shards of `test` (3 jobs, commit 0000abc00001): the slowest takes 1.0 min, 2.25× the mean; split by duration, longest test first, the slowest would take 0.5 min (1.01×"),
         "{text}"
     );
+    // A shard's `omen ci` says so in the job summary; a job that is not a shard does not.
+    for (job, shown) in [("test (2/3)", true), ("lint", false)] {
+        let summary = dir.path().join(format!("summary-{shown}.md"));
+        let out = run(omen(dir.path())
+            .args(["ci", "--reports", "s2.xml", "--db", "h.db", "--risk", "off"])
+            .args(["--comment", "off", "--job", job, "--branch", "feature"])
+            .args([
+                "--default-branch",
+                "main",
+                "--pull-request",
+                "5",
+                "--run-id",
+                "78",
+            ])
+            .env("GITHUB_STEP_SUMMARY", &summary));
+        out.code(0);
+        let text = std::fs::read_to_string(&summary).unwrap_or_else(|e| panic!("{e}\n{out}"));
+        assert_eq!(
+            text.contains("Shards of test (3 jobs, the default branch's newest sharded run): the slowest takes "),
+            shown,
+            "{job}: {text}"
+        );
+        if shown {
+            assert!(text.contains(", 2.25× the mean. Split by duration, longest test first, the slowest would take "), "{text}");
+            assert!(
+                text.contains(" (1.01×); `omen perf --format json` lists that split."),
+                "{text}"
+            );
+        }
+    }
 }

@@ -993,6 +993,23 @@ fn systemic_rows(
         .collect()
 }
 
+/// How even the default branch's newest run of shard group `group` was.
+fn shard_row(store: &Store, group: &str) -> Option<omen_render::ShardRow> {
+    let groups = omen_jobs::perf::shard_groups(store)
+        .map_err(|err| tracing::warn!("{err}; the shards' balance is not shown"))
+        .ok()?;
+    let g = groups.into_iter().find(|g| g.group == group)?;
+    let (slowest_ms, suggested_slowest_ms) = g.balance.slowest_ms();
+    Some(omen_render::ShardRow {
+        group: g.group,
+        jobs: g.jobs.len(),
+        slowest_ms,
+        imbalance: g.balance.imbalance(),
+        suggested_slowest_ms,
+        suggested_imbalance: g.balance.suggested_imbalance(),
+    })
+}
+
 /// The failure classifier of this repository (labels, its rules, the shipped rules, the learned
 /// layer); without the history's signatures when they cannot be read.
 fn classifier(
@@ -1166,6 +1183,13 @@ fn perf_step(
     let (Some(store), Some(run_id)) = (store, run_id) else {
         return section;
     };
+    if let Some((group, _)) = meta
+        .job
+        .as_deref()
+        .and_then(omen_core::perf::shards::shard_of)
+    {
+        section.shards = shard_row(store, group);
+    }
     let outcome = (|| -> anyhow::Result<()> {
         let Some(run) = store.run(run_id)? else {
             return Ok(());

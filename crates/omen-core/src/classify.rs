@@ -204,7 +204,10 @@ mod tests {
         assert_ne!(now.current, now.legacy);
         let f = failing(Some(&h), Some("TimeoutError: timed out after 9 s"), true);
         assert!(
-            matches!(classify_failure(&f, &config), Classification::KnownFlaky { .. }),
+            matches!(
+                classify_failure(&f, &config),
+                Classification::KnownFlaky { .. }
+            ),
             "{:?}",
             classify_failure(&f, &config)
         );
@@ -221,7 +224,11 @@ mod tests {
             outage: false,
             touched: false,
         });
-        assert!(h.flake_signatures.contains(&now.current), "{:?}", h.flake_signatures);
+        assert!(
+            h.flake_signatures.contains(&now.current),
+            "{:?}",
+            h.flake_signatures
+        );
         assert!(!h.flake_signatures.contains(&now.legacy));
         assert_eq!(h.failure_signatures[0], now.current);
     }

@@ -525,7 +525,12 @@ pub fn judge_failure(
     if a.state != State::Flaky {
         return Verdict::NotFlaky;
     }
-    let mut known = h.flake_signatures.iter().copied().filter(|s| *s != 0).peekable();
+    let mut known = h
+        .flake_signatures
+        .iter()
+        .copied()
+        .filter(|s| *s != 0)
+        .peekable();
     match signature {
         Some(sig) if known.peek().is_some() && !known.any(|s| sig.matches(s)) => {
             Verdict::NewMessage
@@ -888,7 +893,10 @@ mod tests {
         assert_eq!(judge_failure(&a, &h, Some(7.into())), Verdict::NewMessage);
         let stable = history("PPPPPPPP");
         let b = assess(&stable, &FlakinessConfig::default());
-        assert_eq!(judge_failure(&b, &stable, Some(42.into())), Verdict::NotFlaky);
+        assert_eq!(
+            judge_failure(&b, &stable, Some(42.into())),
+            Verdict::NotFlaky
+        );
     }
 
     #[test]

@@ -747,7 +747,10 @@ mod tests {
             o.mixed = i % 13 == 0;
             o.duration_ms = Some(100 + (i % 5) as u32);
             o.touched = i % 3 == 0;
-            o.failure_signature = o.outcome.is_failure().then_some((1 + (i % 11) as u32).into());
+            o.failure_signature = o
+                .outcome
+                .is_failure()
+                .then_some((1 + (i % 11) as u32).into());
             h.observe(&o);
         }
         let bytes = h.encode();

@@ -143,6 +143,25 @@ pub struct PerfSection {
     pub total_ms: f64,
     /// The run is unusual against the default branch's recent runs.
     pub unusual: Option<UnusualRun>,
+    /// This job is one shard of several: how even the default branch's newest sharded run was.
+    pub shards: Option<ShardRow>,
+}
+
+/// How evenly a group of shard jobs took their time (`omen_core::perf::shards`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ShardRow {
+    /// The jobs' common name (untrusted).
+    pub group: String,
+    /// Shards in that run.
+    pub jobs: usize,
+    /// The slowest shard's test time, ms.
+    pub slowest_ms: f64,
+    /// The slowest over the mean.
+    pub imbalance: f64,
+    /// The slowest shard's time with the suggested split, ms.
+    pub suggested_slowest_ms: f64,
+    /// Its ratio to the mean.
+    pub suggested_imbalance: f64,
 }
 
 /// An unusual run (`omen_core::perf::anomaly`). Every string is Omen's own.
@@ -1114,6 +1133,18 @@ fn time_section(s: &mut String, perf: &PerfSection) {
         );
     }
     let _ = writeln!(s, "\n</details>\n");
+    if let Some(g) = &perf.shards {
+        let _ = writeln!(
+            s,
+            "Shards of {} ({} jobs, the default branch's newest sharded run): the slowest takes {}, {:.2}× the mean. Split by duration, longest test first, the slowest would take {} ({:.2}×); `omen perf --format json` lists that split.\n",
+            escape::inline(&g.group, 120),
+            g.jobs,
+            ms_text(g.slowest_ms),
+            g.imbalance,
+            ms_text(g.suggested_slowest_ms),
+            g.suggested_imbalance
+        );
+    }
 }
 
 fn risk_section(s: &mut String, r: &RiskSection, rows: usize) {

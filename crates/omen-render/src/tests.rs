@@ -120,6 +120,14 @@ fn report() -> CiReport {
                 },
             ],
             total_ms: 330_500.0,
+            shards: Some(ShardRow {
+                group: format!("test {EVIL}"),
+                jobs: 4,
+                slowest_ms: 252_000.0,
+                imbalance: 1.62,
+                suggested_slowest_ms: 162_000.0,
+                suggested_imbalance: 1.01,
+            }),
             unusual: Some(UnusualRun {
                 severity: "critical",
                 score: 0.71,

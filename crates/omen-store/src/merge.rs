@@ -12,10 +12,10 @@
 
 use std::collections::HashMap;
 
+use omen_core::Runner;
 use omen_core::history::{FailureSignature, Observation, TestHistory};
 use omen_core::identity::derive_selector;
 use omen_core::run::RunMeta;
-use omen_core::Runner;
 use rusqlite::OptionalExtension;
 
 use crate::error::{SqlContext, StoreError};
