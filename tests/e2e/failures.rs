@@ -69,8 +69,19 @@ fn cluster_puts_every_line_in_exactly_one_cluster_with_the_common_text() {
 /// `omen ci` on `dir`'s junit.xml as pull request 3's run (no forge: the comment is saved), and
 /// the comment it wrote.
 fn pr_comment(dir: &std::path::Path) -> String {
+    let (body, out) = pr_ci(dir, &["--comment", "always"]);
+    out.code(0);
+    body
+}
+
+/// `omen ci` on `dir`'s junit.xml as a run of pull request 3 with `extra` arguments (global
+/// ones such as `--strict` first): the comment it saved (empty when none) and the run.
+fn pr_ci(dir: &std::path::Path, extra: &[&str]) -> (String, omen_tests::Run) {
     let body = dir.join("comment.md");
+    let _ = std::fs::remove_file(&body);
+    let (global, rest): (Vec<&str>, Vec<&str>) = extra.iter().partition(|a| **a == "--strict");
     let out = run(omen(dir)
+        .args(global)
         .args([
             "ci",
             "--reports",
@@ -80,13 +91,7 @@ fn pr_comment(dir: &std::path::Path) -> String {
             "--risk",
             "off",
         ])
-        .args([
-            "--comment",
-            "always",
-            "--fail-on",
-            "never",
-            "--comment-file",
-        ])
+        .args(["--fail-on", "never", "--comment-file"])
         .arg(&body)
         .args([
             "--branch",
@@ -95,9 +100,9 @@ fn pr_comment(dir: &std::path::Path) -> String {
             "main",
             "--pull-request",
             "3",
-        ]));
-    out.code(0);
-    std::fs::read_to_string(&body).unwrap_or_else(|e| panic!("{e}\n{out}"))
+        ])
+        .args(rest));
+    (std::fs::read_to_string(&body).unwrap_or_default(), out)
 }
 
 #[test]
@@ -460,50 +465,20 @@ fn a_label_names_a_cause_no_rule_does_and_the_learned_layer_carries_it_to_a_simi
     );
 }
 
-/// `omen ci` on `dir`'s junit.xml with `--log log`, as run `run` of pull request 3; the comment
-/// and the command's output.
+/// `omen ci` on `dir`'s junit.xml with `--log log`, as run `run_id` of pull request 3; the
+/// comment and the command's output.
 fn pr_comment_with_log(
     dir: &std::path::Path,
     log: &str,
     run_id: u32,
     strict: bool,
 ) -> (String, omen_tests::Run) {
-    let body = dir.join("comment.md");
-    let _ = std::fs::remove_file(&body);
-    let mut cmd = omen(dir);
+    let run_id = run_id.to_string();
+    let mut extra = vec!["--comment", "auto", "--log", log, "--run-id", &run_id];
     if strict {
-        cmd.arg("--strict");
+        extra.push("--strict");
     }
-    let out = run(cmd
-        .args([
-            "ci",
-            "--reports",
-            "junit.xml",
-            "--db",
-            "h.db",
-            "--risk",
-            "off",
-        ])
-        .args([
-            "--comment",
-            "auto",
-            "--fail-on",
-            "never",
-            "--log",
-            log,
-            "--comment-file",
-        ])
-        .arg(&body)
-        .args([
-            "--branch",
-            "feature",
-            "--default-branch",
-            "main",
-            "--pull-request",
-            "3",
-        ])
-        .args(["--run-id", &run_id.to_string()]));
-    (std::fs::read_to_string(&body).unwrap_or_default(), out)
+    pr_ci(dir, &extra)
 }
 
 #[test]

@@ -3,7 +3,7 @@
 //!
 //! [`error_block`] cleans the log ([`clean_line`]: ANSI sequences, carriage-return redraws, CI
 //! timestamps and control characters removed), marks the lines that report an error (a fixed
-//! list of the shapes compilers, package managers, shells and runtimes print: [`is_error`]),
+//! list of the shapes compilers, package managers, shells and runtimes print, see `mark`),
 //! and takes the **last** error block — the error lines of the log's end that lie within
 //! [`BLOCK_GAP`] lines of each other, with the traceback frames between them. The wrap-up lines
 //! a CI or a build tool prints after the cause (`Process completed with exit code 1`,
