@@ -350,9 +350,36 @@ fn omen_perf_gives_the_suite_time_s_trend_and_when_it_passes_the_budget() {
     let flat = job("flat");
     assert_eq!(flat["significant"], false, "{out}");
     assert!(flat["budget_in_days"].is_null(), "{out}");
+    // Per test: the ten fastest-growing, all of job `grows` (each adds 1% of its first day's
+    // time a day: 2 to 5 ms), none of `flat` (±3% noise), the slowest test first.
+    let tests = out.json()["test_trends"].as_array().unwrap().clone();
+    assert_eq!(tests.len(), 10, "{out}");
+    assert!(tests.iter().all(|t| t["job"] == "grows"), "{out}");
+    assert!(
+        tests[0]["selector"].as_str().unwrap().contains("img src"),
+        "{out}"
+    );
+    assert_eq!(
+        tests[1]["selector"], "tests/test_io.py::test_export",
+        "{out}"
+    );
+    for t in &tests {
+        let m = t["per_month"].as_f64().unwrap();
+        assert!((m - 0.216).abs() < 0.04, "{t}");
+        assert!(t["per_month_low"].as_f64().unwrap() > 0.0, "{t}");
+    }
+    // 510 ms on day 0, 1% of it a day: about 153 ms a month.
+    let ms = tests[0]["ms_per_month"].as_f64().unwrap();
+    assert!((ms - 153.0).abs() < 20.0, "{out}");
     let text = run(omen(dir.path()).args(["--config", "omen.toml", "perf", "--db", "h.db"]));
     text.code(0);
     assert!(text.stdout.contains("suite time (job `grows`): "), "{text}");
+    assert!(
+        text.stdout
+            .contains("tests/test_io.py::test_export (job `grows`): "),
+        "{text}"
+    );
+    assert!(!text.stdout.contains('\u{1b}'), "{text}");
     assert!(text.stdout.contains("a month ("), "{text}");
     assert!(
         text.stdout

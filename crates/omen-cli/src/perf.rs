@@ -9,7 +9,7 @@ use omen_core::perf::changepoint::{DetectConfig, detect};
 use omen_jobs::perf::{PerfSettings, SuiteTrend};
 use omen_metadata::perf::{
     ChangePointJson, DetectReport, PERF_REPORT_VERSION, PerfReport, ShardGroupJson, ShardJson,
-    SuiteTrendJson,
+    SuiteTrendJson, TestTrendJson,
 };
 use omen_store::Store;
 
@@ -143,6 +143,7 @@ fn list(args: &PerfArgs, settings: &PerfSettings) -> anyhow::Result<Outcome> {
                     version: PERF_REPORT_VERSION,
                     change_points: vec![],
                     trends: vec![],
+                    test_trends: vec![],
                     shards: vec![],
                     error: Some(err.to_string()),
                 })?;
@@ -192,6 +193,27 @@ fn list(args: &PerfArgs, settings: &PerfSettings) -> anyhow::Result<Outcome> {
         .iter()
         .map(|t| trend_json(t, budget_ms))
         .collect();
+    let mut test_trends = Vec::new();
+    for t in omen_jobs::perf::test_trends(&store, settings)? {
+        let (month, low, high) = t.trend.per_month();
+        let r4 = |x: f64| (x * 10_000.0).round() / 10_000.0;
+        let row = store.test(t.test_id)?;
+        test_trends.push(TestTrendJson {
+            test: row.as_ref().map_or_else(
+                || format!("#{}", t.test_id),
+                |r| omen_core::identity::key_of(&r.scope, &r.name),
+            ),
+            selector: row.map_or_else(|| format!("test #{}", t.test_id), |r| r.selector),
+            job: t.job,
+            runs: t.trend.points,
+            span_days: round1(t.trend.span_days),
+            level_ms: round1(t.trend.level),
+            ms_per_month: round1(t.trend.per_day * 30.0),
+            per_month: r4(month),
+            per_month_low: r4(low),
+            per_month_high: r4(high),
+        });
+    }
     let mut shards = Vec::new();
     for g in omen_jobs::perf::shard_groups(&store)? {
         shards.push(shard_json(&store, &g)?);
@@ -201,6 +223,7 @@ fn list(args: &PerfArgs, settings: &PerfSettings) -> anyhow::Result<Outcome> {
             version: PERF_REPORT_VERSION,
             change_points: points,
             trends,
+            test_trends,
             shards,
             error: None,
         })?,
@@ -209,6 +232,9 @@ fn list(args: &PerfArgs, settings: &PerfSettings) -> anyhow::Result<Outcome> {
             for t in &trends {
                 s.push_str(&trend_line(t));
             }
+            for t in &test_trends {
+                s.push_str(&test_trend_line(t));
+            }
             for g in &shards {
                 s.push_str(&shard_line(g));
             }
@@ -216,6 +242,28 @@ fn list(args: &PerfArgs, settings: &PerfSettings) -> anyhow::Result<Outcome> {
         }
     }
     Ok(Outcome::OK)
+}
+
+/// "tests/test_export.py::test_big (job `test`): 820 ms, grows 14.0% a month (+115 ms; 9.0% to
+/// 19.0%) over the last 60 default-branch runs (31 days)".
+fn test_trend_line(t: &TestTrendJson) -> String {
+    use omen_render::escape::line;
+    let job = if t.job.is_empty() {
+        String::new()
+    } else {
+        format!(" (job `{}`)", line(&t.job))
+    };
+    format!(
+        "{}{job}: {:.0} ms, grows {:.1}% a month (+{:.0} ms; {:.1}% to {:.1}%) over the last {} default-branch runs ({:.0} days)\n",
+        line(&t.selector),
+        t.level_ms,
+        t.per_month * 100.0,
+        t.ms_per_month,
+        t.per_month_low * 100.0,
+        t.per_month_high * 100.0,
+        t.runs,
+        t.span_days
+    )
 }
 
 fn trend_json(t: &SuiteTrend, budget_ms: f64) -> SuiteTrendJson {

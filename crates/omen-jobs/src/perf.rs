@@ -311,6 +311,71 @@ pub fn suite_trends(store: &Store, settings: &PerfSettings) -> Result<Vec<SuiteT
         .collect())
 }
 
+/// A test whose passing duration grows on the default branch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TestTrend {
+    /// The test's row id.
+    pub test_id: i64,
+    /// The job of its runs (`""` when runs have none).
+    pub job: String,
+    /// The fit of its passing durations, in ms.
+    pub trend: Trend,
+}
+
+/// Runs of each job a test's trend is fitted on: Theil–Sen compares every pair of points.
+const TEST_TREND_RUNS: u32 = 100;
+
+/// Tests listed, the fastest-growing in ms a month first.
+const TEST_TRENDS: usize = 10;
+
+/// A test's growth is news when it adds at least this share a month…
+const TEST_TREND_MIN_RELATIVE: f64 = 0.10;
+
+/// …and at least this much, in ms a month: a 2 ms test getting slower is not.
+const TEST_TREND_MIN_MS: f64 = 50.0;
+
+/// The tests whose passing duration grows significantly over each job's newest
+/// 100 default-branch runs that keep their results, by at least 10% and 50 ms a
+/// month; the [`TEST_TRENDS`] fastest-growing.
+pub fn test_trends(store: &Store, settings: &PerfSettings) -> Result<Vec<TestTrend>, JobError> {
+    let mut jobs: Vec<Option<String>> = Vec::new();
+    for r in store.recent_default_runs(TREND_RUNS)? {
+        if r.has_results && !jobs.contains(&r.job) {
+            jobs.push(r.job);
+        }
+    }
+    let mut out = Vec::new();
+    for job in jobs {
+        let window = store.duration_window(job.as_deref(), TEST_TREND_RUNS, None)?;
+        let at: Vec<i64> = window.runs.iter().map(|r| r.at).collect();
+        for (i, series) in window.all_series().enumerate() {
+            let points: Vec<(i64, f64)> = at
+                .iter()
+                .zip(series)
+                .filter(|(_, v)| v.is_finite())
+                .map(|(&t, &v)| (t, v))
+                .collect();
+            let Some(trend) = fit(&points, &settings.trend) else {
+                continue;
+            };
+            let (relative, _, _) = trend.per_month();
+            if trend.per_day_low > 0.0
+                && relative >= TEST_TREND_MIN_RELATIVE
+                && trend.per_day * 30.0 >= TEST_TREND_MIN_MS
+            {
+                out.push(TestTrend {
+                    test_id: window.tests[i],
+                    job: job.clone().unwrap_or_default(),
+                    trend,
+                });
+            }
+        }
+    }
+    out.sort_by(|a, b| b.trend.per_day.total_cmp(&a.trend.per_day));
+    out.truncate(TEST_TRENDS);
+    Ok(out)
+}
+
 /// The newest default-branch run of one group of shard jobs, and a more even split.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ShardGroup {

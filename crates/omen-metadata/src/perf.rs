@@ -14,6 +14,9 @@ pub struct PerfReport {
     pub change_points: Vec<ChangePointJson>,
     /// The suite time's trend, one per job that has enough default-branch runs.
     pub trends: Vec<SuiteTrendJson>,
+    /// Tests whose passing duration grows significantly (≥ 10% and ≥ 50 ms a month), the
+    /// fastest-growing first (at most 10).
+    pub test_trends: Vec<TestTrendJson>,
     /// Sharded jobs: the newest default-branch run of each group, and a more even split.
     pub shards: Vec<ShardGroupJson>,
     /// Set when the history could not be read: the list is then empty because nothing is known.
@@ -76,6 +79,31 @@ pub struct SuiteTrendJson {
     pub budget_in_days: Option<f64>,
     /// The soonest and latest of that, from the interval's ends.
     pub budget_in_days_range: Option<[f64; 2]>,
+}
+
+/// One test whose passing duration grows on the default branch.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TestTrendJson {
+    /// The test's stored key.
+    pub test: String,
+    /// Its runner-native selector.
+    pub selector: String,
+    /// Job of the series (`""` when runs have none).
+    pub job: String,
+    /// Runs fitted.
+    pub runs: usize,
+    /// Calendar days they cover.
+    pub span_days: f64,
+    /// The fitted duration at the newest run, ms.
+    pub level_ms: f64,
+    /// Change per 30 days, ms (Theil–Sen).
+    pub ms_per_month: f64,
+    /// Relative change per 30 days at that level, with its 95% interval.
+    pub per_month: f64,
+    /// Low end of the interval.
+    pub per_month_low: f64,
+    /// High end of the interval.
+    pub per_month_high: f64,
 }
 
 /// One group of shard jobs in one CI run.
