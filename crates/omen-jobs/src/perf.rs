@@ -336,7 +336,7 @@ const TEST_TREND_MIN_MS: f64 = 50.0;
 
 /// The tests whose passing duration grows significantly over each job's newest
 /// 100 default-branch runs that keep their results, by at least 10% and 50 ms a
-/// month; the [`TEST_TRENDS`] fastest-growing.
+/// month; the 10 fastest-growing.
 pub fn test_trends(store: &Store, settings: &PerfSettings) -> Result<Vec<TestTrend>, JobError> {
     let mut jobs: Vec<Option<String>> = Vec::new();
     for r in store.recent_default_runs(TREND_RUNS)? {
