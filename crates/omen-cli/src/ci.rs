@@ -854,11 +854,7 @@ fn build_report(
             }
             Classification::Quarantined { mode } => FailureClass::Quarantined { mode },
         };
-        texts.push(omen_core::failure::FailureText {
-            kind: r.failure.as_ref().and_then(|f| f.r#type.as_deref()),
-            message: r.failure.as_ref().and_then(|f| f.message.as_deref()),
-            trace: r.failure.as_ref().and_then(|f| f.text.as_deref()),
-        });
+        texts.push(r.failure.as_ref().map(|f| f.as_text()).unwrap_or_default());
         failure_ids.push(known.as_ref().map(|row| row.id));
         failures.push(FailureRow {
             name: id.selector.clone(),
@@ -965,8 +961,9 @@ fn systemic_rows(
     failure_ids: &[Option<i64>],
 ) -> Vec<omen_render::SystemicRow> {
     let config = omen_core::failure::systemic::SystemicConfig::default();
-    let clusters = match omen_jobs::failures::systemic(store, meta.job.as_deref(), &config) {
-        Ok(c) => c,
+    let (runs, clusters) = match omen_jobs::failures::systemic(store, meta.job.as_deref(), &config)
+    {
+        Ok(found) => found,
         Err(err) => {
             tracing::warn!("{err}; tests that fail together are not looked for");
             return Vec::new();
@@ -987,7 +984,7 @@ fn systemic_rows(
                 size: c.tests.len(),
                 together: c.together,
                 any: c.any,
-                runs: c.runs,
+                runs,
             })
         })
         .collect()

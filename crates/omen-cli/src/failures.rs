@@ -157,15 +157,7 @@ fn systemic(args: &FailuresArgs, job: Option<&str>, format: Format) -> anyhow::R
     let store = Store::open_read_only(&args.db)
         .with_context(|| format!("cannot read the history `{}`", args.db.display()))?;
     let config = omen_core::failure::systemic::SystemicConfig::default();
-    let clusters = omen_jobs::failures::systemic(&store, job, &config)?;
-    let runs = clusters.first().map_or_else(
-        || {
-            store
-                .default_run_failures(omen_jobs::failures::SYSTEMIC_RUNS, job)
-                .map(|r| r.len())
-        },
-        |c| Ok(c.runs),
-    )?;
+    let (runs, clusters) = omen_jobs::failures::systemic(&store, job, &config)?;
     let mut out = Vec::with_capacity(clusters.len());
     for c in &clusters {
         let mut tests = Vec::with_capacity(c.tests.len());
@@ -314,14 +306,7 @@ fn of_run(args: &FailuresArgs, config: &crate::config::Config) -> anyhow::Result
         .into_iter()
         .map(|r| (r.test_id, r.mixed && !r.outcome.is_failure()))
         .collect();
-    let texts: Vec<FailureText<'_>> = failures
-        .iter()
-        .map(|(_, f)| FailureText {
-            kind: f.r#type.as_deref(),
-            message: f.message.as_deref(),
-            trace: f.text.as_deref(),
-        })
-        .collect();
+    let texts: Vec<FailureText<'_>> = failures.iter().map(|(_, f)| f.as_text()).collect();
     let labels = crate::labels::load_or_warn(&args.labels);
     let classifier =
         omen_jobs::failures::classifier(Some(&store), &labels, config.failure_rules.clone())?;

@@ -519,15 +519,17 @@ pub struct FailureSignature {
 impl FailureSignature {
     /// The signatures of `f`; `None` without a message or text.
     pub fn of(f: &crate::Failure) -> Option<FailureSignature> {
-        let headline = f.headline()?;
-        let signature = crate::failure::Signature::of(&crate::failure::FailureText {
-            kind: f.r#type.as_deref(),
-            message: f.message.as_deref(),
-            trace: f.text.as_deref(),
-        });
+        FailureSignature::with(f, &crate::failure::Signature::of(&f.as_text()))
+    }
+
+    /// The signatures of `f`, whose [`crate::failure::Signature`] the caller already has.
+    pub fn with(
+        f: &crate::Failure,
+        signature: &crate::failure::Signature,
+    ) -> Option<FailureSignature> {
         Some(FailureSignature {
             current: signature.short(),
-            legacy: failure_signature(headline),
+            legacy: failure_signature(f.headline()?),
         })
     }
 

@@ -53,6 +53,15 @@ pub struct Failure {
 }
 
 impl Failure {
+    /// The failure as the grouping and the signature read it.
+    pub fn as_text(&self) -> crate::failure::FailureText<'_> {
+        crate::failure::FailureText {
+            kind: self.r#type.as_deref(),
+            message: self.message.as_deref(),
+            trace: self.text.as_deref(),
+        }
+    }
+
     /// The message if there is one, else the first non-empty line of the text.
     pub fn headline(&self) -> Option<&str> {
         self.message

@@ -121,19 +121,19 @@ pub fn classifier(
 pub const SYSTEMIC_RUNS: u32 = 100;
 
 /// Tests that fail together across the newest [`SYSTEMIC_RUNS`] default-branch runs (of `job`,
-/// when given), as [`omen_core::failure::systemic::clusters`] finds them; tests are `tests`
-/// table ids.
+/// when given), as [`omen_core::failure::systemic::clusters`] finds them (tests are `tests`
+/// table ids), and how many runs were looked at.
 pub fn systemic(
     store: &Store,
     job: Option<&str>,
     config: &SystemicConfig,
-) -> Result<Vec<SystemicCluster>, JobError> {
+) -> Result<(usize, Vec<SystemicCluster>), JobError> {
     let runs = store.default_run_failures(SYSTEMIC_RUNS, job)?;
     let failing: Vec<Vec<u64>> = runs
         .into_iter()
         .map(|(_, tests)| tests.into_iter().map(|t| t as u64).collect())
         .collect();
-    Ok(clusters(&failing, config))
+    Ok((failing.len(), clusters(&failing, config)))
 }
 
 /// How often a cause was seen in runs other than the one being reported.

@@ -215,6 +215,11 @@ impl Store {
             });
             for (i, (slot, lookup)) in rows {
                 let r = &results[i];
+                // Once per failure: the history's evidence and the causes table both use it.
+                let signature = r
+                    .failure
+                    .as_ref()
+                    .map(|f| omen_core::failure::Signature::of(&f.as_text()));
                 let observation = Observation {
                     outcome: r.outcome,
                     mixed: r.mixed,
@@ -223,7 +228,11 @@ impl Store {
                     at: meta.at,
                     run: run as u64,
                     duration_ms: r.duration_ms,
-                    failure_signature: r.failure.as_ref().and_then(FailureSignature::of),
+                    failure_signature: r
+                        .failure
+                        .as_ref()
+                        .zip(signature.as_ref())
+                        .and_then(|(f, s)| FailureSignature::with(f, s)),
                     outage: summary.outage,
                     touched: change
                         .is_some_and(|c| c.touches(&r.scope, &r.name, r.file.as_deref())),
@@ -231,13 +240,8 @@ impl Store {
                 let test_id = writer.observe(r, slot, lookup, &observation)?;
                 writer.store_failure(test_id, run, r)?;
                 if r.outcome.is_failure()
-                    && let Some(f) = &r.failure
+                    && let Some(sig) = signature
                 {
-                    let sig = omen_core::failure::Signature::of(&omen_core::failure::FailureText {
-                        kind: f.r#type.as_deref(),
-                        message: f.message.as_deref(),
-                        trace: f.text.as_deref(),
-                    });
                     let entry = causes
                         .entry(sig.hash)
                         .or_insert_with(|| (sig.masked, Vec::new()));

@@ -46,8 +46,6 @@ pub struct SystemicCluster {
     pub together: usize,
     /// Runs in which any of them failed.
     pub any: usize,
-    /// The runs looked at.
-    pub runs: usize,
 }
 
 /// The clusters of tests in `failing` (per run, the tests that failed in it), largest first.
@@ -141,7 +139,6 @@ pub fn clusters(failing: &[Vec<u64>], config: &SystemicConfig) -> Vec<SystemicCl
             tests: members.iter().map(|&m| tests[m].0).collect(),
             together: per_run.iter().filter(|&&f| 2 * f >= members.len()).count(),
             any: per_run.iter().filter(|&&f| f > 0).count(),
-            runs: n,
         });
     }
     out.sort_by(|a, b| {
