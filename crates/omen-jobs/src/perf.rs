@@ -10,7 +10,7 @@ use omen_core::perf::changepoint::{ChangePoint, DetectConfig, detect};
 use omen_core::perf::common::{run_factor, run_factors};
 use omen_core::perf::compare::{CompareConfig, Slowdown, compare};
 use omen_core::perf::trend::{Reach, Trend, TrendConfig, fit};
-use omen_store::{ChangePointRow, RunRow, Store};
+use omen_store::{ChangePointRow, DurationWindow, RunRow, Store};
 
 use crate::JobError;
 
@@ -106,16 +106,7 @@ pub fn after_default_run(
     // Each test is judged after dividing out what its whole run shared (runner, cache); the
     // suite's total above keeps it.
     let factors = run_factors(window.all_series(), runs.len());
-    let mut normalized = Vec::with_capacity(runs.len());
-    for (i, id) in window.tests.iter().enumerate() {
-        normalized.clear();
-        normalized.extend(window.series(i).iter().zip(&factors).map(|(v, f)| v / f));
-        candidates.extend(
-            detect(&normalized, &settings.test_detect)
-                .into_iter()
-                .map(|c| (Some(*id), c)),
-        );
-    }
+    candidates.extend(detect_tests(&window, &factors, &settings.test_detect));
     let rows: Vec<(ChangePointRow, (i64, i64))> = candidates
         .iter()
         .map(|(test_id, c)| {
@@ -151,6 +142,44 @@ pub fn after_default_run(
             row,
         })
         .collect())
+}
+
+/// Change points of every test of `window`, its run factors divided out, in test order. The
+/// tests are split between two threads: each series is independent, and CI machines have at
+/// least two cores.
+fn detect_tests(
+    window: &DurationWindow,
+    factors: &[f64],
+    config: &DetectConfig,
+) -> Vec<(Option<i64>, ChangePoint)> {
+    let detect_range = |range: std::ops::Range<usize>| {
+        let mut found = Vec::new();
+        let mut normalized = Vec::with_capacity(factors.len());
+        for i in range {
+            normalized.clear();
+            normalized.extend(window.series(i).iter().zip(factors).map(|(v, f)| v / f));
+            found.extend(
+                detect(&normalized, config)
+                    .into_iter()
+                    .map(|c| (Some(window.tests[i]), c)),
+            );
+        }
+        found
+    };
+    let n = window.tests.len();
+    if n < 1000 {
+        return detect_range(0..n);
+    }
+    std::thread::scope(|scope| {
+        let second = scope.spawn(|| detect_range(n / 2..n));
+        let mut found = detect_range(0..n / 2);
+        match second.join() {
+            Ok(rest) => found.extend(rest),
+            // A panic there is a bug; surface it here rather than lose half the tests.
+            Err(panic) => std::panic::resume_unwind(panic),
+        }
+        found
+    })
 }
 
 /// A pull request's run against the default branch.

@@ -12,6 +12,7 @@ use rusqlite::{OptionalExtension, params};
 use crate::Store;
 use crate::error::{SqlContext, StoreError};
 use crate::packed::{Packed, unpack};
+use omen_core::codec::DecodeError;
 
 /// One test and its history.
 #[derive(Debug, Clone, PartialEq)]
@@ -501,10 +502,15 @@ impl Store {
 
     /// Decode run `id`'s packed results; an undecodable blob is `StoreError::Unusable`.
     pub(crate) fn decode_results(&self, id: i64, bytes: &[u8]) -> Result<Vec<Packed>, StoreError> {
-        unpack(bytes).map_err(|err| StoreError::Unusable {
+        unpack(bytes).map_err(|err| self.decode_error(id, &err))
+    }
+
+    /// The error for run `id`'s results that cannot be decoded.
+    pub(crate) fn decode_error(&self, id: i64, err: &DecodeError) -> StoreError {
+        StoreError::Unusable {
             path: self.path.clone(),
             reason: format!("the results of run {id} cannot be decoded: {err}"),
-        })
+        }
     }
 
     /// The failures recorded in run `run` (failed results, and results that passed on a

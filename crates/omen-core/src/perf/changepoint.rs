@@ -15,7 +15,7 @@
 //!    [`DetectConfig::max_p`]) or too small (relative and absolute floors on the segments'
 //!    medians) is merged away, and the rest tested again.
 
-use super::stats::{mann_whitney, median, median_in_place, sorted_median, std_dev};
+use super::stats::{mann_whitney, median, median_in_place, std_dev};
 
 /// Settings of [`detect`]. [`Default`] is what `omen perf detect` uses on any series;
 /// [`DetectConfig::durations`] is what `omen ci` uses on test and suite durations.
@@ -124,6 +124,49 @@ pub fn detect(series: &[f64], config: &DetectConfig) -> Vec<ChangePoint> {
     let Some(values) = fill(series) else {
         return Vec::new();
     };
+    if !can_pass_floors(&values, config) {
+        return Vec::new();
+    }
+    detect_filled(values, config)
+}
+
+/// Can any change in `values` (filled) pass the floors? A reported change compares the medians
+/// of two segments of at least `min_segment` points, and such a median lies between the
+/// series' `⌈min_segment / 2⌉`-th smallest and largest values, so their distance bounds every
+/// change's size. Most tests of a suite are too quick for the absolute floor: this skips them
+/// without clipping, segmenting or testing, and never changes the answer (unit test).
+fn can_pass_floors(values: &[f64], config: &DetectConfig) -> bool {
+    let k = config.min_segment.max(1).div_ceil(2);
+    if values.len() < 2 * config.min_segment.max(1) || k > KEEP {
+        return true;
+    }
+    let (mut small, mut large) = ([f64::INFINITY; KEEP], [f64::NEG_INFINITY; KEEP]);
+    for &v in values {
+        // Keep the k smallest ascending and the k largest descending.
+        if v < small[k - 1] {
+            let at = small[..k].partition_point(|x| *x <= v);
+            small.copy_within(at..k - 1, at + 1);
+            small[at] = v;
+        }
+        if v > large[k - 1] {
+            let at = large[..k].partition_point(|x| *x >= v);
+            large.copy_within(at..k - 1, at + 1);
+            large[at] = v;
+        }
+    }
+    let (lo, hi) = (small[k - 1], large[k - 1]);
+    let spread = hi - lo;
+    if spread < config.min_absolute {
+        return false;
+    }
+    // With every median in [lo, hi] and lo > 0, no change is larger than spread / lo.
+    !(lo > 0.0 && spread < config.min_relative * lo)
+}
+
+/// Order statistics [`can_pass_floors`] keeps on each side (enough for segments of 16 points).
+const KEEP: usize = 8;
+
+fn detect_filled(values: Vec<f64>, config: &DetectConfig) -> Vec<ChangePoint> {
     let log_scale = config.log_scale && values.iter().all(|v| *v > 0.0);
     let clipped = clip(&values, config.clip_window, config.clip_mads);
     let work: Vec<f64> = if log_scale {
@@ -132,6 +175,9 @@ pub fn detect(series: &[f64], config: &DetectConfig) -> Vec<ChangePoint> {
         clipped.clone()
     };
     let cuts = segment(&work, config.penalty, config.min_segment.max(1));
+    if cuts.is_empty() {
+        return Vec::new();
+    }
     // The tests and the levels read the values as they are: ranks and medians need no clipping,
     // and clipped values would understate a fresh change (its first points look like outliers).
     let raw_work: Vec<f64> = if log_scale {
@@ -169,27 +215,7 @@ fn clip(values: &[f64], window: usize, k: f64) -> Vec<f64> {
     if window == 0 || n < 3 {
         return values.to_vec();
     }
-    let mut win: Vec<f64> = Vec::with_capacity(2 * window + 1);
-    let mut medians = Vec::with_capacity(n);
-    let (mut lo, mut hi) = (0usize, 0usize); // `win` holds values[lo..hi], sorted
-    for i in 0..n {
-        let want_lo = i.saturating_sub(window);
-        let want_hi = (i + window + 1).min(n);
-        while hi < want_hi {
-            let v = values[hi];
-            let at = win.partition_point(|x| *x < v);
-            win.insert(at, v);
-            hi += 1;
-        }
-        while lo < want_lo {
-            let v = values[lo];
-            if let Ok(at) = win.binary_search_by(|x| x.total_cmp(&v)) {
-                win.remove(at);
-            }
-            lo += 1;
-        }
-        medians.push(sorted_median(&win));
-    }
+    let medians = rolling_medians(values, window);
     let mut residuals: Vec<f64> = values
         .iter()
         .zip(&medians)
@@ -210,6 +236,122 @@ fn clip(values: &[f64], window: usize, k: f64) -> Vec<f64> {
             }
         })
         .collect()
+}
+
+/// The median of each value's neighbourhood: `values[i - window ..= i + window]`, cut at the
+/// ends. Every value's rank is found once by sorting; the neighbourhood is then a set of ranks
+/// (one bit each) that slides along the series, and a cursor on its middle rank moves only as
+/// far as the slide moved the middle: a few steps a point, however long the window.
+fn rolling_medians(values: &[f64], window: usize) -> Vec<f64> {
+    let n = values.len();
+    // Sorting integer keys is faster than comparing floats through an index; `total_key`
+    // orders like `f64::total_cmp`, and the index breaks ties.
+    let mut order: Vec<(u64, usize)> = values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| (total_key(*v), i))
+        .collect();
+    order.sort_unstable();
+    let mut rank = vec![0usize; n];
+    for (r, &(_, i)) in order.iter().enumerate() {
+        rank[i] = r;
+    }
+    let sorted: Vec<f64> = order.iter().map(|&(_, i)| values[i]).collect();
+    let mut set = RankSet::new(n);
+    let (mut lo, mut hi) = (0usize, 0usize); // the set holds values[lo..hi]
+    // The cursor: rank `at`, with `below` ranks of the set under it.
+    let (mut at, mut below) = (0usize, 0usize);
+    let mut medians = Vec::with_capacity(n);
+    for i in 0..n {
+        let want_lo = i.saturating_sub(window);
+        let want_hi = (i + window + 1).min(n);
+        while hi < want_hi {
+            set.insert(rank[hi]);
+            below += usize::from(rank[hi] < at);
+            hi += 1;
+        }
+        while lo < want_lo {
+            set.remove(rank[lo]);
+            below -= usize::from(rank[lo] < at);
+            lo += 1;
+        }
+        // Move the cursor onto the lower middle: the set's k-th rank (0-based).
+        let m = hi - lo;
+        let k = (m - 1) / 2;
+        loop {
+            if below > k {
+                let Some(down) = set.before(at) else { break };
+                at = down;
+                below -= 1;
+            } else if below == k && set.contains(at) {
+                break;
+            } else {
+                below += usize::from(set.contains(at));
+                let Some(up) = set.from(at + 1) else { break };
+                at = up;
+            }
+        }
+        medians.push(if m % 2 == 1 {
+            sorted[at]
+        } else {
+            let upper = set.from(at + 1).unwrap_or(at);
+            0.5 * (sorted[at] + sorted[upper])
+        });
+    }
+    medians
+}
+
+/// `v`'s bits mapped so that unsigned order is `f64::total_cmp`'s order.
+fn total_key(v: f64) -> u64 {
+    let b = v.to_bits();
+    if b >> 63 == 1 { !b } else { b | 1 << 63 }
+}
+
+/// A set of ranks `0..n`, one bit each.
+struct RankSet(Vec<u64>);
+
+impl RankSet {
+    fn new(n: usize) -> Self {
+        RankSet(vec![0; n.div_ceil(64) + 1])
+    }
+
+    fn insert(&mut self, r: usize) {
+        self.0[r / 64] |= 1 << (r % 64);
+    }
+
+    fn remove(&mut self, r: usize) {
+        self.0[r / 64] &= !(1 << (r % 64));
+    }
+
+    fn contains(&self, r: usize) -> bool {
+        self.0.get(r / 64).is_some_and(|w| w >> (r % 64) & 1 == 1)
+    }
+
+    /// The smallest member `>= r`.
+    fn from(&self, r: usize) -> Option<usize> {
+        let mut w = r / 64;
+        let mut word = *self.0.get(w)? & (u64::MAX << (r % 64));
+        while word == 0 {
+            w += 1;
+            word = *self.0.get(w)?;
+        }
+        Some(w * 64 + word.trailing_zeros() as usize)
+    }
+
+    /// The largest member `< r`.
+    fn before(&self, r: usize) -> Option<usize> {
+        if r == 0 {
+            return None;
+        }
+        let r = r - 1;
+        let mut w = r / 64;
+        let mut word = *self.0.get(w)? & (u64::MAX >> (63 - r % 64));
+        while word == 0 {
+            w = w.checked_sub(1)?;
+            word = self.0[w];
+        }
+        Some(w * 64 + 63 - word.leading_zeros() as usize)
+    }
 }
 
 /// Binary segmentation for a change in mean; returns the cut indices, sorted.
@@ -313,6 +455,7 @@ fn prune(
 
 #[cfg(test)]
 mod tests {
+    use super::super::stats::sorted_median;
     use super::*;
 
     /// A deterministic pseudo-random stream in [-1, 1).
@@ -405,6 +548,80 @@ mod tests {
         // 2% on a quiet series: significant, but under the relative floor.
         let s = series(&[(100, 100.0), (100, 102.0)], 0.002, 5);
         assert_eq!(indices(&s, &DetectConfig::default()), Vec::<usize>::new());
+    }
+
+    #[test]
+    fn skipping_series_under_the_floors_changes_no_answer() {
+        // Quick tests, small steps, outliers, ties: whatever the screen skips, the full
+        // detector finds nothing in either.
+        let (mut skipped, mut found) = (0, 0);
+        for seed in 0..400u64 {
+            let mut r = noise(seed);
+            let level = [2.0, 20.0, 45.0, 100.0, 400.0][seed as usize % 5];
+            let step = [0.0, 0.04, 0.1, 0.5, 2.0][(seed / 5) as usize % 5];
+            let spread = [0.0, 0.02, 0.1][(seed / 25) as usize % 3];
+            let mut s = series(&[(50, level), (30, level * (1.0 + step))], spread, seed);
+            if seed % 4 == 0 {
+                s[(r().abs() * 79.0) as usize] *= 3.0;
+            }
+            for config in [
+                DetectConfig::durations(50.0),
+                DetectConfig::default(),
+                DetectConfig {
+                    min_segment: 2,
+                    ..DetectConfig::durations(5.0)
+                },
+            ] {
+                let screened = detect(&s, &config);
+                let full = detect_filled(fill(&s).unwrap_or_default(), &config);
+                assert_eq!(screened, full, "seed {seed} {config:?}");
+                skipped += usize::from(!can_pass_floors(&s, &config));
+                found += usize::from(!full.is_empty());
+            }
+        }
+        // The screen does skip series, and the cases hold changes to find.
+        assert!(skipped > 300 && found > 300, "{skipped} {found}");
+        let step = series(&[(50, 100.0), (50, 200.0)], 0.01, 1);
+        assert!(can_pass_floors(&step, &DetectConfig::durations(50.0)));
+        assert!(!can_pass_floors(&step, &DetectConfig::durations(200.0)));
+    }
+
+    /// Each neighbourhood sorted from scratch: what [`rolling_medians`] must equal.
+    fn medians_by_sorting(values: &[f64], window: usize) -> Vec<f64> {
+        (0..values.len())
+            .map(|i| {
+                let hi = (i + window + 1).min(values.len());
+                let mut w = values[i.saturating_sub(window)..hi].to_vec();
+                w.sort_by(f64::total_cmp);
+                sorted_median(&w)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn rolling_medians_equal_sorting_each_neighbourhood() {
+        for seed in 0..60u64 {
+            let mut r = noise(seed);
+            let n = [1, 2, 3, 7, 63, 64, 65, 100, 130, 300][seed as usize % 10];
+            // Ties (rounded values) and spread values both.
+            let values: Vec<f64> = (0..n)
+                .map(|_| {
+                    let v = 100.0 + 50.0 * r();
+                    match seed % 3 {
+                        0 => v.round() / 4.0,
+                        1 => v - 100.0, // both signs
+                        _ => v,
+                    }
+                })
+                .collect();
+            for window in [0, 1, 5, 25, 400] {
+                assert_eq!(
+                    rolling_medians(&values, window),
+                    medians_by_sorting(&values, window),
+                    "seed {seed} n {n} window {window}"
+                );
+            }
+        }
     }
 
     #[test]
