@@ -38,6 +38,9 @@ pub struct PerfSettings {
     pub trend: TrendConfig,
     /// The suite time, in seconds, the trend's forecast counts down to (30 minutes).
     pub suite_budget_s: f64,
+    /// A change found within this many runs of a stored one (of the same series) is that one,
+    /// placed again with more runs, not a new change: two of the detector's shortest segments.
+    pub same_change_runs: usize,
 }
 
 impl Default for PerfSettings {
@@ -53,6 +56,7 @@ impl Default for PerfSettings {
             anomaly_runs: 200,
             trend: TrendConfig::default(),
             suite_budget_s: 1800.0,
+            same_change_runs: 10,
         }
     }
 }
@@ -121,10 +125,11 @@ pub fn after_default_run(
                 detected_run: run.id,
                 detected_at: now,
             };
-            // The same change found again a run or two later (or earlier) is not news.
+            // The same change found again a few runs later (or earlier) is not news.
+            let reach = settings.same_change_runs;
             let near = (
-                runs[c.index.saturating_sub(2)].id,
-                runs[(c.index + 2).min(runs.len() - 1)].id,
+                runs[c.index.saturating_sub(reach)].id,
+                runs[(c.index + reach).min(runs.len() - 1)].id,
             );
             (row, near)
         })
