@@ -559,3 +559,103 @@ fn omen_perf_finds_uneven_shards_and_suggests_an_even_split() {
         }
     }
 }
+
+/// `omen ingest` as default-branch run `run_no`: stored, never analysed.
+fn ingest_main(dir: &Path, run_no: u32) {
+    let out = run(omen(dir)
+        .args(["ingest", "junit.xml", "--db", "h.db", "--job", "test"])
+        .args(["--branch", "main", "--default-branch", "main"])
+        .args(["--run-id", &run_no.to_string(), "--commit", &commit(run_no)])
+        .args([
+            "--timestamp",
+            &format!("2026-03-{:02}T{:02}:00:00Z", 1 + run_no / 24, run_no % 24),
+        ]));
+    out.code(0);
+}
+
+#[test]
+fn omen_perf_scan_finds_the_changes_of_a_history_stored_without_analysis() {
+    let dir = tempfile::tempdir().unwrap();
+    // `omen ingest` stores runs without looking for changes (as a history merged from shards
+    // would be): test_export is 60% slower from run 25 on, the hostile test 50% faster from 15.
+    for r in 0..40 {
+        let mut slow: Vec<(&str, f64)> = Vec::new();
+        if r >= 25 {
+            slow.push(("test_export", 1.6));
+        }
+        if r >= 15 {
+            slow.push((HOSTILE, 0.5));
+        }
+        report(dir.path(), r, &slow);
+        ingest_main(dir.path(), r);
+    }
+    let listed = run(omen(dir.path()).args(["perf", "--db", "h.db", "--format", "json"]));
+    listed.code(0);
+    assert_eq!(
+        listed.json()["change_points"],
+        serde_json::json!([]),
+        "{listed}"
+    );
+
+    let out = run(omen(dir.path()).args(["perf", "scan", "--db", "h.db", "--format", "json"]));
+    out.code(0);
+    let j = out.json();
+    assert_eq!(j["version"], 1, "{out}");
+    assert_eq!(j["jobs"], 1, "{out}");
+    assert_eq!(j["runs"], 40, "{out}");
+    // 32 tests and the suite's total.
+    assert_eq!(j["series"], 33, "{out}");
+    let new = j["new"].as_array().unwrap().clone();
+    let by_test = |name: &str| -> Vec<serde_json::Value> {
+        new.iter()
+            .filter(|p| p["selector"] == format!("tests/test_io.py::{name}"))
+            .cloned()
+            .collect()
+    };
+    let export = by_test("test_export");
+    assert_eq!(export.len(), 1, "{out}");
+    assert_eq!(export[0]["commit"], commit(25), "{out}");
+    assert_eq!(export[0]["previous_commit"], commit(24), "{out}");
+    assert_eq!(export[0]["kind"], "regression", "{out}");
+    let hostile = by_test(HOSTILE);
+    assert_eq!(hostile.len(), 1, "{out}");
+    assert_eq!(hostile[0]["commit"], commit(15), "{out}");
+    assert_eq!(hostile[0]["kind"], "improvement", "{out}");
+    // No other test changed; the suite total may (two of 32 tests moved).
+    assert_eq!(
+        new.iter().filter(|p| !p["selector"].is_null()).count(),
+        2,
+        "{out}"
+    );
+    assert_eq!(j["found"].as_u64().unwrap() as usize, new.len(), "{out}");
+
+    // Recorded: `omen perf` lists them; a second scan finds the same and records nothing.
+    let listed = run(omen(dir.path()).args(["perf", "--db", "h.db", "--format", "json"]));
+    assert_eq!(
+        listed.json()["change_points"].as_array().unwrap().len(),
+        new.len(),
+        "{listed}"
+    );
+    let again = run(omen(dir.path()).args(["perf", "scan", "--db", "h.db"]));
+    again.code(0);
+    assert!(
+        again.stdout.contains(&format!(
+            "searched 33 series over 40 default-branch runs in 1 job: {} change point{}, 0 new",
+            new.len(),
+            if new.len() == 1 { "" } else { "s" }
+        )),
+        "{again}"
+    );
+    // The runs merged into another database carry no change points; scanned in text there, the
+    // hostile name reaches the terminal escaped.
+    let merged = run(omen(dir.path()).args(["merge", "--db", "merged.db", "h.db"]));
+    merged.code(0);
+    let text = run(omen(dir.path()).args(["perf", "scan", "--db", "merged.db"]));
+    text.code(0);
+    assert!(
+        text.stdout.contains(&format!("{} new", new.len())),
+        "{text}"
+    );
+    assert!(text.stdout.contains("test_export"), "{text}");
+    assert!(!text.stdout.contains('\u{1b}'), "{text}");
+}

@@ -8,10 +8,10 @@ use anyhow::{Context as _, bail};
 use omen_core::perf::changepoint::{DetectConfig, detect};
 use omen_jobs::perf::{PerfSettings, SuiteTrend};
 use omen_metadata::perf::{
-    ChangePointJson, DetectReport, PERF_REPORT_VERSION, PerfReport, ShardGroupJson, ShardJson,
-    SuiteTrendJson, TestTrendJson,
+    ChangePointJson, DetectReport, PERF_REPORT_VERSION, PerfReport, SCAN_REPORT_VERSION,
+    ScanReport, ShardGroupJson, ShardJson, SuiteTrendJson, TestTrendJson,
 };
-use omen_store::Store;
+use omen_store::{ChangePointRow, Store};
 
 use crate::{Format, Outcome, output};
 
@@ -22,7 +22,12 @@ pub struct PerfArgs {
     #[command(subcommand)]
     pub command: Option<PerfCommand>,
     /// History database.
-    #[arg(long, default_value = ".omen/history.db", env = "OMEN_DB")]
+    #[arg(
+        long,
+        default_value = ".omen/history.db",
+        env = "OMEN_DB",
+        global = true
+    )]
     pub db: PathBuf,
     /// Output format.
     #[arg(long, value_enum, default_value_t = Format::Text)]
@@ -35,6 +40,15 @@ pub struct PerfArgs {
 /// `omen perf` subcommands.
 #[derive(Debug, clap::Subcommand)]
 pub enum PerfCommand {
+    /// Search the whole stored default-branch history for change points, every job and test,
+    /// and record those not known yet: for a history merged from elsewhere (`omen merge`) or
+    /// after changing the `[perf]` settings. After each run, `omen ci` searches only what the
+    /// run changed.
+    Scan {
+        /// Output format.
+        #[arg(long, value_enum, default_value_t = Format::Text)]
+        format: Format,
+    },
     /// Run the change-point detector with its default settings on one series: a JSON file with
     /// the values in `series[0].raw` (`null` = missing), as in the TCPD benchmark, or a text file
     /// with one number per line (`nan` or an empty line = missing). Prints the 0-based indices
@@ -53,6 +67,7 @@ pub enum PerfCommand {
 pub fn run(args: &PerfArgs, config: &crate::config::Config) -> anyhow::Result<Outcome> {
     match &args.command {
         Some(PerfCommand::Detect { input, format }) => detect_file(input, *format),
+        Some(PerfCommand::Scan { format }) => scan(&args.db, *format, &config.perf),
         None => list(args, &config.perf),
     }
 }
@@ -133,6 +148,103 @@ fn detect_file(input: &Path, format: Format) -> anyhow::Result<Outcome> {
     Ok(Outcome::OK)
 }
 
+/// A stored change point as `omen perf` lists it.
+fn change_point_json(store: &Store, c: &ChangePointRow) -> anyhow::Result<ChangePointJson> {
+    let test = match c.test_id {
+        Some(id) => store.test(id)?,
+        None => None,
+    };
+    let run = store.run(c.run)?;
+    let previous = match c.previous_run {
+        Some(id) => store.run(id)?,
+        None => None,
+    };
+    let relative = if c.before_ms > 0.0 {
+        c.after_ms / c.before_ms - 1.0
+    } else {
+        0.0
+    };
+    Ok(ChangePointJson {
+        test: test
+            .as_ref()
+            .map(|t| omen_core::identity::key_of(&t.scope, &t.name)),
+        selector: test.map(|t| t.selector),
+        job: c.job.clone(),
+        before_ms: round1(c.before_ms),
+        after_ms: round1(c.after_ms),
+        relative: (relative * 10_000.0).round() / 10_000.0,
+        p_value: c.p_value,
+        kind: if relative > 0.0 {
+            "regression"
+        } else {
+            "improvement"
+        },
+        commit: run.as_ref().and_then(|r| r.commit.clone()),
+        previous_commit: previous.and_then(|r| r.commit),
+        since: run.map(|r| omen_core::time::format_rfc3339(r.at)),
+        detected_at: omen_core::time::format_rfc3339(c.detected_at),
+    })
+}
+
+/// `omen perf scan`: the whole history searched, what was new recorded. A history that cannot
+/// be opened or written is reported, not fatal: nothing was lost, and the next scan tries
+/// again.
+fn scan(db: &Path, format: Format, settings: &PerfSettings) -> anyhow::Result<Outcome> {
+    let now = crate::now();
+    let scanned = Store::open(db, now)
+        .map_err(anyhow::Error::from)
+        .and_then(|opened| {
+            let mut store = opened.store;
+            let scan = omen_jobs::perf::scan(&mut store, settings, now)?;
+            let new = scan
+                .new
+                .iter()
+                .map(|f| change_point_json(&store, &f.row))
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            Ok((scan, new))
+        });
+    let (scan, new, error) = match scanned {
+        Ok((scan, new)) => (scan, new, None),
+        Err(err) => {
+            tracing::warn!("{err:#}");
+            (
+                omen_jobs::perf::Scan::default(),
+                Vec::new(),
+                Some(format!("{err:#}")),
+            )
+        }
+    };
+    let trouble = error.is_some();
+    match format {
+        Format::Json => output::print_json(&ScanReport {
+            version: SCAN_REPORT_VERSION,
+            jobs: scan.jobs,
+            runs: scan.runs,
+            series: scan.series,
+            found: scan.found,
+            new,
+            error,
+        })?,
+        Format::Text if !trouble => {
+            let mut s = format!(
+                "omen: searched {} series over {} default-branch run{} in {} job{}: {} change point{}, {} new\n",
+                scan.series,
+                scan.runs,
+                if scan.runs == 1 { "" } else { "s" },
+                scan.jobs,
+                if scan.jobs == 1 { "" } else { "s" },
+                scan.found,
+                if scan.found == 1 { "" } else { "s" },
+                new.len()
+            );
+            s.push_str(&change_lines(&new));
+            output::print(&s);
+        }
+        Format::Text => {}
+    }
+    Ok(Outcome::with_trouble(trouble))
+}
+
 fn list(args: &PerfArgs, settings: &PerfSettings) -> anyhow::Result<Outcome> {
     let store = match Store::open_read_only(&args.db) {
         Ok(store) => store,
@@ -153,40 +265,7 @@ fn list(args: &PerfArgs, settings: &PerfSettings) -> anyhow::Result<Outcome> {
     };
     let mut points = Vec::new();
     for c in store.change_points(args.limit)? {
-        let test = match c.test_id {
-            Some(id) => store.test(id)?,
-            None => None,
-        };
-        let run = store.run(c.run)?;
-        let previous = match c.previous_run {
-            Some(id) => store.run(id)?,
-            None => None,
-        };
-        let relative = if c.before_ms > 0.0 {
-            c.after_ms / c.before_ms - 1.0
-        } else {
-            0.0
-        };
-        points.push(ChangePointJson {
-            test: test
-                .as_ref()
-                .map(|t| omen_core::identity::key_of(&t.scope, &t.name)),
-            selector: test.map(|t| t.selector),
-            job: c.job,
-            before_ms: round1(c.before_ms),
-            after_ms: round1(c.after_ms),
-            relative: (relative * 10_000.0).round() / 10_000.0,
-            p_value: c.p_value,
-            kind: if relative > 0.0 {
-                "regression"
-            } else {
-                "improvement"
-            },
-            commit: run.as_ref().and_then(|r| r.commit.clone()),
-            previous_commit: previous.and_then(|r| r.commit),
-            since: run.map(|r| omen_core::time::format_rfc3339(r.at)),
-            detected_at: omen_core::time::format_rfc3339(c.detected_at),
-        });
+        points.push(change_point_json(&store, &c)?);
     }
     let budget_ms = settings.suite_budget_s * 1000.0;
     let trends: Vec<SuiteTrendJson> = omen_jobs::perf::suite_trends(&store, settings)?
@@ -431,6 +510,14 @@ fn render_text(points: &[ChangePointJson]) -> String {
         points.len(),
         if points.len() == 1 { "" } else { "s" }
     );
+    s.push_str(&change_lines(points));
+    s
+}
+
+/// One line per change point: "+45.0%  test_export  120 ms → 174 ms, p = 1.0e-4, since
+/// 2026-11-02 (abc..def)".
+fn change_lines(points: &[ChangePointJson]) -> String {
+    let mut s = String::new();
     for p in points {
         let name = p.selector.as_deref().unwrap_or("whole suite");
         let short = |c: &Option<String>| {

@@ -10,7 +10,7 @@ use omen_core::perf::changepoint::{ChangePoint, DetectConfig, detect};
 use omen_core::perf::common::{run_factor, run_factors};
 use omen_core::perf::compare::{CompareConfig, Slowdown, compare};
 use omen_core::perf::trend::{Reach, Trend, TrendConfig, fit};
-use omen_store::{ChangePointRow, DurationWindow, RunRow, Store};
+use omen_store::{ChangePointRow, ChangeRecord, DurationWindow, RunRow, Store};
 
 use crate::JobError;
 
@@ -102,6 +102,55 @@ pub fn after_default_run(
     if runs.last().map(|r| r.id) != Some(run.id) {
         return Ok(Vec::new());
     }
+    let candidates = window_changes(&window, settings);
+    record(store, &job, &window, candidates, run.id, settings, now)
+}
+
+/// What [`scan`] read and found.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Scan {
+    /// Jobs whose default-branch runs were read.
+    pub jobs: usize,
+    /// Default-branch runs read, over all jobs.
+    pub runs: usize,
+    /// Series searched: each job's tests with a duration, and its suite total.
+    pub series: usize,
+    /// Change points found, known or not.
+    pub found: usize,
+    /// Those not known before, now recorded.
+    pub new: Vec<FoundChange>,
+}
+
+/// Search the whole default-branch history that still holds raw results, every job, every
+/// test, and record the change points not known yet; a known one found again is placed
+/// anew, as after a run. For a history that was never analysed run by run: one merged from
+/// elsewhere, or read under other settings.
+pub fn scan(store: &mut Store, settings: &PerfSettings, now: i64) -> Result<Scan, JobError> {
+    let mut out = Scan::default();
+    for job in store.default_jobs()? {
+        let window = store.duration_window(Some(&job), u32::MAX, None)?;
+        let Some(last) = window.runs.last().map(|r| r.id) else {
+            continue;
+        };
+        out.jobs += 1;
+        out.runs += window.runs.len();
+        out.series += window.tests.len() + 1;
+        let candidates = window_changes(&window, settings);
+        out.found += candidates.len();
+        out.new.extend(record(
+            store, &job, &window, candidates, last, settings, now,
+        )?);
+    }
+    Ok(out)
+}
+
+/// The change points of `window`'s suite total and of each test in it (run factors divided
+/// out).
+fn window_changes(
+    window: &DurationWindow,
+    settings: &PerfSettings,
+) -> Vec<(Option<i64>, ChangePoint)> {
+    let runs = &window.runs;
     let suite: Vec<f64> = runs.iter().map(|r| r.duration_ms as f64).collect();
     let mut candidates: Vec<(Option<i64>, ChangePoint)> = detect(&suite, &settings.suite_detect)
         .into_iter()
@@ -110,28 +159,49 @@ pub fn after_default_run(
     // Each test is judged after dividing out what its whole run shared (runner, cache); the
     // suite's total above keeps it.
     let factors = run_factors(window.all_series(), runs.len());
-    candidates.extend(detect_tests(&window, &factors, &settings.test_detect));
-    let rows: Vec<(ChangePointRow, (i64, i64))> = candidates
+    candidates.extend(detect_tests(window, &factors, &settings.test_detect));
+    candidates
+}
+
+/// Record `candidates` found in `window` of `job` by run `detected_run`; the new ones, with
+/// the commits they are attributed to.
+fn record(
+    store: &mut Store,
+    job: &str,
+    window: &DurationWindow,
+    candidates: Vec<(Option<i64>, ChangePoint)>,
+    detected_run: i64,
+    settings: &PerfSettings,
+    now: i64,
+) -> Result<Vec<FoundChange>, JobError> {
+    let runs = &window.runs;
+    let rows: Vec<ChangeRecord> = candidates
         .iter()
         .map(|(test_id, c)| {
             let row = ChangePointRow {
                 test_id: *test_id,
-                job: job.clone(),
+                job: job.to_owned(),
                 run: runs[c.index].id,
                 previous_run: c.index.checked_sub(1).map(|i| runs[i].id),
                 before_ms: c.before,
                 after_ms: c.after,
                 p_value: c.p_value,
-                detected_run: run.id,
+                detected_run,
                 detected_at: now,
             };
-            // The same change found again a few runs later (or earlier) is not news.
+            // The same change found again a few runs later (or earlier) is not news. Found
+            // within those runs of the window's start, its earlier side is cut short and its
+            // place is a guess: what was stored stays.
             let reach = settings.same_change_runs;
             let near = (
                 runs[c.index.saturating_sub(reach)].id,
                 runs[(c.index + reach).min(runs.len() - 1)].id,
             );
-            (row, near)
+            ChangeRecord {
+                row,
+                near,
+                replace: c.index >= reach,
+            }
         })
         .collect();
     let new = store.record_change_points(&rows)?;
@@ -140,7 +210,7 @@ pub fn after_default_run(
         .zip(candidates)
         .zip(new)
         .filter(|(_, new)| *new)
-        .map(|(((row, _), (_, c)), _)| FoundChange {
+        .map(|((ChangeRecord { row, .. }, (_, c)), _)| FoundChange {
             commit: runs[c.index].commit.clone(),
             previous_commit: c.index.checked_sub(1).and_then(|i| runs[i].commit.clone()),
             at: runs[c.index].at,
@@ -372,15 +442,9 @@ const TEST_TREND_MIN_MS: f64 = 50.0;
 /// 100 default-branch runs that keep their results, by at least 10% and 50 ms a
 /// month; the 10 fastest-growing.
 pub fn test_trends(store: &Store, settings: &PerfSettings) -> Result<Vec<TestTrend>, JobError> {
-    let mut jobs: Vec<Option<String>> = Vec::new();
-    for r in store.recent_default_runs(TREND_RUNS)? {
-        if r.has_results && !jobs.contains(&r.job) {
-            jobs.push(r.job);
-        }
-    }
     let mut out = Vec::new();
-    for job in jobs {
-        let window = store.duration_window(job.as_deref(), TEST_TREND_RUNS, None)?;
+    for job in store.default_jobs()? {
+        let window = store.duration_window(Some(&job), TEST_TREND_RUNS, None)?;
         let at: Vec<i64> = window.runs.iter().map(|r| r.at).collect();
         for (i, series) in window.all_series().enumerate() {
             let points: Vec<(i64, f64)> = at
@@ -399,7 +463,7 @@ pub fn test_trends(store: &Store, settings: &PerfSettings) -> Result<Vec<TestTre
             {
                 out.push(TestTrend {
                     test_id: window.tests[i],
-                    job: job.clone().unwrap_or_default(),
+                    job: job.clone(),
                     trend,
                 });
             }

@@ -1,4 +1,4 @@
-//! `omen perf --format json` and `omen perf detect --format json`.
+//! `omen perf --format json`, `omen perf scan --format json` and `omen perf detect --format json`.
 
 use serde::Serialize;
 
@@ -138,6 +138,29 @@ pub struct ShardJson {
     pub tests: usize,
     /// Their summed time, ms.
     pub ms: f64,
+}
+
+/// Version of the `omen perf scan --format json` document.
+pub const SCAN_REPORT_VERSION: u32 = 1;
+
+/// `omen perf scan --format json`: what a search of the whole stored history found.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ScanReport {
+    /// [`SCAN_REPORT_VERSION`].
+    pub version: u32,
+    /// Jobs whose default-branch runs were read.
+    pub jobs: usize,
+    /// Default-branch runs read, over all jobs.
+    pub runs: usize,
+    /// Series searched: each job's tests with a duration, and its suite total.
+    pub series: usize,
+    /// Change points found, known before or not.
+    pub found: usize,
+    /// Those not known before, now recorded, in the order found.
+    pub new: Vec<ChangePointJson>,
+    /// Set when the history could not be read or written: nothing was recorded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// `omen perf detect --format json`, exactly as the issue specifies it (no version: it is a

@@ -25,7 +25,7 @@ pub use error::StoreError;
 pub use ingest::{IngestOutcome, ResultRecord, StoreConfig, TestsRead, read_ahead_pays};
 pub use merge::MergeOutcome;
 pub use open::{DEFAULT_LOCK_WAIT, Opened, SCHEMA_VERSION};
-pub use perf::{ChangePointRow, DurationWindow};
+pub use perf::{ChangePointRow, ChangeRecord, DurationWindow};
 pub use query::{RunRow, SignatureRow, Stats, TestRow};
 pub use risk::{
     ChangeRow, DeployRow, ModelRow, NewPrediction, PredictionRow, RiskState, TrackedPrediction,

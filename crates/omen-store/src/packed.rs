@@ -52,15 +52,22 @@ pub fn pack(results: &mut [Packed]) -> Vec<u8> {
 
 /// Unpack what [`pack`] wrote.
 pub fn unpack(bytes: &[u8]) -> Result<Vec<Packed>, DecodeError> {
+    let mut out = Vec::new();
+    visit(bytes, |p| out.push(p))?;
+    Ok(out)
+}
+
+/// Read what [`pack`] wrote without collecting it: `each` is called with every result, in
+/// test-id order. A reader that keeps a few fields of millions of results keeps no more.
+pub fn visit(bytes: &[u8], mut each: impl FnMut(Packed)) -> Result<(), DecodeError> {
     let mut c = Cursor::new(bytes);
     let version = c.u8()?;
     if version != VERSION {
         return Err(DecodeError::Version(version));
     }
-    let count = c.u64()?;
-    let mut out = Vec::with_capacity(count.min(1 << 20) as usize);
+    let n = c.u64()?;
     let mut prev = 0i64;
-    for _ in 0..count {
+    for _ in 0..n {
         let test_id = prev + c.u64()? as i64;
         prev = test_id;
         let flags = c.u8()?;
@@ -75,14 +82,14 @@ pub fn unpack(bytes: &[u8]) -> Result<Vec<Packed>, DecodeError> {
         } else {
             None
         };
-        out.push(Packed {
+        each(Packed {
             test_id,
             outcome,
             mixed: flags & 0b100 != 0,
             duration_ms,
         });
     }
-    Ok(out)
+    Ok(())
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 use rusqlite::{OptionalExtension as _, params};
 
 use crate::error::SqlContext as _;
-use crate::packed::{Packed, unpack};
+use crate::packed::visit;
 use crate::{RunRow, Store, StoreError};
 use omen_core::codec::DecodeError;
 
@@ -60,7 +60,38 @@ pub struct ChangePointRow {
     pub detected_at: i64,
 }
 
+/// A change point to record, and how it relates to one already stored.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChangeRecord {
+    /// The change as found.
+    pub row: ChangePointRow,
+    /// Inclusive run ids: a stored change of the same series whose first run lies here is this
+    /// one, found again.
+    pub near: (i64, i64),
+    /// Whether this estimate replaces the stored one's place and size: more runs place a change
+    /// better, but not when the window it was found in starts too close to the change.
+    pub replace: bool,
+}
+
 impl Store {
+    /// The jobs of the default-branch runs that still hold raw results (`""` for runs without
+    /// one), the most recently run first.
+    pub fn default_jobs(&self) -> Result<Vec<String>, StoreError> {
+        let path = &self.path;
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT coalesce(job, '') FROM runs
+                 WHERE is_default = 1 AND results IS NOT NULL
+                 GROUP BY coalesce(job, '') ORDER BY max(at) DESC",
+            )
+            .ctx(path, "prepare the job list")?;
+        stmt.query_map([], |r| r.get(0))
+            .ctx(path, "read the job list")?
+            .collect::<Result<_, _>>()
+            .ctx(path, "read the job list")
+    }
+
     /// The newest `limit` default-branch runs of `job` (any job when `None`) that hold raw
     /// results, with the passing durations of `tests` (every test when `None`).
     pub fn duration_window(
@@ -84,77 +115,77 @@ impl Store {
             .collect::<Result<_, _>>()
             .ctx(path, "read the duration window")?;
         blobs.reverse();
-        // Decoding a million results is most of the read: half of it on a second thread, while
-        // this one reads the runs' rows and decodes the other half.
-        let (older, newer) = blobs.split_at(blobs.len() / 2);
-        let decode = |part: &[(i64, Vec<u8>)]| -> Vec<(i64, Result<Vec<Packed>, DecodeError>)> {
-            part.iter()
-                .map(|(id, bytes)| (*id, unpack(bytes)))
-                .collect()
+        // Which tests have a duration: the older half of the runs on a second thread, while this
+        // one reads the runs' rows and the newer half. Results are visited, never collected: a
+        // full scan reads tens of millions.
+        let timed = |part: &[(i64, Vec<u8>)]| -> Result<Vec<bool>, (i64, DecodeError)> {
+            let mut seen: Vec<bool> = Vec::new();
+            for (id, bytes) in part {
+                visit(bytes, |p| {
+                    if p.duration_ms.is_some() && p.test_id >= 0 {
+                        let i = p.test_id as usize;
+                        if i >= seen.len() {
+                            seen.resize(i + 1, false);
+                        }
+                        seen[i] = true;
+                    }
+                })
+                .map_err(|err| (*id, err))?;
+            }
+            Ok(seen)
         };
-        let (mut unpacked, rows) = std::thread::scope(|scope| {
-            let second = scope.spawn(|| decode(older));
+        let (older, newer) = blobs.split_at(blobs.len() / 2);
+        let (seen, rows) = std::thread::scope(|scope| {
+            let second = scope.spawn(|| timed(older));
             let rows: Result<Vec<Option<RunRow>>, StoreError> =
                 blobs.iter().map(|(id, _)| self.run(*id)).collect();
-            let newer = decode(newer);
+            let newer = timed(newer);
             let older = match second.join() {
                 Ok(done) => done,
                 Err(panic) => std::panic::resume_unwind(panic),
             };
-            (older.into_iter().chain(newer).collect::<Vec<_>>(), rows)
+            (older.and_then(|o| Ok((o, newer?))), rows)
         });
-        let mut decoded = Vec::with_capacity(blobs.len());
+        let (mut seen, newer) = seen.map_err(|(id, err)| self.decode_error(id, &err))?;
+        if newer.len() > seen.len() {
+            seen.resize(newer.len(), false);
+        }
+        for (s, n) in seen.iter_mut().zip(&newer) {
+            *s |= *n;
+        }
         let mut runs = Vec::with_capacity(blobs.len());
-        for ((id, results), run) in unpacked.drain(..).zip(rows?) {
-            let results = results.map_err(|err| self.decode_error(id, &err))?;
+        let mut kept = Vec::with_capacity(blobs.len());
+        for (blob, run) in blobs.iter().zip(rows?) {
             if let Some(run) = run {
                 runs.push(run);
-                decoded.push(results);
+                kept.push(blob);
             }
         }
         // Test ids are row ids, dense from 1: a table indexed by id finds each test's row
-        // without hashing a million results.
-        let wanted = |id: i64| tests.is_none_or(|t| t.contains(&id));
-        let max_id = decoded
-            .iter()
-            .flat_map(|r| r.last())
-            .map(|p| p.test_id)
-            .max()
-            .unwrap_or(0)
-            .max(0) as usize;
-        let mut slot: Vec<u32> = vec![u32::MAX; max_id + 1];
+        // without hashing tens of millions of results.
+        let mut slot: Vec<u32> = vec![u32::MAX; seen.len()];
         let mut ids = Vec::new();
-        for results in &decoded {
-            for r in results {
-                let id = r.test_id as usize;
-                if r.test_id >= 0
-                    && slot[id] == u32::MAX
-                    && r.duration_ms.is_some()
-                    && wanted(r.test_id)
-                {
-                    slot[id] = u32::MAX - 1;
-                    ids.push(r.test_id);
-                }
+        for (id, _) in seen.iter().enumerate().filter(|(_, s)| **s) {
+            let id = id as i64;
+            if tests.is_none_or(|t| t.contains(&id)) {
+                slot[id as usize] = ids.len() as u32;
+                ids.push(id);
             }
-        }
-        ids.sort_unstable();
-        for (i, id) in ids.iter().enumerate() {
-            slot[*id as usize] = i as u32;
         }
         let n = runs.len();
         let mut values = vec![f64::NAN; ids.len() * n];
-        for (j, results) in decoded.iter().enumerate() {
-            for r in results {
+        for (j, (id, bytes)) in kept.iter().enumerate() {
+            visit(bytes, |r| {
                 if r.outcome != omen_core::Outcome::Passed || r.test_id < 0 {
-                    continue;
+                    return;
                 }
-                let (Some(ms), Some(&i)) = (r.duration_ms, slot.get(r.test_id as usize)) else {
-                    continue;
-                };
-                if i < u32::MAX - 1 {
+                if let (Some(ms), Some(&i)) = (r.duration_ms, slot.get(r.test_id as usize))
+                    && i != u32::MAX
+                {
                     values[i as usize * n + j] = f64::from(ms);
                 }
-            }
+            })
+            .map_err(|err| self.decode_error(*id, &err))?;
         }
         Ok(DurationWindow {
             runs,
@@ -204,13 +235,13 @@ impl Store {
     }
 
     /// Store each change point, in one transaction. When its series already has one whose first
-    /// run lies in its `near` range (inclusive run ids: the same change found again a run or two
-    /// later), that one takes the new estimate of where and how much (more runs place a change
-    /// better; a change first seen at the newest runs can only be placed early) and keeps when it
-    /// was first detected. Returns which were new.
+    /// run lies in its [`ChangeRecord::near`] range (the same change found again some runs
+    /// later), that one takes the new estimate of where and how much when
+    /// [`ChangeRecord::replace`] says so, and keeps when it was first detected. Returns which
+    /// were new.
     pub fn record_change_points(
         &mut self,
-        points: &[(ChangePointRow, (i64, i64))],
+        points: &[ChangeRecord],
     ) -> Result<Vec<bool>, StoreError> {
         let path = &self.path;
         let tx = self
@@ -239,12 +270,16 @@ impl Store {
                      WHERE id = ?1",
                 )
                 .ctx(path, "prepare the change point update")?;
-            for (row, near) in points {
+            for ChangeRecord { row, near, replace } in points {
                 let exists: Option<i64> = known
                     .query_row(params![row.test_id, row.job, near.0, near.1], |r| r.get(0))
                     .optional()
                     .ctx(path, "look for a known change point")?;
                 if let Some(id) = exists {
+                    if !replace {
+                        new.push(false);
+                        continue;
+                    }
                     update
                         .execute(params![
                             id,
@@ -304,5 +339,176 @@ impl Store {
             .ctx(path, "read change points")?;
         rows.collect::<Result<_, _>>()
             .ctx(path, "read change points")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use omen_core::Outcome;
+    use omen_core::run::RunMeta;
+
+    use super::*;
+    use crate::{ResultRecord, StoreConfig};
+
+    fn record(name: &str, outcome: Outcome, ms: Option<u32>) -> ResultRecord {
+        ResultRecord {
+            key_hash: omen_core::hash::fnv1a64(format!("S::{name}").as_bytes()),
+            scope: "S".into(),
+            name: name.into(),
+            file: None,
+            line: None,
+            selector: format!("S::{name}"),
+            selector_derived: false,
+            runner: omen_core::Runner::Generic,
+            outcome,
+            mixed: false,
+            duration_ms: ms,
+            failure: None,
+        }
+    }
+
+    fn ingest(store: &mut Store, run: u32, job: Option<&str>, records: Vec<ResultRecord>) -> i64 {
+        let meta = RunMeta {
+            commit: Some(format!("c{run}")),
+            branch: Some("main".into()),
+            default_branch: Some("main".into()),
+            run_id: Some(format!("{run}")),
+            attempt: 1,
+            job: job.map(str::to_owned),
+            pull_request: None,
+            at: 1000 + i64::from(run),
+            change: None,
+        };
+        store
+            .ingest(&meta, &format!("k{run}"), records, &StoreConfig::default())
+            .unwrap()
+            .run
+    }
+
+    #[test]
+    fn the_window_holds_passing_durations_per_test_and_run_of_one_job() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("h.db"), 1).unwrap().store;
+        for run in 0..4u32 {
+            // `b` fails in run 1 and is untimed in run 2; `c` first appears in run 3.
+            let mut records = vec![
+                record("a", Outcome::Passed, Some(10 + run)),
+                match run {
+                    1 => record("b", Outcome::Failed, Some(99)),
+                    2 => record("b", Outcome::Passed, None),
+                    _ => record("b", Outcome::Passed, Some(20 + run)),
+                },
+            ];
+            if run == 3 {
+                records.push(record("c", Outcome::Passed, Some(30)));
+            }
+            ingest(&mut store, run, Some("test"), records);
+        }
+        // Another job's runs and a run without a job are other series.
+        ingest(
+            &mut store,
+            10,
+            Some("lint"),
+            vec![record("a", Outcome::Passed, Some(1))],
+        );
+        ingest(
+            &mut store,
+            11,
+            None,
+            vec![record("a", Outcome::Passed, Some(2))],
+        );
+        assert_eq!(store.default_jobs().unwrap(), vec!["", "lint", "test"]);
+
+        let w = store.duration_window(Some("test"), 100, None).unwrap();
+        assert_eq!(w.runs.len(), 4);
+        assert!(w.runs.windows(2).all(|r| r[0].at < r[1].at), "oldest first");
+        assert_eq!(w.tests.len(), 3);
+        assert_eq!(w.series(0), &[10.0, 11.0, 12.0, 13.0]);
+        let b = w.series(1);
+        assert_eq!((b[0], b[3]), (20.0, 23.0));
+        assert!(
+            b[1].is_nan() && b[2].is_nan(),
+            "failed and untimed are missing: {b:?}"
+        );
+        let c = w.series(2);
+        assert!(c[..3].iter().all(|v| v.is_nan()) && c[3] == 30.0, "{c:?}");
+
+        // The newest two runs only; and only the tests asked for.
+        let w = store.duration_window(Some("test"), 2, None).unwrap();
+        assert_eq!(w.series(0), &[12.0, 13.0]);
+        let only: HashSet<i64> = [w.tests[2]].into();
+        let w = store
+            .duration_window(Some("test"), 100, Some(&only))
+            .unwrap();
+        assert_eq!(w.tests, vec![*only.iter().next().unwrap()]);
+        assert_eq!(w.all_series().count(), 1);
+        let none = store.duration_window(Some(""), 100, None).unwrap();
+        assert_eq!(none.series(0), &[2.0]);
+    }
+
+    #[test]
+    fn a_change_found_again_is_re_placed_only_when_asked() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut store = Store::open(&dir.path().join("h.db"), 1).unwrap().store;
+        let runs: Vec<i64> = (0..6u32)
+            .map(|r| {
+                ingest(
+                    &mut store,
+                    r,
+                    Some("t"),
+                    vec![record("a", Outcome::Passed, Some(5))],
+                )
+            })
+            .collect();
+        let row = |run: usize, after: f64| ChangePointRow {
+            test_id: Some(1),
+            job: "t".into(),
+            run: runs[run],
+            previous_run: Some(runs[run - 1]),
+            before_ms: 100.0,
+            after_ms: after,
+            p_value: 1e-4,
+            detected_run: runs[5],
+            detected_at: 7,
+        };
+        let near = (runs[1], runs[4]);
+        let first = ChangeRecord {
+            row: row(2, 150.0),
+            near,
+            replace: true,
+        };
+        assert_eq!(store.record_change_points(&[first]).unwrap(), vec![true]);
+        // Found again a run later from a window that starts too close: left as it is.
+        let kept = ChangeRecord {
+            row: row(3, 170.0),
+            near,
+            replace: false,
+        };
+        assert_eq!(store.record_change_points(&[kept]).unwrap(), vec![false]);
+        let stored = store.change_points(10).unwrap();
+        assert_eq!(
+            (stored.len(), stored[0].run, stored[0].after_ms),
+            (1, runs[2], 150.0)
+        );
+        // Found again with the runs either side: re-placed, still one change.
+        let moved = ChangeRecord {
+            row: row(3, 160.0),
+            near,
+            replace: true,
+        };
+        assert_eq!(store.record_change_points(&[moved]).unwrap(), vec![false]);
+        let stored = store.change_points(10).unwrap();
+        assert_eq!(
+            (stored.len(), stored[0].run, stored[0].after_ms),
+            (1, runs[3], 160.0)
+        );
+        // Outside the near range: a new change.
+        let far = ChangeRecord {
+            row: row(5, 200.0),
+            near: (runs[5], runs[5]),
+            replace: true,
+        };
+        assert_eq!(store.record_change_points(&[far]).unwrap(), vec![true]);
+        assert_eq!(store.change_points(10).unwrap().len(), 2);
     }
 }

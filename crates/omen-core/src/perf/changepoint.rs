@@ -2,10 +2,12 @@
 //!
 //! The method (see `docs/design/performance.md` for what else was tried and the figures):
 //! 1. **Fill and clip.** A missing value repeats the previous one. A value more than
-//!    [`DetectConfig::clip_mads`] robust deviations from the median of its neighbourhood
-//!    ([`DetectConfig::clip_window`] on each side) is pulled back to that bound, so a burst of
-//!    slow runs cannot look like a level shift. The deviation is the series' MAD of distances
-//!    from the neighbourhood medians.
+//!    [`DetectConfig::clip_mads`] robust deviations from both the median of the
+//!    [`DetectConfig::clip_window`] points before it and that of the points after it is pulled
+//!    back to the bound around the nearer one, so a burst of slow runs cannot look like a level
+//!    shift, while the points either side of a real shift — even one near the series' start or
+//!    end — agree with their own side and stay. The deviation is the series' MAD of distances
+//!    from those medians.
 //! 2. **Binary segmentation** of the clipped series for a change in mean: the series is scaled by
 //!    its standard deviation, and a split is kept while it lowers the squared error by more than
 //!    `penalty × ln n` (a BIC-type penalty), each segment at least [`DetectConfig::min_segment`]
@@ -206,20 +208,39 @@ fn fill(series: &[f64]) -> Option<Vec<f64>> {
 }
 
 /// Pull outliers back to their neighbourhood: a value further than `k` robust deviations from
-/// the median of its `window` neighbours on each side is set to that bound. The deviation is one
-/// scale for the whole series, the MAD of every value's distance from its neighbourhood median:
-/// robust to level shifts (each value is compared with its own neighbourhood) and to the
-/// outliers themselves, and cheap (one sorted window slides along the series).
+/// both the median of itself and its `window` neighbours before and the median of itself and
+/// its `window` neighbours after is set to the bound around the nearer one. Judged on each side
+/// separately, the points either side of a level shift each agree with their own side and stay
+/// as they are, even where the series' start or end leaves one side short; a burst of outliers
+/// agrees with neither. Within [`MIN_SIDE`] points of either end a value is left as it is: one
+/// side is too short to judge, and the other may straddle a change. The deviation is one scale for the whole
+/// series, the MAD of every value's distance from its nearer side's median: robust to level
+/// shifts and to the outliers themselves.
 fn clip(values: &[f64], window: usize, k: f64) -> Vec<f64> {
     let n = values.len();
     if window == 0 || n < 3 {
         return values.to_vec();
     }
-    let medians = rolling_medians(values, window);
+    let (left, right) = side_medians(values, window);
+    let side = MIN_SIDE.min(window + 1);
+    // The median of the side the value agrees with better; `None` near either end, where one
+    // side is too short to judge and the other may straddle a change: such a value stays.
+    let nearer: Vec<Option<f64>> = (0..n)
+        .map(|i| {
+            let (l, r) = (left[i], right[i]);
+            (i + 1 >= side && n - i >= side).then(|| {
+                if (values[i] - l).abs() <= (values[i] - r).abs() {
+                    l
+                } else {
+                    r
+                }
+            })
+        })
+        .collect();
     let mut residuals: Vec<f64> = values
         .iter()
-        .zip(&medians)
-        .map(|(v, m)| (v - m).abs())
+        .zip(&nearer)
+        .filter_map(|(v, m)| m.map(|m| (v - m).abs()))
         .collect();
     let bound = k * 1.4826 * median_in_place(&mut residuals).unwrap_or(0.0);
     if bound <= 0.0 {
@@ -227,22 +248,37 @@ fn clip(values: &[f64], window: usize, k: f64) -> Vec<f64> {
     }
     values
         .iter()
-        .zip(&medians)
-        .map(|(&v, &m)| {
-            if (v - m).abs() > bound {
-                m + bound.copysign(v - m)
-            } else {
-                v
-            }
+        .zip(&nearer)
+        .map(|(&v, &m)| match m {
+            Some(m) if (v - m).abs() > bound => m + bound.copysign(v - m),
+            _ => v,
         })
         .collect()
 }
 
-/// The median of each value's neighbourhood: `values[i - window ..= i + window]`, cut at the
+/// The medians of `values[i - window ..= i]` and of `values[i ..= i + window]`, cut at the
+/// ends. The points after `i` are the points before `i + window`: only the last `window` right
+/// sides, cut short by the end, need medians of their own.
+fn side_medians(values: &[f64], window: usize) -> (Vec<f64>, Vec<f64>) {
+    let n = values.len();
+    let left = rolling_medians(values, window, 0);
+    let mut right: Vec<f64> = left[window.min(n)..].to_vec();
+    right.extend(rolling_medians(
+        &values[n.saturating_sub(window)..],
+        0,
+        window,
+    ));
+    (left, right)
+}
+
+/// Points a side of [`clip`]'s neighbourhood needs, the value itself included, to judge it.
+const MIN_SIDE: usize = 4;
+
+/// The median of each value's neighbourhood: `values[i - before ..= i + after]`, cut at the
 /// ends. Every value's rank is found once by sorting; the neighbourhood is then a set of ranks
 /// (one bit each) that slides along the series, and a cursor on its middle rank moves only as
 /// far as the slide moved the middle: a few steps a point, however long the window.
-fn rolling_medians(values: &[f64], window: usize) -> Vec<f64> {
+fn rolling_medians(values: &[f64], before: usize, after: usize) -> Vec<f64> {
     let n = values.len();
     // Sorting integer keys is faster than comparing floats through an index; `total_key`
     // orders like `f64::total_cmp`, and the index breaks ties.
@@ -263,8 +299,8 @@ fn rolling_medians(values: &[f64], window: usize) -> Vec<f64> {
     let (mut at, mut below) = (0usize, 0usize);
     let mut medians = Vec::with_capacity(n);
     for i in 0..n {
-        let want_lo = i.saturating_sub(window);
-        let want_hi = (i + window + 1).min(n);
+        let want_lo = i.saturating_sub(before);
+        let want_hi = (i + after + 1).min(n);
         while hi < want_hi {
             set.insert(rank[hi]);
             below += usize::from(rank[hi] < at);
@@ -587,11 +623,11 @@ mod tests {
     }
 
     /// Each neighbourhood sorted from scratch: what [`rolling_medians`] must equal.
-    fn medians_by_sorting(values: &[f64], window: usize) -> Vec<f64> {
+    fn medians_by_sorting(values: &[f64], before: usize, after: usize) -> Vec<f64> {
         (0..values.len())
             .map(|i| {
-                let hi = (i + window + 1).min(values.len());
-                let mut w = values[i.saturating_sub(window)..hi].to_vec();
+                let hi = (i + after + 1).min(values.len());
+                let mut w = values[i.saturating_sub(before)..hi].to_vec();
                 w.sort_by(f64::total_cmp);
                 sorted_median(&w)
             })
@@ -614,13 +650,77 @@ mod tests {
                     }
                 })
                 .collect();
-            for window in [0, 1, 5, 25, 400] {
+            for (before, after) in [
+                (0, 0),
+                (1, 1),
+                (5, 5),
+                (25, 25),
+                (400, 400),
+                (25, 0),
+                (0, 25),
+            ] {
                 assert_eq!(
-                    rolling_medians(&values, window),
-                    medians_by_sorting(&values, window),
-                    "seed {seed} n {n} window {window}"
+                    rolling_medians(&values, before, after),
+                    medians_by_sorting(&values, before, after),
+                    "seed {seed} n {n} window -{before} +{after}"
                 );
             }
+        }
+    }
+
+    #[test]
+    fn a_step_near_either_end_or_in_a_short_series_is_found_where_it_is() {
+        // Within the clipping window of the series' start or end, one side of the step holds
+        // most of a centred neighbourhood; judged side by side, neither side is clipped away.
+        let config = DetectConfig::durations(50.0);
+        for seed in 0..10 {
+            let near_start = series(&[(15, 510.0), (25, 255.0)], 0.03, seed);
+            assert_eq!(indices(&near_start, &config), vec![15], "seed {seed}");
+            let near_end = series(&[(25, 400.0), (15, 600.0)], 0.03, seed);
+            assert_eq!(indices(&near_end, &config), vec![25], "seed {seed}");
+            let short = series(&[(10, 11_400.0), (10, 22_800.0)], 0.01, seed);
+            assert_eq!(
+                indices(&short, &DetectConfig::durations(1000.0)),
+                vec![10],
+                "seed {seed}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_right_sides_are_the_left_sides_shifted() {
+        let mut r = noise(3);
+        let values: Vec<f64> = (0..90).map(|_| 100.0 + 10.0 * r()).collect();
+        for window in [0, 1, 5, 25, 89, 90, 200] {
+            let (left, right) = side_medians(&values, window);
+            assert_eq!(
+                left,
+                medians_by_sorting(&values, window, 0),
+                "window {window}"
+            );
+            assert_eq!(
+                right,
+                medians_by_sorting(&values, 0, window),
+                "window {window}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_burst_of_outliers_is_clipped_not_a_change() {
+        let config = DetectConfig::durations(50.0);
+        for seed in 0..10 {
+            let mut s = series(&[(100, 400.0)], 0.03, seed);
+            for v in &mut s[40..43] {
+                *v *= 2.5;
+            }
+            assert_eq!(indices(&s, &config), Vec::<usize>::new(), "seed {seed}");
+            let clipped = clip(&s, 25, 5.0);
+            assert!(
+                clipped[40..43].iter().all(|v| *v < 500.0),
+                "{:?}",
+                &clipped[38..45]
+            );
         }
     }
 
