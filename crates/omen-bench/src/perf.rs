@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use omen_core::perf::changepoint::{DetectConfig, detect};
 use omen_core::run::RunMeta;
-use omen_jobs::perf::{PerfSettings, after_default_run, compare_pull_request};
+use omen_jobs::perf::{PerfSettings, after_default_run, compare_pull_request, unusual_run};
 use omen_store::{ResultRecord, Store, StoreConfig};
 use serde_json::Value;
 
@@ -518,55 +518,122 @@ fn simulate(seed: u64, n: usize, runs: usize, work: &Path) -> anyhow::Result<Sim
     Ok(score)
 }
 
+/// One simulated run's totals.
+#[derive(Clone)]
+struct RunTotals {
+    time_ms: f64,
+    tests: usize,
+    failed: usize,
+    skipped: usize,
+    flaky: usize,
+}
+
+/// A report with `t`'s totals: the first tests fail, the next are skipped, the next pass on a
+/// retry (`<flakyFailure>`), the ran ones share the time.
+fn totals_report(t: &RunTotals) -> String {
+    let ran = (t.tests - t.skipped).max(1);
+    let each = t.time_ms / ran as f64 / 1000.0;
+    let mut xml = String::with_capacity(t.tests * 80);
+    xml.push_str("<testsuite name=\"sim\">\n");
+    for i in 0..t.tests {
+        let name = format!("classname=\"tests.area_{}\" name=\"test_{i}\"", i % 20);
+        if i < t.failed {
+            xml.push_str(&format!(
+                "<testcase {name} time=\"{each:.4}\"><failure message=\"assert {i} == 0\"/></testcase>\n"
+            ));
+        } else if i < t.failed + t.skipped {
+            xml.push_str(&format!(
+                "<testcase {name} time=\"0\"><skipped/></testcase>\n"
+            ));
+        } else if i < t.failed + t.skipped + t.flaky {
+            xml.push_str(&format!(
+                "<testcase {name} time=\"{each:.4}\"><flakyFailure message=\"timeout\"/></testcase>\n"
+            ));
+        } else {
+            xml.push_str(&format!("<testcase {name} time=\"{each:.4}\"/>\n"));
+        }
+    }
+    xml.push_str("</testsuite>\n");
+    xml
+}
+
 /// Unusual runs on simulated run totals (runner kinds, cold caches, bursts, a growing suite, a few
-/// failures, skips and flaky results): of 500 ordinary runs after 200 of history, how many are
-/// called unusual; of runs with 40% fewer tests or twice the test time, how many are found.
+/// failures, skips and flaky results), each run stored through the real ingest path and judged
+/// by `omen_jobs::perf::unusual_run` as `omen ci` does: of 500 ordinary default-branch runs after
+/// 200 of history, how many are called unusual; of runs with 40% fewer tests or twice the test
+/// time (stored as pull-request runs, so they never join the history), how many are found.
 /// `(false, ordinary, drops found, time found, injected of each)` pooled over `trials`.
-fn anomalies(trials: u64) -> (u64, u64, u64, u64, u64) {
-    use omen_core::perf::anomaly::{AnomalyConfig, assess};
-    let config = AnomalyConfig::default();
+fn anomalies(trials: u64, work: &Path) -> anyhow::Result<(u64, u64, u64, u64, u64)> {
+    let settings = PerfSettings::default();
     let (mut false_alarms, mut ordinary, mut drops, mut slows, mut injected) = (0, 0, 0, 0, 0);
     for trial in 0..trials {
+        let db = work.join(format!("perf-anomaly-{trial}.db"));
+        let _ = std::fs::remove_file(&db);
+        let mut store = Store::open(&db, 0)?.store;
         let mut rng = Rng(1000 + trial);
-        let mut tests = 400.0;
-        let next = |rng: &mut Rng, tests: &mut f64| -> Vec<f64> {
+        let mut tests = 400usize;
+        let mut next = |rng: &mut Rng| -> RunTotals {
             if rng.unit() < 0.05 {
-                *tests += 1.0 + (rng.next() % 3) as f64;
+                tests += 1 + (rng.next() % 3) as usize;
             }
             let runner = if rng.unit() < 0.3 { 1.15 } else { 1.0 };
             let cold = if rng.unit() < 0.1 { 1.1 } else { 1.0 };
             let burst = if rng.unit() < 0.03 { 1.3 } else { 1.0 };
-            let time =
-                600_000.0 * (*tests / 400.0) * runner * cold * burst * (0.05 * rng.normal()).exp();
+            let time = 600_000.0
+                * (tests as f64 / 400.0)
+                * runner
+                * cold
+                * burst
+                * (0.05 * rng.normal()).exp();
             let failed = if rng.unit() < 0.2 {
-                1.0 + (rng.next() % 2) as f64
+                1 + (rng.next() % 2) as usize
             } else {
-                0.0
+                0
             };
-            let skipped = 3.0 + (rng.next() % 3) as f64;
-            let flaky = (rng.next() % 4) as f64;
-            vec![time, *tests, failed, skipped, flaky]
-        };
-        let mut history: Vec<Vec<f64>> = (0..200).map(|_| next(&mut rng, &mut tests)).collect();
-        for i in 0..500 {
-            let run = next(&mut rng, &mut tests);
-            ordinary += 1;
-            false_alarms += u64::from(assess(&history, &run, i, &config).is_some());
-            if i % 10 == 0 {
-                let mut dropped = run.clone();
-                dropped[1] = (dropped[1] * 0.6).round();
-                dropped[0] *= 0.6;
-                let mut slow = run.clone();
-                slow[0] *= 2.0;
-                injected += 1;
-                drops += u64::from(assess(&history, &dropped, i, &config).is_some());
-                slows += u64::from(assess(&history, &slow, i, &config).is_some());
+            RunTotals {
+                time_ms: time,
+                tests,
+                failed,
+                skipped: 3 + (rng.next() % 3) as usize,
+                flaky: (rng.next() % 4) as usize,
             }
-            history.remove(0);
-            history.push(run);
+        };
+        let stored = |store: &mut Store, i: usize, pr: Option<u64>, t: &RunTotals| {
+            let id = ingest(store, work, &meta(i, pr), &totals_report(t))?;
+            store
+                .run(id)?
+                .ok_or_else(|| anyhow::anyhow!("run {id} not stored"))
+        };
+        for i in 0..200 {
+            let t = next(&mut rng);
+            stored(&mut store, i, None, &t)?;
         }
+        for i in 0..500 {
+            let t = next(&mut rng);
+            let run = stored(&mut store, 200 + i, None, &t)?;
+            ordinary += 1;
+            false_alarms += u64::from(unusual_run(&store, &run, &settings)?.is_some());
+            if i % 10 == 0 {
+                let dropped = RunTotals {
+                    tests: (t.tests as f64 * 0.6).round() as usize,
+                    time_ms: t.time_ms * 0.6,
+                    ..t.clone()
+                };
+                let slow = RunTotals {
+                    time_ms: t.time_ms * 2.0,
+                    ..t.clone()
+                };
+                injected += 1;
+                let run = stored(&mut store, 200 + i, Some(1 + i as u64), &dropped)?;
+                drops += u64::from(unusual_run(&store, &run, &settings)?.is_some());
+                let run = stored(&mut store, 200 + i, Some(100_000 + i as u64), &slow)?;
+                slows += u64::from(unusual_run(&store, &run, &settings)?.is_some());
+            }
+        }
+        drop(store);
+        std::fs::remove_file(&db)?;
     }
-    (false_alarms, ordinary, drops, slows, injected)
+    Ok((false_alarms, ordinary, drops, slows, injected))
 }
 
 fn median_usize(v: &mut [usize]) -> Option<f64> {
@@ -852,9 +919,9 @@ pub fn run(data: &Path, seeds: &[u64]) -> anyhow::Result<usize> {
     );
 
     println!(
-        "unusual runs: simulated run totals, 200 runs of history, 500 ordinary runs per trial, 10 trials"
+        "unusual runs: simulated run totals through the real ingest path, 200 runs of history, 500 ordinary runs per trial, 6 trials"
     );
-    let (false_alarms, ordinary, drops, slows, injected) = anomalies(10);
+    let (false_alarms, ordinary, drops, slows, injected) = anomalies(6, data)?;
     let per_500 = false_alarms as f64 * 500.0 / ordinary as f64;
     row(
         &format!("false unusual runs per 500 ordinary runs ({false_alarms} of {ordinary})"),

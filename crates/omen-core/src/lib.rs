@@ -17,6 +17,7 @@ pub mod history;
 pub mod identity;
 pub mod junit;
 pub mod label;
+pub mod parallel;
 pub mod perf;
 pub mod quarantine;
 pub mod report;

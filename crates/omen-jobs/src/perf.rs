@@ -245,16 +245,10 @@ fn detect_tests(
     if n < 1000 {
         return detect_range(0..n);
     }
-    std::thread::scope(|scope| {
-        let second = scope.spawn(|| detect_range(n / 2..n));
-        let mut found = detect_range(0..n / 2);
-        match second.join() {
-            Ok(rest) => found.extend(rest),
-            // A panic there is a bug; surface it here rather than lose half the tests.
-            Err(panic) => std::panic::resume_unwind(panic),
-        }
-        found
-    })
+    let (mut found, rest) =
+        omen_core::parallel::join(|| detect_range(0..n / 2), || detect_range(n / 2..n));
+    found.extend(rest);
+    found
 }
 
 /// A pull request's run against the default branch.

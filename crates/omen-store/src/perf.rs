@@ -135,17 +135,15 @@ impl Store {
             Ok(seen)
         };
         let (older, newer) = blobs.split_at(blobs.len() / 2);
-        let (seen, rows) = std::thread::scope(|scope| {
-            let second = scope.spawn(|| timed(older));
-            let rows: Result<Vec<Option<RunRow>>, StoreError> =
-                blobs.iter().map(|(id, _)| self.run(*id)).collect();
-            let newer = timed(newer);
-            let older = match second.join() {
-                Ok(done) => done,
-                Err(panic) => std::panic::resume_unwind(panic),
-            };
-            (older.and_then(|o| Ok((o, newer?))), rows)
-        });
+        let ((rows, newer), older) = omen_core::parallel::join(
+            || {
+                let rows: Result<Vec<Option<RunRow>>, StoreError> =
+                    blobs.iter().map(|(id, _)| self.run(*id)).collect();
+                (rows, timed(newer))
+            },
+            || timed(older),
+        );
+        let seen = older.and_then(|o| Ok((o, newer?)));
         let (mut seen, newer) = seen.map_err(|(id, err)| self.decode_error(id, &err))?;
         if newer.len() > seen.len() {
             seen.resize(newer.len(), false);

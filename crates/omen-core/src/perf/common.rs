@@ -41,18 +41,11 @@ pub fn run_factors<'a>(series: impl IntoIterator<Item = &'a [f64]>, runs: usize)
         return ratios_of(&series).iter_mut().map(factor).collect();
     }
     let (first, second) = series.split_at(series.len() / 2);
-    std::thread::scope(|scope| {
-        let other = scope.spawn(|| ratios_of(second));
-        let mut ratios = ratios_of(first);
-        let other = match other.join() {
-            Ok(r) => r,
-            Err(panic) => std::panic::resume_unwind(panic),
-        };
-        for (r, o) in ratios.iter_mut().zip(other) {
-            r.extend(o);
-        }
-        ratios.iter_mut().map(factor).collect()
-    })
+    let (mut ratios, other) = crate::parallel::join(|| ratios_of(first), || ratios_of(second));
+    for (r, o) in ratios.iter_mut().zip(other) {
+        r.extend(o);
+    }
+    ratios.iter_mut().map(factor).collect()
 }
 
 /// One run's factor against baselines: the median over tests of `current / baseline median`,
