@@ -266,6 +266,41 @@ fn a_pull_request_that_slows_a_test_says_so_and_an_unchanged_one_does_not() {
         short.contains("| tests | 12 | 32 | 29 – 35 | drop |"),
         "{short}"
     );
+    // Eight tests failing for eight different causes is unusual for a branch that never failed:
+    // by failures, and by causes. Eight failing for one cause is unusual by failures only.
+    let failing = |run: u32, message: &dyn Fn(usize) -> String| {
+        report(dir.path(), run, &[]);
+        let path = dir.path().join("junit.xml");
+        let mut xml = std::fs::read_to_string(&path).unwrap();
+        for i in 0..8 {
+            let name = format!("name=\"test_{i}\" ");
+            let at = xml.find(&name).unwrap();
+            let end = at + xml[at..].find("/>").unwrap();
+            xml.replace_range(
+                end..end + 2,
+                &format!("><failure message=\"{}\"/></testcase>", message(i)),
+            );
+        }
+        std::fs::write(&path, xml).unwrap();
+        ci_pr(dir.path(), run)
+    };
+    let causes = [
+        "timeout",
+        "KeyError",
+        "refused",
+        "disk",
+        "TypeError",
+        "404",
+        "OOM",
+        "EOF",
+    ];
+    let many = failing(103, &|i| format!("{} in step {i}", causes[i]));
+    assert!(many.contains("Unusual run"), "{many}");
+    assert!(many.contains("| failed | 8 | 0 |"), "{many}");
+    assert!(many.contains("| failure causes | 8 | 0 |"), "{many}");
+    let one = failing(104, &|_| "connection refused".to_owned());
+    assert!(one.contains("| failed | 8 | 0 |"), "{one}");
+    assert!(!one.contains("failure causes"), "{one}");
 }
 
 /// Day `day` counted from 2026-02-01, at 06:00 UTC.

@@ -337,9 +337,16 @@ pub fn compare_pull_request(
 }
 
 /// The run-level metrics an unusual run is judged on, in [`run_metrics`]'s order.
-pub const RUN_METRICS: [&str; 5] = ["test time", "tests", "failed", "skipped", "flaky"];
+pub const RUN_METRICS: [&str; 6] = [
+    "test time",
+    "tests",
+    "failed",
+    "skipped",
+    "flaky",
+    "failure causes",
+];
 
-/// `run`'s values of [`RUN_METRICS`].
+/// `run`'s values of [`RUN_METRICS`]; NaN where a run stored before Omen measured it has none.
 pub fn run_metrics(run: &RunRow) -> Vec<f64> {
     vec![
         run.duration_ms as f64,
@@ -347,11 +354,14 @@ pub fn run_metrics(run: &RunRow) -> Vec<f64> {
         run.failed as f64,
         run.skipped as f64,
         run.mixed as f64,
+        run.causes.map_or(f64::NAN, |n| n as f64),
     ]
 }
 
 /// Is run `run` unusual against the newest [`PerfSettings::anomaly_runs`] default-branch runs
-/// of its job (itself left out)? Outage runs are left out of the history too.
+/// of its job (itself left out)? Outage runs are left out of the history too. A metric some runs
+/// lack (stored before Omen measured it) is judged only once enough runs have it: the history is
+/// the runs that have every metric judged.
 pub fn unusual_run(
     store: &Store,
     run: &RunRow,
@@ -363,12 +373,34 @@ pub fn unusual_run(
         .filter(|r| r.id != run.id && r.job == run.job && !r.outage)
         .map(run_metrics)
         .collect();
-    Ok(assess(
-        &history,
-        &run_metrics(run),
-        run.id as u64,
-        &settings.anomaly,
-    ))
+    let current = run_metrics(run);
+    let known = |m: usize| history.iter().filter(|h| h[m].is_finite()).count();
+    let mut used: Vec<usize> = (0..current.len())
+        .filter(|&m| current[m].is_finite())
+        .collect();
+    let complete = |used: &[usize]| {
+        history
+            .iter()
+            .filter(|h| used.iter().all(|&m| h[m].is_finite()))
+            .count()
+    };
+    if complete(&used) < settings.anomaly.min_history {
+        used.retain(|&m| known(m) == history.len());
+    }
+    let rows: Vec<Vec<f64>> = history
+        .iter()
+        .filter(|h| used.iter().all(|&m| h[m].is_finite()))
+        .map(|h| used.iter().map(|&m| h[m]).collect())
+        .collect();
+    let judged: Vec<f64> = used.iter().map(|&m| current[m]).collect();
+    Ok(
+        assess(&rows, &judged, run.id as u64, &settings.anomaly).map(|mut a| {
+            for d in &mut a.deviations {
+                d.metric = used[d.metric];
+            }
+            a
+        }),
+    )
 }
 
 /// The suite time's trend in one job's default-branch runs.

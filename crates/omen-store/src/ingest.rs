@@ -258,8 +258,8 @@ impl Store {
         };
         record_signatures(&tx, path, run, meta.at, summary.is_default, &causes)?;
         tx.execute(
-            "UPDATE runs SET results = ?2 WHERE id = ?1",
-            params![run, pack(&mut packed)],
+            "UPDATE runs SET results = ?2, causes = ?3 WHERE id = ?1",
+            params![run, pack(&mut packed), causes.len() as i64],
         )
         .ctx(path, "store the run's results")?;
         let compacted_runs = compact(&tx, path, config.keep_runs)?;
@@ -277,8 +277,8 @@ impl Store {
 
 impl Store {
     /// Count failure signature `hash` (masked first line `masked`) once for run `run`, which
-    /// no test report showed: the cause of a job's log (`omen ci --log`). Counting the same run
-    /// again changes nothing.
+    /// no test report showed: the cause of a job's log (`omen ci --log`), one more of the run's
+    /// [`RunRow::causes`](crate::RunRow::causes). Counting the same run again changes nothing.
     pub fn record_run_signature(
         &mut self,
         run: i64,
@@ -306,6 +306,11 @@ impl Store {
         }
         let causes = HashMap::from([(hash, (masked.to_owned(), Vec::new()))]);
         record_signatures(&tx, path, run, at, is_default, &causes)?;
+        tx.execute(
+            "UPDATE runs SET causes = coalesce(causes, 0) + 1 WHERE id = ?1",
+            [run],
+        )
+        .ctx(path, "count the run's causes")?;
         tx.commit().ctx(path, "commit a failure signature")
     }
 }

@@ -190,4 +190,9 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX change_points_series ON change_points (test_id, job, run);
     "#,
+    // 10 → 11: how many distinct failure signatures (causes) a run's failures had, for the
+    // unusual-run model. NULL for runs stored before.
+    r#"
+    ALTER TABLE runs ADD COLUMN causes INTEGER;
+    "#,
 ];

@@ -79,6 +79,9 @@ pub struct RunRow {
     /// The paths the commit changed since the previous default-branch commit, one per line,
     /// when they were known ([`omen_core::run::RunMeta::change`]).
     pub changed: Option<String>,
+    /// Distinct failure signatures among the run's failures: how many causes it failed for.
+    /// `None` for runs stored before Omen counted them.
+    pub causes: Option<u64>,
 }
 
 /// A failure signature as the history knows it (`omen_core::failure::Signature`).
@@ -414,7 +417,7 @@ impl Store {
             .prepare_cached(&format!(
                 "SELECT id, run_key, run_id, attempt, job, commit_sha, branch, default_branch, pull_request,
                         is_default, at, tests, failed, skipped, mixed, outage, duration_ms, results IS NOT NULL,
-                        changed
+                        changed, causes
                  FROM runs {tail}"
             ))
             .ctx(path, "prepare the run query")?;
@@ -440,6 +443,7 @@ impl Store {
                     duration_ms: r.get::<_, i64>(16)? as u64,
                     has_results: r.get(17)?,
                     changed: r.get(18)?,
+                    causes: r.get::<_, Option<i64>>(19)?.map(|n| n as u64),
                 })
             })
             .ctx(path, "read runs")?;
