@@ -976,6 +976,25 @@ pub fn run(data: &Path, seeds: &[u64]) -> anyhow::Result<usize> {
         covered >= 0.90,
     );
 
+    println!(
+        "per-test trends (omen perf): 400 tests × 100 default-branch runs 12 h apart through the real ingest path, 8 of them growing 20% a month, 3 histories"
+    );
+    let (found, growing, listed_flat, flat) = test_trends_sim(3, data)?;
+    let recall = found as f64 / growing as f64;
+    row(
+        &format!("growing tests listed ({found} of {growing})"),
+        format!("{recall:.3}"),
+        ">= 0.95",
+        recall >= 0.95,
+    );
+    let per_1000 = listed_flat as f64 * 1000.0 / flat as f64;
+    row(
+        &format!("steady tests listed, per 1,000 ({listed_flat} of {flat})"),
+        format!("{per_1000:.2}"),
+        "<= 1",
+        per_1000 <= 1.0,
+    );
+
     println!("speed (release build, one process)");
     let (default_ms, pr_ms) = speed(10_000, 100, data)?;
     row(
@@ -1000,6 +1019,66 @@ pub fn run(data: &Path, seeds: &[u64]) -> anyhow::Result<usize> {
         scan_ms <= 5000.0,
     );
     Ok(missed)
+}
+
+/// Per-test trends on simulated histories: 400 tests (the simulator's noise, no steps) over 100
+/// default-branch runs 12 hours apart, 8 of them (250 ms to 2.5 s) growing 20% a month,
+/// stored through the real ingest path and listed by `omen_jobs::perf::test_trends`:
+/// `(growing listed, growing, steady listed, steady)` pooled over `trials`.
+fn test_trends_sim(trials: u64, work: &Path) -> anyhow::Result<(usize, usize, usize, usize)> {
+    let settings = PerfSettings::default();
+    let (mut found, mut growing, mut listed_flat, mut flat) = (0, 0, 0, 0);
+    for trial in 0..trials {
+        let db = work.join(format!("perf-trends-{trial}.db"));
+        let _ = std::fs::remove_file(&db);
+        let mut store = Store::open(&db, 0)?.store;
+        let mut sim = Simulator::new(500 + trial, 400, 100);
+        let mut rng = Rng(900 + trial);
+        // Tests 0, 50, 100, …: growing, each at its own level.
+        let grows: Vec<usize> = (0..8).map(|k| k * 50).collect();
+        for (k, &i) in grows.iter().enumerate() {
+            sim.tests[i].base_ms = 250.0 + 300.0 * k as f64 + 50.0 * rng.unit();
+        }
+        for t in &mut sim.tests {
+            t.step = None;
+        }
+        for r in 0..100usize {
+            let days = r as f64 * 0.5;
+            let extra: HashMap<usize, f64> = grows
+                .iter()
+                .map(|&i| (i, 1.0 + 0.2 * days / 30.0))
+                .collect();
+            let d = sim.durations(r, &extra);
+            let mut m = meta(r, None);
+            m.at = 1_780_000_000 + r as i64 * 43_200;
+            ingest(&mut store, work, &m, &junit(&d))?;
+        }
+        // The simulator's test `i` is the report's `test_{i}`.
+        let mut listed = HashSet::new();
+        for t in omen_jobs::perf::test_trends(&store, &settings)? {
+            let row = store
+                .test(t.test_id)?
+                .ok_or_else(|| anyhow::anyhow!("listed test {} not stored", t.test_id))?;
+            let i: usize = row
+                .name
+                .strip_prefix("test_")
+                .and_then(|n| n.parse().ok())
+                .ok_or_else(|| anyhow::anyhow!("unexpected test name {}", row.name))?;
+            listed.insert(i);
+        }
+        for i in 0..sim.tests.len() {
+            if grows.contains(&i) {
+                growing += 1;
+                found += usize::from(listed.contains(&i));
+            } else {
+                flat += 1;
+                listed_flat += usize::from(listed.contains(&i));
+            }
+        }
+        drop(store);
+        std::fs::remove_file(&db)?;
+    }
+    Ok((found, growing, listed_flat, flat))
 }
 
 /// Trials of the suite-time trend per growth rate (0, 3% and 10% a month): how often each is
