@@ -163,6 +163,7 @@ pub fn detect(env: &dyn Fn(&str) -> Option<String>, cwd: &Path, now: i64) -> (Ru
             pull_request,
             at: now,
             change: None,
+            instance: None,
         };
         return (meta, Source::GitHub);
     }
@@ -183,15 +184,13 @@ pub fn detect(env: &dyn Fn(&str) -> Option<String>, cwd: &Path, now: i64) -> (Ru
             branch,
             default_branch: var("CI_DEFAULT_BRANCH"),
             run_id: var("CI_PIPELINE_ID"),
-            // GitLab has no attempt counter: a retried job gets a new CI_JOB_ID, kept in the job.
+            // GitLab has no attempt counter: a retried job gets a new CI_JOB_ID, the instance.
             attempt: 1,
-            job: match (var("CI_JOB_NAME"), var("CI_JOB_ID")) {
-                (Some(name), Some(id)) => Some(format!("{name}#{id}")),
-                (name, id) => name.or(id),
-            },
+            job: var("CI_JOB_NAME").or_else(|| var("CI_JOB_ID")),
             pull_request: var("CI_MERGE_REQUEST_IID").and_then(|n| n.parse().ok()),
             at: now,
             change: None,
+            instance: var("CI_JOB_ID"),
         };
         return (meta, Source::GitLab);
     }
@@ -339,7 +338,8 @@ mod tests {
         let (meta, source) = detect(&env, Path::new("/"), 5);
         assert_eq!(source, Source::GitLab);
         assert_eq!(meta.run_id.as_deref(), Some("99"));
-        assert_eq!(meta.job.as_deref(), Some("rspec#1234"));
+        assert_eq!(meta.job.as_deref(), Some("rspec"));
+        assert_eq!(meta.instance.as_deref(), Some("1234"));
         assert_eq!(meta.pull_request, Some(3));
         assert!(!meta.is_default_branch());
     }

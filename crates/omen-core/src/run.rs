@@ -300,8 +300,13 @@ pub struct RunMeta {
     pub run_id: Option<String>,
     /// Attempt of the run (1 for the first).
     pub attempt: u32,
-    /// Job name.
+    /// Job name, the same in every run of the job: the series of durations and run totals are
+    /// per job.
     pub job: Option<String>,
+    /// The CI's id of this execution of the job when it has one and no attempt counter (GitLab's
+    /// `CI_JOB_ID`: a retried job gets a new one). Only the run key uses it: a retry is another
+    /// run of the same job.
+    pub instance: Option<String>,
     /// Pull/merge request number.
     pub pull_request: Option<u64>,
     /// Unix seconds.

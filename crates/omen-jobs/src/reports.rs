@@ -314,13 +314,20 @@ impl BufRead for ChunkReader<'_> {
     }
 }
 
-/// The idempotency key of a run: run id, attempt, job, commit and the reports' content.
+/// The idempotency key of a run: run id, attempt, job (and its instance), commit and the
+/// reports' content.
 pub fn run_key(meta: &RunMeta, content_hash: &str) -> String {
     let mut h = Sha256::new();
+    // A job's instance joins its name as it always did (`name#id`), so the keys of runs stored
+    // before the instance had its own field stay the same.
+    let job = match (&meta.job, &meta.instance) {
+        (Some(job), Some(instance)) => format!("{job}#{instance}"),
+        (job, instance) => job.clone().or(instance.clone()).unwrap_or_default(),
+    };
     for part in [
         meta.run_id.as_deref().unwrap_or(""),
         &meta.attempt.to_string(),
-        meta.job.as_deref().unwrap_or(""),
+        &job,
         meta.commit.as_deref().unwrap_or(""),
         content_hash,
     ] {
@@ -455,6 +462,28 @@ mod tests {
         }
         xml.push_str(tail);
         xml
+    }
+
+    #[test]
+    fn a_retried_gitlab_job_is_another_run_of_the_same_job() {
+        let meta = |instance: Option<&str>| RunMeta {
+            run_id: Some("77".into()),
+            attempt: 1,
+            job: Some("rspec".into()),
+            instance: instance.map(str::to_owned),
+            commit: Some("abc".into()),
+            ..Default::default()
+        };
+        let (first, retry) = (meta(Some("1234")), meta(Some("1299")));
+        assert_ne!(run_key(&first, "h"), run_key(&retry, "h"));
+        assert_eq!(first.job, retry.job);
+        // The key a run stored as job `rspec#1234` had is the key it has now.
+        let before = RunMeta {
+            job: Some("rspec#1234".into()),
+            instance: None,
+            ..meta(None)
+        };
+        assert_eq!(run_key(&first, "h"), run_key(&before, "h"));
     }
 
     #[test]

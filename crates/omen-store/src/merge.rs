@@ -242,6 +242,8 @@ fn meta_of(run: &RunRow) -> RunMeta {
             .changed
             .as_deref()
             .map(|paths| omen_core::change::Change::from_paths(paths.lines())),
+        // The run keeps the source's run key, which already holds it.
+        instance: None,
     }
 }
 
@@ -283,6 +285,7 @@ mod tests {
             pull_request: None,
             at,
             change: None,
+            instance: None,
         }
     }
 
@@ -631,6 +634,7 @@ mod tests {
         let commit = |m: RunMeta, sha: &str| RunMeta {
             commit: Some(sha.into()),
             change: Some(omen_core::change::Change::from_paths(["src/export.py"])),
+            instance: None,
             ..m
         };
         let x = |outcome| ResultRecord {

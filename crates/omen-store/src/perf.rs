@@ -376,6 +376,7 @@ mod tests {
             pull_request: None,
             at: 1000 + i64::from(run),
             change: None,
+            instance: None,
         };
         store
             .ingest(&meta, &format!("k{run}"), records, &StoreConfig::default())
