@@ -694,3 +694,186 @@ fn omen_perf_scan_finds_the_changes_of_a_history_stored_without_analysis() {
     assert!(text.stdout.contains("test_export"), "{text}");
     assert!(!text.stdout.contains('\u{1b}'), "{text}");
 }
+
+/// Thirty default-branch runs stored by `omen ingest`, each job having waited `10 + r % 5`
+/// seconds for a runner.
+fn queued_history(dir: &Path) {
+    for r in 0..30u32 {
+        report(dir, r, &[]);
+        let out = run(omen(dir)
+            .args(["ingest", "junit.xml", "--db", "h.db", "--job", "test"])
+            .args(["--branch", "main", "--default-branch", "main"])
+            .args(["--run-id", &r.to_string(), "--commit", &commit(r)])
+            .args(["--queue-seconds", &(10 + r % 5).to_string()])
+            .args([
+                "--timestamp",
+                &format!("2026-03-{:02}T{:02}:00:00Z", 1 + r / 24, r % 24),
+            ]));
+        out.code(0);
+    }
+}
+
+#[test]
+fn a_job_that_waited_unusually_long_for_a_runner_on_github_says_so() {
+    use omen_tests::fake_github::{FakeGitHub, PR, REPO, TOKEN};
+    let dir = tempfile::tempdir().unwrap();
+    queued_history(dir.path());
+    let gh = FakeGitHub::start();
+    // Another job of the run, and this one: queued 12 s, then 15 minutes.
+    gh.seed_job(
+        "500",
+        1,
+        "runner-9",
+        "completed",
+        "2026-03-05T00:00:00Z",
+        "2026-03-05T00:00:02Z",
+    );
+    gh.seed_job(
+        "500",
+        1,
+        "runner-1",
+        "in_progress",
+        "2026-03-05T00:00:00Z",
+        "2026-03-05T00:00:12Z",
+    );
+    gh.seed_job(
+        "501",
+        1,
+        "runner-1",
+        "in_progress",
+        "2026-03-05T01:00:00Z",
+        "2026-03-05T01:15:00Z",
+    );
+    let ci = |run_id: &str| -> String {
+        report(dir.path(), 40, &[]);
+        let body = dir.path().join(format!("comment-{run_id}.md"));
+        let out = run(omen(dir.path())
+            .args([
+                "ci",
+                "--reports",
+                "junit.xml",
+                "--db",
+                "h.db",
+                "--risk",
+                "off",
+            ])
+            .args(["--comment", "auto", "--fail-on", "never", "--comment-file"])
+            .arg(&body)
+            .args(["--branch", "feature", "--default-branch", "main"])
+            .args([
+                "--pull-request",
+                &PR.to_string(),
+                "--commit",
+                &format!("{run_id:0>40}"),
+            ])
+            .args(["--timestamp", "2026-03-05T02:00:00Z"])
+            .env("GITHUB_ACTIONS", "true")
+            .env("GITHUB_TOKEN", TOKEN)
+            .env("GITHUB_REPOSITORY", REPO)
+            .env("GITHUB_API_URL", &gh.url)
+            .env("GITHUB_RUN_ID", run_id)
+            .env("GITHUB_RUN_ATTEMPT", "1")
+            .env("GITHUB_JOB", "test")
+            .env("RUNNER_NAME", "runner-1"));
+        out.code(0);
+        assert!(
+            !out.stdout.contains(TOKEN) && !out.stderr.contains(TOKEN),
+            "{out}"
+        );
+        gh.comments()
+            .last()
+            .map(|c| c.1.clone())
+            .unwrap_or_default()
+    };
+    let ordinary = ci("500");
+    assert!(!ordinary.contains("Unusual run"), "{ordinary}");
+    let waited = ci("501");
+    assert!(
+        waited.contains("#### ⚠️ Unusual run (critical): +")
+            && waited.contains("queue time (900.00 s here, usually 12.00 s)"),
+        "{waited}"
+    );
+    assert!(
+        waited.contains("| queue time | 900.00 s | 12.00 s |"),
+        "{waited}"
+    );
+    // The jobs were read with the token, for this run's attempt.
+    let reads: Vec<_> = gh
+        .seen()
+        .into_iter()
+        .filter(|s| s.path.contains("/actions/runs/"))
+        .collect();
+    assert_eq!(reads.len(), 2, "{reads:?}");
+    assert!(
+        reads[1]
+            .path
+            .starts_with(&format!("/repos/{REPO}/actions/runs/501/attempts/1/jobs"))
+    );
+    assert_eq!(
+        reads[1].auth.as_deref(),
+        Some(format!("Bearer {TOKEN}").as_str())
+    );
+}
+
+#[test]
+fn a_job_that_waited_unusually_long_for_a_runner_on_gitlab_says_so() {
+    use omen_tests::fake_gitlab::{FakeGitLab, JOB_TOKEN, MR, PROJECT_ID};
+    let dir = tempfile::tempdir().unwrap();
+    queued_history(dir.path());
+    let gl = FakeGitLab::start();
+    let ci = |pipeline: u32| -> String {
+        report(dir.path(), 40, &[]);
+        let body = dir.path().join(format!("comment-{pipeline}.md"));
+        let out = run(omen(dir.path())
+            .args([
+                "ci",
+                "--reports",
+                "junit.xml",
+                "--db",
+                "h.db",
+                "--risk",
+                "off",
+            ])
+            .args(["--comment", "auto", "--fail-on", "never", "--comment-file"])
+            .arg(&body)
+            .args(["--timestamp", "2026-03-05T02:00:00Z"])
+            .env("GITLAB_CI", "true")
+            .env("CI_API_V4_URL", &gl.api_url)
+            .env("CI_PROJECT_ID", PROJECT_ID.to_string())
+            .env("CI_PIPELINE_ID", pipeline.to_string())
+            .env("CI_JOB_ID", (1000 + pipeline).to_string())
+            .env("CI_JOB_NAME", "test")
+            .env("CI_COMMIT_SHA", format!("{pipeline:0>40}"))
+            .env("CI_MERGE_REQUEST_IID", MR.to_string())
+            .env("CI_MERGE_REQUEST_SOURCE_BRANCH_NAME", "feature")
+            .env("CI_DEFAULT_BRANCH", "main")
+            .env("CI_JOB_TOKEN", JOB_TOKEN));
+        out.code(0);
+        assert!(
+            !out.stdout.contains(JOB_TOKEN) && !out.stderr.contains(JOB_TOKEN),
+            "{out}"
+        );
+        std::fs::read_to_string(&body).unwrap_or_default()
+    };
+    gl.set_queued(11.5);
+    let ordinary = ci(600);
+    assert!(!ordinary.contains("Unusual run"), "{ordinary}");
+    gl.set_queued(900.0);
+    let waited = ci(601);
+    assert!(
+        waited.contains("| queue time | 900.00 s | 12.00 s |"),
+        "{waited}"
+    );
+    let reads: Vec<_> = gl
+        .seen()
+        .into_iter()
+        .filter(|s| s.path == "/api/v4/job")
+        .collect();
+    assert_eq!(reads.len(), 2, "{reads:?}");
+    assert!(
+        reads
+            .iter()
+            .all(|s| s.credential == "job" && s.status == 200),
+        "{reads:?}"
+    );
+}

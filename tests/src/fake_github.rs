@@ -50,6 +50,8 @@ struct State {
     files: Vec<(String, String, String, String)>,
     /// Open pull requests: (number, head, base, title, body).
     open_pulls: Vec<(u64, String, String, String, String)>,
+    /// Jobs of workflow runs, as GitHub lists them: (run id, attempt, job).
+    jobs: Vec<(String, u32, serde_json::Value)>,
 }
 
 /// A pull request Omen opened, as the fake keeps it.
@@ -128,6 +130,35 @@ impl FakeGitHub {
                 "merged_at": merged_at,
                 "merge_commit_sha": sha,
                 "user": { "login": "bob" },
+            }),
+        ));
+    }
+
+    /// A job of attempt `attempt` of workflow run `run_id`, on `runner`, queued at `created_at`
+    /// and started at `started_at` (RFC 3339), with `status` (`in_progress`, `completed`, …).
+    pub fn seed_job(
+        &self,
+        run_id: &str,
+        attempt: u32,
+        runner: &str,
+        status: &str,
+        created_at: &str,
+        started_at: &str,
+    ) {
+        let mut st = self.state.lock().unwrap();
+        let id = st.next_id;
+        st.next_id += 1;
+        st.jobs.push((
+            run_id.to_owned(),
+            attempt,
+            serde_json::json!({
+                "id": id,
+                "run_id": run_id.parse::<u64>().unwrap(),
+                "name": "test",
+                "status": status,
+                "created_at": created_at,
+                "started_at": started_at,
+                "runner_name": runner,
             }),
         ));
     }
@@ -265,6 +296,27 @@ fn route(
         if !content_type.is_some_and(|c| c.starts_with("application/json")) {
             return (415, vec![], msg("Unsupported Media Type"));
         }
+    }
+    // `GET /repos/{repo}/actions/runs/{run_id}/attempts/{attempt}/jobs`, one page of 100.
+    if method == "GET"
+        && let Some(rest) = route_path.strip_prefix(&format!("/repos/{REPO}/actions/runs/"))
+        && let Some((run_id, rest)) = rest.split_once("/attempts/")
+        && let Some(attempt) = rest.strip_suffix("/jobs")
+    {
+        let Ok(attempt) = attempt.parse::<u32>() else {
+            return (404, vec![], msg("Not Found"));
+        };
+        let jobs: Vec<serde_json::Value> = st
+            .jobs
+            .iter()
+            .filter(|(r, a, _)| r == run_id && *a == attempt)
+            .map(|(_, _, j)| j.clone())
+            .collect();
+        return (
+            200,
+            vec![],
+            serde_json::json!({ "total_count": jobs.len(), "jobs": jobs }).to_string(),
+        );
     }
     let git = format!("/repos/{REPO}/git/");
     let contents = format!("/repos/{REPO}/contents/");

@@ -84,6 +84,8 @@ struct State {
     requests: Vec<MergeRequest>,
     /// Commits made through the API: (branch, start branch, force).
     commits: Vec<(String, Option<String>, bool)>,
+    /// The job token's job's `queued_duration`, seconds (`GET /job`).
+    queued: Option<f64>,
 }
 
 /// A merge request the API opened.
@@ -129,6 +131,11 @@ impl FakeGitLab {
             _server: server,
             storage,
         }
+    }
+
+    /// What `GET /job` gives as the job's `queued_duration`, seconds.
+    pub fn set_queued(&self, seconds: f64) {
+        self.state.lock().unwrap().queued = Some(seconds);
     }
 
     /// Publish `bytes` as the file `path` in the artifacts of job `job` on `ref_name`'s latest
@@ -592,6 +599,18 @@ fn route(
             .find_map(|kv| kv.strip_prefix(&format!("{name}=")))
             .and_then(|v| v.parse::<usize>().ok())
     };
+    // The job that owns a job token; any other credential is refused, as GitLab refuses it.
+    if path == "/job" && request.method == "GET" {
+        return match caller {
+            Caller::Job => (
+                200,
+                vec![],
+                serde_json::json!({ "id": 1234, "name": "test", "status": "running", "queued_duration": st.queued })
+                    .to_string(),
+            ),
+            _ => (401, vec![], msg("401 Unauthorized")),
+        };
+    }
     if path == "/user" {
         return match caller {
             Caller::Bot => (

@@ -338,6 +338,7 @@ fn meta(i: usize, pull_request: Option<u64>) -> RunMeta {
         at: 1_780_000_000 + i as i64 * 3600,
         change: None,
         instance: None,
+        queue_ms: None,
     }
 }
 

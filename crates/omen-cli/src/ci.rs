@@ -136,6 +136,8 @@ struct CiEnv {
     runner_temp: Option<PathBuf>,
     /// The forge to talk to, when its API, project and token are all known.
     forge: Option<ForgeAccess>,
+    /// Where this job's queue time can be read.
+    queue: Option<QueueAccess>,
     /// Why there is no forge, in one line that says how to add one.
     no_forge: String,
     /// The pull request carries [`ACCEPT_LABEL`] (read only when the risk gate is on: it means
@@ -171,7 +173,9 @@ impl CiEnv {
             ForgeAccess::github(&env)
         };
         let run_url = run_url.or_else(|| env("CI_JOB_URL"));
+        let queue = QueueAccess::read(&env);
         CiEnv {
+            queue,
             job_url: env("CI_JOB_URL"),
             in_actions: env("GITHUB_ACTIONS").as_deref() == Some("true"),
             step_summary: env("GITHUB_STEP_SUMMARY").map(PathBuf::from),
@@ -217,6 +221,88 @@ impl CiEnv {
                 "For pull requests from forks, publish it from a `workflow_run` workflow with \
                  `omen comment --body <file> --pull-request {pr}` (see examples/github/)"
             ),
+        }
+    }
+}
+
+/// Where `omen ci` reads how long its job waited for a runner.
+#[derive(Debug)]
+enum QueueAccess {
+    /// The jobs of this workflow run (`GITHUB_RUN_ID`, `GITHUB_RUN_ATTEMPT`), the one on
+    /// `RUNNER_NAME`; `GITHUB_TOKEN` needs `actions: read`.
+    GitHub {
+        api: String,
+        repository: String,
+        token: Token,
+        run_id: String,
+        attempt: u32,
+        runner: String,
+    },
+    /// `GET /job` with `CI_JOB_TOKEN`.
+    GitLab {
+        api: String,
+        project: String,
+        job_token: Token,
+    },
+}
+
+impl QueueAccess {
+    fn read(env: &dyn Fn(&str) -> Option<String>) -> Option<QueueAccess> {
+        if crate::ci_env::in_gitlab(env) {
+            let gitlab = crate::ci_env::GitLabEnv::read(env).ok()?;
+            return Some(QueueAccess::GitLab {
+                api: gitlab.api,
+                project: gitlab.project,
+                job_token: gitlab.job_token?,
+            });
+        }
+        Some(QueueAccess::GitHub {
+            api: env("GITHUB_API_URL").unwrap_or_else(|| "https://api.github.com".to_owned()),
+            repository: env("GITHUB_REPOSITORY")?,
+            token: Token::new(env("GITHUB_TOKEN")?),
+            run_id: env("GITHUB_RUN_ID")?,
+            attempt: env("GITHUB_RUN_ATTEMPT")
+                .and_then(|a| a.parse().ok())
+                .unwrap_or(1),
+            runner: env("RUNNER_NAME")?,
+        })
+    }
+
+    /// How long this job waited for a runner, seconds. Any trouble is only logged: the metric is
+    /// then unknown for this run, as it is outside CI.
+    fn seconds(&self) -> Option<f64> {
+        let read = || -> Result<Option<f64>, ForgeError> {
+            match self {
+                QueueAccess::GitHub {
+                    api,
+                    repository,
+                    token,
+                    run_id,
+                    attempt,
+                    runner,
+                } => {
+                    let job = GitHub::new(api, token, repository, LOOKUP_RETRY)?
+                        .running_job(run_id, *attempt, runner)?;
+                    Ok(job.and_then(|j| {
+                        let created = crate::parse_time(&j.created_at).ok()?;
+                        let started = crate::parse_time(j.started_at.as_deref()?).ok()?;
+                        (started >= created).then(|| (started - created) as f64)
+                    }))
+                }
+                QueueAccess::GitLab {
+                    api,
+                    project,
+                    job_token,
+                } => GitLab::with_job_token(api, job_token, project, LOOKUP_RETRY)?
+                    .job_queued_seconds(),
+            }
+        };
+        match read() {
+            Ok(seconds) => seconds,
+            Err(err) => {
+                tracing::info!("this job's queue time could not be read: {err}");
+                None
+            }
         }
     }
 }
@@ -293,12 +379,16 @@ pub fn run(args: &CiArgs, config: &crate::config::Config) -> anyhow::Result<Outc
     let now = crate::now();
     let env = CiEnv::read(args.risk_gate);
     let risk_gate = args.risk_threshold.unwrap_or(config.risk.gate);
+    let mut run_args = args.run.clone();
+    if run_args.queue_seconds.is_none() {
+        run_args.queue_seconds = env.queue.as_ref().and_then(QueueAccess::seconds);
+    }
     // Omen's trouble in storing the run is a warning: the comment still tells what failed.
     let run = crate::ingest::ingest_run(
         &args.reports,
         1 << 30,
         &args.db,
-        &args.run,
+        &run_args,
         &config.store,
         true,
     )?;

@@ -164,6 +164,7 @@ pub fn detect(env: &dyn Fn(&str) -> Option<String>, cwd: &Path, now: i64) -> (Ru
             at: now,
             change: None,
             instance: None,
+            queue_ms: None,
         };
         return (meta, Source::GitHub);
     }
@@ -191,6 +192,7 @@ pub fn detect(env: &dyn Fn(&str) -> Option<String>, cwd: &Path, now: i64) -> (Ru
             at: now,
             change: None,
             instance: var("CI_JOB_ID"),
+            queue_ms: None,
         };
         return (meta, Source::GitLab);
     }

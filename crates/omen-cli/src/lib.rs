@@ -120,7 +120,7 @@ pub enum Format {
 }
 
 /// Run metadata flags; each overrides what the CI environment or git says.
-#[derive(Debug, Default, clap::Args)]
+#[derive(Debug, Default, Clone, clap::Args)]
 pub struct RunArgs {
     /// Commit SHA under test.
     #[arg(long, value_name = "SHA")]
@@ -146,6 +146,10 @@ pub struct RunArgs {
     /// When the run happened (RFC 3339, e.g. 2026-05-01T12:00:00Z).
     #[arg(long, value_name = "RFC3339", value_parser = time_arg)]
     pub timestamp: Option<i64>,
+    /// How long the job waited for a runner, in seconds (`omen ci` asks GitHub's or GitLab's
+    /// API when it has a token).
+    #[arg(long, value_name = "SECONDS")]
+    pub queue_seconds: Option<f64>,
 }
 
 impl RunArgs {
@@ -169,6 +173,9 @@ impl RunArgs {
         }
         if let Some(at) = self.timestamp {
             meta.at = at;
+        }
+        if let Some(s) = self.queue_seconds.filter(|s| s.is_finite() && *s >= 0.0) {
+            meta.queue_ms = Some((s * 1000.0).round() as u64);
         }
     }
 }

@@ -307,6 +307,8 @@ pub struct RunMeta {
     /// `CI_JOB_ID`: a retried job gets a new one). Only the run key uses it: a retry is another
     /// run of the same job.
     pub instance: Option<String>,
+    /// How long the job waited for a runner, ms, when the CI told (its API; `--queue-seconds`).
+    pub queue_ms: Option<u64>,
     /// Pull/merge request number.
     pub pull_request: Option<u64>,
     /// Unix seconds.

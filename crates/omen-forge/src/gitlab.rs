@@ -209,6 +209,23 @@ impl GitLab {
         Ok(exact_first(merged))
     }
 
+    /// How long this job waited for a runner, seconds: the `queued_duration` of `GET /job`,
+    /// which GitLab answers with the job that owns the job token ([`GitLab::with_job_token`]).
+    /// `None` when GitLab does not give it.
+    pub fn job_queued_seconds(&self) -> Result<Option<f64>, ForgeError> {
+        const ACTION: &str = "read this job";
+        #[derive(serde::Deserialize)]
+        struct Job {
+            #[serde(default)]
+            queued_duration: Option<f64>,
+        }
+        let (text, _) =
+            self.runtime
+                .block_on(self.send(ACTION, http::Method::GET, "/job", None))?;
+        let job: Job = parse(ACTION, &text)?;
+        Ok(job.queued_duration.filter(|s| s.is_finite() && *s >= 0.0))
+    }
+
     /// The file `artifact_path` in the artifacts of job `job` of `ref_name`'s latest successful
     /// pipeline (`GET /projects/:id/jobs/artifacts/:ref/raw/*path?job=`); `None` when GitLab has
     /// none (404: no such job, file or successful pipeline yet). Up to three redirects are

@@ -192,6 +192,16 @@ pub struct GitHub {
     retry: RetryPolicy,
 }
 
+/// A job in progress, as [`GitHub::running_job`] finds it: it waited for a runner from
+/// `created_at` to `started_at`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunningJob {
+    /// When the job was queued (RFC 3339).
+    pub created_at: String,
+    /// When a runner started it (RFC 3339).
+    pub started_at: Option<String>,
+}
+
 /// The result of [`GitHub::upsert_comment`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Posted {
@@ -284,6 +294,57 @@ impl GitHub {
             })
             .collect();
         Ok(exact_first(merged))
+    }
+
+    /// This job as GitHub lists it: among the jobs of attempt `attempt` of workflow run `run_id`
+    /// (`GET /repos/{owner}/{repo}/actions/runs/{run_id}/attempts/{attempt}/jobs`, 100 a page),
+    /// the one in progress on runner `runner` (`RUNNER_NAME`). `None` when none matches.
+    pub fn running_job(
+        &self,
+        run_id: &str,
+        attempt: u32,
+        runner: &str,
+    ) -> Result<Option<RunningJob>, ForgeError> {
+        const ACTION: &str = "list the jobs of the run";
+        if run_id.is_empty() || !run_id.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(ForgeError::Setup(format!("`{run_id}` is not a run id")));
+        }
+        #[derive(serde::Deserialize)]
+        struct Jobs {
+            jobs: Vec<Job>,
+        }
+        #[derive(serde::Deserialize)]
+        struct Job {
+            status: String,
+            created_at: String,
+            started_at: Option<String>,
+            runner_name: Option<String>,
+        }
+        // A matrix of more than 1,000 jobs is not looked through.
+        for page in 1..=10 {
+            let path = format!(
+                "/repos/{}/{}/actions/runs/{run_id}/attempts/{attempt}/jobs?per_page=100&page={page}",
+                self.owner, self.repo
+            );
+            let text = self
+                .runtime
+                .block_on(self.send(ACTION, http::Method::GET, &path, None))?;
+            let jobs: Jobs = parse_answer("GitHub", ACTION, &text)?;
+            let found = jobs
+                .jobs
+                .iter()
+                .find(|j| j.status == "in_progress" && j.runner_name.as_deref() == Some(runner));
+            if let Some(job) = found {
+                return Ok(Some(RunningJob {
+                    created_at: job.created_at.clone(),
+                    started_at: job.started_at.clone(),
+                }));
+            }
+            if jobs.jobs.len() < 100 {
+                break;
+            }
+        }
+        Ok(None)
     }
 
     async fn upsert(&self, pr: u64, marker: &str, body: &str) -> Result<Posted, ForgeError> {

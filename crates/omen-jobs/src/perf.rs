@@ -337,13 +337,14 @@ pub fn compare_pull_request(
 }
 
 /// The run-level metrics an unusual run is judged on, in [`run_metrics`]'s order.
-pub const RUN_METRICS: [&str; 6] = [
+pub const RUN_METRICS: [&str; 7] = [
     "test time",
     "tests",
     "failed",
     "skipped",
     "flaky",
     "failure causes",
+    "queue time",
 ];
 
 /// `run`'s values of [`RUN_METRICS`]; NaN where a run stored before Omen measured it has none.
@@ -355,6 +356,7 @@ pub fn run_metrics(run: &RunRow) -> Vec<f64> {
         run.skipped as f64,
         run.mixed as f64,
         run.causes.map_or(f64::NAN, |n| n as f64),
+        run.queue_ms.map_or(f64::NAN, |ms| ms as f64),
     ]
 }
 

@@ -974,7 +974,7 @@ fn ms_text(ms: f64) -> String {
 fn unusual_section(s: &mut String, perf: &PerfSection) {
     let Some(u) = &perf.unusual else { return };
     let value = |name: &str, v: f64| {
-        if name == "test time" {
+        if name == "test time" || name == "queue time" {
             ms_text(v)
         } else {
             format!("{v:.0}")

@@ -435,8 +435,8 @@ fn insert_run(
     tx.execute(
         "INSERT INTO runs (run_key, run_id, attempt, job, commit_sha, branch, default_branch,
              pull_request, is_default, at, tests, failed, skipped, mixed, outage, duration_ms,
-             changed)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+             changed, queue_ms)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18)",
         params![
             run_key,
             meta.run_id,
@@ -458,6 +458,7 @@ fn insert_run(
                 .as_ref()
                 .filter(|_| s.is_default)
                 .map(|c| c.paths().collect::<Vec<_>>().join("\n")),
+            meta.queue_ms.map(|ms| ms.min(i64::MAX as u64) as i64),
         ],
     )
     .ctx(path, "insert the run")?;

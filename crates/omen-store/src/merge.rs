@@ -244,6 +244,7 @@ fn meta_of(run: &RunRow) -> RunMeta {
             .map(|paths| omen_core::change::Change::from_paths(paths.lines())),
         // The run keeps the source's run key, which already holds it.
         instance: None,
+        queue_ms: run.queue_ms,
     }
 }
 
@@ -286,6 +287,7 @@ mod tests {
             at,
             change: None,
             instance: None,
+            queue_ms: None,
         }
     }
 
@@ -635,6 +637,7 @@ mod tests {
             commit: Some(sha.into()),
             change: Some(omen_core::change::Change::from_paths(["src/export.py"])),
             instance: None,
+            queue_ms: None,
             ..m
         };
         let x = |outcome| ResultRecord {

@@ -190,9 +190,10 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX change_points_series ON change_points (test_id, job, run);
     "#,
-    // 10 → 11: how many distinct failure signatures (causes) a run's failures had, for the
-    // unusual-run model. NULL for runs stored before.
+    // 10 → 11: how many distinct failure signatures (causes) a run's failures had, and how long
+    // its job waited for a runner (ms), for the unusual-run model. NULL when not known.
     r#"
     ALTER TABLE runs ADD COLUMN causes INTEGER;
+    ALTER TABLE runs ADD COLUMN queue_ms INTEGER;
     "#,
 ];

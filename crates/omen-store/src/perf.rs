@@ -377,6 +377,7 @@ mod tests {
             at: 1000 + i64::from(run),
             change: None,
             instance: None,
+            queue_ms: None,
         };
         store
             .ingest(&meta, &format!("k{run}"), records, &StoreConfig::default())

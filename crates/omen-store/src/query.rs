@@ -82,6 +82,8 @@ pub struct RunRow {
     /// Distinct failure signatures among the run's failures: how many causes it failed for.
     /// `None` for runs stored before Omen counted them.
     pub causes: Option<u64>,
+    /// How long the job waited for a runner, ms, when the CI told.
+    pub queue_ms: Option<u64>,
 }
 
 /// A failure signature as the history knows it (`omen_core::failure::Signature`).
@@ -417,7 +419,7 @@ impl Store {
             .prepare_cached(&format!(
                 "SELECT id, run_key, run_id, attempt, job, commit_sha, branch, default_branch, pull_request,
                         is_default, at, tests, failed, skipped, mixed, outage, duration_ms, results IS NOT NULL,
-                        changed, causes
+                        changed, causes, queue_ms
                  FROM runs {tail}"
             ))
             .ctx(path, "prepare the run query")?;
@@ -444,6 +446,7 @@ impl Store {
                     has_results: r.get(17)?,
                     changed: r.get(18)?,
                     causes: r.get::<_, Option<i64>>(19)?.map(|n| n as u64),
+                    queue_ms: r.get::<_, Option<i64>>(20)?.map(|n| n as u64),
                 })
             })
             .ctx(path, "read runs")?;
