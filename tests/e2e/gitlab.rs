@@ -319,9 +319,11 @@ fn omen_ci_in_a_merge_request_pipeline_keeps_one_note_current() {
         ours[0].id
     );
     assert_eq!(dotenv, expected);
-    // Only the access token is ever sent; the job token never leaves the job, no token is printed.
+    // The access token does the notes; the job token only reads this job (its queue time) from
+    // the same API; no token is printed.
     assert!(
-        fake.seen().iter().all(|s| s.credential == "private"),
+        fake.seen().iter().all(|s| s.credential == "private"
+            || (s.credential == "job" && s.method == "GET" && s.path == "/api/v4/job")),
         "{:?}",
         fake.seen()
     );
@@ -339,7 +341,14 @@ fn without_an_access_token_nothing_is_posted_and_one_line_says_how_to_add_it() {
     // they should not.
     let out = gitlab_ci(dir.path(), &fake, 1, &[], &["--fail-on", "never"]);
     out.code(0);
-    assert!(fake.seen().is_empty(), "{:?}", fake.seen());
+    // Only this job was read, with the job token (its queue time); nothing was written.
+    assert!(
+        fake.seen()
+            .iter()
+            .all(|s| s.method == "GET" && s.path == "/api/v4/job" && s.credential == "job"),
+        "{:?}",
+        fake.seen()
+    );
     let hint: Vec<_> = out
         .stderr
         .lines()
@@ -550,14 +559,17 @@ fn the_component_without_a_token_posts_nothing_and_passes_with_fail_on_never() {
     let fake = FakeGitLab::start();
     let out = run_pipeline(dir.path(), &fake, None);
     out.code(0);
-    // The job token only fetched the default branch's history (none yet); nothing was written.
+    // The job token only fetched the default branch's history (none yet) and read this job (its
+    // queue time); nothing was written.
     let seen = fake.seen();
     assert!(!seen.is_empty(), "{out}");
     assert!(
         seen.iter().all(|s| s.method == "GET"
             && s.credential == "job"
-            && s.path
-                .contains("/jobs/artifacts/main/raw/.omen/history.db?job=omen")),
+            && (s
+                .path
+                .contains("/jobs/artifacts/main/raw/.omen/history.db?job=omen")
+                || s.path == "/api/v4/job")),
         "{seen:?}"
     );
     assert!(
@@ -1075,7 +1087,7 @@ fn the_default_branch_proposes_its_quarantine_as_one_merge_request_kept_current(
         "{}",
         mrs[0].description
     );
-    for s in fake.seen() {
+    for s in fake.seen().into_iter().filter(|s| s.path != "/api/v4/job") {
         assert_eq!(s.credential, "private", "{s:?}");
         assert!(
             s.status < 300 || (s.method == "GET" && s.status == 404),
