@@ -20,6 +20,8 @@ pub mod packed;
 mod perf;
 mod query;
 mod risk;
+#[cfg(test)]
+mod testing;
 
 pub use error::StoreError;
 pub use ingest::{IngestOutcome, ResultRecord, StoreConfig, TestsRead, read_ahead_pays};

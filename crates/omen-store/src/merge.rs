@@ -253,27 +253,7 @@ mod tests {
     use omen_core::Outcome;
 
     use super::*;
-
-    fn record(name: &str, outcome: Outcome) -> ResultRecord {
-        ResultRecord {
-            key_hash: omen_core::hash::fnv1a64(format!("S::{name}").as_bytes()),
-            scope: "S".into(),
-            name: name.into(),
-            file: None,
-            line: None,
-            selector: format!("S::{name}"),
-            selector_derived: false,
-            runner: omen_core::Runner::Generic,
-            outcome,
-            mixed: false,
-            duration_ms: Some(5),
-            failure: outcome.is_failure().then(|| omen_core::Failure {
-                kind: Some(omen_core::FailureKind::Failure),
-                message: Some(format!("{name} broke")),
-                ..Default::default()
-            }),
-        }
-    }
+    use crate::testing::record;
 
     fn meta(run: &str, job: &str, at: i64) -> RunMeta {
         RunMeta {

@@ -346,24 +346,8 @@ mod tests {
     use omen_core::run::RunMeta;
 
     use super::*;
+    use crate::testing::timed as record;
     use crate::{ResultRecord, StoreConfig};
-
-    fn record(name: &str, outcome: Outcome, ms: Option<u32>) -> ResultRecord {
-        ResultRecord {
-            key_hash: omen_core::hash::fnv1a64(format!("S::{name}").as_bytes()),
-            scope: "S".into(),
-            name: name.into(),
-            file: None,
-            line: None,
-            selector: format!("S::{name}"),
-            selector_derived: false,
-            runner: omen_core::Runner::Generic,
-            outcome,
-            mixed: false,
-            duration_ms: ms,
-            failure: None,
-        }
-    }
 
     fn ingest(store: &mut Store, run: u32, job: Option<&str>, records: Vec<ResultRecord>) -> i64 {
         let meta = RunMeta {
