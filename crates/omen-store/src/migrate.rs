@@ -191,9 +191,16 @@ pub(crate) const MIGRATIONS: &[&str] = &[
     CREATE INDEX change_points_series ON change_points (test_id, job, run);
     "#,
     // 10 → 11: how many distinct failure signatures (causes) a run's failures had, and how long
-    // its job waited for a runner (ms), for the unusual-run model. NULL when not known.
+    // its job waited for a runner (ms), for the unusual-run model. NULL when not known. And
+    // GitLab runs stored as job `name#CI_JOB_ID` (every run its own job) become job `name`, the
+    // name `omen ci` now gives (the id stays in their run keys); change points alike. GitHub's
+    // job ids cannot hold `#`.
     r#"
     ALTER TABLE runs ADD COLUMN causes INTEGER;
     ALTER TABLE runs ADD COLUMN queue_ms INTEGER;
+    UPDATE runs SET job = substr(rtrim(job, '0123456789'), 1, length(rtrim(job, '0123456789')) - 1)
+     WHERE rtrim(job, '0123456789') LIKE '_%#' AND rtrim(job, '0123456789') != job;
+    UPDATE change_points SET job = substr(rtrim(job, '0123456789'), 1, length(rtrim(job, '0123456789')) - 1)
+     WHERE rtrim(job, '0123456789') LIKE '_%#' AND rtrim(job, '0123456789') != job;
     "#,
 ];

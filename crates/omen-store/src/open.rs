@@ -566,6 +566,39 @@ mod tests {
     }
 
     #[test]
+    fn gitlab_runs_stored_per_job_instance_become_one_job() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("history.db");
+        let conn = Connection::open(&path).unwrap();
+        for m in &MIGRATIONS[..10] {
+            conn.execute_batch(m).unwrap();
+        }
+        let run = |id: i64, job: &str| {
+            format!(
+                "INSERT INTO runs (id, run_key, attempt, job, is_default, at, tests, failed, skipped, mixed, outage, duration_ms)
+                 VALUES ({id}, 'k{id}', 1, '{job}', 1, {id}, 1, 0, 0, 0, 0, 5);"
+            )
+        };
+        conn.execute_batch(&format!(
+            "PRAGMA user_version = 10; PRAGMA application_id = {APPLICATION_ID}; {}{}{}{}{}",
+            run(1, "rspec#1234"),
+            run(2, "rspec#1299"),
+            run(3, "test 2/4#77"),
+            run(4, "build2"),
+            run(5, "#12"),
+        ))
+        .unwrap();
+        drop(conn);
+        let opened = open(&path);
+        assert!(opened.set_aside.is_none());
+        let jobs: Vec<String> = (1..=5)
+            .map(|id| opened.store.run(id).unwrap().unwrap().job.unwrap())
+            .collect();
+        assert_eq!(jobs, ["rspec", "rspec", "test 2/4", "build2", "#12"]);
+        assert_eq!(opened.store.run(1).unwrap().unwrap().run_key, "k1");
+    }
+
+    #[test]
     fn predictions_made_before_schema_5_keep_their_probability_as_the_base_one() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("history.db");
