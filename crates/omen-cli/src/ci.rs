@@ -379,22 +379,37 @@ pub fn run(args: &CiArgs, config: &crate::config::Config) -> anyhow::Result<Outc
     let now = crate::now();
     let env = CiEnv::read(args.risk_gate);
     let risk_gate = args.risk_threshold.unwrap_or(config.risk.gate);
-    let mut run_args = args.run.clone();
-    if run_args.queue_seconds.is_none() {
-        run_args.queue_seconds = env.queue.as_ref().and_then(QueueAccess::seconds);
-    }
-    // Omen's trouble in storing the run is a warning: the comment still tells what failed.
-    let run = crate::ingest::ingest_run(
-        &args.reports,
-        1 << 30,
-        &args.db,
-        &run_args,
-        &config.store,
-        true,
-    )?;
+    // Omen's trouble in storing the run is a warning: the comment still tells what failed. The
+    // job's queue time is one request to the CI's API, made while the reports are parsed and
+    // stored, and written to the run's row after.
+    let (run, queued) = std::thread::scope(|scope| {
+        let lookup = env
+            .queue
+            .as_ref()
+            .filter(|_| args.run.queue_seconds.is_none())
+            .map(|q| scope.spawn(|| q.seconds()));
+        let run = crate::ingest::ingest_run(
+            &args.reports,
+            1 << 30,
+            &args.db,
+            &args.run,
+            &config.store,
+            true,
+        );
+        let queued = lookup.and_then(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)));
+        (run, queued)
+    });
+    let run = run?;
     let mut trouble = run.trouble;
     let mut store = run.store;
     let meta = run.meta;
+    if let (Some(seconds), Some(s), Some(id), false) =
+        (queued, store.as_mut(), run.run_id, run.duplicate)
+        && let Err(err) = s.set_queue_ms(id, (seconds * 1000.0).round() as u64)
+    {
+        tracing::warn!("{err}; the queue time is not kept");
+        trouble = true;
+    }
 
     let quarantine = read_quarantine(&args.quarantine_file, &mut trouble);
     let quarantine_changes = match (&quarantine, store.as_ref()) {

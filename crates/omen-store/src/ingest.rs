@@ -276,6 +276,17 @@ impl Store {
 }
 
 impl Store {
+    /// Record how long run `run`'s job waited for a runner, ms, learnt after the run was stored.
+    pub fn set_queue_ms(&mut self, run: i64, ms: u64) -> Result<(), StoreError> {
+        self.conn
+            .execute(
+                "UPDATE runs SET queue_ms = ?2 WHERE id = ?1",
+                params![run, ms.min(i64::MAX as u64) as i64],
+            )
+            .map(|_| ())
+            .ctx(&self.path, "store the run's queue time")
+    }
+
     /// Count failure signature `hash` (masked first line `masked`) once for run `run`, which
     /// no test report showed: the cause of a job's log (`omen ci --log`), one more of the run's
     /// [`RunRow::causes`](crate::RunRow::causes). Counting the same run again changes nothing.
