@@ -693,6 +693,18 @@ fn omen_perf_scan_finds_the_changes_of_a_history_stored_without_analysis() {
     );
     assert!(text.stdout.contains("test_export"), "{text}");
     assert!(!text.stdout.contains('\u{1b}'), "{text}");
+    // No database: said so, none created, and the step fails only in strict mode.
+    let missing = run(omen(dir.path()).args(["perf", "scan", "--db", "missing.db"]));
+    missing.code(0);
+    assert!(
+        missing
+            .stderr
+            .contains("no history database at `missing.db`"),
+        "{missing}"
+    );
+    assert!(!dir.path().join("missing.db").exists());
+    let strict = run(omen(dir.path()).args(["--strict", "perf", "scan", "--db", "missing.db"]));
+    assert_ne!(strict.code, 0, "{strict}");
 }
 
 /// Thirty default-branch runs stored by `omen ingest`, each job having waited `10 + r % 5`

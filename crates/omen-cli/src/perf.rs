@@ -191,18 +191,25 @@ fn change_point_json(store: &Store, c: &ChangePointRow) -> anyhow::Result<Change
 /// again.
 fn scan(db: &Path, format: Format, settings: &PerfSettings) -> anyhow::Result<Outcome> {
     let now = crate::now();
-    let scanned = Store::open(db, now)
-        .map_err(anyhow::Error::from)
-        .and_then(|opened| {
-            let mut store = opened.store;
-            let scan = omen_jobs::perf::scan(&mut store, settings, now)?;
-            let new = scan
-                .new
-                .iter()
-                .map(|f| change_point_json(&store, &f.row))
-                .collect::<anyhow::Result<Vec<_>>>()?;
-            Ok((scan, new))
-        });
+    // Nothing to search is not a reason to create a database.
+    let opened = if db.exists() {
+        Store::open(db, now).map_err(anyhow::Error::from)
+    } else {
+        Err(anyhow::anyhow!(
+            "no history database at `{}`",
+            omen_render::escape::line(&db.display().to_string())
+        ))
+    };
+    let scanned = opened.and_then(|opened| {
+        let mut store = opened.store;
+        let scan = omen_jobs::perf::scan(&mut store, settings, now)?;
+        let new = scan
+            .new
+            .iter()
+            .map(|f| change_point_json(&store, &f.row))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        Ok((scan, new))
+    });
     let (scan, new, error) = match scanned {
         Ok((scan, new)) => (scan, new, None),
         Err(err) => {
