@@ -173,7 +173,7 @@ impl CiEnv {
             ForgeAccess::github(&env)
         };
         let run_url = run_url.or_else(|| env("CI_JOB_URL"));
-        let queue = QueueAccess::read(&env);
+        let queue = QueueAccess::read(&env, forge.as_ref());
         CiEnv {
             queue,
             job_url: env("CI_JOB_URL"),
@@ -247,7 +247,11 @@ enum QueueAccess {
 }
 
 impl QueueAccess {
-    fn read(env: &dyn Fn(&str) -> Option<String>) -> Option<QueueAccess> {
+    /// From the environment; on GitHub the API, repository and token are the forge's.
+    fn read(
+        env: &dyn Fn(&str) -> Option<String>,
+        forge: Option<&ForgeAccess>,
+    ) -> Option<QueueAccess> {
         if crate::ci_env::in_gitlab(env) {
             let gitlab = crate::ci_env::GitLabEnv::read(env).ok()?;
             return Some(QueueAccess::GitLab {
@@ -256,10 +260,18 @@ impl QueueAccess {
                 job_token: gitlab.job_token?,
             });
         }
+        let Some(ForgeAccess::GitHub {
+            api,
+            repository,
+            token,
+        }) = forge
+        else {
+            return None;
+        };
         Some(QueueAccess::GitHub {
-            api: env("GITHUB_API_URL").unwrap_or_else(|| "https://api.github.com".to_owned()),
-            repository: env("GITHUB_REPOSITORY")?,
-            token: Token::new(env("GITHUB_TOKEN")?),
+            api: api.clone(),
+            repository: repository.clone(),
+            token: token.clone(),
             run_id: env("GITHUB_RUN_ID")?,
             attempt: env("GITHUB_RUN_ATTEMPT")
                 .and_then(|a| a.parse().ok())

@@ -376,24 +376,22 @@ pub fn unusual_run(
         .map(run_metrics)
         .collect();
     let current = run_metrics(run);
-    let known = |m: usize| history.iter().filter(|h| h[m].is_finite()).count();
-    let mut used: Vec<usize> = (0..current.len())
-        .filter(|&m| current[m].is_finite())
-        .collect();
-    let complete = |used: &[usize]| {
+    // The history's runs that have every metric in `used`, on those metrics.
+    let rows_with = |used: &[usize]| -> Vec<Vec<f64>> {
         history
             .iter()
             .filter(|h| used.iter().all(|&m| h[m].is_finite()))
-            .count()
+            .map(|h| used.iter().map(|&m| h[m]).collect())
+            .collect()
     };
-    if complete(&used) < settings.anomaly.min_history {
-        used.retain(|&m| known(m) == history.len());
-    }
-    let rows: Vec<Vec<f64>> = history
-        .iter()
-        .filter(|h| used.iter().all(|&m| h[m].is_finite()))
-        .map(|h| used.iter().map(|&m| h[m]).collect())
+    let mut used: Vec<usize> = (0..current.len())
+        .filter(|&m| current[m].is_finite())
         .collect();
+    let mut rows = rows_with(&used);
+    if rows.len() < settings.anomaly.min_history {
+        used.retain(|&m| history.iter().all(|h| h[m].is_finite()));
+        rows = rows_with(&used);
+    }
     let judged: Vec<f64> = used.iter().map(|&m| current[m]).collect();
     Ok(
         assess(&rows, &judged, run.id as u64, &settings.anomaly).map(|mut a| {
