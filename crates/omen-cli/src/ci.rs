@@ -1321,7 +1321,8 @@ fn perf_step(
                     .deviations
                     .iter()
                     .map(|d| UnusualMetric {
-                        name: omen_jobs::perf::RUN_METRICS[d.metric],
+                        name: omen_jobs::perf::RUN_METRICS[d.metric].name,
+                        ms: omen_jobs::perf::RUN_METRICS[d.metric].ms,
                         actual: d.actual,
                         expected: d.expected,
                         range: d.range,

@@ -336,15 +336,45 @@ pub fn compare_pull_request(
     Ok(comparison)
 }
 
+/// One run-level metric.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunMetric {
+    /// How it is named in the comment.
+    pub name: &'static str,
+    /// Its values are milliseconds (shown as durations), not counts.
+    pub ms: bool,
+}
+
 /// The run-level metrics an unusual run is judged on, in [`run_metrics`]'s order.
-pub const RUN_METRICS: [&str; 7] = [
-    "test time",
-    "tests",
-    "failed",
-    "skipped",
-    "flaky",
-    "failure causes",
-    "queue time",
+pub const RUN_METRICS: [RunMetric; 7] = [
+    RunMetric {
+        name: "test time",
+        ms: true,
+    },
+    RunMetric {
+        name: "tests",
+        ms: false,
+    },
+    RunMetric {
+        name: "failed",
+        ms: false,
+    },
+    RunMetric {
+        name: "skipped",
+        ms: false,
+    },
+    RunMetric {
+        name: "flaky",
+        ms: false,
+    },
+    RunMetric {
+        name: "failure causes",
+        ms: false,
+    },
+    RunMetric {
+        name: "queue time",
+        ms: true,
+    },
 ];
 
 /// `run`'s values of [`RUN_METRICS`]; NaN where a run stored before Omen measured it has none.

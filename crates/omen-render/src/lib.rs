@@ -180,7 +180,9 @@ pub struct UnusualRun {
 pub struct UnusualMetric {
     /// `tests`, `test time`, …
     pub name: &'static str,
-    /// This run's value (ms for test time).
+    /// The values are milliseconds, shown as durations; else counts.
+    pub ms: bool,
+    /// This run's value.
     pub actual: f64,
     /// The usual value.
     pub expected: f64,
@@ -973,12 +975,8 @@ fn ms_text(ms: f64) -> String {
 
 fn unusual_section(s: &mut String, perf: &PerfSection) {
     let Some(u) = &perf.unusual else { return };
-    let value = |name: &str, v: f64| {
-        if name == "test time" || name == "queue time" {
-            ms_text(v)
-        } else {
-            format!("{v:.0}")
-        }
+    let value = |m: &UnusualMetric, v: f64| {
+        if m.ms { ms_text(v) } else { format!("{v:.0}") }
     };
     let Some(first) = u.metrics.first() else {
         return;
@@ -994,8 +992,8 @@ fn unusual_section(s: &mut String, perf: &PerfSection) {
         u.severity,
         change,
         first.name,
-        value(first.name, first.actual),
-        value(first.name, first.expected)
+        value(first, first.actual),
+        value(first, first.expected)
     );
     let _ = writeln!(
         s,
@@ -1011,10 +1009,10 @@ fn unusual_section(s: &mut String, perf: &PerfSection) {
             s,
             "| {} | {} | {} | {} – {} | {} |",
             m.name,
-            value(m.name, m.actual),
-            value(m.name, m.expected),
-            value(m.name, m.range.0.max(0.0)),
-            value(m.name, m.range.1),
+            value(m, m.actual),
+            value(m, m.expected),
+            value(m, m.range.0.max(0.0)),
+            value(m, m.range.1),
             m.kind
         );
     }

@@ -133,6 +133,7 @@ fn report() -> CiReport {
                 score: 0.71,
                 metrics: vec![UnusualMetric {
                     name: "tests",
+                    ms: false,
                     actual: 487.0,
                     expected: 812.0,
                     range: (788.0, 836.0),
