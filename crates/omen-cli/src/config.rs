@@ -217,7 +217,7 @@ config_file! {
     [perf]
     window: u32, "newest default-branch runs a change point is searched in", |c| c.perf.window, |c, v| c.perf.window = v;
     min_relative: f64, "smallest change of the median a change point reports (0.05 = 5%)", |c| c.perf.test_detect.min_relative, |c, v| { c.perf.test_detect.min_relative = v; c.perf.suite_detect.min_relative = v };
-    max_p: f64, "largest p-value of the rank test between a change point's levels", |c| c.perf.test_detect.max_p, |c, v| { c.perf.test_detect.max_p = v; c.perf.suite_detect.max_p = v };
+    max_p: f64, "largest p-value of the rank and jump tests between a change point's levels", |c| c.perf.test_detect.max_p, |c, v| { c.perf.test_detect.max_p = v; c.perf.suite_detect.max_p = v };
     test_min_ms: f64, "smallest change of a test's median duration reported, ms", |c| c.perf.test_detect.min_absolute, |c, v| c.perf.test_detect.min_absolute = v;
     suite_min_ms: f64, "smallest change of the run's total test time reported, ms", |c| c.perf.suite_detect.min_absolute, |c, v| c.perf.suite_detect.min_absolute = v;
     baseline_runs: u32, "default-branch runs a pull request's durations are compared with", |c| c.perf.baseline_runs, |c, v| c.perf.baseline_runs = v;

@@ -8,22 +8,26 @@
 //!    shift, while the points either side of a real shift — even one near the series' start or
 //!    end — agree with their own side and stay. The deviation is the series' MAD of distances
 //!    from those medians.
-//! 2. **Binary segmentation** of the clipped series for a change in mean: the series is scaled by
-//!    its standard deviation, and a split is kept while it lowers the squared error by more than
-//!    `penalty × ln n` (a BIC-type penalty), each segment at least [`DetectConfig::min_segment`]
-//!    long.
-//! 3. **Significance and magnitude.** Each change is tested with a Mann–Whitney rank test between
-//!    the segments either side; the weakest change that is not significant (p above
-//!    [`DetectConfig::max_p`]) or too small (relative and absolute floors on the segments'
-//!    medians) is merged away, and the rest tested again.
+//! 2. **Binary segmentation** of the clipped series for a change in mean: a split is kept while
+//!    it lowers the squared error by more than `penalty × ln n` (a BIC-type penalty), each
+//!    segment at least [`DetectConfig::min_segment`] long. The error is in units of the noise's
+//!    variance where the noise is nearly white — told from the first differences, which cancel
+//!    the level shifts — and of the whole series' variance otherwise (walks, seasons, slow
+//!    swings), which also bounds it.
+//! 3. **Significance and magnitude.** Each change is tested twice between the segments either
+//!    side: with a Mann–Whitney rank test, and for a jump in level once a common trend through
+//!    both is allowed for (a steady trend is not a series of steps). The weakest change that
+//!    fails either test (p above [`DetectConfig::max_p`]) or is too small (relative and absolute
+//!    floors on the segments' medians) is merged away, and the rest tested again.
 
-use super::stats::{mann_whitney, median, median_in_place, std_dev};
+use super::stats::{mann_whitney, median, median_in_place, normal_sf, std_dev};
 
 /// Settings of [`detect`]. [`Default`] is what `omen perf detect` uses on any series;
 /// [`DetectConfig::durations`] is what `omen ci` uses on test and suite durations.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct DetectConfig {
-    /// Multiplier of `ln n` in the split penalty, in units of the series' variance.
+    /// Multiplier of `ln n` in the split penalty, in units of the noise's variance (see the
+    /// module's step 2).
     pub penalty: f64,
     /// Shortest segment, in points (so a change is reported after this many new points at the
     /// earliest).
@@ -187,7 +191,7 @@ fn detect_filled(values: Vec<f64>, config: &DetectConfig) -> Vec<ChangePoint> {
     } else {
         values.clone()
     };
-    prune(&values, &raw_work, cuts, config)
+    prune(&values, &raw_work, &work, cuts, config)
 }
 
 /// Missing values repeat the one before (the first present value fills the start); `None` when
@@ -390,20 +394,74 @@ impl RankSet {
     }
 }
 
+/// The scale that [`segment`]'s penalty is in: the noise's long-run deviation where it can be
+/// told from the signal, bounded by the series' own standard deviation.
+///
+/// Differences of neighbouring points cancel the level, so first differences describe the
+/// noise alone, whatever the level shifts (those are a few outlying differences). Read as an
+/// AR(1) with coefficient φ, noise gives differences whose lag-1 correlation is −(1 − φ)/2
+/// (−½ for white noise, 0 for a walk) and whose variance is 2σ²(1 − φ). The correlation is
+/// the differences' sign correlation about their median (`sin(π/2 · mean sign product)`, as
+/// for normal data), which depends on neither the noise's shape nor the shifts' sizes and
+/// needs no sort; the variance comes from their MAD. The long-run deviation
+/// `σ √((1 + φ) / (1 − φ))` is the spread of a mean of many neighbouring points, what a change
+/// in mean is judged against. Where φ is [`WHITE_PHI`] or more (a walk, a seasonal swing, a
+/// slow wobble) the AR(1) reading is not trusted and the series' own deviation is the scale,
+/// as it is where the differences have no spread (coarsely rounded values).
+fn noise_scale(x: &[f64]) -> f64 {
+    let sd = std_dev(x);
+    let differences: Vec<f64> = x
+        .iter()
+        .skip(1)
+        .zip(x)
+        .map(|(v, before)| v - before)
+        .collect();
+    let mut spread = differences.clone();
+    let Some(middle) = median_in_place(&mut spread) else {
+        return sd;
+    };
+    let sign = |d: f64| (d > middle) as i32 - (d < middle) as i32;
+    let (mut product, mut pairs) = (0i32, 0i32);
+    for w in differences.windows(2) {
+        let p = sign(w[0]) * sign(w[1]);
+        product += p;
+        pairs += p.abs();
+    }
+    if pairs == 0 {
+        return sd;
+    }
+    let rho = (std::f64::consts::FRAC_PI_2 * f64::from(product) / f64::from(pairs)).sin();
+    let phi = 1.0 + 2.0 * rho;
+    for d in &mut spread {
+        *d = (*d - middle).abs();
+    }
+    let spread = 1.4826 * median_in_place(&mut spread).unwrap_or(0.0);
+    if phi >= WHITE_PHI || spread <= 0.0 || !spread.is_finite() {
+        return sd;
+    }
+    let phi = phi.max(0.0);
+    let sigma = spread / (2.0 * (1.0 - phi)).sqrt();
+    (sigma * ((1.0 + phi) / (1.0 - phi)).sqrt()).min(sd)
+}
+
+/// Largest lag-1 autocorrelation of the noise, estimated by [`noise_scale`], for which the
+/// penalty is scaled by the noise rather than by the whole series.
+const WHITE_PHI: f64 = 0.3;
+
 /// Binary segmentation for a change in mean; returns the cut indices, sorted.
 fn segment(x: &[f64], penalty: f64, min_segment: usize) -> Vec<usize> {
     let n = x.len();
     if n < 2 * min_segment {
         return Vec::new();
     }
-    let sd = std_dev(x);
-    if sd <= 0.0 || !sd.is_finite() {
+    let scale = noise_scale(x);
+    if scale <= 0.0 || !scale.is_finite() {
         return Vec::new();
     }
     let mut sum = vec![0.0; n + 1];
     let mut sum2 = vec![0.0; n + 1];
     for (i, v) in x.iter().enumerate() {
-        let z = v / sd;
+        let z = v / scale;
         sum[i + 1] = sum[i] + z;
         sum2[i + 1] = sum2[i] + z * z;
     }
@@ -442,15 +500,21 @@ fn segment(x: &[f64], penalty: f64, min_segment: usize) -> Vec<usize> {
 /// before and just after the change.
 const SIDE: usize = 50;
 
-/// Merge away the weakest change that fails the test or the floors, until all pass.
+/// Merge away the weakest change that fails the tests or the floors, until all pass. A change
+/// is judged on the level just before and just after it (at most [`SIDE`] points each) by two
+/// tests: the rank test between the sides (`work`, the unclipped values), and [`jump_p`], which
+/// asks whether the level jumps at the change once a common trend through both sides is allowed
+/// for (`clipped`, so an outlier cannot tilt the line). The second keeps a steady trend, which
+/// binary segmentation for a change in mean cuts into steps, from being reported as changes.
 fn prune(
     values: &[f64],
     work: &[f64],
+    clipped: &[f64],
     mut cuts: Vec<usize>,
     config: &DetectConfig,
 ) -> Vec<ChangePoint> {
     loop {
-        let points: Vec<(ChangePoint, bool)> = (0..cuts.len())
+        let points: Vec<(ChangePoint, f64, bool)> = (0..cuts.len())
             .map(|i| {
                 let start = if i == 0 { 0 } else { cuts[i - 1] };
                 let end = cuts.get(i + 1).copied().unwrap_or(values.len());
@@ -458,9 +522,10 @@ fn prune(
                 let left = start.max(t.saturating_sub(SIDE))..t;
                 let right = t..end.min(t + SIDE);
                 let (_, p) = mann_whitney(&work[left.clone()], &work[right.clone()]);
+                let weakest_p = p.max(jump_p(&clipped[left.start..right.end], t - left.start));
                 let before = median(&values[left]).unwrap_or(0.0);
                 let after = median(&values[right]).unwrap_or(0.0);
-                let passes = p <= config.max_p
+                let passes = weakest_p <= config.max_p
                     && relative(before, after).abs() >= config.min_relative
                     && (after - before).abs() >= config.min_absolute;
                 (
@@ -470,6 +535,7 @@ fn prune(
                         after,
                         p_value: p,
                     },
+                    weakest_p,
                     passes,
                 )
             })
@@ -477,16 +543,59 @@ fn prune(
         let weakest = points
             .iter()
             .enumerate()
-            .filter(|(_, (_, passes))| !passes)
-            .max_by(|a, b| a.1.0.p_value.total_cmp(&b.1.0.p_value))
+            .filter(|(_, (_, _, passes))| !passes)
+            .max_by(|a, b| a.1.1.total_cmp(&b.1.1))
             .map(|(i, _)| i);
         match weakest {
             Some(i) => {
                 cuts.remove(i);
             }
-            None => return points.into_iter().map(|(c, _)| c).collect(),
+            None => return points.into_iter().map(|(c, _, _)| c).collect(),
         }
     }
+}
+
+/// Two-sided p-value of a jump in level at `at` in `y`, fitted with a common trend:
+/// `y = a + b·t + δ·[t ≥ at]` by least squares, δ against its standard error (normal tail).
+/// A step gives a large δ whatever the slope; a steady trend, cut anywhere, gives δ near 0.
+/// 1 when the fit has no residual degrees of freedom left or the jump cannot be told from the
+/// slope; 0 for a jump in noiseless values.
+fn jump_p(y: &[f64], at: usize) -> f64 {
+    let n = y.len();
+    if n < 4 || at == 0 || at >= n {
+        return 1.0;
+    }
+    let nf = n as f64;
+    let t_mean = (nf - 1.0) / 2.0;
+    let y_mean = y.iter().sum::<f64>() / nf;
+    let i_mean = (n - at) as f64 / nf;
+    // Sums of centred products: u = t − t̄, j = [t ≥ at] − j̄, v = y − ȳ.
+    let (mut uu, mut uj, mut uv, mut jj, mut jv, mut vv) = (0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
+    for (t, &value) in y.iter().enumerate() {
+        let u = t as f64 - t_mean;
+        let j = f64::from(u8::from(t >= at)) - i_mean;
+        let v = value - y_mean;
+        uu += u * u;
+        uj += u * j;
+        uv += u * v;
+        jj += j * j;
+        jv += j * v;
+        vv += v * v;
+    }
+    // Frisch–Waugh: regress the step and the values on the trend, then one on the other.
+    let jj_t = jj - uj * uj / uu;
+    let jv_t = jv - uj * uv / uu;
+    let vv_t = vv - uv * uv / uu;
+    if jj_t <= 1e-9 * jj {
+        return 1.0;
+    }
+    let delta = jv_t / jj_t;
+    let residual = (vv_t - delta * jv_t).max(0.0) / (nf - 3.0);
+    if residual <= 0.0 {
+        return if delta == 0.0 { 1.0 } else { 0.0 };
+    }
+    let z = delta.abs() / (residual / jj_t).sqrt();
+    (2.0 * normal_sf(z)).min(1.0)
 }
 
 #[cfg(test)]
@@ -722,6 +831,108 @@ mod tests {
                 &clipped[38..45]
             );
         }
+    }
+
+    #[test]
+    fn the_penalty_is_in_units_of_the_noise_where_the_noise_is_white() {
+        let mut r = noise(5);
+        // Uniform noise on [-1, 1): σ = 1/√3. Six level shifts make the series' own deviation
+        // about five times the noise's.
+        let stepped: Vec<f64> = [0.0, 8.0, 3.0, 10.0, 1.0, 7.0, -2.0]
+            .iter()
+            .flat_map(|&level| (0..40).map(move |_| level))
+            .map(|level| level + r())
+            .collect();
+        let sigma = 1.0 / 3f64.sqrt();
+        assert!(std_dev(&stepped) > 4.0 * sigma);
+        let scale = noise_scale(&stepped);
+        assert!((scale / sigma - 1.0).abs() < 0.15, "{scale} vs {sigma}");
+        // Noise with memory: AR(1) with φ = 0.3 has a long-run deviation of
+        // σ_e √(1 / (1 − φ)²) = σ_e / 0.7 (here under two shifts that keep the series' own
+        // deviation, which bounds the scale, above it).
+        let mut r = noise(9);
+        let mut ar = vec![0.0f64];
+        for _ in 1..2000 {
+            let last = ar[ar.len() - 1];
+            ar.push(0.3 * last + r());
+        }
+        for v in &mut ar[700..1400] {
+            *v += 10.0;
+        }
+        let long_run = sigma / 0.7;
+        let scale = noise_scale(&ar);
+        assert!(
+            (scale / long_run - 1.0).abs() < 0.2,
+            "{scale} vs {long_run}"
+        );
+        // A walk (φ = 1) and a series whose differences have no spread keep the series' own
+        // deviation: their first differences say nothing about the noise.
+        let mut r = noise(2);
+        let mut walk = vec![0.0f64];
+        for _ in 1..300 {
+            let last = walk[walk.len() - 1];
+            walk.push(last + r());
+        }
+        assert_eq!(noise_scale(&walk), std_dev(&walk));
+        let rounded: Vec<f64> = (0..100).map(|i| f64::from(i / 20)).collect();
+        assert_eq!(noise_scale(&rounded), std_dev(&rounded));
+    }
+
+    #[test]
+    fn many_shifts_in_white_noise_are_each_found() {
+        // Shifts of 6–11 noise deviations (6–11%), each 40 points long. Judged in units of the whole
+        // series' deviation (five times the noise's), the smaller ones were merged away.
+        for seed in 0..10 {
+            let mut r = noise(seed);
+            let s: Vec<f64> = [100.0, 110.0, 103.0, 112.0, 100.0, 108.0, 98.0]
+                .iter()
+                .flat_map(|&level| (0..40).map(move |_| level))
+                .map(|level| level + 2.0 * r())
+                .collect();
+            let found = indices(&s, &DetectConfig::default());
+            assert_eq!(found, vec![40, 80, 120, 160, 200, 240], "seed {seed}");
+        }
+    }
+
+    #[test]
+    fn a_steady_trend_is_not_cut_into_steps_but_a_step_on_it_is_found() {
+        for seed in 0..10 {
+            // From 10 to 16 over 200 points, noise σ ≈ 0.58: the mean shifts by 5% every 17
+            // points, and binary segmentation cuts it wherever it likes.
+            let mut r = noise(seed);
+            let trend: Vec<f64> = (0..200).map(|i| 10.0 + 0.03 * i as f64 + r()).collect();
+            assert_eq!(
+                indices(&trend, &DetectConfig::default()),
+                Vec::<usize>::new(),
+                "seed {seed}"
+            );
+            let mut stepped = trend.clone();
+            for v in &mut stepped[120..] {
+                *v += 3.0;
+            }
+            assert_eq!(
+                indices(&stepped, &DetectConfig::default()),
+                vec![120],
+                "seed {seed}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_jump_is_told_from_a_trend() {
+        let line: Vec<f64> = (0..40).map(|i| 2.0 * f64::from(i)).collect();
+        assert!(jump_p(&line, 20) > 0.5, "{}", jump_p(&line, 20));
+        let mut r = noise(1);
+        let mut step: Vec<f64> = (0..40).map(|i| 0.1 * f64::from(i) + 0.5 * r()).collect();
+        for v in &mut step[30..] {
+            *v += 5.0;
+        }
+        assert!(jump_p(&step, 30) < 1e-9, "{}", jump_p(&step, 30));
+        // A jump without noise is certain; too few points, or a cut at an end, say nothing.
+        let flat_step: Vec<f64> = (0..20).map(|i| if i < 10 { 1.0 } else { 2.0 }).collect();
+        assert_eq!(jump_p(&flat_step, 10), 0.0);
+        assert_eq!(jump_p(&flat_step, 0), 1.0);
+        assert_eq!(jump_p(&flat_step[..3], 1), 1.0);
     }
 
     #[test]
