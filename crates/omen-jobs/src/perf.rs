@@ -38,9 +38,18 @@ pub struct PerfSettings {
     pub trend: TrendConfig,
     /// The suite time, in seconds, the trend's forecast counts down to (30 minutes).
     pub suite_budget_s: f64,
+}
+
+impl PerfSettings {
     /// A change found within this many runs of a stored one (of the same series) is that one,
     /// placed again with more runs, not a new change: two of the detector's shortest segments.
-    pub same_change_runs: usize,
+    pub fn same_change_runs(&self) -> usize {
+        2 * self
+            .test_detect
+            .min_segment
+            .max(self.suite_detect.min_segment)
+            .max(1)
+    }
 }
 
 impl Default for PerfSettings {
@@ -56,7 +65,6 @@ impl Default for PerfSettings {
             anomaly_runs: 200,
             trend: TrendConfig::default(),
             suite_budget_s: 1800.0,
-            same_change_runs: 10,
         }
     }
 }
@@ -192,7 +200,7 @@ fn record(
             // The same change found again a few runs later (or earlier) is not news. Found
             // within those runs of the window's start, its earlier side is cut short and its
             // place is a guess: what was stored stays.
-            let reach = settings.same_change_runs;
+            let reach = settings.same_change_runs();
             let near = (
                 runs[c.index.saturating_sub(reach)].id,
                 runs[(c.index + reach).min(runs.len() - 1)].id,
