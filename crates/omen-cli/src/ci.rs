@@ -1160,11 +1160,6 @@ fn seen(store: &Store, hash: u64, meta: &omen_core::run::RunMeta) -> Option<Seen
     omen_jobs::failures::known(store, hash, meta.is_default_branch())
         .map_err(|err| tracing::warn!("{err}"))
         .ok()
-        .map(|k| Seen {
-            runs: k.runs,
-            since: k.since,
-            on_default: k.on_default,
-        })
 }
 
 /// A log's tail read at most: the error block is at its end.

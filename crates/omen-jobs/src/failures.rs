@@ -4,8 +4,8 @@
 
 use omen_core::failure::systemic::{SystemicCluster, SystemicConfig, clusters};
 use omen_core::failure::{
-    Categorized, Category, Classifier, FailureText, Grouper, LabelledText, NaiveBayes, Signature,
-    UserRule, headline,
+    Categorized, Category, Classifier, FailureText, Grouper, LabelledText, NaiveBayes, Seen,
+    Signature, UserRule, headline,
 };
 use omen_store::Store;
 
@@ -136,27 +136,16 @@ pub fn systemic(
     Ok((failing.len(), clusters(&failing, config)))
 }
 
-/// How often a cause was seen in runs other than the one being reported.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Known {
-    /// Other runs that failed with it (0: new).
-    pub runs: u64,
-    /// When it was first seen (unix seconds).
-    pub since: i64,
-    /// Some of those other runs were on the default branch.
-    pub on_default: bool,
-}
-
 /// What the history knows of signature `hash`, the run being reported (which already counted
 /// it, on the default branch or not) left out.
-pub fn known(store: &Store, hash: u64, this_run_on_default: bool) -> Result<Known, JobError> {
+pub fn known(store: &Store, hash: u64, this_run_on_default: bool) -> Result<Seen, JobError> {
     Ok(match store.signature(hash)? {
-        None => Known {
+        None => Seen {
             runs: 0,
             since: 0,
             on_default: false,
         },
-        Some(row) => Known {
+        Some(row) => Seen {
             runs: row.runs.saturating_sub(1),
             since: row.first_seen,
             on_default: row.default_runs > u64::from(this_run_on_default),

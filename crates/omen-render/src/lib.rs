@@ -206,6 +206,7 @@ pub struct TrendPoint {
     pub level_s: Option<f64>,
 }
 
+pub use omen_core::failure::Seen;
 pub use omen_core::gate::GateVerdict;
 
 /// The deploy-risk section. Every string is Omen's own wording, but it is escaped like the rest.
@@ -321,17 +322,6 @@ pub struct CauseRow {
     /// Its category and the rule's reason (`infrastructure: connection refused or reset`), when
     /// a rule of `omen_core::failure::RULES` matched.
     pub kind: Option<String>,
-}
-
-/// How often a cause was seen in other runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Seen {
-    /// Other runs that failed with it (0: new).
-    pub runs: u64,
-    /// When it was first seen (unix seconds).
-    pub since: i64,
-    /// Some of those runs were on the default branch.
-    pub on_default: bool,
 }
 
 impl CiReport {

@@ -261,6 +261,17 @@ impl FailureText<'_> {
     }
 }
 
+/// How often a cause (its [`Signature`]) was seen in runs other than the one being reported.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Seen {
+    /// Other runs that failed with it (0: new).
+    pub runs: u64,
+    /// When it was first seen (unix seconds).
+    pub since: i64,
+    /// Some of those other runs were on the default branch.
+    pub on_default: bool,
+}
+
 /// A failure's identity across runs (see the module docs).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Signature {
