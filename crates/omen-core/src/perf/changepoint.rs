@@ -558,8 +558,8 @@ fn prune(
 /// Two-sided p-value of a jump in level at `at` in `y`, fitted with a common trend:
 /// `y = a + b·t + δ·[t ≥ at]` by least squares, δ against its standard error (normal tail).
 /// A step gives a large δ whatever the slope; a steady trend, cut anywhere, gives δ near 0.
-/// 1 when the fit has no residual degrees of freedom left or the jump cannot be told from the
-/// slope; 0 for a jump in noiseless values.
+/// 1 when the fit has too few points or the jump cannot be told from the slope; in noiseless
+/// values, 0 for a jump and 1 for none.
 fn jump_p(y: &[f64], at: usize) -> f64 {
     let n = y.len();
     if n < 4 || at == 0 || at >= n {
@@ -590,11 +590,14 @@ fn jump_p(y: &[f64], at: usize) -> f64 {
         return 1.0;
     }
     let delta = jv_t / jj_t;
-    let residual = (vv_t - delta * jv_t).max(0.0) / (nf - 3.0);
-    if residual <= 0.0 {
-        return if delta == 0.0 { 1.0 } else { 0.0 };
+    let explained = delta * jv_t;
+    let residual = (vv_t - explained).max(0.0);
+    // Noiseless values (up to rounding): the jump is certain if it explains anything.
+    let rounding = 1e-12 * vv;
+    if residual <= rounding {
+        return if explained > rounding { 0.0 } else { 1.0 };
     }
-    let z = delta.abs() / (residual / jj_t).sqrt();
+    let z = delta.abs() / (residual / (nf - 3.0) / jj_t).sqrt();
     (2.0 * normal_sf(z)).min(1.0)
 }
 
@@ -921,7 +924,14 @@ mod tests {
     #[test]
     fn a_jump_is_told_from_a_trend() {
         let line: Vec<f64> = (0..40).map(|i| 2.0 * f64::from(i)).collect();
-        assert!(jump_p(&line, 20) > 0.5, "{}", jump_p(&line, 20));
+        assert_eq!(jump_p(&line, 20), 1.0);
+        let mut r = noise(4);
+        let noisy_line: Vec<f64> = line.iter().map(|v| v + r()).collect();
+        assert!(
+            jump_p(&noisy_line, 20) > 0.01,
+            "{}",
+            jump_p(&noisy_line, 20)
+        );
         let mut r = noise(1);
         let mut step: Vec<f64> = (0..40).map(|i| 0.1 * f64::from(i) + 0.5 * r()).collect();
         for v in &mut step[30..] {
