@@ -14,11 +14,13 @@
 //!    variance where the noise is nearly white — told from the first differences, which cancel
 //!    the level shifts — and of the whole series' variance otherwise (walks, seasons, slow
 //!    swings), which also bounds it.
-//! 3. **Significance and magnitude.** Each change is tested twice between the segments either
-//!    side: with a Mann–Whitney rank test, and for a jump in level once a common trend through
-//!    both is allowed for (a steady trend is not a series of steps). The weakest change that
-//!    fails either test (p above [`DetectConfig::max_p`]) or is too small (relative and absolute
-//!    floors on the segments' medians) is merged away, and the rest tested again.
+//! 3. **Significance and magnitude.** Each change is tested between the segments either side
+//!    with a Mann–Whitney rank test and, where the penalty was in units of the noise, also for a
+//!    jump in level once a common trend through both is allowed for (a steady trend is not a
+//!    series of steps; the noise's scale, unlike the whole series', does not grow with a trend).
+//!    The weakest change that fails a test (p above [`DetectConfig::max_p`]) or is too small
+//!    (relative and absolute floors on the segments' medians) is merged away, and the rest
+//!    tested again.
 
 use super::stats::{mann_whitney, median, median_in_place, normal_sf, std_dev};
 
@@ -180,7 +182,13 @@ fn detect_filled(values: Vec<f64>, config: &DetectConfig) -> Vec<ChangePoint> {
     } else {
         clipped.clone()
     };
-    let cuts = segment(&work, config.penalty, config.min_segment.max(1));
+    // The penalty is in units of the noise where the noise can be told from the signal, else
+    // of the whole series. Only in the first case can a steady trend be cut into steps (the
+    // whole series' deviation grows with the trend, the noise's does not), so only there must a
+    // change also pass the jump test.
+    let noise = noise_deviation(&work);
+    let scale = noise.unwrap_or_else(|| std_dev(&work));
+    let cuts = segment(&work, scale, config.penalty, config.min_segment.max(1));
     if cuts.is_empty() {
         return Vec::new();
     }
@@ -191,7 +199,8 @@ fn detect_filled(values: Vec<f64>, config: &DetectConfig) -> Vec<ChangePoint> {
     } else {
         values.clone()
     };
-    prune(&values, &raw_work, &work, cuts, config)
+    let trend_guard = noise.is_some();
+    prune(&values, &raw_work, &work, cuts, config, trend_guard)
 }
 
 /// Missing values repeat the one before (the first present value fills the start); `None` when
@@ -394,8 +403,9 @@ impl RankSet {
     }
 }
 
-/// The scale that [`segment`]'s penalty is in: the noise's long-run deviation where it can be
-/// told from the signal, bounded by the series' own standard deviation.
+/// The noise's long-run deviation, where it can be told from the signal and is below the
+/// series' own standard deviation; `None` otherwise, and [`segment`]'s penalty is then in units
+/// of the whole series.
 ///
 /// Differences of neighbouring points cancel the level, so first differences describe the
 /// noise alone, whatever the level shifts (those are a few outlying differences). Read as an
@@ -406,10 +416,9 @@ impl RankSet {
 /// needs no sort; the variance comes from their MAD. The long-run deviation
 /// `σ √((1 + φ) / (1 − φ))` is the spread of a mean of many neighbouring points, what a change
 /// in mean is judged against. Where φ is [`WHITE_PHI`] or more (a walk, a seasonal swing, a
-/// slow wobble) the AR(1) reading is not trusted and the series' own deviation is the scale,
-/// as it is where the differences have no spread (coarsely rounded values).
-fn noise_scale(x: &[f64]) -> f64 {
-    let sd = std_dev(x);
+/// slow wobble) the AR(1) reading is not trusted, nor where the differences have no spread
+/// (coarsely rounded values).
+fn noise_deviation(x: &[f64]) -> Option<f64> {
     let differences: Vec<f64> = x
         .iter()
         .skip(1)
@@ -417,9 +426,7 @@ fn noise_scale(x: &[f64]) -> f64 {
         .map(|(v, before)| v - before)
         .collect();
     let mut spread = differences.clone();
-    let Some(middle) = median_in_place(&mut spread) else {
-        return sd;
-    };
+    let middle = median_in_place(&mut spread)?;
     let sign = |d: f64| (d > middle) as i32 - (d < middle) as i32;
     let (mut product, mut pairs) = (0i32, 0i32);
     for w in differences.windows(2) {
@@ -428,33 +435,34 @@ fn noise_scale(x: &[f64]) -> f64 {
         pairs += p.abs();
     }
     if pairs == 0 {
-        return sd;
+        return None;
     }
     let rho = (std::f64::consts::FRAC_PI_2 * f64::from(product) / f64::from(pairs)).sin();
     let phi = 1.0 + 2.0 * rho;
     for d in &mut spread {
         *d = (*d - middle).abs();
     }
-    let spread = 1.4826 * median_in_place(&mut spread).unwrap_or(0.0);
+    let spread = 1.4826 * median_in_place(&mut spread)?;
     if phi >= WHITE_PHI || spread <= 0.0 || !spread.is_finite() {
-        return sd;
+        return None;
     }
     let phi = phi.max(0.0);
     let sigma = spread / (2.0 * (1.0 - phi)).sqrt();
-    (sigma * ((1.0 + phi) / (1.0 - phi)).sqrt()).min(sd)
+    let long_run = sigma * ((1.0 + phi) / (1.0 - phi)).sqrt();
+    (long_run < std_dev(x)).then_some(long_run)
 }
 
-/// Largest lag-1 autocorrelation of the noise, estimated by [`noise_scale`], for which the
+/// Largest lag-1 autocorrelation of the noise, estimated by [`noise_deviation`], for which the
 /// penalty is scaled by the noise rather than by the whole series.
 const WHITE_PHI: f64 = 0.3;
 
-/// Binary segmentation for a change in mean; returns the cut indices, sorted.
-fn segment(x: &[f64], penalty: f64, min_segment: usize) -> Vec<usize> {
+/// Binary segmentation for a change in mean, the squared error in units of `scale`'s square;
+/// returns the cut indices, sorted.
+fn segment(x: &[f64], scale: f64, penalty: f64, min_segment: usize) -> Vec<usize> {
     let n = x.len();
     if n < 2 * min_segment {
         return Vec::new();
     }
-    let scale = noise_scale(x);
     if scale <= 0.0 || !scale.is_finite() {
         return Vec::new();
     }
@@ -504,14 +512,16 @@ const SIDE: usize = 50;
 /// is judged on the level just before and just after it (at most [`SIDE`] points each) by two
 /// tests: the rank test between the sides (`work`, the unclipped values), and [`jump_p`], which
 /// asks whether the level jumps at the change once a common trend through both sides is allowed
-/// for (`clipped`, so an outlier cannot tilt the line). The second keeps a steady trend, which
-/// binary segmentation for a change in mean cuts into steps, from being reported as changes.
+/// for (`clipped`, so an outlier cannot tilt the line). The second, asked only with
+/// `trend_guard` (a penalty in units of the noise), keeps a steady trend, which binary
+/// segmentation for a change in mean then cuts into steps, from being reported as changes.
 fn prune(
     values: &[f64],
     work: &[f64],
     clipped: &[f64],
     mut cuts: Vec<usize>,
     config: &DetectConfig,
+    trend_guard: bool,
 ) -> Vec<ChangePoint> {
     loop {
         let points: Vec<(ChangePoint, f64, bool)> = (0..cuts.len())
@@ -522,7 +532,11 @@ fn prune(
                 let left = start.max(t.saturating_sub(SIDE))..t;
                 let right = t..end.min(t + SIDE);
                 let (_, p) = mann_whitney(&work[left.clone()], &work[right.clone()]);
-                let weakest_p = p.max(jump_p(&clipped[left.start..right.end], t - left.start));
+                let weakest_p = if trend_guard {
+                    p.max(jump_p(&clipped[left.start..right.end], t - left.start))
+                } else {
+                    p
+                };
                 let before = median(&values[left]).unwrap_or(0.0);
                 let after = median(&values[right]).unwrap_or(0.0);
                 let passes = weakest_p <= config.max_p
@@ -848,7 +862,7 @@ mod tests {
             .collect();
         let sigma = 1.0 / 3f64.sqrt();
         assert!(std_dev(&stepped) > 4.0 * sigma);
-        let scale = noise_scale(&stepped);
+        let scale = noise_deviation(&stepped).unwrap_or(f64::NAN);
         assert!((scale / sigma - 1.0).abs() < 0.15, "{scale} vs {sigma}");
         // Noise with memory: AR(1) with φ = 0.3 has a long-run deviation of
         // σ_e √(1 / (1 − φ)²) = σ_e / 0.7 (here under two shifts that keep the series' own
@@ -863,22 +877,22 @@ mod tests {
             *v += 10.0;
         }
         let long_run = sigma / 0.7;
-        let scale = noise_scale(&ar);
+        let scale = noise_deviation(&ar).unwrap_or(f64::NAN);
         assert!(
             (scale / long_run - 1.0).abs() < 0.2,
             "{scale} vs {long_run}"
         );
-        // A walk (φ = 1) and a series whose differences have no spread keep the series' own
-        // deviation: their first differences say nothing about the noise.
+        // A walk (φ = 1) and a series whose differences have no spread are judged as a whole:
+        // their first differences say nothing about the noise.
         let mut r = noise(2);
         let mut walk = vec![0.0f64];
         for _ in 1..300 {
             let last = walk[walk.len() - 1];
             walk.push(last + r());
         }
-        assert_eq!(noise_scale(&walk), std_dev(&walk));
+        assert_eq!(noise_deviation(&walk), None);
         let rounded: Vec<f64> = (0..100).map(|i| f64::from(i / 20)).collect();
-        assert_eq!(noise_scale(&rounded), std_dev(&rounded));
+        assert_eq!(noise_deviation(&rounded), None);
     }
 
     #[test]
