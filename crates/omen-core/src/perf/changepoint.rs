@@ -419,18 +419,13 @@ impl RankSet {
 /// slow wobble) the AR(1) reading is not trusted, nor where the differences have no spread
 /// (coarsely rounded values).
 fn noise_deviation(x: &[f64]) -> Option<f64> {
-    let differences: Vec<f64> = x
-        .iter()
-        .skip(1)
-        .zip(x)
-        .map(|(v, before)| v - before)
-        .collect();
-    let mut spread = differences.clone();
+    // The differences are selected in place for their median; their order is read from `x`.
+    let mut spread: Vec<f64> = x.windows(2).map(|w| w[1] - w[0]).collect();
     let middle = median_in_place(&mut spread)?;
     let sign = |d: f64| (d > middle) as i32 - (d < middle) as i32;
     let (mut product, mut pairs) = (0i32, 0i32);
-    for w in differences.windows(2) {
-        let p = sign(w[0]) * sign(w[1]);
+    for w in x.windows(3) {
+        let p = sign(w[1] - w[0]) * sign(w[2] - w[1]);
         product += p;
         pairs += p.abs();
     }
