@@ -167,13 +167,18 @@ impl CiEnv {
             }
             _ => None,
         };
-        let (forge, no_forge) = if crate::ci_env::in_gitlab(&env) {
-            ForgeAccess::gitlab(&env)
-        } else {
-            ForgeAccess::github(&env)
+        // Read once: the forge and the queue lookup both use it.
+        let gitlab = crate::ci_env::in_gitlab(&env).then(|| crate::ci_env::GitLabEnv::read(&env));
+        let (forge, no_forge) = match &gitlab {
+            Some(Ok(gitlab)) => ForgeAccess::gitlab(gitlab),
+            Some(Err(why)) => (None, why.clone()),
+            None => ForgeAccess::github(&env),
         };
         let run_url = run_url.or_else(|| env("CI_JOB_URL"));
-        let queue = QueueAccess::read(&env, forge.as_ref());
+        let queue = match &gitlab {
+            Some(gitlab) => gitlab.as_ref().ok().and_then(QueueAccess::gitlab),
+            None => QueueAccess::github(&env, forge.as_ref()),
+        };
         CiEnv {
             queue,
             job_url: env("CI_JOB_URL"),
@@ -247,19 +252,21 @@ enum QueueAccess {
 }
 
 impl QueueAccess {
-    /// From the environment; on GitHub the API, repository and token are the forge's.
-    fn read(
+    /// In a GitLab pipeline: its API and project, with the job token.
+    fn gitlab(gitlab: &crate::ci_env::GitLabEnv) -> Option<QueueAccess> {
+        Some(QueueAccess::GitLab {
+            api: gitlab.api.clone(),
+            project: gitlab.project.clone(),
+            job_token: gitlab.job_token.clone()?,
+        })
+    }
+
+    /// In a GitHub workflow: the forge's API, repository and token, and the run and runner from
+    /// the environment.
+    fn github(
         env: &dyn Fn(&str) -> Option<String>,
         forge: Option<&ForgeAccess>,
     ) -> Option<QueueAccess> {
-        if crate::ci_env::in_gitlab(env) {
-            let gitlab = crate::ci_env::GitLabEnv::read(env).ok()?;
-            return Some(QueueAccess::GitLab {
-                api: gitlab.api,
-                project: gitlab.project,
-                job_token: gitlab.job_token?,
-            });
-        }
         let Some(ForgeAccess::GitHub {
             api,
             repository,
@@ -359,11 +366,7 @@ impl ForgeAccess {
 
     /// `CI_JOB_TOKEN` cannot write merge request notes, so without an access token there is no
     /// forge: Omen posts nothing and says how to add one.
-    fn gitlab(env: &dyn Fn(&str) -> Option<String>) -> (Option<ForgeAccess>, String) {
-        let gitlab = match crate::ci_env::GitLabEnv::read(env) {
-            Ok(g) => g,
-            Err(why) => return (None, why),
-        };
+    fn gitlab(gitlab: &crate::ci_env::GitLabEnv) -> (Option<ForgeAccess>, String) {
         match gitlab.token {
             Some(ref token) => (
                 Some(ForgeAccess::GitLab {
@@ -417,7 +420,8 @@ pub fn run(args: &CiArgs, config: &crate::config::Config) -> anyhow::Result<Outc
     let meta = run.meta;
     if let (Some(seconds), Some(s), Some(id), false) =
         (queued, store.as_mut(), run.run_id, run.duplicate)
-        && let Err(err) = s.set_queue_ms(id, (seconds * 1000.0).round() as u64)
+        && let Some(ms) = crate::seconds_to_ms(seconds)
+        && let Err(err) = s.set_queue_ms(id, ms)
     {
         tracing::warn!("{err}; the queue time is not kept");
         trouble = true;

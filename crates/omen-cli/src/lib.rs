@@ -174,10 +174,15 @@ impl RunArgs {
         if let Some(at) = self.timestamp {
             meta.at = at;
         }
-        if let Some(s) = self.queue_seconds.filter(|s| s.is_finite() && *s >= 0.0) {
-            meta.queue_ms = Some((s * 1000.0).round() as u64);
+        if let Some(ms) = self.queue_seconds.and_then(seconds_to_ms) {
+            meta.queue_ms = Some(ms);
         }
     }
+}
+
+/// Whole milliseconds of a duration in seconds; `None` for a negative or non-finite one.
+fn seconds_to_ms(seconds: f64) -> Option<u64> {
+    (seconds.is_finite() && seconds >= 0.0).then(|| (seconds * 1000.0).round() as u64)
 }
 
 /// How a command ended.
