@@ -193,21 +193,28 @@ fn a_slowdown_on_the_default_branch_is_found_at_its_commit() {
     );
 }
 
+/// `omen ci` on `dir`'s junit.xml into h.db, without deploy risk, never failing, saving the
+/// comment it would post to `body`; the caller says which run it is.
+fn ci_commenting(dir: &Path, body: &Path) -> std::process::Command {
+    let mut cmd = omen(dir);
+    cmd.args([
+        "ci",
+        "--reports",
+        "junit.xml",
+        "--db",
+        "h.db",
+        "--risk",
+        "off",
+    ])
+    .args(["--comment", "auto", "--fail-on", "never", "--comment-file"])
+    .arg(body);
+    cmd
+}
+
 /// `omen ci` as pull request 9's run; returns the comment it saved.
 fn ci_pr(dir: &Path, run_no: u32) -> String {
     let body = dir.join(format!("comment-{run_no}.md"));
-    let out = run(omen(dir)
-        .args([
-            "ci",
-            "--reports",
-            "junit.xml",
-            "--db",
-            "h.db",
-            "--risk",
-            "off",
-        ])
-        .args(["--comment", "auto", "--fail-on", "never", "--comment-file"])
-        .arg(&body)
+    let out = run(ci_commenting(dir, &body)
         .args([
             "--branch",
             "feature",
@@ -759,18 +766,7 @@ fn a_job_that_waited_unusually_long_for_a_runner_on_github_says_so() {
     let ci = |run_id: &str| -> String {
         report(dir.path(), 40, &[]);
         let body = dir.path().join(format!("comment-{run_id}.md"));
-        let out = run(omen(dir.path())
-            .args([
-                "ci",
-                "--reports",
-                "junit.xml",
-                "--db",
-                "h.db",
-                "--risk",
-                "off",
-            ])
-            .args(["--comment", "auto", "--fail-on", "never", "--comment-file"])
-            .arg(&body)
+        let out = run(ci_commenting(dir.path(), &body)
             .args(["--branch", "feature", "--default-branch", "main"])
             .args([
                 "--pull-request",
@@ -836,18 +832,7 @@ fn a_job_that_waited_unusually_long_for_a_runner_on_gitlab_says_so() {
     let ci = |pipeline: u32| -> String {
         report(dir.path(), 40, &[]);
         let body = dir.path().join(format!("comment-{pipeline}.md"));
-        let out = run(omen(dir.path())
-            .args([
-                "ci",
-                "--reports",
-                "junit.xml",
-                "--db",
-                "h.db",
-                "--risk",
-                "off",
-            ])
-            .args(["--comment", "auto", "--fail-on", "never", "--comment-file"])
-            .arg(&body)
+        let out = run(ci_commenting(dir.path(), &body)
             .args(["--timestamp", "2026-03-05T02:00:00Z"])
             .env("GITLAB_CI", "true")
             .env("CI_API_V4_URL", &gl.api_url)
