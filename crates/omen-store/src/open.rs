@@ -534,18 +534,24 @@ mod tests {
         assert!(reason.contains("not an Omen database"), "{reason}");
     }
 
+    /// A database at schema `version` (its first `version` migrations applied, as a release of
+    /// that schema left it) holding `data`.
+    fn database_at(path: &std::path::Path, version: usize, data: &str) {
+        let conn = Connection::open(path).unwrap();
+        for m in &MIGRATIONS[..version] {
+            conn.execute_batch(m).unwrap();
+        }
+        conn.execute_batch(&format!(
+            "PRAGMA user_version = {version}; PRAGMA application_id = {APPLICATION_ID}; {data}"
+        ))
+        .unwrap();
+    }
+
     #[test]
     fn an_older_schema_is_migrated_forward_and_keeps_its_data() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("history.db");
-        let conn = Connection::open(&path).unwrap();
-        conn.execute_batch(MIGRATIONS[0]).unwrap();
-        conn.execute_batch(&format!(
-            "PRAGMA user_version = 1; PRAGMA application_id = {APPLICATION_ID};
-             INSERT INTO meta VALUES ('kept', 'yes');"
-        ))
-        .unwrap();
-        drop(conn);
+        database_at(&path, 1, "INSERT INTO meta VALUES ('kept', 'yes');");
         let err = Store::open_read_only(&path).unwrap_err().to_string();
         assert!(err.contains("older schema version 1"), "{err}");
         let opened = open(&path);
@@ -569,26 +575,20 @@ mod tests {
     fn gitlab_runs_stored_per_job_instance_become_one_job() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("history.db");
-        let conn = Connection::open(&path).unwrap();
-        for m in &MIGRATIONS[..10] {
-            conn.execute_batch(m).unwrap();
-        }
         let run = |id: i64, job: &str| {
             format!(
                 "INSERT INTO runs (id, run_key, attempt, job, is_default, at, tests, failed, skipped, mixed, outage, duration_ms)
                  VALUES ({id}, 'k{id}', 1, '{job}', 1, {id}, 1, 0, 0, 0, 0, 5);"
             )
         };
-        conn.execute_batch(&format!(
-            "PRAGMA user_version = 10; PRAGMA application_id = {APPLICATION_ID}; {}{}{}{}{}",
+        let runs = [
             run(1, "rspec#1234"),
             run(2, "rspec#1299"),
             run(3, "test 2/4#77"),
             run(4, "build2"),
             run(5, "#12"),
-        ))
-        .unwrap();
-        drop(conn);
+        ];
+        database_at(&path, 10, &runs.concat());
         let opened = open(&path);
         assert!(opened.set_aside.is_none());
         let jobs: Vec<String> = (1..=5)
@@ -602,17 +602,12 @@ mod tests {
     fn predictions_made_before_schema_5_keep_their_probability_as_the_base_one() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("history.db");
-        let conn = Connection::open(&path).unwrap();
-        for m in &MIGRATIONS[..4] {
-            conn.execute_batch(m).unwrap();
-        }
-        conn.execute_batch(&format!(
-            "PRAGMA user_version = 4; PRAGMA application_id = {APPLICATION_ID};
-             INSERT INTO changes (sha, seq, at, author, fix, features, risky) VALUES ('a', 0, 10, 'x', 0, x'', 1);
-             INSERT INTO predictions (head, at, probability, source) VALUES ('a', 5, 0.375, 'prior');"
-        ))
-        .unwrap();
-        drop(conn);
+        database_at(
+            &path,
+            4,
+            "INSERT INTO changes (sha, seq, at, author, fix, features, risky) VALUES ('a', 0, 10, 'x', 0, x'', 1);
+             INSERT INTO predictions (head, at, probability, source) VALUES ('a', 5, 0.375, 'prior');",
+        );
         let opened = open(&path);
         assert!(opened.set_aside.is_none());
         let tracked = opened.store.predictions_with_outcomes(10, 10).unwrap();
