@@ -349,8 +349,7 @@ fn known_across_runs(data: &Path) -> anyhow::Result<(f64, f64)> {
             pull_request: None,
             at: 1_790_000_000 + n as i64 * 3600,
             change: None,
-            instance: None,
-            queue_ms: None,
+            ..Default::default()
         };
         let records = suite(1000 + n)
             .iter()

@@ -954,8 +954,7 @@ fn ci_perf(data: &Path, check: bool, tolerance: f64) -> anyhow::Result<()> {
             pull_request: f[6].parse().ok(),
             at: omen_core::time::parse_rfc3339(f[7])?,
             change: None,
-            instance: None,
-            queue_ms: None,
+            ..Default::default()
         };
         let dir = history.join(f[0]);
         let parsed = omen_jobs::reports::parse_reports(&[dir.display().to_string()], u64::MAX, &[]);

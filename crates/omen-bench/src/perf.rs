@@ -420,8 +420,7 @@ fn meta(i: usize, pull_request: Option<u64>) -> RunMeta {
         pull_request,
         at: 1_780_000_000 + i as i64 * 3600,
         change: None,
-        instance: None,
-        queue_ms: None,
+        ..Default::default()
     }
 }
 

@@ -387,8 +387,7 @@ pub fn runs(config: &SimConfig, tests: &[SimTest]) -> Vec<SimRun> {
                     pull_request: None,
                     at: at + i64::from(attempt - 1) * 600,
                     change: change.clone(),
-                    instance: None,
-                    queue_ms: None,
+                    ..Default::default()
                 },
                 main_index: main,
                 xml: run.0,
@@ -435,8 +434,7 @@ pub fn runs(config: &SimConfig, tests: &[SimTest]) -> Vec<SimRun> {
                     pull_request: Some(pr_number),
                     at: at + 1800,
                     change: None,
-                    instance: None,
-                    queue_ms: None,
+                    ..Default::default()
                 },
                 main_index: main,
                 xml: run.0,

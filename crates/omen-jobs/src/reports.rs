@@ -480,7 +480,6 @@ mod tests {
         // The key a run stored as job `rspec#1234` had is the key it has now.
         let before = RunMeta {
             job: Some("rspec#1234".into()),
-            instance: None,
             ..meta(None)
         };
         assert_eq!(run_key(&first, "h"), run_key(&before, "h"));

@@ -281,7 +281,7 @@ impl Store {
         self.conn
             .execute(
                 "UPDATE runs SET queue_ms = ?2 WHERE id = ?1",
-                params![run, ms.min(i64::MAX as u64) as i64],
+                params![run, sql_integer(ms)],
             )
             .map(|_| ())
             .ctx(&self.path, "store the run's queue time")
@@ -469,7 +469,7 @@ fn insert_run(
                 .as_ref()
                 .filter(|_| s.is_default)
                 .map(|c| c.paths().collect::<Vec<_>>().join("\n")),
-            meta.queue_ms.map(|ms| ms.min(i64::MAX as u64) as i64),
+            meta.queue_ms.map(sql_integer),
         ],
     )
     .ctx(path, "insert the run")?;
@@ -782,4 +782,9 @@ fn compact(
     tx.execute("DELETE FROM failures WHERE run < ?1", [threshold])
         .ctx(path, "compact old failures")?;
     Ok(compacted as u64)
+}
+
+/// `value` as SQLite stores integers (signed 64-bit), saturating.
+fn sql_integer(value: u64) -> i64 {
+    i64::try_from(value).unwrap_or(i64::MAX)
 }

@@ -266,8 +266,7 @@ mod tests {
             pull_request: None,
             at,
             change: None,
-            instance: None,
-            queue_ms: None,
+            ..Default::default()
         }
     }
 
@@ -616,8 +615,6 @@ mod tests {
         let commit = |m: RunMeta, sha: &str| RunMeta {
             commit: Some(sha.into()),
             change: Some(omen_core::change::Change::from_paths(["src/export.py"])),
-            instance: None,
-            queue_ms: None,
             ..m
         };
         let x = |outcome| ResultRecord {

@@ -360,8 +360,7 @@ mod tests {
             pull_request: None,
             at: 1000 + i64::from(run),
             change: None,
-            instance: None,
-            queue_ms: None,
+            ..Default::default()
         };
         store
             .ingest(&meta, &format!("k{run}"), records, &StoreConfig::default())
