@@ -602,12 +602,13 @@ fn omen_perf_finds_uneven_shards_and_suggests_an_even_split() {
     }
 }
 
-/// `omen ingest` as default-branch run `run_no`: stored, never analysed.
-fn ingest_main(dir: &Path, run_no: u32) {
+/// `omen ingest` as default-branch run `run_no`, with `extra` arguments: stored, never analysed.
+fn ingest_main(dir: &Path, run_no: u32, extra: &[&str]) {
     let out = run(omen(dir)
         .args(["ingest", "junit.xml", "--db", "h.db", "--job", "test"])
         .args(["--branch", "main", "--default-branch", "main"])
         .args(["--run-id", &run_no.to_string(), "--commit", &commit(run_no)])
+        .args(extra)
         .args([
             "--timestamp",
             &format!("2026-03-{:02}T{:02}:00:00Z", 1 + run_no / 24, run_no % 24),
@@ -629,7 +630,7 @@ fn omen_perf_scan_finds_the_changes_of_a_history_stored_without_analysis() {
             slow.push((HOSTILE, 0.5));
         }
         report(dir.path(), r, &slow);
-        ingest_main(dir.path(), r);
+        ingest_main(dir.path(), r, &[]);
     }
     let listed = run(omen(dir.path()).args(["perf", "--db", "h.db", "--format", "json"]));
     listed.code(0);
@@ -719,16 +720,7 @@ fn omen_perf_scan_finds_the_changes_of_a_history_stored_without_analysis() {
 fn queued_history(dir: &Path) {
     for r in 0..30u32 {
         report(dir, r, &[]);
-        let out = run(omen(dir)
-            .args(["ingest", "junit.xml", "--db", "h.db", "--job", "test"])
-            .args(["--branch", "main", "--default-branch", "main"])
-            .args(["--run-id", &r.to_string(), "--commit", &commit(r)])
-            .args(["--queue-seconds", &(10 + r % 5).to_string()])
-            .args([
-                "--timestamp",
-                &format!("2026-03-{:02}T{:02}:00:00Z", 1 + r / 24, r % 24),
-            ]));
-        out.code(0);
+        ingest_main(dir, r, &["--queue-seconds", &(10 + r % 5).to_string()]);
     }
 }
 
