@@ -1007,34 +1007,25 @@ fn gitlab_push(
     pipeline: u32,
     args: &[&str],
 ) -> omen_tests::Run {
-    let mut cmd = omen_tests::omen(dir);
-    cmd.args([
-        "ci",
-        "--reports",
-        "junit.xml",
-        "--db",
-        "h.db",
-        "--risk",
-        "off",
-    ])
-    .args(args)
-    .env("GITLAB_CI", "true")
-    .env("CI_API_V4_URL", &fake.api_url)
-    .env("CI_PROJECT_ID", PROJECT_ID.to_string())
-    .env(
-        "CI_PROJECT_URL",
-        "https://gitlab.example.com/omen-ci/widgets",
-    )
-    .env("CI_PROJECT_DIR", dir)
-    .env("CI_PIPELINE_ID", pipeline.to_string())
-    .env("CI_PIPELINE_SOURCE", "push")
-    .env("CI_JOB_NAME", "omen")
-    .env("CI_COMMIT_SHA", format!("{pipeline:0>40}"))
-    .env("CI_COMMIT_BRANCH", "main")
-    .env("CI_COMMIT_REF_NAME", "main")
-    .env("CI_DEFAULT_BRANCH", "main")
-    .env("CI_JOB_TOKEN", fake_gitlab::JOB_TOKEN)
-    .env("OMEN_GITLAB_TOKEN", fake_gitlab::TOKEN);
+    let mut cmd = omen_tests::omen_ci(dir);
+    cmd.args(args)
+        .env("GITLAB_CI", "true")
+        .env("CI_API_V4_URL", &fake.api_url)
+        .env("CI_PROJECT_ID", PROJECT_ID.to_string())
+        .env(
+            "CI_PROJECT_URL",
+            "https://gitlab.example.com/omen-ci/widgets",
+        )
+        .env("CI_PROJECT_DIR", dir)
+        .env("CI_PIPELINE_ID", pipeline.to_string())
+        .env("CI_PIPELINE_SOURCE", "push")
+        .env("CI_JOB_NAME", "omen")
+        .env("CI_COMMIT_SHA", format!("{pipeline:0>40}"))
+        .env("CI_COMMIT_BRANCH", "main")
+        .env("CI_COMMIT_REF_NAME", "main")
+        .env("CI_DEFAULT_BRANCH", "main")
+        .env("CI_JOB_TOKEN", fake_gitlab::JOB_TOKEN)
+        .env("OMEN_GITLAB_TOKEN", fake_gitlab::TOKEN);
     omen_tests::run(&mut cmd)
 }
 

@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use omen_tests::{corpus, omen, run};
+use omen_tests::{corpus, omen, omen_ci, run};
 
 const HOSTILE: &str = "test_\u{1b}[31mred\u{1b}[0m_<img src=x onerror=alert(1)>_@everyone";
 
@@ -103,17 +103,8 @@ fn commit(run: u32) -> String {
 /// `omen ci` as default-branch run `run`; returns the job summary it wrote.
 fn ci_main(dir: &Path, run_no: u32) -> String {
     let summary = dir.join(format!("summary-{run_no}.md"));
-    let out = run(omen(dir)
+    let out = run(omen_ci(dir)
         .env("GITHUB_STEP_SUMMARY", &summary)
-        .args([
-            "ci",
-            "--reports",
-            "junit.xml",
-            "--db",
-            "h.db",
-            "--risk",
-            "off",
-        ])
         .args([
             "--branch",
             "main",
@@ -196,18 +187,9 @@ fn a_slowdown_on_the_default_branch_is_found_at_its_commit() {
 /// `omen ci` on `dir`'s junit.xml into h.db, without deploy risk, never failing, saving the
 /// comment it would post to `body`; the caller says which run it is.
 fn ci_commenting(dir: &Path, body: &Path) -> std::process::Command {
-    let mut cmd = omen(dir);
-    cmd.args([
-        "ci",
-        "--reports",
-        "junit.xml",
-        "--db",
-        "h.db",
-        "--risk",
-        "off",
-    ])
-    .args(["--comment", "auto", "--fail-on", "never", "--comment-file"])
-    .arg(body);
+    let mut cmd = omen_ci(dir);
+    cmd.args(["--comment", "auto", "--fail-on", "never", "--comment-file"])
+        .arg(body);
     cmd
 }
 

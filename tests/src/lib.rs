@@ -131,6 +131,22 @@ pub fn omen(cwd: &Path) -> Command {
     cmd
 }
 
+/// `omen ci` in `cwd` on its junit.xml into h.db, without deploy risk: what most end-to-end
+/// runs of `omen ci` start from (the caller adds the run, the environment and the outputs).
+pub fn omen_ci(cwd: &Path) -> Command {
+    let mut cmd = omen(cwd);
+    cmd.args([
+        "ci",
+        "--reports",
+        "junit.xml",
+        "--db",
+        "h.db",
+        "--risk",
+        "off",
+    ]);
+    cmd
+}
+
 /// Run `git args` in `dir` as `author` (`<author>@example.com`), with author and committer
 /// time `unix_time`; panics with git's stderr on failure. Returns trimmed stdout.
 pub fn git_as(dir: &Path, author: &str, unix_time: i64, args: &[&str]) -> String {
