@@ -50,12 +50,20 @@ fn detect_reads_a_tcpd_series_or_one_number_per_line() {
     let text = run(omen(dir.path()).args(["perf", "detect", "--input", "series.txt"]));
     text.code(0);
     assert!(text.stdout.contains("100 points, 1 change point"), "{text}");
+    assert!(text.stdout.contains("     50  100 → 140 (+40.0%"), "{text}");
     // A line that is not a number is an error naming the file and the line.
     std::fs::write(dir.path().join("bad.txt"), "1\n2\nthree\u{1b}[31m\n").unwrap();
     let bad = run(omen(dir.path()).args(["--strict", "perf", "detect", "--input", "bad.txt"]));
     assert_ne!(bad.code, 0, "{bad}");
     assert!(bad.stderr.contains("bad.txt` line 3"), "{bad}");
     assert!(!bad.stderr.contains('\u{1b}'), "{bad}");
+    // A number too large for a float parses as infinity, which the detector would read as a
+    // missing value: an error too.
+    std::fs::write(dir.path().join("huge.txt"), "1\n1e400\n3\n").unwrap();
+    let huge = run(omen(dir.path()).args(["--strict", "perf", "detect", "--input", "huge.txt"]));
+    assert_ne!(huge.code, 0, "{huge}");
+    assert!(huge.stderr.contains("huge.txt` line 2"), "{huge}");
+    assert!(huge.stderr.contains("not a finite number"), "{huge}");
 }
 
 /// A report of 30 tests around 200–500 ms (±3%, deterministic), with `slow` (name → factor)

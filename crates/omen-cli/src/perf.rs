@@ -105,16 +105,37 @@ fn read_series(path: &Path) -> anyhow::Result<Vec<f64>> {
             if t.is_empty() || t.eq_ignore_ascii_case("nan") || t == "null" {
                 return Ok(f64::NAN);
             }
-            t.parse::<f64>().with_context(|| {
-                format!(
-                    "`{}` line {}: `{}` is not a number",
+            let shown = || omen_render::escape::line(&t.chars().take(40).collect::<String>());
+            let v = t.parse::<f64>().with_context(|| {
+                format!("`{}` line {}: `{}` is not a number", path.display(), i + 1, shown())
+            })?;
+            // `inf` and `1e400` parse, but the detector would take them for missing values.
+            if !v.is_finite() {
+                bail!(
+                    "`{}` line {}: `{}` is not a finite number (`nan` or an empty line is a missing value)",
                     path.display(),
                     i + 1,
-                    omen_render::escape::line(&t.chars().take(40).collect::<String>())
-                )
-            })
+                    shown()
+                );
+            }
+            Ok(v)
         })
         .collect()
+}
+
+/// `v` with five significant digits and no trailing zeros (`99.684`, `120.25`, `2605569`).
+fn significant(v: f64) -> String {
+    if v == 0.0 || !v.is_finite() {
+        return format!("{v}");
+    }
+    let digits = v.abs().log10().floor() as i32;
+    let decimals = usize::try_from(4 - digits).unwrap_or(0);
+    let s = format!("{v:.decimals$}");
+    if s.contains('.') {
+        s.trim_end_matches('0').trim_end_matches('.').to_owned()
+    } else {
+        s
+    }
 }
 
 fn detect_file(input: &Path, format: Format) -> anyhow::Result<Outcome> {
@@ -136,8 +157,8 @@ fn detect_file(input: &Path, format: Format) -> anyhow::Result<Outcome> {
                 s.push_str(&format!(
                     "{:>7}  {} → {} ({:+.1}%, p = {:.2e})\n",
                     c.index,
-                    c.before,
-                    c.after,
+                    significant(c.before),
+                    significant(c.after),
                     c.relative() * 100.0,
                     c.p_value
                 ));
@@ -545,4 +566,19 @@ fn change_lines(points: &[ChangePointJson]) -> String {
         ));
     }
     s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::significant;
+
+    #[test]
+    fn levels_show_five_significant_digits() {
+        assert_eq!(significant(99.684_365_409_052_97), "99.684");
+        assert_eq!(significant(120.250_439_208_231_68), "120.25");
+        assert_eq!(significant(2_605_569.0), "2605569");
+        assert_eq!(significant(140.0), "140");
+        assert_eq!(significant(-0.000_123_456_7), "-0.00012346");
+        assert_eq!(significant(0.0), "0");
+    }
 }
