@@ -1237,8 +1237,9 @@ mod tests {
         let mean = |f: fn(&SeriesScore) -> f64| scores.iter().map(f).sum::<f64>() / 6.0;
         let (f1, cover) = (mean(|s| s.detector.0), mean(|s| s.detector.1));
         let (nothing_f1, nothing_cover) = (mean(|s| s.nothing.0), mean(|s| s.nothing.1));
+        // 0.212 above on the current detector; the old φ limit (0.752) would fail it.
         assert!(
-            f1 >= nothing_f1 + 0.08,
+            f1 >= nothing_f1 + 0.18,
             "F1 {f1:.3}, nothing {nothing_f1:.3}"
         );
         assert!(
@@ -1248,7 +1249,7 @@ mod tests {
         // And above the benchmark's binary segmentation with a BIC penalty, the family of the
         // issue's held-out references.
         let binseg_f1 = mean(|s| s.binseg.0);
-        assert!(f1 >= binseg_f1 + 0.1, "F1 {f1:.3}, binseg {binseg_f1:.3}");
+        assert!(f1 >= binseg_f1 + 0.18, "F1 {f1:.3}, binseg {binseg_f1:.3}");
         // `bank`: no annotator saw a change, and none is reported.
         assert!(
             scores
