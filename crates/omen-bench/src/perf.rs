@@ -1101,7 +1101,9 @@ pub fn run(data: &Path, seeds: &[u64]) -> anyhow::Result<usize> {
         per_1000 <= 1.0,
     );
 
-    println!("speed (release build, one process)");
+    println!(
+        "speed (release build, one process, system allocator: the `omen` binary links mimalloc)"
+    );
     let (default_ms, pr_ms) = speed(10_000, 100, data)?;
     row(
         "incremental analysis after a default-branch run of 10,000 tests (median of 5)",
