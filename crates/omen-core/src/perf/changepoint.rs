@@ -638,6 +638,25 @@ mod tests {
             .collect()
     }
 
+    /// `n` points of AR(1) noise with coefficient `phi` (1 = a walk) on [`noise`]'s steps.
+    fn ar1(seed: u64, phi: f64, n: usize) -> Vec<f64> {
+        let mut r = noise(seed);
+        let mut out = vec![0.0f64];
+        for _ in 1..n {
+            let last = out[out.len() - 1];
+            out.push(phi * last + r());
+        }
+        out
+    }
+
+    /// `s` (2000 points or more) with `by` added to points 700..1400.
+    fn shifted(mut s: Vec<f64>, by: f64) -> Vec<f64> {
+        for v in &mut s[700..1400] {
+            *v += by;
+        }
+        s
+    }
+
     fn indices(s: &[f64], config: &DetectConfig) -> Vec<usize> {
         detect(s, config).iter().map(|c| c.index).collect()
     }
@@ -865,15 +884,7 @@ mod tests {
         // Noise with memory: AR(1) with φ = 0.3 has a long-run deviation of
         // σ_e √(1 / (1 − φ)²) = σ_e / 0.7 (here under two shifts that keep the series' own
         // deviation, which bounds the scale, above it).
-        let mut r = noise(9);
-        let mut ar = vec![0.0f64];
-        for _ in 1..2000 {
-            let last = ar[ar.len() - 1];
-            ar.push(0.3 * last + r());
-        }
-        for v in &mut ar[700..1400] {
-            *v += 10.0;
-        }
+        let ar = shifted(ar1(9, 0.3, 2000), 10.0);
         let long_run = sigma / 0.7;
         let scale = noise_deviation(&ar).unwrap_or(f64::NAN);
         assert!(
@@ -882,25 +893,11 @@ mod tests {
         );
         // A slow swing (AR(1), φ = 0.85) is judged as a whole even under shifts that make the
         // series' own deviation larger than its long-run one: its differences say too little.
-        let mut r = noise(3);
-        let mut swing = vec![0.0f64];
-        for _ in 1..2000 {
-            let last = swing[swing.len() - 1];
-            swing.push(0.85 * last + r());
-        }
-        for v in &mut swing[700..1400] {
-            *v += 30.0;
-        }
+        let swing = shifted(ar1(3, 0.85, 2000), 30.0);
         assert!(std_dev(&swing) > 2.0 * sigma / 0.15);
         assert_eq!(noise_deviation(&swing), None);
         // So are a walk (φ = 1) and a series whose differences have no spread.
-        let mut r = noise(2);
-        let mut walk = vec![0.0f64];
-        for _ in 1..300 {
-            let last = walk[walk.len() - 1];
-            walk.push(last + r());
-        }
-        assert_eq!(noise_deviation(&walk), None);
+        assert_eq!(noise_deviation(&ar1(2, 1.0, 300)), None);
         let rounded: Vec<f64> = (0..100).map(|i| f64::from(i / 20)).collect();
         assert_eq!(noise_deviation(&rounded), None);
     }
