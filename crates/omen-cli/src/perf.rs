@@ -123,7 +123,8 @@ fn read_series(path: &Path) -> anyhow::Result<Vec<f64>> {
         .collect()
 }
 
-/// `v` with five significant digits and no trailing zeros (`99.684`, `120.25`, `2605569`).
+/// `v` with at least five significant digits, no exponent and no trailing zeros (`99.684`,
+/// `120.25`, `2605569`).
 fn significant(v: f64) -> String {
     if v == 0.0 || !v.is_finite() {
         return format!("{v}");

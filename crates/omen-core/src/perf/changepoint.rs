@@ -450,8 +450,9 @@ fn noise_deviation(x: &[f64]) -> Option<f64> {
 /// Largest lag-1 autocorrelation of the noise, estimated by [`noise_deviation`], for which the
 /// penalty is scaled by the noise rather than by the whole series. On the six TCPD series every
 /// value from 0.45 to 1 scores the same (the series' own deviation bounds the scale); 0.7 is in
-/// the middle, two standard errors of the estimate (≈ 0.12 at 470 points) from the nearest
-/// series on either side (see `docs/design/performance.md`).
+/// the middle. The estimate's standard error is about 0.12 at 470 points: the nearest series
+/// below (φ 0.43) is two of them away, the nearest above (0.85) one (see
+/// `docs/design/performance.md`).
 const WHITE_PHI: f64 = 0.7;
 
 /// Binary segmentation for a change in mean, the squared error in units of `scale`'s square;
